@@ -1,0 +1,225 @@
+// Package batch is batchy's domain: workflows, jobs and their fields, statuses, the window rules
+// of SPEC.md as pure functions, the Store interface and the error codes. It imports no framework.
+package batch
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"sort"
+	"time"
+)
+
+// Special fields: the job fields batchy gives a meaning to. Every other field belongs to the user.
+const (
+	FieldStatus          = "status"
+	FieldBatchID         = "batch_id"
+	FieldFromDate        = "from_date"
+	FieldToDate          = "to_date"
+	FieldBatchStart      = "batch_start"
+	FieldBatchEnd        = "batch_end"
+	FieldReprocessHours  = "reprocess_hours"
+	FieldTruncStart      = "trunc_start"
+	FieldInitialFromDate = "initial_from_date"
+	FieldInfaSection     = "infa_section"
+	FieldBackfill        = "backfill"
+)
+
+// RuntimeFields are the fields transitions write. Reloading a configuration keeps them: a value the
+// YAML gives for one only seeds a job that does not have it yet.
+var RuntimeFields = []string{FieldStatus, FieldBatchID, FieldFromDate, FieldToDate, FieldBatchStart, FieldBatchEnd, FieldBackfill}
+
+// DateFields are the special fields that hold timestamps.
+var DateFields = []string{FieldFromDate, FieldToDate, FieldBatchStart, FieldBatchEnd, FieldInitialFromDate}
+
+// IsRuntimeField reports whether a field is written by transitions rather than by configuration.
+func IsRuntimeField(name string) bool { return contains(RuntimeFields, name) }
+
+// IsDateField reports whether a special field holds a timestamp.
+func IsDateField(name string) bool { return contains(DateFields, name) }
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is a job's state in its batch cycle.
+type Status string
+
+// The statuses of SPEC.md, and abandoned, which only appears in history.
+const (
+	StatusNew       Status = "new"
+	StatusOpen      Status = "open"
+	StatusSuccess   Status = "success"
+	StatusFailed    Status = "failed"
+	StatusAbandoned Status = "abandoned"
+)
+
+// ParseStatus reads a configured status; the original's "failure" is read as failed.
+func ParseStatus(s string) (Status, error) {
+	switch s {
+	case "new", "open", "success", "failed":
+		return Status(s), nil
+	case "failure":
+		return StatusFailed, nil
+	}
+	return "", Errorf(EINVALID, "status %q is not one of new, open, success, failed", clip(s))
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// ValidName reports whether s may name a workflow, a job or a field: 1 to 128 of [A-Za-z0-9_.-],
+// and not "." or "..", so that no name can traverse a path or act as a glob in a Redis pattern.
+func ValidName(s string) bool {
+	return nameRE.MatchString(s) && s != "." && s != ".."
+}
+
+// CheckName returns an EINVALID error naming what is wrong with a workflow, job or field name.
+func CheckName(kind, s string) error {
+	if !ValidName(s) {
+		return Errorf(EINVALID, "%s name %q is invalid: use 1 to 128 of A-Z a-z 0-9 _ . -", kind, clip(s))
+	}
+	return nil
+}
+
+// Fields are a job's fields, each value kept as its JSON text so that numbers keep their digits and
+// every type survives a round trip through the store unchanged.
+type Fields map[string]json.RawMessage
+
+// Null is the JSON text of a field without a value (batch_end while a batch is open).
+var Null = json.RawMessage("null")
+
+// Names returns the field names, sorted.
+func (f Fields) Names() []string {
+	names := make([]string, 0, len(f))
+	for k := range f {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// String returns a string field's value; ok is false when it is absent or not a string.
+func (f Fields) String(name string) (s string, ok bool) {
+	raw, present := f[name]
+	if !present || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// Time returns a date field's value; ok is false when it is absent, null or not a date.
+func (f Fields) Time(name string) (t time.Time, ok bool) {
+	s, ok := f.String(name)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := ParseTime(s)
+	return t, err == nil
+}
+
+// Float returns a number field's value; ok is false when it is absent or not a number.
+func (f Fields) Float(name string) (v float64, ok bool) {
+	raw, present := f[name]
+	if !present || json.Unmarshal(raw, &v) != nil {
+		return 0, false
+	}
+	return v, true
+}
+
+// Int returns an integer field's value; ok is false when it is absent or not an integer.
+func (f Fields) Int(name string) (v int64, ok bool) {
+	raw, present := f[name]
+	if !present || json.Unmarshal(raw, &v) != nil {
+		return 0, false
+	}
+	return v, true
+}
+
+// Bool returns a boolean field's value; ok is false when it is absent or not a boolean.
+func (f Fields) Bool(name string) (v bool, ok bool) {
+	raw, present := f[name]
+	if !present || json.Unmarshal(raw, &v) != nil {
+		return false, false
+	}
+	return v, true
+}
+
+// Status returns the job's status, reading the original's "failure" as failed.
+func (f Fields) Status() Status {
+	s, _ := f.String(FieldStatus)
+	if s == "failure" {
+		return StatusFailed
+	}
+	return Status(s)
+}
+
+// MarshalJSON writes the fields with sorted names, keeping each value's JSON text as stored.
+func (f Fields) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, name := range f.Names() {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		key, _ := json.Marshal(name)
+		b.Write(key)
+		b.WriteByte(':')
+		b.Write(f[name])
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// Job is one job of a workflow with its fields.
+type Job struct {
+	Name   string
+	Fields Fields
+}
+
+// Jobs is a workflow's jobs in configuration order; as JSON it is the original's {job: {field: value}}
+// object, with the jobs in that order.
+type Jobs []Job
+
+// MarshalJSON writes {job: {field: value}} keeping the jobs' order.
+func (jobs Jobs) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, j := range jobs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		key, _ := json.Marshal(j.Name)
+		b.Write(key)
+		b.WriteByte(':')
+		fields, _ := j.Fields.MarshalJSON()
+		b.Write(fields)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// Get returns the named job.
+func (jobs Jobs) Get(name string) (Job, bool) {
+	for _, j := range jobs {
+		if j.Name == name {
+			return j, true
+		}
+	}
+	return Job{}, false
+}
+
+// BatchID returns the highest batch_id among the jobs: the batch they were last opened in together.
+func (jobs Jobs) BatchID() int64 {
+	var id int64
+	for _, j := range jobs {
+		if v, ok := j.Fields.Int(FieldBatchID); ok && v > id {
+			id = v
+		}
+	}
+	return id
+}

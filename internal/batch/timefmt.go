@@ -1,0 +1,57 @@
+package batch
+
+import (
+	"strings"
+	"time"
+)
+
+// TimeLayout is how batchy stores and returns every timestamp: RFC 3339 in UTC with microseconds.
+const TimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// DefaultInitialFromDate is the from_date of a job's first window when it has none: the original
+// Batchy's sentinel for "everything".
+var DefaultInitialFromDate = time.Date(1776, 7, 4, 23, 59, 0, 0, time.UTC)
+
+// naiveLayouts are the original's zone-less forms, read as UTC.
+var naiveLayouts = []string{
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02T15:04",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02 15:04",
+	"2006-01-02",
+}
+
+// FormatTime renders t the way batchy stores it.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// ParseTime reads an RFC 3339 time or one of the original's naive ISO forms (read as UTC), and
+// truncates it to microseconds, the stored precision.
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return check(t.UTC().Truncate(time.Microsecond), s)
+	}
+	for _, layout := range naiveLayouts {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return check(t.Truncate(time.Microsecond), s)
+		}
+	}
+	return time.Time{}, Errorf(EINVALID, "%q is not a date: use RFC 3339 (2026-11-22T13:49:30Z) or YYYY-MM-DDTHH:MM[:SS]", clip(s))
+}
+
+// check keeps dates within the years that the stored form and the Lua date arithmetic handle.
+func check(t time.Time, s string) (time.Time, error) {
+	if t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, Errorf(EINVALID, "date %q is out of range (years 0001-9999)", clip(s))
+	}
+	return t, nil
+}
+
+// clip shortens user input quoted back in an error message.
+func clip(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}

@@ -1,0 +1,380 @@
+// Package config reads workflow files (cfg/<wf>.yaml) into batch.Workflow values, validating every
+// special field and guarding against oversized, too deep or alias-bomb documents.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/batchy/batchy/internal/batch"
+)
+
+// Limits bound what a workflow file may cost to read.
+type Limits struct {
+	// MaxBytes is the largest file accepted; zero means 1 MiB.
+	MaxBytes int64
+	// MaxDepth is the deepest nesting of maps and lists; zero means 32.
+	MaxDepth int
+	// MaxNodes is the most YAML nodes, counting each alias as the nodes it expands to; zero means
+	// 100,000 (an alias bomb expands to billions).
+	MaxNodes int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBytes == 0 {
+		l.MaxBytes = 1 << 20
+	}
+	if l.MaxDepth == 0 {
+		l.MaxDepth = 32
+	}
+	if l.MaxNodes == 0 {
+		l.MaxNodes = 100_000
+	}
+	return l
+}
+
+// Extensions are the file name endings tried, in order, for a workflow's file.
+var Extensions = []string{".yaml", ".yml"}
+
+// Path returns the file that defines workflow name in dir, ENOTFOUND if there is none.
+func Path(dir, name string) (string, error) {
+	if err := batch.CheckName("workflow", name); err != nil {
+		return "", err
+	}
+	for _, ext := range Extensions {
+		p := filepath.Join(dir, name+ext)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", batch.Errorf(batch.ENOTFOUND, "workflow %q has no configuration file %s in the configuration directory", name, name+".yaml")
+}
+
+// LoadFile reads and validates the workflow called name from dir.
+func LoadFile(dir, name string, lim Limits) (*batch.Workflow, error) {
+	p, err := Path(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("config.LoadFile: %w", err)
+	}
+	defer f.Close()
+	lim = lim.withDefaults()
+	data, err := io.ReadAll(io.LimitReader(f, lim.MaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config.LoadFile: %w", err)
+	}
+	return Parse(name, data, lim)
+}
+
+// List returns the names of the workflows defined in dir, sorted; files whose names are not valid
+// workflow names are left out.
+func List(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, batch.Errorf(batch.ENOTFOUND, "configuration directory %s does not exist", dir)
+		}
+		return nil, fmt.Errorf("config.List: %w", err)
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, e := range entries {
+		for _, ext := range Extensions {
+			name, ok := strings.CutSuffix(e.Name(), ext)
+			if ok && !e.IsDir() && batch.ValidName(name) && !seen[name] {
+				seen[name] = true
+				names = append(names, name)
+			}
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Parse reads a workflow file's content.
+func Parse(name string, data []byte, lim Limits) (*batch.Workflow, error) {
+	if err := batch.CheckName("workflow", name); err != nil {
+		return nil, err
+	}
+	lim = lim.withDefaults()
+	if int64(len(data)) > lim.MaxBytes {
+		return nil, batch.Errorf(batch.ETOOLARGE, "workflow %s: file is larger than %d bytes", name, lim.MaxBytes)
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, batch.Errorf(batch.EINVALID, "workflow %s: the file defines no jobs", name)
+		}
+		return nil, batch.Errorf(batch.EINVALID, "workflow %s: %v", name, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, batch.Errorf(batch.EINVALID, "workflow %s: the file must hold one YAML document", name)
+	}
+	if err := checkSize(&doc, lim); err != nil {
+		return nil, batch.Errorf(batch.ETOOLARGE, "workflow %s: %v", name, err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, batch.Errorf(batch.EINVALID, "workflow %s: the file must be a map of job names to parameter maps", name)
+	}
+	wf := &batch.Workflow{Name: name}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		key, val := root.Content[i], root.Content[i+1]
+		jobName := key.Value
+		if key.Kind != yaml.ScalarNode {
+			return nil, batch.Errorf(batch.EINVALID, "workflow %s: line %d: a job name must be a plain name", name, key.Line)
+		}
+		if seen[jobName] {
+			return nil, batch.Errorf(batch.EINVALID, "workflow %s: job %q is defined twice", name, jobName)
+		}
+		seen[jobName] = true
+		if jobName == batch.SettingsKey {
+			if err := parseSettings(val, &wf.Settings); err != nil {
+				return nil, batch.Errorf(batch.EINVALID, "workflow %s: %q is the reserved key for workflow settings, not a job name: %v", name, batch.SettingsKey, err)
+			}
+			continue
+		}
+		if err := batch.CheckName("job", jobName); err != nil {
+			return nil, batch.Errorf(batch.EINVALID, "workflow %s: %s", name, batch.ErrorMessage(err))
+		}
+		fields, err := parseJob(val)
+		if err != nil {
+			return nil, batch.Errorf(batch.EINVALID, "workflow %s: job %s: %v", name, jobName, err)
+		}
+		wf.Jobs = append(wf.Jobs, batch.Job{Name: jobName, Fields: fields})
+	}
+	if len(wf.Jobs) == 0 {
+		return nil, batch.Errorf(batch.EINVALID, "workflow %s: the file defines no jobs", name)
+	}
+	return wf, nil
+}
+
+func parseSettings(n *yaml.Node, s *batch.Settings) error {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if err := enc.Encode(n); err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	if err := dec.Decode(s); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// parseJob turns a job's parameter map into validated fields.
+func parseJob(n *yaml.Node) (batch.Fields, error) {
+	fields := batch.Fields{}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return fields, nil // a job listed with no parameters
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: parameters must be a map of field names to values", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		if key.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("line %d: a field name must be a plain name", key.Line)
+		}
+		name := key.Value
+		if name == "<<" {
+			return nil, fmt.Errorf("line %d: merge keys (<<) are not supported", key.Line)
+		}
+		if err := batch.CheckName("field", name); err != nil {
+			return nil, errors.New(batch.ErrorMessage(err))
+		}
+		if _, dup := fields[name]; dup {
+			return nil, fmt.Errorf("field %s is defined twice", name)
+		}
+		raw, err := fieldValue(name, val)
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %v", name, err)
+		}
+		fields[name] = raw
+	}
+	return fields, nil
+}
+
+// fieldValue converts one field's YAML value to JSON text, validating special fields.
+func fieldValue(name string, n *yaml.Node) (json.RawMessage, error) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch {
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!timestamp":
+		// A bare date such as 2016-01-01: keep the text the user wrote rather than a Go time.
+		v, err := json.Marshal(n.Value)
+		if err != nil {
+			return nil, err
+		}
+		return checkSpecial(name, v, n)
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, err
+	}
+	v, err := jsonable(v)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return checkSpecial(name, raw, n)
+}
+
+// jsonable converts a decoded YAML value into one encoding/json can write.
+func jsonable(v any) (any, error) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			c, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			v[k] = c
+		}
+		return v, nil
+	case map[any]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			c, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			m[fmt.Sprint(k)] = c
+		}
+		return m, nil
+	case []any:
+		for i, e := range v {
+			c, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			v[i] = c
+		}
+		return v, nil
+	case float64:
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			return nil, errors.New("infinity and NaN are not supported")
+		}
+		return v, nil
+	case time.Time:
+		return batch.FormatTime(v), nil
+	}
+	return v, nil
+}
+
+// checkSpecial validates and normalises the value of a special field; others pass unchanged.
+func checkSpecial(name string, raw json.RawMessage, n *yaml.Node) (json.RawMessage, error) {
+	f := batch.Fields{name: raw}
+	isNull := string(raw) == "null"
+	switch {
+	case name == batch.FieldStatus:
+		s, ok := f.String(name)
+		if !ok {
+			return nil, fmt.Errorf("must be one of new, open, success, failed, got %s", n.Value)
+		}
+		st, err := batch.ParseStatus(s)
+		if err != nil {
+			return nil, errors.New(batch.ErrorMessage(err))
+		}
+		return json.Marshal(string(st))
+	case name == batch.FieldBatchID:
+		if v, ok := f.Int(name); !ok || v < 0 {
+			return nil, fmt.Errorf("must be a whole number of seconds, got %s", n.Value)
+		}
+	case batch.IsDateField(name):
+		if isNull {
+			return raw, nil
+		}
+		s, ok := f.String(name)
+		if !ok {
+			return nil, fmt.Errorf("must be a date, got %s", n.Value)
+		}
+		t, err := batch.ParseTime(s)
+		if err != nil {
+			return nil, errors.New(batch.ErrorMessage(err))
+		}
+		return json.Marshal(batch.FormatTime(t))
+	case name == batch.FieldReprocessHours:
+		if v, ok := f.Float(name); !ok || v < 0 {
+			return nil, fmt.Errorf("must be a number of hours, 0 or more, got %q", n.Value)
+		}
+	case name == batch.FieldTruncStart:
+		if _, ok := f.Bool(name); !ok {
+			return nil, fmt.Errorf("must be true or false, got %q", n.Value)
+		}
+	case name == batch.FieldInfaSection:
+		s, ok := f.String(name)
+		if !ok || s == "" || strings.ContainsAny(s, "[]\r\n") {
+			return nil, fmt.Errorf("must be a section name without brackets or line breaks, got %q", n.Value)
+		}
+	case name == batch.FieldBackfill:
+		return nil, errors.New("is set by batchy while a backfill batch is open and cannot be configured")
+	}
+	return raw, nil
+}
+
+// checkSize rejects documents nested deeper than lim.MaxDepth or larger than lim.MaxNodes nodes,
+// counting aliases as what they expand to (memoised, so counting a bomb is itself cheap).
+func checkSize(doc *yaml.Node, lim Limits) error {
+	sizes := map[*yaml.Node]int{}
+	var walk func(n *yaml.Node, depth int) (int, error)
+	walk = func(n *yaml.Node, depth int) (int, error) {
+		if depth > lim.MaxDepth {
+			return 0, fmt.Errorf("line %d: nested deeper than %d levels", n.Line, lim.MaxDepth)
+		}
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
+		if s, ok := sizes[n]; ok {
+			return s, nil
+		}
+		sizes[n] = lim.MaxNodes + 1 // a cycle counts as too large
+		total := 1
+		for _, c := range n.Content {
+			s, err := walk(c, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			total += s
+			if total > lim.MaxNodes {
+				break
+			}
+		}
+		sizes[n] = total
+		if total > lim.MaxNodes {
+			return 0, fmt.Errorf("more than %d values once aliases are expanded", lim.MaxNodes)
+		}
+		return total, nil
+	}
+	_, err := walk(doc, 0)
+	return err
+}

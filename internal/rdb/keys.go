@@ -1,0 +1,41 @@
+// Package rdb is the Redis store: batch state in Redis hashes, every transition one Lua script, and
+// the embedded in-process store used when no Redis is configured.
+package rdb
+
+import (
+	"strconv"
+)
+
+// Keys builds every Redis key batchy uses. All keys of one workflow share the hash tag {<wf>}, so
+// they live in one Redis Cluster slot and a single script may touch them all. The Lua scripts
+// derive the per-workflow keys from the meta key by the same rules (see scripts.go).
+//
+//	<prefix>:workflows                  SET   names of loaded workflows
+//	<prefix>:{<wf>}:meta                HASH  jobs (JSON array, file order), last_batch_id, exclusive, loaded_at
+//	<prefix>:{<wf>}:job:<job>           HASH  the job's fields, each value as JSON text
+//	<prefix>:{<wf>}:stash:<job>         HASH  the job's regular state while a backfill batch is open
+//	<prefix>:{<wf>}:batches             ZSET  batch ids, scored by id (history index)
+//	<prefix>:{<wf>}:batch:<batch_id>    HASH  job -> the job's fields in that batch, as a JSON object
+type Keys struct {
+	Prefix string
+}
+
+// Workflows is the set of loaded workflow names.
+func (k Keys) Workflows() string { return k.Prefix + ":workflows" }
+
+// base is the common start of a workflow's keys.
+func (k Keys) base(wf string) string { return k.Prefix + ":{" + wf + "}:" }
+
+// Meta is a workflow's settings and job list.
+func (k Keys) Meta(wf string) string { return k.base(wf) + "meta" }
+
+// Job holds one job's current fields.
+func (k Keys) Job(wf, job string) string { return k.base(wf) + "job:" + job }
+
+// Batches is a workflow's history index.
+func (k Keys) Batches(wf string) string { return k.base(wf) + "batches" }
+
+// Batch is one batch of a workflow's history.
+func (k Keys) Batch(wf string, id int64) string {
+	return k.base(wf) + "batch:" + strconv.FormatInt(id, 10)
+}
