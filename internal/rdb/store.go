@@ -517,11 +517,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// zoneTable writes loc's UTC offsets from 1970 to 2100 in the form the scripts' load_tz reads.
-// Dates outside that range use the nearest offset: trunc_start of a window starting before 1970
-// in a zone with daylight saving may be off by that zone's shift.
+// zoneTable writes loc's UTC offsets up to 2100 in the form the scripts' load_tz reads, from the
+// zone's first entry (local mean time, so that trunc_start of the 1776 sentinel matches Go).
+// Dates after 2100 use the last offset.
 func zoneTable(loc *time.Location) string {
-	t := time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC).In(loc)
+	t := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).In(loc)
 	limit := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
 	_, off := t.Zone()
 	var b strings.Builder
@@ -531,8 +531,15 @@ func zoneTable(loc *time.Location) string {
 		if end.IsZero() || end.After(limit) {
 			break
 		}
-		_, o := end.Zone()
-		fmt.Fprintf(&b, ";%d:%d", end.Unix(), o)
+		// Go's ZoneBounds for rule-based (far future) zones may report a bound that does not
+		// move forward at a year's end; step past it rather than loop.
+		if !end.After(t) {
+			end = t.Add(24 * time.Hour)
+		}
+		if _, o := end.Zone(); o != off {
+			fmt.Fprintf(&b, ";%d:%d", end.Unix(), o)
+			off = o
+		}
 		t = end
 	}
 	return b.String()

@@ -1,0 +1,631 @@
+package rdb_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/rdb"
+	"github.com/batchy/batchy/internal/rdb/rdbtest"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = mustTime(s)
+}
+
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+type fixture struct {
+	store  *rdb.Store
+	client redis.UniversalClient
+	clock  *clock
+	emb    *rdb.Embedded
+}
+
+func newFixture(t *testing.T, b rdbtest.Backend, opts rdb.Options) *fixture {
+	t.Helper()
+	client, emb := b.New(t)
+	c := &clock{t: mustTime("2026-11-22T13:49:30Z")}
+	opts.Now = c.Now
+	if emb != nil {
+		opts.AfterWrite = emb.Save
+	}
+	return &fixture{store: rdb.New(client, opts), client: client, clock: c, emb: emb}
+}
+
+func (f *fixture) load(t *testing.T, name, yaml string, reset bool) *batch.State {
+	t.Helper()
+	wf, err := config.Parse(name, []byte(yaml), config.Limits{})
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	st, err := f.store.Load(context.Background(), wf, reset)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return st
+}
+
+func wf1(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("testdata/wf1.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// field returns a job's field value decoded from JSON.
+func field(t *testing.T, st *batch.State, job, name string) any {
+	t.Helper()
+	j, ok := st.Jobs.Get(job)
+	if !ok {
+		t.Fatalf("no job %s in %s", job, st.Workflow)
+	}
+	raw, ok := j.Fields[name]
+	if !ok {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("%s.%s = %s: %v", job, name, raw, err)
+	}
+	return v
+}
+
+func wantField(t *testing.T, st *batch.State, job, name string, want any) {
+	t.Helper()
+	if got := field(t, st, job, name); !reflect.DeepEqual(got, want) {
+		t.Errorf("%s.%s = %#v, want %#v", job, name, got, want)
+	}
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := batch.ErrorCode(err); got != code {
+		t.Fatalf("error = %v (code %q), want code %q", err, got, code)
+	}
+}
+
+var ctx = context.Background()
+
+// TestSpecExample walks SPEC.md's example table with the original's wf1.yaml.
+func TestSpecExample(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "wf1", wf1(t), false)
+
+		st, err := f.store.Open(ctx, "wf1", batch.OpenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantField(t, st, "job2", "from_date", "2016-01-01T23:59:00.000000Z")
+		wantField(t, st, "job2", "to_date", "2026-11-22T13:49:30.000000Z")
+		wantField(t, st, "job2", "batch_start", "2026-11-22T13:49:30.000000Z")
+		wantField(t, st, "job2", "batch_end", nil)
+		wantField(t, st, "job2", "status", "open")
+		wantField(t, st, "job3", "from_date", "2016-01-01T00:00:00.000000Z")
+		wantField(t, st, "job1", "from_date", "1776-07-04T23:59:00.000000Z")
+		id := float64(mustTime("2026-11-22T13:49:30Z").Unix())
+		for _, j := range []string{"job1", "job2", "job3"} {
+			wantField(t, st, j, "batch_id", id)
+		}
+
+		f.clock.Set("2026-11-22T13:55:00Z")
+		if _, err := f.store.End(ctx, "wf1", batch.EndRequest{Status: batch.StatusSuccess, Strict: true}); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Set("2026-11-22T14:00:00Z")
+		st, err = f.store.Open(ctx, "wf1", batch.OpenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantField(t, st, "job2", "from_date", "2026-11-22T11:49:30.000000Z")
+		wantField(t, st, "job2", "to_date", "2026-11-22T14:00:00.000000Z")
+		wantField(t, st, "job3", "from_date", "2026-11-22T00:00:00.000000Z")
+
+		f.clock.Set("2026-11-22T14:30:00Z")
+		if _, err := f.store.End(ctx, "wf1", batch.EndRequest{Status: batch.StatusFailed, Strict: true}); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Set("2026-11-22T15:00:00Z")
+		st, err = f.store.Open(ctx, "wf1", batch.OpenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantField(t, st, "job2", "from_date", "2026-11-22T11:49:30.000000Z")
+		wantField(t, st, "job2", "to_date", "2026-11-22T15:00:00.000000Z")
+		wantField(t, st, "job3", "from_date", "2026-11-22T00:00:00.000000Z")
+
+		// User fields keep their types through all of it.
+		wantField(t, st, "job2", "reprocess_hours", 2.0)
+		wantField(t, st, "job3", "trunc_start", true)
+		wantField(t, st, "job1", "param2", "2016-01-01")
+		wantField(t, st, "job1", "batch_end_date", "2016-01-01T23:59")
+	})
+}
+
+func TestOpenRules(t *testing.T) {
+	const cfg = `
+a:
+  from_date: 2020-01-01T00:00
+  reprocess_hours: 1.5
+b:
+  initial_from_date: "2019-06-01T12:00:00Z"
+c: {}
+`
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", cfg, false)
+		st, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run("own from_date starts the first window", func(t *testing.T) {
+			wantField(t, st, "a", "from_date", "2020-01-01T00:00:00.000000Z")
+		})
+		t.Run("nothing leaks between jobs", func(t *testing.T) {
+			wantField(t, st, "b", "from_date", "2019-06-01T12:00:00.000000Z")
+			wantField(t, st, "c", "from_date", "1776-07-04T23:59:00.000000Z")
+		})
+		t.Run("two opens in one second get different ids", func(t *testing.T) {
+			first := field(t, st, "a", "batch_id").(float64)
+			f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+			st2, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if second := field(t, st2, "a", "batch_id").(float64); second != first+1 {
+				t.Errorf("second batch_id = %v, want %v", second, first+1)
+			}
+		})
+		t.Run("fractional reprocess_hours", func(t *testing.T) {
+			f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+			f.clock.Set("2026-11-22T16:00:00Z")
+			st3, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// last batch_start 13:49:30 minus 1.5h
+			wantField(t, st3, "a", "from_date", "2026-11-22T12:19:30.000000Z")
+			wantField(t, st3, "c", "from_date", "2026-11-22T13:49:30.000000Z")
+		})
+	})
+}
+
+func TestBatchIDAfterClockGoesBack(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", "a: {}\n", false)
+		st, _ := f.store.Open(ctx, "w", batch.OpenRequest{})
+		first := st.LastBatchID
+		f.clock.Set("2026-11-22T10:00:00Z") // an hour earlier
+		st, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.LastBatchID != first+1 {
+			t.Errorf("batch_id after the clock went back = %d, want %d", st.LastBatchID, first+1)
+		}
+	})
+}
+
+func TestReopenAbandonsOrConflicts(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", "a:\n  from_date: 2020-01-01T00:00\n", false)
+		st1, _ := f.store.Open(ctx, "w", batch.OpenRequest{})
+		f.clock.Set("2026-11-22T14:00:00Z")
+		st2, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantField(t, st2, "a", "from_date", "2020-01-01T00:00:00.000000Z") // same window again
+		old, err := f.store.Batch(ctx, "w", st1.LastBatchID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := old.Jobs[0].Fields.String("status"); s != "abandoned" {
+			t.Errorf("first batch status in history = %q, want abandoned", s)
+		}
+
+		f.load(t, "w", "batchy:\n  exclusive: true\na:\n  from_date: 2020-01-01T00:00\n", false)
+		before := dump(t, f)
+		_, err = f.store.Open(ctx, "w", batch.OpenRequest{})
+		wantCode(t, err, batch.ECONFLICT)
+		if after := dump(t, f); !reflect.DeepEqual(before, after) {
+			t.Errorf("a refused open changed the state:\nbefore %+v\nafter  %+v", before, after)
+		}
+	})
+}
+
+func dump(t *testing.T, f *fixture) *batch.Dump {
+	t.Helper()
+	d, err := f.store.Dump(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestEndRules(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", "a: {}\nb: {}\n", false)
+		t.Run("strict end of a job not open is a conflict and changes nothing", func(t *testing.T) {
+			before := dump(t, f)
+			_, err := f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess, Strict: true})
+			wantCode(t, err, batch.ECONFLICT)
+			if after := dump(t, f); !reflect.DeepEqual(before, after) {
+				t.Errorf("state changed")
+			}
+		})
+		t.Run("permissive end as the original", func(t *testing.T) {
+			st, err := f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantField(t, st, "a", "status", "success")
+			wantField(t, st, "a", "batch_end", "2026-11-22T13:49:30.000000Z")
+		})
+		t.Run("named jobs only", func(t *testing.T) {
+			f.store.Open(ctx, "w", batch.OpenRequest{})
+			f.clock.Set("2026-11-22T14:00:00Z")
+			st, err := f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"b"}, Status: batch.StatusFailed, Strict: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantField(t, st, "a", "status", "open")
+			wantField(t, st, "b", "status", "failed")
+			wantField(t, st, "b", "batch_end", "2026-11-22T14:00:00.000000Z")
+		})
+		t.Run("wrong batch id is a conflict", func(t *testing.T) {
+			_, err := f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"a"}, Status: batch.StatusSuccess, BatchID: 42})
+			wantCode(t, err, batch.ECONFLICT)
+		})
+		t.Run("history records the end", func(t *testing.T) {
+			st, _ := f.store.State(ctx, "w")
+			b, err := f.store.Batch(ctx, "w", st.LastBatchID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, j := range b.Jobs {
+				got[j.Name], _ = j.Fields.String("status")
+			}
+			if want := map[string]string{"a": "open", "b": "failed"}; !reflect.DeepEqual(got, want) {
+				t.Errorf("history statuses = %v, want %v", got, want)
+			}
+		})
+		t.Run("unknown workflow and job", func(t *testing.T) {
+			_, err := f.store.End(ctx, "nope", batch.EndRequest{Status: batch.StatusSuccess})
+			wantCode(t, err, batch.ENOTFOUND)
+			_, err = f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"zz"}, Status: batch.StatusSuccess})
+			wantCode(t, err, batch.ENOTFOUND)
+			_, err = f.store.Open(ctx, "w", batch.OpenRequest{Jobs: []string{"a", "zz"}})
+			wantCode(t, err, batch.ENOTFOUND)
+			_, err = f.store.State(ctx, "nope")
+			wantCode(t, err, batch.ENOTFOUND)
+		})
+	})
+}
+
+func TestReload(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", "a:\n  from_date: 2020-01-01T00:00\n  p: 1\n  q: x\nb: {}\n", false)
+		f.store.Open(ctx, "w", batch.OpenRequest{})
+		f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+
+		st := f.load(t, "w", "a:\n  from_date: 2021-01-01T00:00\n  p: 2\n  status: new\nc:\n  from_date: 2022-01-01T00:00\n", false)
+		wantField(t, st, "a", "status", "success")
+		wantField(t, st, "a", "from_date", "2020-01-01T00:00:00.000000Z")
+		wantField(t, st, "a", "batch_start", "2026-11-22T13:49:30.000000Z")
+		wantField(t, st, "a", "p", 2.0)
+		wantField(t, st, "a", "q", nil)
+		wantField(t, st, "c", "from_date", "2022-01-01T00:00:00.000000Z")
+		wantField(t, st, "c", "status", "new")
+		if _, ok := st.Jobs.Get("b"); ok {
+			t.Errorf("job b was removed from the file but is still in the workflow")
+		}
+		if st.LastBatchID == 0 {
+			t.Errorf("last_batch_id was lost on reload")
+		}
+
+		st = f.load(t, "w", "a:\n  from_date: 2021-01-01T00:00\n", true)
+		wantField(t, st, "a", "status", "new")
+		wantField(t, st, "a", "from_date", "2021-01-01T00:00:00.000000Z")
+		wantField(t, st, "a", "batch_start", nil)
+		st, _ = f.store.Open(ctx, "w", batch.OpenRequest{})
+		if want := mustTime("2026-11-22T13:49:30Z").Unix() + 1; st.LastBatchID != want {
+			t.Errorf("batch_id after reset = %d, want %d (ids stay unique across resets)", st.LastBatchID, want)
+		}
+	})
+}
+
+func TestTypesKept(t *testing.T) {
+	const cfg = `
+a:
+  big: 12345678901234567890123
+  int: 9007199254740993
+  float: 0.1
+  yes: true
+  nothing: null
+  list: [1, "two", {three: 3}]
+  text: "it's \"quoted\""
+  date: 2016-01-01
+`
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", cfg, false)
+		f.store.Open(ctx, "w", batch.OpenRequest{})
+		st, err := f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{
+			"int": `9007199254740993`, "float": `0.1`, "yes": `true`, "nothing": `null`,
+			"list": `[1,"two",{"three":3}]`, "text": `"it's \"quoted\""`, "date": `"2016-01-01"`,
+		}
+		for k, v := range want {
+			if got := string(st.Jobs[0].Fields[k]); got != v {
+				t.Errorf("%s = %s, want %s", k, got, v)
+			}
+		}
+		hist, _ := f.store.Batch(ctx, "w", st.LastBatchID)
+		if got := string(hist.Jobs[0].Fields["int"]); got != want["int"] {
+			t.Errorf("history int = %s, want %s", got, want["int"])
+		}
+	})
+}
+
+func TestHistory(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{HistoryKeep: 3})
+		f.load(t, "w", "a: {}\n", false)
+		var ids []int64
+		for i := 0; i < 5; i++ {
+			st, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, st.LastBatchID)
+			f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+		}
+		got, err := f.store.Batches(ctx, "w", batch.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotIDs []int64
+		for _, b := range got {
+			gotIDs = append(gotIDs, b.ID)
+		}
+		if want := []int64{ids[4], ids[3], ids[2]}; !reflect.DeepEqual(gotIDs, want) {
+			t.Errorf("history = %v, want newest first, last 3: %v", gotIDs, want)
+		}
+		page, _ := f.store.Batches(ctx, "w", batch.ListOptions{Limit: 1, Before: ids[4]})
+		if len(page) != 1 || page[0].ID != ids[3] {
+			t.Errorf("page before %d = %+v, want batch %d", ids[4], page, ids[3])
+		}
+		_, err = f.store.Batch(ctx, "w", ids[0])
+		wantCode(t, err, batch.ENOTFOUND)
+		if n, _ := f.client.Exists(ctx, f.store.Keys().Batch("w", ids[0])).Result(); n != 0 {
+			t.Errorf("trimmed batch %d is still stored", ids[0])
+		}
+	})
+}
+
+func TestWatermarkAndBackfill(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", "a:\n  from_date: 2020-01-01T00:00\n  reprocess_hours: 1\n", false)
+		f.store.Open(ctx, "w", batch.OpenRequest{})
+		_, err := f.store.SetWatermark(ctx, "w", "a", mustTime("2026-01-01T00:00:00Z"))
+		wantCode(t, err, batch.ECONFLICT)
+		f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+
+		// Backfill: explicit window, then the regular state comes back.
+		f.clock.Set("2026-11-22T14:00:00Z")
+		st, err := f.store.Open(ctx, "w", batch.OpenRequest{From: mustTime("2025-01-01T00:00:00Z"), To: mustTime("2025-02-01T00:00:00Z")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		backfillID := st.LastBatchID
+		wantField(t, st, "a", "from_date", "2025-01-01T00:00:00.000000Z")
+		wantField(t, st, "a", "to_date", "2025-02-01T00:00:00.000000Z")
+		wantField(t, st, "a", "backfill", true)
+		_, err = f.store.Open(ctx, "w", batch.OpenRequest{})
+		wantCode(t, err, batch.ECONFLICT)
+		st, err = f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess, Strict: true, BatchID: backfillID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantField(t, st, "a", "batch_start", "2026-11-22T13:49:30.000000Z")
+		wantField(t, st, "a", "backfill", nil)
+		hist, _ := f.store.Batch(ctx, "w", backfillID)
+		if s, _ := hist.Jobs[0].Fields.String("status"); s != "success" {
+			t.Errorf("backfill batch in history has status %q, want success", s)
+		}
+		f.clock.Set("2026-11-22T15:00:00Z")
+		st, _ = f.store.Open(ctx, "w", batch.OpenRequest{})
+		wantField(t, st, "a", "from_date", "2026-11-22T12:49:30.000000Z")
+		f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+
+		// Rewind.
+		st, err = f.store.SetWatermark(ctx, "w", "a", mustTime("2026-01-01T00:00:00Z"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantField(t, st, "a", "status", "new")
+		st, _ = f.store.Open(ctx, "w", batch.OpenRequest{})
+		wantField(t, st, "a", "from_date", "2026-01-01T00:00:00.000000Z")
+
+		_, err = f.store.Open(ctx, "w", batch.OpenRequest{From: mustTime("2026-01-02T00:00:00Z"), To: mustTime("2026-01-01T00:00:00Z")})
+		wantCode(t, err, batch.EINVALID)
+	})
+}
+
+// TestScriptMatchesNextFrom checks the open script against the pure rule on random states, in UTC
+// and in a zone with daylight saving.
+func TestScriptMatchesNextFrom(t *testing.T) {
+	for _, zone := range []string{"UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"} {
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(zone, func(t *testing.T) {
+			rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+				f := newFixture(t, b, rdb.Options{Location: loc})
+				rng := rand.New(rand.NewSource(1))
+				statuses := []string{"new", "success", "failed", "open"}
+				for i := 0; i < 60; i++ {
+					fields := batch.Fields{
+						"status":          quote(statuses[rng.Intn(4)]),
+						"reprocess_hours": json.RawMessage([]string{"0", "2", "0.25", "36.5", "1000"}[rng.Intn(5)]),
+						"trunc_start":     json.RawMessage([]string{"true", "false"}[rng.Intn(2)]),
+					}
+					if rng.Intn(4) > 0 {
+						fields["batch_start"] = quote(batch.FormatTime(randomTime(rng)))
+					}
+					if rng.Intn(4) > 0 {
+						fields["from_date"] = quote(batch.FormatTime(randomTime(rng)))
+					}
+					if rng.Intn(3) == 0 {
+						fields["initial_from_date"] = quote(batch.FormatTime(randomTime(rng)))
+					}
+					wf := &batch.Workflow{Name: "w", Jobs: batch.Jobs{{Name: "a", Fields: fields}}}
+					if _, err := f.store.Load(ctx, wf, true); err != nil {
+						t.Fatal(err)
+					}
+					want := batch.NextFrom(fields, loc)
+					st, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, _ := st.Jobs[0].Fields.Time("from_date")
+					if !got.Equal(want) {
+						t.Fatalf("case %d %s: script from_date %s, NextFrom %s", i, mustJSON(fields), batch.FormatTime(got), batch.FormatTime(want))
+					}
+				}
+			})
+		})
+	}
+}
+
+func randomTime(rng *rand.Rand) time.Time {
+	// 1971 to 2040, with microseconds.
+	return time.UnixMicro(31_536_000_000_000 + rng.Int63n(2_200_000_000_000_000)).UTC()
+}
+
+func quote(s string) json.RawMessage { b, _ := json.Marshal(s); return b }
+
+func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+func TestDumpRestore(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", wf1(t), false)
+		f.store.Open(ctx, "w", batch.OpenRequest{})
+		f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+		f.clock.Set("2026-11-22T15:00:00Z")
+		f.store.Open(ctx, "w", batch.OpenRequest{From: mustTime("2020-01-01T00:00:00Z")})
+		d := dump(t, f)
+
+		g := newFixture(t, b, rdb.Options{})
+		g.load(t, "w", "other: {}\n", false)
+		g.store.Open(ctx, "w", batch.OpenRequest{})
+		if err := g.store.Restore(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		got, err := g.store.Dump(ctx, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, d) {
+			t.Errorf("restored dump differs:\n got %s\nwant %s", mustJSON(got), mustJSON(d))
+		}
+		names, _ := g.store.Workflows(ctx)
+		if !reflect.DeepEqual(names, []string{"w"}) {
+			t.Errorf("workflows = %v", names)
+		}
+		bad := *d
+		bad.Meta = map[string]string{"jobs": `["../x"]`}
+		wantCode(t, g.store.Restore(ctx, &bad), batch.EINVALID)
+	})
+}
+
+func TestEmbeddedDataFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "batchy.json")
+	e, err := rdb.StartEmbedded(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rdb.New(e.Client(), rdb.Options{AfterWrite: e.Save})
+	wf, _ := config.Parse("w", []byte("a:\n  n: 12345678901234567\n"), config.Limits{})
+	if _, err := s.Load(ctx, wf, false); err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.Open(ctx, "w", batch.OpenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No Close: the data must already be on disk when Open returned, as after a crash.
+	e2, err := rdb.StartEmbedded(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	got, err := rdb.New(e2.Client(), rdb.Options{}).State(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustJSON(got) != mustJSON(want) {
+		t.Errorf("state after restart = %s, want %s", mustJSON(got), mustJSON(want))
+	}
+	e.Close()
+
+	if err := os.WriteFile(path, []byte(`{"version":1,"keys":{`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rdb.StartEmbedded(path); err == nil {
+		t.Errorf("a corrupt data file was accepted")
+	}
+}
+
+func TestStoreDown(t *testing.T) {
+	srv := rdbtest.StartRedis(t)
+	s := rdb.New(srv.Client(t), rdb.Options{})
+	srv.Stop()
+	_, err := s.State(ctx, "w")
+	wantCode(t, err, batch.EUNAVAILABLE)
+	var e *batch.Error
+	if !errors.As(err, &e) || e.Message != "the store is not available" {
+		t.Errorf("message = %q", batch.ErrorMessage(err))
+	}
+}
