@@ -52,9 +52,12 @@ func ErrorCode(err error) string {
 	return EINTERNAL
 }
 
-// ErrorMessage returns the user-facing message of err; internal errors get a generic message so
-// that driver details and addresses never reach a user.
+// ErrorMessage returns the user-facing message of err, "" for nil; internal errors get a generic
+// message so that driver details and addresses never reach a user.
 func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Message

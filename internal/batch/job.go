@@ -5,6 +5,8 @@ package batch
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"regexp"
 	"sort"
 	"time"
@@ -201,6 +203,32 @@ func (jobs Jobs) MarshalJSON() ([]byte, error) {
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads {job: {field: value}}, keeping the jobs in the order the object lists them.
+func (jobs *Jobs) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return errors.New("jobs must be a JSON object of job names to field objects")
+	}
+	out := Jobs{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := tok.(string)
+		var f Fields
+		if err := dec.Decode(&f); err != nil {
+			return fmt.Errorf("job %s: %w", name, err)
+		}
+		out = append(out, Job{Name: name, Fields: f})
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	*jobs = out
+	return nil
 }
 
 // Get returns the named job.

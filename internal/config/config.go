@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -130,6 +131,7 @@ func Parse(name string, data []byte, lim Limits) (*batch.Workflow, error) {
 	if err := checkSize(&doc, lim); err != nil {
 		return nil, batch.Errorf(batch.ETOOLARGE, "workflow %s: %v", name, err)
 	}
+	datesAsText(&doc)
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
@@ -225,14 +227,9 @@ func fieldValue(name string, n *yaml.Node) (json.RawMessage, error) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	switch {
-	case n.Kind == yaml.ScalarNode && n.Tag == "!!timestamp":
-		// A bare date such as 2016-01-01: keep the text the user wrote rather than a Go time.
-		v, err := json.Marshal(n.Value)
-		if err != nil {
-			return nil, err
-		}
-		return checkSpecial(name, v, n)
+	if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") && jsonNumber.MatchString(n.Value) {
+		// Keep the digits the user wrote: decoding would round 12345678901234567890123 to a float64.
+		return checkSpecial(name, json.RawMessage(n.Value), n)
 	}
 	var v any
 	if err := n.Decode(&v); err != nil {
@@ -247,6 +244,22 @@ func fieldValue(name string, n *yaml.Node) (json.RawMessage, error) {
 		return nil, err
 	}
 	return checkSpecial(name, raw, n)
+}
+
+// jsonNumber matches the numbers whose YAML text is also JSON text for the same value (not 017,
+// which YAML reads as octal, nor 1_000 or 0x1F).
+var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
+
+// datesAsText makes every bare date (2016-01-01) a string, so that it is kept as the text the user
+// wrote rather than decoded to a Go time, at any depth. Aliases point into the same tree, so one
+// walk covers them.
+func datesAsText(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!timestamp" {
+		n.Tag = "!!str"
+	}
+	for _, c := range n.Content {
+		datesAsText(c)
+	}
 }
 
 // jsonable converts a decoded YAML value into one encoding/json can write.

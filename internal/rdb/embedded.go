@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -22,6 +23,7 @@ type Embedded struct {
 	srv    *miniredis.Miniredis
 	client *redis.Client
 	path   string
+	lock   *os.File // held (flock) while running, so two processes never share a data file
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -69,15 +71,24 @@ return out
 // empty path keeps the data in memory only.
 func StartEmbedded(path string) (*Embedded, error) {
 	srv := miniredis.NewMiniRedis()
+	var lock *os.File
 	if path != "" {
+		var err error
+		if lock, err = lockFile(path); err != nil {
+			return nil, err
+		}
 		if err := load(srv, path); err != nil {
+			lock.Close()
 			return nil, err
 		}
 	}
 	if err := srv.StartAddr("127.0.0.1:0"); err != nil {
+		if lock != nil {
+			lock.Close()
+		}
 		return nil, fmt.Errorf("rdb.StartEmbedded: %w", err)
 	}
-	e := &Embedded{srv: srv, path: path, client: redis.NewClient(&redis.Options{Addr: srv.Addr()})}
+	e := &Embedded{srv: srv, path: path, lock: lock, client: redis.NewClient(&redis.Options{Addr: srv.Addr()})}
 	e.cond = sync.NewCond(&e.mu)
 	return e, nil
 }
@@ -143,12 +154,32 @@ func (e *Embedded) saveNow(ctx context.Context) error {
 	return WriteFileAtomic(e.path, data, 0o600)
 }
 
-// Close saves the data file one last time and stops the server.
+// Close saves the data file one last time, stops the server and releases the data file.
 func (e *Embedded) Close() error {
 	err := e.Save(context.Background())
 	e.client.Close()
 	e.srv.Close()
+	if e.lock != nil {
+		e.lock.Close() // closing releases the flock
+	}
 	return err
+}
+
+// lockFile takes an exclusive lock on path's ".lock" companion, failing at once when another
+// process holds it: two stores writing one data file would overwrite each other's changes.
+func lockFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("rdb: data file directory: %w", err)
+	}
+	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("rdb: locking data file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("rdb: data file %s is in use by another batchy process (stop it first, or use another --data-file)", path)
+	}
+	return f, nil
 }
 
 // load fills srv from the data file at path; a missing file is an empty store.

@@ -11,6 +11,7 @@ import (
 // derive the per-workflow keys from the meta key by the same rules (see scripts.go).
 //
 //	<prefix>:workflows                  SET   names of loaded workflows
+//	<prefix>:changed                    pub/sub channel: every change publishes the workflow's name
 //	<prefix>:{<wf>}:meta                HASH  jobs (JSON array, file order), last_batch_id, exclusive, loaded_at
 //	<prefix>:{<wf>}:job:<job>           HASH  the job's fields, each value as JSON text
 //	<prefix>:{<wf>}:stash:<job>         HASH  the job's regular state while a backfill batch is open
@@ -22,6 +23,9 @@ type Keys struct {
 
 // Workflows is the set of loaded workflow names.
 func (k Keys) Workflows() string { return k.Prefix + ":workflows" }
+
+// Changed is the pub/sub channel every transition publishes its workflow's name on.
+func (k Keys) Changed() string { return k.Prefix + ":changed" }
 
 // base is the common start of a workflow's keys.
 func (k Keys) base(wf string) string { return k.Prefix + ":{" + wf + "}:" }

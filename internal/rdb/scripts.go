@@ -22,6 +22,13 @@ local meta = KEYS[1]
 local base = string.sub(meta, 1, -5)
 local wfname = string.match(base, '{(.*)}:$') or base
 
+-- notify tells every batchy replica that the workflow changed, on the channel "<prefix>:changed"
+-- (see Keys.Changed): waiters wake up and re-check. Publishing inside the script means no change
+-- is ever made without its notification.
+local function notify()
+  redis.call('PUBLISH', string.match(meta, '^(.*):{') .. ':changed', wfname)
+end
+
 local function fail(code, msg) return redis.error_reply(code .. ' ' .. msg) end
 
 local function days_from_civil(y, m, d)
@@ -206,6 +213,7 @@ while i <= #ARGV do
 end
 redis.call('HSET', meta, 'jobs', ARGV[4], 'exclusive', ARGV[3], 'loaded_at', format_time(now))
 redis.call('HSETNX', meta, 'last_batch_id', '0')
+notify()
 return state()
 `)
 
@@ -283,6 +291,7 @@ if n > keep then
   end
   redis.call('ZREMRANGEBYRANK', base .. 'batches', 0, n - keep - 1)
 end
+notify()
 return state()
 `)
 
@@ -320,6 +329,7 @@ for _, job in ipairs(jobs) do
     redis.call('DEL', stash)
   end
 end
+notify()
 return state()
 `)
 
@@ -337,6 +347,7 @@ if st == '"open"' then
   return fail('ECONFLICT', 'job ' .. ARGV[2] .. ' is open: close or fail it before moving its watermark')
 end
 redis.call('HSET', key, 'from_date', ARGV[1], 'status', '"new"')
+notify()
 return state()
 `)
 
@@ -407,5 +418,6 @@ section(function(at) redis.call('HSET', meta, ARGV[at], ARGV[at + 1]); return at
 section(hashes('job:'))
 section(hashes('stash:'))
 section(hashes('batch:'))
+notify()
 return 'OK'
 `)

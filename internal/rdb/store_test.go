@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -595,8 +596,21 @@ func TestEmbeddedDataFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No Close: the data must already be on disk when Open returned, as after a crash.
-	e2, err := rdb.StartEmbedded(path)
+	// A second process may not share the data file while the first runs.
+	if _, err := rdb.StartEmbedded(path); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second StartEmbedded on a data file in use: err = %v, want 'in use'", err)
+	}
+	// No Close: the data must already be on disk when Open returned, as after a crash. A copy of
+	// the file stands for what a restarted process would find.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed := filepath.Join(t.TempDir(), "batchy.json")
+	if err := os.WriteFile(crashed, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := rdb.StartEmbedded(crashed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
+
+	"github.com/batchy/batchy/internal/rdb"
+)
+
+// storeFlags select and configure the store; serve, export and import share them.
+type storeFlags struct {
+	redisURL string
+	dataFile string
+	prefix   string
+	tz       string
+	history  int
+}
+
+func (f *storeFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.redisURL, "redis-url", "", "Redis to keep state in (redis://[user:password@]host:port/db, rediss:// for TLS); empty runs the embedded store")
+	fs.StringVar(&f.dataFile, "data-file", "data/batchy.json", "the embedded store's data file, written atomically after every change (only without --redis-url)")
+	fs.StringVar(&f.prefix, "prefix", "batchy", "prefix of every Redis key")
+	fs.StringVar(&f.tz, "tz", "UTC", "time zone of trunc_start's midnight (IANA name, e.g. Europe/Berlin)")
+	fs.IntVar(&f.history, "history", 1000, "batches of history kept per workflow")
+}
+
+// location returns the --tz zone.
+func (f *storeFlags) location() (*time.Location, error) {
+	loc, err := time.LoadLocation(f.tz)
+	if err != nil {
+		return nil, fmt.Errorf("--tz %q is not a known time zone (use an IANA name such as UTC or Europe/Berlin)", f.tz)
+	}
+	return loc, nil
+}
+
+// openedStore is a store with what it runs on.
+type openedStore struct {
+	*rdb.Store
+	// Client is the Redis client the store uses, for the notification hub.
+	Client redis.UniversalClient
+	// Name is "embedded" or "redis".
+	Name string
+	// Where says where the data is, with any password hidden.
+	Where string
+	close func() error
+}
+
+// Close releases the store (the embedded store saves its data file one last time).
+func (s *openedStore) Close() error { return s.close() }
+
+// open connects to Redis, or starts the embedded store when no Redis URL is given.
+func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {
+	loc, err := f.location()
+	if err != nil {
+		return nil, err
+	}
+	if f.history < 1 {
+		return nil, fmt.Errorf("--history must be 1 or more, got %d", f.history)
+	}
+	if f.prefix == "" || strings.ContainsAny(f.prefix, "{}*?[] \t\r\n") {
+		return nil, fmt.Errorf("--prefix %q must be non-empty, without braces, glob characters or spaces", f.prefix)
+	}
+	opts := rdb.Options{Prefix: f.prefix, Location: loc, HistoryKeep: f.history}
+	if f.redisURL == "" {
+		e, err := rdb.StartEmbedded(f.dataFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.AfterWrite = e.Save
+		where := "in memory only"
+		if f.dataFile != "" {
+			where = "data file " + f.dataFile
+		}
+		return &openedStore{Store: rdb.New(e.Client(), opts), Client: e.Client(), Name: "embedded", Where: where, close: e.Close}, nil
+	}
+	ropts, err := redis.ParseURL(f.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-url %s: %v", redactURL(f.redisURL), redactErr(err, f.redisURL))
+	}
+	// Fail fast when Redis is down, so requests get a 503 in seconds rather than hang.
+	if ropts.DialTimeout == 0 {
+		ropts.DialTimeout = 2 * time.Second
+	}
+	if ropts.ReadTimeout == 0 {
+		ropts.ReadTimeout = 3 * time.Second
+	}
+	if ropts.WriteTimeout == 0 {
+		ropts.WriteTimeout = 3 * time.Second
+	}
+	client := redis.NewClient(ropts)
+	return &openedStore{Store: rdb.New(client, opts), Client: client, Name: "redis", Where: redactURL(f.redisURL), close: client.Close}, nil
+}
+
+// redactURL hides a URL's password so it can be logged.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// redactErr removes a URL's password from an error that may quote it.
+func redactErr(err error, rawURL string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+	}
+	return msg
+}
+
+// applyEnv sets every flag that was not given on the command line from BATCHY_<FLAG>, so flags win
+// over the environment.
+func applyEnv(fs *pflag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed {
+			return
+		}
+		name := "BATCHY_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := fs.Set(fl.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v", name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// parseFlags parses args and the environment; on a usage error it prints it and returns false.
+func parseFlags(fs *pflag.FlagSet, args []string, stderr io.Writer) (ok bool, code int) {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return false, exitOK
+		}
+		fmt.Fprintf(stderr, "batchy %s: %v\n", fs.Name(), err)
+		return false, exitUsage
+	}
+	if err := applyEnv(fs); err != nil {
+		fmt.Fprintf(stderr, "batchy %s: %v\n", fs.Name(), err)
+		return false, exitUsage
+	}
+	return true, exitOK
+}
+
+// logFlags configure the logger.
+type logFlags struct {
+	format string
+	level  string
+}
+
+func (f *logFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.format, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.level, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func (f *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", f.format)
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/batchy/batchy/internal/api"
+	"github.com/batchy/batchy/internal/format"
+	"github.com/batchy/batchy/internal/notify"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	var (
+		sf             storeFlags
+		lf             logFlags
+		addr           string
+		cfgDir         string
+		infaDateFormat string
+		shutdownWait   time.Duration
+	)
+	fs.StringVar(&addr, "addr", "127.0.0.1:5000", "address to listen on (host:port)")
+	fs.StringVar(&cfgDir, "cfg-dir", "cfg", "directory of workflow files (<wf>.yaml)")
+	fs.StringVar(&infaDateFormat, "infa-date-format", format.DefaultInfaDateFormat, "date format of the infa output, in Informatica's notation")
+	fs.DurationVar(&shutdownWait, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for requests in flight")
+	sf.register(fs)
+	lf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: batchy serve [flags]\n\nRuns the HTTP service. Flags (each also BATCHY_<FLAG> in the environment):\n%s", fs.FlagUsages())
+	}
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "batchy serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
+		return exitUsage
+	}
+	if err := format.CheckInfaDateFormat(infaDateFormat); err != nil {
+		fmt.Fprintf(stderr, "batchy serve: --infa-date-format: %v\n", err)
+		return exitUsage
+	}
+	loc, err := sf.location()
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
+		return exitUsage
+	}
+
+	store, err := sf.open(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
+		return exitError
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := store.Ping(pingCtx); err != nil {
+		// Start anyway: requests answer 503 until the store is back, and /readyz says why.
+		log.Warn("the store does not answer yet", "store", store.Name, "where", store.Where, "err", err)
+	}
+	cancel()
+
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
+	hub := notify.NewHub(store.Client, store.Keys().Changed(), log)
+	go hub.Run(hubCtx)
+
+	srv := api.New(api.Options{
+		Store:     store,
+		Hub:       hub,
+		CfgDir:    cfgDir,
+		Format:    format.Options{InfaDateFormat: infaDateFormat},
+		Location:  loc,
+		StoreName: store.Name,
+		Logger:    log,
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
+		return exitError
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+	log.Info("batchy listening", "addr", ln.Addr().String(), "store", store.Name, "where", store.Where, "cfg_dir", cfgDir, "tz", loc.String(), "version", version)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		log.Error("server stopped", "err", err)
+		return exitError
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight", "timeout", shutdownWait)
+	srv.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Error("shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return exitOK
+}

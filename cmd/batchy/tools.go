@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/rdb"
+)
+
+// validate checks every workflow file of a directory, printing one line per file.
+func validate(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("validate", pflag.ContinueOnError)
+	var cfgDir string
+	fs.StringVar(&cfgDir, "cfg-dir", "cfg", "directory of workflow files, when DIR is not given")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: batchy validate [DIR]\n\nChecks every workflow file in DIR without a server; exits 1 if any is invalid.\n%s", fs.FlagUsages())
+	}
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		cfgDir = fs.Arg(0)
+	default:
+		fmt.Fprintln(stderr, "batchy validate: give at most one directory")
+		return exitUsage
+	}
+	entries, err := os.ReadDir(cfgDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy validate: %v\n", err)
+		return exitError
+	}
+	bad, seen := 0, 0
+	for _, e := range entries {
+		ext := filepath.Ext(e.Name())
+		if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		seen++
+		name := strings.TrimSuffix(e.Name(), ext)
+		data, err := os.ReadFile(filepath.Join(cfgDir, e.Name()))
+		if err == nil {
+			var wf *batch.Workflow
+			if wf, err = config.Parse(name, data, config.Limits{}); err == nil {
+				fmt.Fprintf(stdout, "ok      %s: workflow %s, %d jobs\n", e.Name(), wf.Name, len(wf.Jobs))
+				continue
+			}
+			err = fmt.Errorf("%s", batch.ErrorMessage(err))
+		}
+		bad++
+		fmt.Fprintf(stdout, "invalid %s: %v\n", e.Name(), err)
+	}
+	if seen == 0 {
+		fmt.Fprintf(stderr, "batchy validate: no .yaml or .yml files in %s\n", cfgDir)
+		return exitError
+	}
+	if bad > 0 {
+		return exitError
+	}
+	return exitOK
+}
+
+// Export is the file batchy export writes and batchy import reads.
+type Export struct {
+	Version    int          `json:"version"`
+	ExportedAt time.Time    `json:"exported_at"`
+	Workflows  []batch.Dump `json:"workflows"`
+}
+
+func export(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("export", pflag.ContinueOnError)
+	var sf storeFlags
+	sf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: batchy export [flags] [FILE]\n\nWrites every workflow's state and history as JSON to FILE (atomically) or stdout.\nWith the embedded store, stop the server first: its data file is locked while it runs.\n%s", fs.FlagUsages())
+	}
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintln(stderr, "batchy export: give at most one output file")
+		return exitUsage
+	}
+	store, err := sf.open(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy export: %v\n", err)
+		return exitError
+	}
+	defer store.Close()
+	names, err := store.Workflows(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy export: %s\n", batch.ErrorMessage(err))
+		return exitError
+	}
+	out := Export{Version: 1, ExportedAt: time.Now().UTC(), Workflows: []batch.Dump{}}
+	for _, n := range names {
+		d, err := store.Dump(ctx, n)
+		if err != nil {
+			fmt.Fprintf(stderr, "batchy export: workflow %s: %s\n", n, batch.ErrorMessage(err))
+			return exitError
+		}
+		out.Workflows = append(out.Workflows, *d)
+	}
+	data, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy export: %v\n", err)
+		return exitError
+	}
+	data = append(data, '\n')
+	if fs.NArg() == 0 {
+		stdout.Write(data)
+		return exitOK
+	}
+	if err := rdb.WriteFileAtomic(fs.Arg(0), data, 0o600); err != nil {
+		fmt.Fprintf(stderr, "batchy export: %v\n", err)
+		return exitError
+	}
+	fmt.Fprintf(stderr, "exported %d workflows to %s\n", len(out.Workflows), fs.Arg(0))
+	return exitOK
+}
+
+func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("import", pflag.ContinueOnError)
+	var sf storeFlags
+	sf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: batchy import [flags] FILE\n\nRestores the workflows of an export (FILE, or - for stdin), replacing their state and history.\nWorkflows not in the file are left alone. With the embedded store, stop the server first.\n%s", fs.FlagUsages())
+	}
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "batchy import: give the export file to read (- for stdin)")
+		return exitUsage
+	}
+	var data []byte
+	var err error
+	if fs.Arg(0) == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(fs.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy import: %v\n", err)
+		return exitError
+	}
+	var in Export
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		fmt.Fprintf(stderr, "batchy import: %s is not a batchy export: %v\n", fs.Arg(0), err)
+		return exitError
+	}
+	if in.Version != 1 {
+		fmt.Fprintf(stderr, "batchy import: export version %d is not supported (this batchy reads version 1)\n", in.Version)
+		return exitError
+	}
+	store, err := sf.open(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy import: %v\n", err)
+		return exitError
+	}
+	defer store.Close()
+	for i := range in.Workflows {
+		d := &in.Workflows[i]
+		if err := store.Restore(ctx, d); err != nil {
+			fmt.Fprintf(stderr, "batchy import: workflow %s: %s\n", d.Workflow, batch.ErrorMessage(err))
+			return exitError
+		}
+		fmt.Fprintf(stdout, "imported %s: %d jobs, %d batches\n", d.Workflow, len(d.Jobs), len(d.Batches))
+	}
+	return exitOK
+}

@@ -1,0 +1,424 @@
+// Command waitsy blocks a shell script until upstream batchy workflows have succeeded:
+//
+//	waitsy -wf wf1 && run_my_etl.sh
+//
+// It long-polls the server's /v1/wait, woken by push the moment the last job closes, and falls back
+// to polling /get_status against servers without it (the original Python Batchy included).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+	_ "time/tzdata" // --tz works without a zoneinfo database
+
+	"github.com/spf13/pflag"
+
+	"github.com/batchy/batchy/client"
+	"github.com/batchy/batchy/internal/batch"
+)
+
+// Exit codes, as --help and the README give them.
+const (
+	exitReady       = 0
+	exitFailed      = 1
+	exitTimeout     = 2
+	exitUsage       = 3
+	exitUnreachable = 4
+	exitInterrupted = 130
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usageHead = `waitsy blocks until upstream batchy workflows (or single jobs) have succeeded.
+
+Usage:
+  waitsy [flags] TARGET...       TARGET is a workflow (wf1) or one of its jobs (wf1:job3)
+  waitsy -wf wf1 [-wf wf2]       the original waitsy's form
+
+Example:
+  waitsy -wf wf1 && run_my_etl.sh
+
+Exit codes:
+  0    every target succeeded since --since
+  1    a target failed since --since (with --fail-fast, the default)
+  2    --timeout passed first
+  3    usage error, or an unknown workflow or job
+  4    the server could not be reached until --timeout passed
+  130  interrupted (Ctrl-C)
+
+Flags:
+`
+
+// options are waitsy's parsed flags.
+type options struct {
+	targets  []batch.Target
+	url      string
+	token    string
+	since    time.Time
+	timeout  time.Duration
+	failFast bool
+	interval time.Duration
+	quiet    bool
+	json     bool
+}
+
+func parse(args []string, stderr io.Writer) (*options, int, bool) {
+	fs := pflag.NewFlagSet("waitsy", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		o       options
+		wfs     []string
+		since   string
+		tz      string
+		timeout string
+	)
+	fs.StringArrayVar(&wfs, "wf", nil, "a workflow to wait for (repeatable; -wf works as in the original)")
+	fs.StringVar(&o.url, "url", envOr("BATCHY_URL", "http://localhost:5000"), "batchy server (env BATCHY_URL)")
+	fs.StringVar(&o.token, "token", os.Getenv("BATCHY_TOKEN"), "API token for a server with auth (env BATCHY_TOKEN)")
+	fs.StringVar(&since, "since", "today", "what counts as a fresh success: today (midnight in --tz), a duration (6h), or an RFC 3339 time")
+	fs.StringVar(&tz, "tz", envOr("BATCHY_TZ", "UTC"), "time zone of 'today' (env BATCHY_TZ)")
+	fs.StringVar(&timeout, "timeout", "", "give up after this long (e.g. 30m); default: wait forever, as the original")
+	fs.BoolVar(&o.failFast, "fail-fast", true, "exit 1 as soon as a watched job has failed since --since; --fail-fast=false waits for a rerun")
+	fs.DurationVar(&o.interval, "interval", 5*time.Second, "polling interval against servers without push")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
+	fs.BoolVar(&o.json, "json", false, "print a final JSON report on stdout")
+	fs.Usage = func() { fmt.Fprint(stderr, usageHead+fs.FlagUsages()) }
+
+	if err := fs.Parse(legacyFlags(args)); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, exitReady, false
+		}
+		fmt.Fprintf(stderr, "waitsy: %v (see waitsy --help)\n", err)
+		return nil, exitUsage, false
+	}
+	usageErr := func(format string, a ...any) (*options, int, bool) {
+		fmt.Fprintf(stderr, "waitsy: "+format+" (see waitsy --help)\n", a...)
+		return nil, exitUsage, false
+	}
+	for _, s := range append(wfs, fs.Args()...) {
+		t, err := batch.ParseTarget(s)
+		if err != nil {
+			return usageErr("%s", batch.ErrorMessage(err))
+		}
+		o.targets = append(o.targets, t)
+	}
+	if len(o.targets) == 0 {
+		return usageErr("name at least one workflow to wait for")
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return usageErr("--tz %q is not a known time zone", tz)
+	}
+	if o.since, err = parseSince(since, time.Now(), loc); err != nil {
+		return usageErr("%v", err)
+	}
+	if timeout != "" {
+		if o.timeout, err = time.ParseDuration(timeout); err != nil || o.timeout <= 0 {
+			return usageErr("--timeout %q must be a positive duration such as 30s or 2h", timeout)
+		}
+	}
+	if o.interval <= 0 {
+		return usageErr("--interval must be positive")
+	}
+	if !strings.HasPrefix(o.url, "http://") && !strings.HasPrefix(o.url, "https://") {
+		return usageErr("--url %q must start with http:// or https://", o.url)
+	}
+	return &o, 0, true
+}
+
+// legacyFlags lets the original's single-dash "-wf" through pflag, which would read it as -w -f.
+func legacyFlags(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "-wf" || strings.HasPrefix(a, "-wf=") {
+			a = "-" + a
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// parseSince reads --since: "today", a duration back from now, or a time.
+func parseSince(s string, now time.Time, loc *time.Location) (time.Time, error) {
+	if s == "today" {
+		return batch.Midnight(now, loc), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %q: a duration back from now must be positive", s)
+		}
+		return now.Add(-d), nil
+	}
+	t, err := batch.ParseTime(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q: use today, a duration such as 6h, or an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, code, ok := parse(args, stderr)
+	if !ok {
+		return code
+	}
+	out := newReporter(stderr, o.quiet)
+	res, code := wait(ctx, o, client.New(o.url, o.token), out)
+	out.finish(res, code)
+	if o.json {
+		report := struct {
+			State    string              `json:"state"`
+			ExitCode int                 `json:"exit_code"`
+			Since    string              `json:"since"`
+			Jobs     []batch.JobStanding `json:"jobs"`
+		}{State: stateName(code), ExitCode: code, Since: batch.FormatTime(o.since), Jobs: []batch.JobStanding{}}
+		if res != nil {
+			report.Jobs = res.Jobs
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(report)
+	}
+	return code
+}
+
+func stateName(code int) string {
+	return map[int]string{exitReady: "ready", exitFailed: "failed", exitTimeout: "timeout", exitUsage: "error",
+		exitUnreachable: "unreachable", exitInterrupted: "interrupted"}[code]
+}
+
+// wait loops until the targets are ready, one failed, the timeout passes or ctx ends.
+func wait(ctx context.Context, o *options, c *client.Client, out *reporter) (*client.WaitResult, int) {
+	start := time.Now()
+	var deadline time.Time
+	if o.timeout > 0 {
+		deadline = start.Add(o.timeout)
+	}
+	push := true
+	backoff := 100 * time.Millisecond
+	var last *client.WaitResult
+	reached := false // the last attempt reached the server
+	for {
+		if ctx.Err() != nil {
+			return last, exitInterrupted
+		}
+		req := client.WaitRequest{Targets: o.targets, Since: o.since, FailFast: o.failFast, Timeout: 60 * time.Second}
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				if reached {
+					return last, exitTimeout
+				}
+				return last, exitUnreachable
+			}
+			req.Timeout = min(req.Timeout, left.Round(time.Millisecond)+time.Millisecond)
+		}
+		var res *client.WaitResult
+		var err error
+		if push {
+			// The request's own deadline covers the server's hold plus a margin.
+			rctx, cancel := context.WithTimeout(ctx, req.Timeout+15*time.Second)
+			res, err = c.Wait(rctx, req)
+			cancel()
+			if errors.Is(err, client.ErrNoWaitEndpoint) {
+				out.note("the server has no push wait endpoint: polling every %s", o.interval)
+				push = false
+				continue
+			}
+		} else {
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			res, err = c.Poll(rctx, req)
+			cancel()
+		}
+		if ctx.Err() != nil {
+			return last, exitInterrupted
+		}
+		if err != nil {
+			var apiErr *client.Error
+			if errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 {
+				// An unknown workflow or job, a bad parameter, a refused token: waiting won't help.
+				out.errorf("%s", apiErr.Message)
+				return last, exitUsage
+			}
+			// Not reached, or reached but unable to answer (5xx: its store is down): retry.
+			reached = false
+			out.note("cannot reach %s (%v): retrying in %s", o.url, err, backoff.Round(time.Millisecond))
+			if !sleep(ctx, jitter(backoff), deadline) {
+				if ctx.Err() != nil {
+					return last, exitInterrupted
+				}
+				return last, exitUnreachable
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		reached, backoff, last = true, 100*time.Millisecond, res
+		out.progress(res, time.Since(start))
+		switch res.State {
+		case batch.Ready:
+			return res, exitReady
+		case batch.Failed:
+			return res, exitFailed
+		}
+		if !push && !sleep(ctx, o.interval, deadline) {
+			if ctx.Err() != nil {
+				return last, exitInterrupted
+			}
+			return last, exitTimeout
+		}
+	}
+}
+
+// sleep waits d, or until the deadline (false) or ctx's end (false).
+func sleep(ctx context.Context, d time.Duration, deadline time.Time) bool {
+	if !deadline.IsZero() {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		if left < d {
+			d = left
+		}
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return deadline.IsZero() || time.Now().Before(deadline)
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// reporter prints progress: one live line on a terminal, timestamped lines on changes otherwise.
+type reporter struct {
+	w        io.Writer
+	quiet    bool
+	terminal bool
+	lastLine string
+	live     bool // a live line is on screen
+}
+
+func newReporter(w io.Writer, quiet bool) *reporter {
+	r := &reporter{w: w, quiet: quiet}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			r.terminal = true
+		}
+	}
+	return r
+}
+
+// summary says which jobs are still pending or failed.
+func summary(res *client.WaitResult) string {
+	var pending, failed []string
+	ready := 0
+	for _, j := range res.Jobs {
+		name := j.Workflow + ":" + j.Job
+		switch j.Readiness {
+		case batch.Ready:
+			ready++
+		case batch.Failed:
+			failed = append(failed, name)
+		default:
+			pending = append(pending, name+" ("+j.Status+")")
+		}
+	}
+	sort.Strings(pending)
+	s := fmt.Sprintf("%d/%d ready", ready, len(res.Jobs))
+	if len(pending) > 0 {
+		s += "; waiting for " + strings.Join(pending, ", ")
+	}
+	if len(failed) > 0 {
+		s += "; failed: " + strings.Join(failed, ", ")
+	}
+	return s
+}
+
+func (r *reporter) progress(res *client.WaitResult, elapsed time.Duration) {
+	if r.quiet {
+		return
+	}
+	line := summary(res)
+	if r.terminal {
+		fmt.Fprintf(r.w, "\r\033[K%s [%s]", line, elapsed.Round(time.Second))
+		r.live = true
+		return
+	}
+	if line != r.lastLine {
+		r.lastLine = line
+		fmt.Fprintf(r.w, "%s %s\n", time.Now().UTC().Format(time.RFC3339), line)
+	}
+}
+
+func (r *reporter) clearLive() {
+	if r.live {
+		fmt.Fprint(r.w, "\r\033[K")
+		r.live = false
+	}
+}
+
+func (r *reporter) note(format string, a ...any) {
+	if r.quiet {
+		return
+	}
+	r.clearLive()
+	fmt.Fprintf(r.w, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, a...))
+	r.lastLine = ""
+}
+
+func (r *reporter) errorf(format string, a ...any) {
+	r.clearLive()
+	fmt.Fprintf(r.w, "waitsy: %s\n", fmt.Sprintf(format, a...))
+}
+
+func (r *reporter) finish(res *client.WaitResult, code int) {
+	r.clearLive()
+	if r.quiet && code != exitFailed && code != exitUnreachable {
+		return
+	}
+	var msg string
+	switch code {
+	case exitReady:
+		msg = "ready"
+	case exitFailed:
+		msg = "upstream failed"
+	case exitTimeout:
+		msg = "timed out"
+	case exitUnreachable:
+		msg = "server unreachable"
+	case exitInterrupted:
+		msg = "interrupted"
+	default:
+		return
+	}
+	if res != nil {
+		msg += ": " + summary(res)
+	}
+	fmt.Fprintf(r.w, "%s %s\n", time.Now().UTC().Format(time.RFC3339), msg)
+}

@@ -1,0 +1,236 @@
+// Package api is batchy's HTTP interface: the original Batchy's GET routes, kept working for
+// existing curl calls, and the v1 REST API. Handlers only translate between HTTP and the
+// batch.Store; every rule lives in the domain and the store.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/format"
+	"github.com/batchy/batchy/internal/notify"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Store keeps the batch state. Required.
+	Store batch.Store
+	// CfgDir is the directory of workflow files; "" means "cfg".
+	CfgDir string
+	// Limits bound the workflow files read; the zero value takes config's defaults.
+	Limits config.Limits
+	// Format tunes the infa and env outputs.
+	Format format.Options
+	// Location is the server's time zone (--tz), used for previews of trunc_start; nil means UTC.
+	Location *time.Location
+	// Hub wakes waits when a workflow changes; nil means waits only re-check periodically.
+	Hub *notify.Hub
+	// StoreName says which store is in use ("embedded" or "redis"), for /healthz.
+	StoreName string
+	// MaxBodyBytes bounds a request body; zero means 1 MiB.
+	MaxBodyBytes int64
+	// Logger receives request and error logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	engine   *gin.Engine
+	closing  chan struct{} // closed by Close: long polls answer at once
+	closeOne sync.Once
+}
+
+// New returns a Server with every route registered.
+func New(opts Options) *Server {
+	if opts.CfgDir == "" {
+		opts.CfgDir = "cfg"
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Hub == nil {
+		opts.Hub = notify.NewHub(nil, "", opts.Logger)
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{opts: opts, log: opts.Logger, engine: gin.New(), closing: make(chan struct{})}
+	s.engine.HandleMethodNotAllowed = true
+	// Route on the escaped path, so that /load_cfg/..%2Fetc reaches the handler as the name
+	// "../etc" and is refused as an invalid name rather than as an unknown route.
+	s.engine.UseRawPath = true
+	s.engine.UnescapePathValues = true
+	s.engine.Use(s.recoverer, s.logRequests)
+	s.engine.NoRoute(func(c *gin.Context) {
+		s.fail(c, batch.Errorf(batch.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	s.engine.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, errorBody("method_not_allowed", "method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path))
+	})
+	s.routesOriginal()
+	s.routesV1()
+	return s
+}
+
+// Close makes waits in progress answer at once, so that a graceful shutdown need not wait for
+// long polls; call it before http.Server.Shutdown.
+func (s *Server) Close() { s.closeOne.Do(func() { close(s.closing) }) }
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Routes lists every registered route as "METHOD path", for docs and their tests.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.engine.Routes() {
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
+}
+
+// status is the one map from error code to HTTP status.
+var status = map[string]int{
+	batch.EINVALID:     http.StatusBadRequest,
+	batch.ENOTFOUND:    http.StatusNotFound,
+	batch.ECONFLICT:    http.StatusConflict,
+	batch.ETOOLARGE:    http.StatusRequestEntityTooLarge,
+	batch.EUNAVAILABLE: http.StatusServiceUnavailable,
+	batch.EINTERNAL:    http.StatusInternalServerError,
+}
+
+// ErrorBody is the JSON every error response carries.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func errorBody(code, msg string) ErrorBody {
+	var b ErrorBody
+	b.Error.Code, b.Error.Message = code, msg
+	return b
+}
+
+// fail writes err as a JSON error. Internal and store errors are logged with their cause, which
+// never reaches the client.
+func (s *Server) fail(c *gin.Context, err error) {
+	code := batch.ErrorCode(err)
+	st, ok := status[code]
+	if !ok {
+		st = http.StatusInternalServerError
+	}
+	if st >= 500 {
+		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "code", code, "err", err)
+	}
+	c.AbortWithStatusJSON(st, errorBody(code, batch.ErrorMessage(err)))
+}
+
+func (s *Server) recoverer(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			s.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", v)
+			s.fail(c, errors.New("panic"))
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "(no route)"
+	}
+	s.log.Debug("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(), "duration", time.Since(start))
+}
+
+// workflow returns the :wf path parameter, validated.
+func workflow(c *gin.Context) (string, error) {
+	wf := c.Param("wf")
+	return wf, batch.CheckName("workflow", wf)
+}
+
+// load reads a workflow's file and stores it.
+func (s *Server) load(ctx context.Context, wf string, reset bool) (*batch.State, error) {
+	w, err := config.LoadFile(s.opts.CfgDir, wf, s.opts.Limits)
+	if err != nil {
+		return nil, err
+	}
+	return s.opts.Store.Load(ctx, w, reset)
+}
+
+// render writes jobs in format f with status 200.
+func (s *Server) render(c *gin.Context, f format.Format, wf string, batchID int64, jobs batch.Jobs) {
+	var b strings.Builder
+	if err := format.Write(&b, f, wf, batchID, jobs, s.opts.Format); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, f.ContentType(), []byte(b.String()))
+}
+
+// decode reads a JSON request body into v, strictly: unknown fields and trailing data are errors.
+// An empty body leaves v as it is, so every body is optional.
+func (s *Server) decode(c *gin.Context, v any) error {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return batch.Errorf(batch.ETOOLARGE, "request body is larger than %d bytes", s.opts.MaxBodyBytes)
+		}
+		return batch.Errorf(batch.EINVALID, "reading request body: %v", err)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return batch.Errorf(batch.EINVALID, "request body: %s", jsonError(err))
+	}
+	if dec.More() {
+		return batch.Errorf(batch.EINVALID, "request body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// jsonError words a decoding error for a user, naming the field where it can.
+func jsonError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return "field " + typeErr.Field + " must be " + typeErr.Type.String() + ", got " + typeErr.Value
+	}
+	var syntaxErr *json.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return "malformed JSON: " + syntaxErr.Error()
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "malformed JSON: unexpected end of input"
+	}
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "json: ")
+	return msg
+}

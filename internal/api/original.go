@@ -1,0 +1,114 @@
+package api
+
+import (
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/format"
+)
+
+// routesOriginal registers the original Batchy's routes. They are GET requests that change state,
+// as the original's were, so that existing curl calls and scheduler scripts keep working; they
+// answer {job: {field: value}} and stay permissive: closing or failing a job that is not open is
+// not an error here (it is on the v1 API).
+func (s *Server) routesOriginal() {
+	s.engine.GET("/load_cfg/:wf", s.origLoad)
+	s.engine.GET("/get_status/:wf", s.origStatus)
+	s.engine.GET("/get_status/:wf/:format", s.origStatus)
+	s.engine.GET("/open_batch/:wf", s.origOpen)
+	s.engine.GET("/open_batch/:wf/:format", s.origOpen)
+	s.engine.GET("/close_batch/:wf", s.origEnd(batch.StatusSuccess))
+	s.engine.GET("/fail_batch/:wf", s.origEnd(batch.StatusFailed))
+}
+
+// origLoad loads cfg/<wf>.yaml. Unlike the original it keeps each job's runtime state; ?reset=true
+// asks for the original's reset.
+func (s *Server) origLoad(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	reset, err := boolQuery(c, "reset")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.load(c.Request.Context(), wf, reset)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(200, st.Jobs)
+}
+
+func (s *Server) origStatus(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := format.Parse(c.Param("format"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.opts.Store.State(c.Request.Context(), wf)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.render(c, f, wf, st.Jobs.BatchID(), st.Jobs)
+}
+
+func (s *Server) origOpen(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	// The format is checked before the batch is opened: a typo must not open a batch whose
+	// parameters the caller never sees.
+	f, err := format.Parse(c.Param("format"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.opts.Store.Open(c.Request.Context(), wf, batch.OpenRequest{})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.render(c, f, wf, st.LastBatchID, st.Jobs)
+}
+
+func (s *Server) origEnd(status batch.Status) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		wf, err := workflow(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		st, err := s.opts.Store.End(c.Request.Context(), wf, batch.EndRequest{Status: status})
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(200, st.Jobs)
+	}
+}
+
+// boolQuery reads an optional boolean query parameter; absent is false.
+func boolQuery(c *gin.Context, name string) (bool, error) {
+	v, ok := c.GetQuery(name)
+	if !ok || v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, batch.Errorf(batch.EINVALID, "query parameter %s must be true or false, got %q", name, v)
+	}
+	return b, nil
+}

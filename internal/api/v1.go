@@ -1,0 +1,434 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/format"
+)
+
+// routesV1 registers the v1 API: GET reads, POST changes, acting on a whole workflow or on named
+// jobs. Ending a job that is not open is a 409 here.
+func (s *Server) routesV1() {
+	s.engine.GET("/healthz", s.healthz)
+	s.engine.GET("/readyz", s.readyz)
+
+	v1 := s.engine.Group("/v1")
+	v1.GET("/wait", s.wait)
+	v1.GET("/workflows", s.listWorkflows)
+	v1.GET("/workflows/:wf", s.getWorkflow)
+	v1.POST("/workflows/:wf/load", s.postLoad)
+	v1.POST("/workflows/:wf/open", s.postOpen)
+	v1.POST("/workflows/:wf/close", s.postEnd(batch.StatusSuccess))
+	v1.POST("/workflows/:wf/fail", s.postEnd(batch.StatusFailed))
+	v1.GET("/workflows/:wf/next", s.getNext)
+	v1.GET("/workflows/:wf/batches", s.listBatches)
+	v1.GET("/workflows/:wf/batches/:id", s.getBatch)
+	v1.GET("/workflows/:wf/jobs/:job", s.getJob)
+	v1.POST("/workflows/:wf/jobs/:job/open", s.postOpen)
+	v1.POST("/workflows/:wf/jobs/:job/close", s.postEnd(batch.StatusSuccess))
+	v1.POST("/workflows/:wf/jobs/:job/fail", s.postEnd(batch.StatusFailed))
+	v1.POST("/workflows/:wf/jobs/:job/watermark", s.postWatermark)
+}
+
+// Health is the body of /healthz and /readyz.
+type Health struct {
+	Status string `json:"status"`
+	Store  string `json:"store"`
+	Error  string `json:"error,omitempty"`
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, Health{Status: "ok", Store: s.opts.StoreName})
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.opts.Store.Ping(ctx); err != nil {
+		c.JSON(http.StatusServiceUnavailable, Health{Status: "unavailable", Store: s.opts.StoreName, Error: batch.ErrorMessage(err)})
+		return
+	}
+	c.JSON(http.StatusOK, Health{Status: "ok", Store: s.opts.StoreName})
+}
+
+// WorkflowSummary is one entry of GET /v1/workflows.
+type WorkflowSummary struct {
+	Workflow string `json:"workflow"`
+	// Loaded: the workflow has state in the store.
+	Loaded bool `json:"loaded"`
+	// Configured: the configuration directory has a file for it.
+	Configured bool `json:"configured"`
+}
+
+func (s *Server) listWorkflows(c *gin.Context) {
+	loaded, err := s.opts.Store.Workflows(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	configured, err := config.List(s.opts.CfgDir)
+	if err != nil && batch.ErrorCode(err) != batch.ENOTFOUND {
+		s.fail(c, err)
+		return
+	}
+	byName := map[string]*WorkflowSummary{}
+	var names []string
+	add := func(name string) *WorkflowSummary {
+		if w, ok := byName[name]; ok {
+			return w
+		}
+		byName[name] = &WorkflowSummary{Workflow: name}
+		names = append(names, name)
+		return byName[name]
+	}
+	for _, n := range loaded {
+		add(n).Loaded = true
+	}
+	for _, n := range configured {
+		add(n).Configured = true
+	}
+	slices.Sort(names)
+	out := make([]WorkflowSummary, len(names))
+	for i, n := range names {
+		out[i] = *byName[n]
+	}
+	c.JSON(http.StatusOK, gin.H{"workflows": out})
+}
+
+func (s *Server) getWorkflow(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := format.Parse(c.Query("format"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.opts.Store.State(c.Request.Context(), wf)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.respond(c, f, st, st.Jobs)
+}
+
+// respond writes a workflow's state: as JSON the whole batch.State, in the other formats the given
+// jobs.
+func (s *Server) respond(c *gin.Context, f format.Format, st *batch.State, jobs batch.Jobs) {
+	if f == format.JSON {
+		c.JSON(http.StatusOK, st)
+		return
+	}
+	s.render(c, f, st.Workflow, jobs.BatchID(), jobs)
+}
+
+// LoadRequest is the body of POST /v1/workflows/{wf}/load.
+type LoadRequest struct {
+	// Reset discards the jobs' runtime state (status, ids, dates) and starts them from the file.
+	Reset bool `json:"reset"`
+}
+
+func (s *Server) postLoad(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req LoadRequest
+	if err := s.decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.load(c.Request.Context(), wf, req.Reset)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+// OpenRequest is the body of POST /v1/workflows/{wf}/open and .../jobs/{job}/open.
+type OpenRequest struct {
+	// Jobs to open; empty means all (ignored on the per-job route).
+	Jobs []string `json:"jobs"`
+	// FromDate and ToDate, when set, open a backfill over [from_date, to_date); to_date defaults to
+	// now.
+	FromDate string `json:"from_date"`
+	ToDate   string `json:"to_date"`
+}
+
+func (s *Server) postOpen(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := format.Parse(c.Query("format"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var body OpenRequest
+	if err := s.decode(c, &body); err != nil {
+		s.fail(c, err)
+		return
+	}
+	req := batch.OpenRequest{Jobs: jobsOf(c, body.Jobs)}
+	if body.FromDate != "" {
+		if req.From, err = dateField("from_date", body.FromDate); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if body.ToDate != "" {
+		if req.To, err = dateField("to_date", body.ToDate); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	st, err := s.opts.Store.Open(c.Request.Context(), wf, req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.respond(c, f, st, pick(st.Jobs, req.Jobs))
+}
+
+// EndRequest is the body of POST .../close and .../fail.
+type EndRequest struct {
+	// Jobs to end; empty means all (ignored on the per-job route).
+	Jobs []string `json:"jobs"`
+	// BatchID, when set, makes the request a 409 if a job is in another batch, so that a late
+	// close cannot end a newer batch.
+	BatchID int64 `json:"batch_id"`
+}
+
+func (s *Server) postEnd(status batch.Status) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		wf, err := workflow(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		var body EndRequest
+		if err := s.decode(c, &body); err != nil {
+			s.fail(c, err)
+			return
+		}
+		if body.BatchID < 0 {
+			s.fail(c, batch.Errorf(batch.EINVALID, "batch_id must be positive, got %d", body.BatchID))
+			return
+		}
+		req := batch.EndRequest{Jobs: jobsOf(c, body.Jobs), Status: status, Strict: true, BatchID: body.BatchID}
+		st, err := s.opts.Store.End(c.Request.Context(), wf, req)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, st)
+	}
+}
+
+// WatermarkRequest is the body of POST .../jobs/{job}/watermark.
+type WatermarkRequest struct {
+	// FromDate is where the job's next window starts.
+	FromDate string `json:"from_date"`
+}
+
+func (s *Server) postWatermark(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var body WatermarkRequest
+	if err := s.decode(c, &body); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if body.FromDate == "" {
+		s.fail(c, batch.Errorf(batch.EINVALID, "from_date is required: the date the job's next window starts at"))
+		return
+	}
+	from, err := dateField("from_date", body.FromDate)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.opts.Store.SetWatermark(c.Request.Context(), wf, c.Param("job"), from)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) getJob(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	job := c.Param("job")
+	if err := batch.CheckName("job", job); err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := format.Parse(c.Query("format"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.opts.Store.State(c.Request.Context(), wf)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	j, ok := st.Jobs.Get(job)
+	if !ok {
+		s.fail(c, batch.Errorf(batch.ENOTFOUND, "job %s is not in workflow %s", job, wf))
+		return
+	}
+	if f == format.JSON {
+		c.JSON(http.StatusOK, gin.H{"workflow": wf, "job": job, "fields": j.Fields})
+		return
+	}
+	s.render(c, f, wf, batch.Jobs{j}.BatchID(), batch.Jobs{j})
+}
+
+// NextWindow is a job's window if a batch were opened now.
+type NextWindow struct {
+	FromDate string `json:"from_date"`
+	ToDate   string `json:"to_date"`
+}
+
+// getNext previews the window each job would get if a batch were opened now, without opening one.
+func (s *Server) getNext(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.opts.Store.State(c.Request.Context(), wf)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	now := batch.FormatTime(time.Now())
+	out := map[string]NextWindow{}
+	for _, j := range st.Jobs {
+		out[j.Name] = NextWindow{FromDate: batch.FormatTime(batch.NextFrom(j.Fields, s.opts.Location)), ToDate: now}
+	}
+	c.JSON(http.StatusOK, gin.H{"workflow": wf, "jobs": out})
+}
+
+func (s *Server) listBatches(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	limit, err := intQuery(c, "limit", 20, 1, 1000)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	before, err := intQuery(c, "before", 0, 1, 1<<62)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	list, err := s.opts.Store.Batches(c.Request.Context(), wf, batch.ListOptions{Limit: int(limit), Before: before})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	body := gin.H{"workflow": wf, "batches": list}
+	if int64(len(list)) == limit {
+		body["next_before"] = list[len(list)-1].ID
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+func (s *Server) getBatch(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.fail(c, batch.Errorf(batch.EINVALID, "batch id must be a positive whole number, got %q", clip(c.Param("id"))))
+		return
+	}
+	b, err := s.opts.Store.Batch(c.Request.Context(), wf, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, b)
+}
+
+// jobsOf returns the jobs a request acts on: the :job path parameter on per-job routes, else the
+// body's list.
+func jobsOf(c *gin.Context, fromBody []string) []string {
+	if job := c.Param("job"); job != "" {
+		return []string{job}
+	}
+	return fromBody
+}
+
+// pick returns the named jobs of jobs, or all of them when names is empty.
+func pick(jobs batch.Jobs, names []string) batch.Jobs {
+	if len(names) == 0 {
+		return jobs
+	}
+	var out batch.Jobs
+	for _, j := range jobs {
+		for _, n := range names {
+			if j.Name == n {
+				out = append(out, j)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func dateField(name, value string) (time.Time, error) {
+	t, err := batch.ParseTime(value)
+	if err != nil {
+		return time.Time{}, batch.Errorf(batch.EINVALID, "%s: %s", name, batch.ErrorMessage(err))
+	}
+	return t, nil
+}
+
+// intQuery reads an optional whole-number query parameter within [min, max].
+func intQuery(c *gin.Context, name string, def, min, max int64) (int64, error) {
+	v, ok := c.GetQuery(name)
+	if !ok || v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < min || n > max {
+		return 0, batch.Errorf(batch.EINVALID, "query parameter %s must be a whole number from %d to %d, got %q", name, min, max, clip(v))
+	}
+	return n, nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

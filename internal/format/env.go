@@ -1,0 +1,90 @@
+package format
+
+import (
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/batchy/batchy/internal/batch"
+)
+
+// Names of the variables that env output sets once, whatever the jobs.
+const (
+	EnvWorkflow = "BATCHY_WF"
+	EnvBatchID  = "BATCHY_BATCH_ID"
+)
+
+// EnvScript writes jobs as shell export lines: BATCHY_WF, BATCHY_BATCH_ID (only when batchID > 0),
+// then for each job in order and each field sorted by name BATCHY_<JOB>_<FIELD> (see EnvName).
+// Values are those of EnvVars, each in single quotes, the one quoting in which a shell expands
+// nothing; an embedded quote ends the quoting, is written as \' and reopens it. So eval "$(curl ...)"
+// is safe whatever a value holds ($(...), backticks, backslashes, line breaks).
+func EnvScript(w io.Writer, wf string, batchID int64, jobs batch.Jobs) error {
+	var b strings.Builder
+	for _, v := range envVars(wf, batchID, jobs) {
+		b.WriteString("export " + v.name + "=" + shellQuote(v.value) + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// EnvVars returns the variables of EnvScript as NAME=value pairs (unquoted), in the same order, for
+// executors that pass them to a process environment (exec.Cmd.Env). Values are text: strings as
+// they are, dates as stored (RFC 3339), null as "", numbers and booleans as their JSON text, lists
+// and maps as compact JSON; NUL bytes are dropped, since neither a shell variable nor an
+// environment entry can hold one. When two names collide (see EnvName) both pairs are returned and
+// the later wins, as it does in a shell and in exec.Cmd.Env.
+func EnvVars(wf string, batchID int64, jobs batch.Jobs) []string {
+	vars := envVars(wf, batchID, jobs)
+	out := make([]string, len(vars))
+	for i, v := range vars {
+		out[i] = v.name + "=" + v.value
+	}
+	return out
+}
+
+// envVar is one variable of the env output.
+type envVar struct{ name, value string }
+
+func envVars(wf string, batchID int64, jobs batch.Jobs) []envVar {
+	vars := []envVar{{EnvWorkflow, noNUL(wf)}}
+	if batchID > 0 {
+		vars = append(vars, envVar{EnvBatchID, strconv.FormatInt(batchID, 10)})
+	}
+	for _, j := range jobs {
+		for _, name := range j.Fields.Names() {
+			vars = append(vars, envVar{EnvName(j.Name, name), noNUL(text(j.Fields[name]))})
+		}
+	}
+	return vars
+}
+
+// EnvName returns the variable of a job's field, BATCHY_<JOB>_<FIELD>: upper-cased, with every
+// character outside [A-Z0-9_] written as _, so that any job or field name gives a valid shell
+// name. Distinct names can therefore collide (job-a and job_a; job "batch" with field "id" and
+// BATCHY_BATCH_ID); the later variable wins.
+func EnvName(job, field string) string {
+	return "BATCHY_" + envPart(job) + "_" + envPart(field)
+}
+
+func envPart(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z':
+			b.WriteRune(r - 'a' + 'A')
+		case 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// shellQuote single-quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func noNUL(s string) string { return strings.ReplaceAll(s, "\x00", "") }
