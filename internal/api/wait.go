@@ -26,8 +26,8 @@ const (
 type WaitResult struct {
 	// State is ready (every target succeeded since Since), failed (one failed since Since, with
 	// fail_fast) or pending (the timeout passed first).
-	State batch.Readiness   `json:"state"`
-	Since string            `json:"since"`
+	State batch.Readiness     `json:"state"`
+	Since string              `json:"since"`
 	Jobs  []batch.JobStanding `json:"jobs"`
 }
 
