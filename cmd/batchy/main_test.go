@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,8 +43,21 @@ func TestMain(m *testing.M) {
 type process struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *bytes.Buffer
+	logs *lockedBuffer
 }
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -59,7 +73,7 @@ func freeAddr(t *testing.T) string {
 func startServe(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
 	addr := freeAddr(t)
-	p := &process{url: "http://" + addr, logs: &bytes.Buffer{}}
+	p := &process{url: "http://" + addr, logs: &lockedBuffer{}}
 	p.cmd = exec.Command(binary, append([]string{"serve", "--addr", addr}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
