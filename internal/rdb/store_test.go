@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -642,4 +644,30 @@ func TestStoreDown(t *testing.T) {
 	if !errors.As(err, &e) || e.Message != "the store is not available" {
 		t.Errorf("message = %q", batch.ErrorMessage(err))
 	}
+}
+
+// TestKeysAreReadable: the key prefix is configurable, a workflow's keys share its hash tag, and
+// a job's state is readable with HGETALL, as the original's troubleshooting showed.
+func TestKeysAreReadable(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{Prefix: "etl"})
+		f.load(t, "w", "a:\n  p: 1\n", false)
+		st, _ := f.store.Open(ctx, "w", batch.OpenRequest{})
+		got, err := f.client.HGetAll(ctx, "etl:{w}:job:a").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["status"] != `"open"` || got["p"] != "1" {
+			t.Errorf("HGETALL etl:{w}:job:a = %v", got)
+		}
+		keys, _ := f.client.Keys(ctx, "etl:{w}:*").Result()
+		want := []string{"etl:{w}:batch:" + strconv.FormatInt(st.LastBatchID, 10), "etl:{w}:batches", "etl:{w}:job:a", "etl:{w}:meta"}
+		sort.Strings(keys)
+		if !reflect.DeepEqual(keys, want) {
+			t.Errorf("keys = %v, want %v", keys, want)
+		}
+		if n, _ := f.client.Exists(ctx, "batchy:{w}:meta").Result(); n != 0 {
+			t.Errorf("a key with the default prefix exists")
+		}
+	})
 }
