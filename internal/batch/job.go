@@ -25,6 +25,10 @@ const (
 	FieldInitialFromDate = "initial_from_date"
 	FieldInfaSection     = "infa_section"
 	FieldBackfill        = "backfill"
+	// FieldRun is a job's action for the scheduler: a map with an executor type and its settings.
+	FieldRun = "run"
+	// FieldNeeds lists jobs of the same workflow that must succeed before this one runs.
+	FieldNeeds = "needs"
 )
 
 // RuntimeFields are the fields transitions write. Reloading a configuration keeps them: a value the

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -18,12 +19,64 @@ type Workflow struct {
 // no job may have this name.
 const SettingsKey = "batchy"
 
-// Settings are a workflow's own settings, under SettingsKey in its file.
+// Settings are a workflow's own settings, under SettingsKey in its file. The zero value is the
+// original Batchy's behaviour: no schedule, re-run on a second open.
 type Settings struct {
 	// Exclusive makes opening a job that is already open a conflict instead of a re-run of the
-	// same window. The zero value keeps the original's re-run.
+	// same window.
 	Exclusive bool `yaml:"exclusive" json:"exclusive"`
+	// Schedule is a cron expression (5 fields, @daily, @every 15m) in Timezone; empty: no schedule.
+	Schedule string `yaml:"schedule" json:"schedule,omitempty"`
+	// Timezone is the IANA zone of Schedule; empty means the server's --tz.
+	Timezone string `yaml:"timezone" json:"timezone,omitempty"`
+	// After lists upstream targets ("wf" or "wf:job"): the workflow runs when all are ready since
+	// its own last run; with Schedule, at the scheduled time once they are ready.
+	After []string `yaml:"after" json:"after,omitempty"`
+	// Retries re-runs failed jobs over the same window; the zero value never retries.
+	Retries Retries `yaml:"retries" json:"retries"`
+	// Timeout bounds one attempt of a run; zero means none.
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// Concurrency says what a new run does while one runs: forbid (skip it, the default),
+	// replace (cancel the running one) or allow.
+	Concurrency string `yaml:"concurrency" json:"concurrency,omitempty"`
+	// Catchup says what happens to fire times missed while no batchy ran: none (skip them),
+	// latest (run once for the latest, the default) or all (run each, oldest first).
+	Catchup string `yaml:"catchup" json:"catchup,omitempty"`
+	// CatchupLookback bounds how far back missed fire times count; zero means 24 hours.
+	CatchupLookback Duration `yaml:"catchup_lookback" json:"catchup_lookback,omitempty"`
 }
+
+// Scheduled reports whether the scheduler has anything to do for the workflow.
+func (s Settings) Scheduled() bool { return s.Schedule != "" || len(s.After) > 0 }
+
+// Retries is a retry policy.
+type Retries struct {
+	// Count is how many times failed jobs are re-run after the first attempt.
+	Count int `yaml:"count" json:"count"`
+	// Backoff is the wait before the first retry, doubling for each further one; zero means 30s.
+	Backoff Duration `yaml:"backoff" json:"backoff,omitempty"`
+	// MaxBackoff caps the wait; zero means 10 minutes.
+	MaxBackoff Duration `yaml:"max_backoff" json:"max_backoff,omitempty"`
+	// Jitter randomises each wait by up to this fraction (0 to 1) of it, so that many workflows
+	// failing together do not retry together.
+	Jitter float64 `yaml:"jitter" json:"jitter,omitempty"`
+}
+
+// Duration is a time.Duration written as Go writes durations ("15m", "1h30m") in YAML and JSON.
+type Duration time.Duration
+
+// UnmarshalText reads "15m".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil || v < 0 {
+		return fmt.Errorf("%q is not a duration such as 30s, 15m or 2h", clip(string(b)))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes "15m0s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // State is the stored state of a workflow: its jobs' latest batch, in configuration order.
 type State struct {
@@ -31,6 +84,7 @@ type State struct {
 	Jobs        Jobs      `json:"jobs"`
 	LastBatchID int64     `json:"last_batch_id"`
 	Exclusive   bool      `json:"exclusive"`
+	Settings    Settings  `json:"settings"`
 	LoadedAt    time.Time `json:"loaded_at"`
 }
 

@@ -169,6 +169,9 @@ func Parse(name string, data []byte, lim Limits) (*batch.Workflow, error) {
 	if len(wf.Jobs) == 0 {
 		return nil, batch.Errorf(batch.EINVALID, "workflow %s: the file defines no jobs", name)
 	}
+	if err := checkJobLinks(wf); err != nil {
+		return nil, batch.Errorf(batch.EINVALID, "workflow %s: %v", name, err)
+	}
 	return wf, nil
 }
 
@@ -182,6 +185,95 @@ func parseSettings(n *yaml.Node, s *batch.Settings) error {
 	dec.KnownFields(true)
 	if err := dec.Decode(s); err != nil && !errors.Is(err, io.EOF) {
 		return err
+	}
+	return checkSettings(s)
+}
+
+// checkSettings validates what can be checked without the scheduler: time zone, targets, enums,
+// numbers. The cron expression and the jobs' run: settings are checked by the scheduler's
+// Validate, which knows the parser and the executors.
+func checkSettings(s *batch.Settings) error {
+	if s.Timezone != "" {
+		if _, err := time.LoadLocation(s.Timezone); err != nil {
+			return fmt.Errorf("timezone %q is not a known time zone", s.Timezone)
+		}
+	}
+	for _, a := range s.After {
+		if _, err := batch.ParseTarget(a); err != nil {
+			return fmt.Errorf("after: %s", batch.ErrorMessage(err))
+		}
+	}
+	switch s.Concurrency {
+	case "", "forbid", "replace", "allow":
+	default:
+		return fmt.Errorf("concurrency %q must be forbid, replace or allow", s.Concurrency)
+	}
+	switch s.Catchup {
+	case "", "none", "latest", "all":
+	default:
+		return fmt.Errorf("catchup %q must be none, latest or all", s.Catchup)
+	}
+	if s.Retries.Count < 0 || s.Retries.Count > 100 {
+		return fmt.Errorf("retries.count %d must be from 0 to 100", s.Retries.Count)
+	}
+	if s.Retries.Jitter < 0 || s.Retries.Jitter > 1 {
+		return fmt.Errorf("retries.jitter %v must be from 0 to 1", s.Retries.Jitter)
+	}
+	return nil
+}
+
+// checkJobLinks validates the jobs' needs: names of other jobs of the workflow, without cycles,
+// and the shape of run: (a map with a type).
+func checkJobLinks(wf *batch.Workflow) error {
+	needs := map[string][]string{}
+	for _, j := range wf.Jobs {
+		if raw, ok := j.Fields[batch.FieldRun]; ok {
+			var run map[string]any
+			if json.Unmarshal(raw, &run) != nil {
+				return fmt.Errorf("job %s: field run must be a map with a type (exec, http or none)", j.Name)
+			}
+			if t, _ := run["type"].(string); t == "" {
+				return fmt.Errorf("job %s: field run needs a type (exec, http or none)", j.Name)
+			}
+		}
+		raw, ok := j.Fields[batch.FieldNeeds]
+		if !ok {
+			continue
+		}
+		var list []string
+		if json.Unmarshal(raw, &list) != nil {
+			return fmt.Errorf("job %s: field needs must be a list of job names", j.Name)
+		}
+		for _, n := range list {
+			if _, ok := wf.Jobs.Get(n); !ok || n == j.Name {
+				return fmt.Errorf("job %s: needs %q, which is not another job of this workflow", j.Name, n)
+			}
+		}
+		needs[j.Name] = list
+	}
+	// A cycle would leave its jobs waiting for each other forever.
+	state := map[string]int{} // 0 unvisited, 1 on the path, 2 done
+	var visit func(string) error
+	visit = func(n string) error {
+		switch state[n] {
+		case 1:
+			return fmt.Errorf("job %s: needs form a cycle", n)
+		case 2:
+			return nil
+		}
+		state[n] = 1
+		for _, m := range needs[n] {
+			if err := visit(m); err != nil {
+				return err
+			}
+		}
+		state[n] = 2
+		return nil
+	}
+	for _, j := range wf.Jobs {
+		if err := visit(j.Name); err != nil {
+			return err
+		}
 	}
 	return nil
 }

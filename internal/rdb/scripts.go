@@ -159,8 +159,8 @@ local function scope(first)
 end
 
 local function state()
-  local m = redis.call('HMGET', meta, 'last_batch_id', 'exclusive', 'loaded_at')
-  local out = {m[1] or '0', m[2] or '0', m[3] or ''}
+  local m = redis.call('HMGET', meta, 'last_batch_id', 'exclusive', 'loaded_at', 'settings')
+  local out = {m[1] or '0', m[2] or '0', m[3] or '', m[4] or '{}'}
   for _, j in ipairs(job_list()) do
     out[#out + 1] = j
     out[#out + 1] = redis.call('HGETALL', base .. 'job:' .. j)
@@ -181,7 +181,7 @@ end
 
 // scriptLoad stores a workflow's configuration.
 // KEYS[1] meta. ARGV[1] now (µs), ARGV[2] reset "1"/"0", ARGV[3] exclusive "1"/"0", ARGV[4] the
-// job names as a JSON array, then per job: name, field count n, n pairs of field and JSON value.
+// job names as a JSON array, ARGV[5] the workflow settings as JSON, then per job: name, field count n, n pairs of field and JSON value.
 // Runtime fields are set only where the job has none yet (unless reset), other fields replace the
 // job's configuration fields, and jobs no longer in the file are removed (history keeps them).
 // Result: the state.
@@ -193,7 +193,7 @@ for _, j in ipairs(newjobs) do keep[j] = true end
 for _, j in ipairs(job_list()) do
   if reset or not keep[j] then redis.call('DEL', base .. 'job:' .. j, base .. 'stash:' .. j) end
 end
-local i = 5
+local i = 6
 while i <= #ARGV do
   local key = base .. 'job:' .. ARGV[i]
   local n = tonumber(ARGV[i + 1])
@@ -211,7 +211,7 @@ while i <= #ARGV do
     if not given[f] and not IS_RUNTIME[f] then redis.call('HDEL', key, f) end
   end
 end
-redis.call('HSET', meta, 'jobs', ARGV[4], 'exclusive', ARGV[3], 'loaded_at', format_time(now))
+redis.call('HSET', meta, 'jobs', ARGV[4], 'exclusive', ARGV[3], 'settings', ARGV[5], 'loaded_at', format_time(now))
 redis.call('HSETNX', meta, 'last_batch_id', '0')
 notify()
 return state()

@@ -99,7 +99,11 @@ func (s *Store) afterWrite(ctx context.Context, op string) error {
 // Load implements batch.Store.
 func (s *Store) Load(ctx context.Context, wf *batch.Workflow, reset bool) (*batch.State, error) {
 	names := make([]string, len(wf.Jobs))
-	args := []any{s.now(), flag(reset), flag(wf.Settings.Exclusive), ""}
+	settings, err := json.Marshal(wf.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("rdb.Load: %w", err)
+	}
+	args := []any{s.now(), flag(reset), flag(wf.Settings.Exclusive), "", string(settings)}
 	for i, j := range wf.Jobs {
 		names[i] = j.Name
 		args = append(args, j.Name, len(j.Fields))
@@ -407,10 +411,11 @@ func flag(b bool) string {
 	return "0"
 }
 
-// parseState reads the scripts' state reply: last_batch_id, exclusive, loaded_at, then job, pairs.
+// parseState reads the scripts' state reply: last_batch_id, exclusive, loaded_at, settings, then
+// job, pairs.
 func parseState(wf string, v any) (*batch.State, error) {
 	list := asList(v)
-	if len(list) < 3 {
+	if len(list) < 4 {
 		return nil, fmt.Errorf("rdb: unexpected state reply %T", v)
 	}
 	st := &batch.State{Workflow: wf, Exclusive: str(list[1]) == "1"}
@@ -419,7 +424,10 @@ func parseState(wf string, v any) (*batch.State, error) {
 	if err := json.Unmarshal([]byte(str(list[2])), &loaded); err == nil {
 		st.LoadedAt, _ = batch.ParseTime(loaded)
 	}
-	for i := 3; i+1 < len(list); i += 2 {
+	if err := json.Unmarshal([]byte(str(list[3])), &st.Settings); err != nil {
+		return nil, fmt.Errorf("rdb: workflow %s: stored settings: %w", wf, err)
+	}
+	for i := 4; i+1 < len(list); i += 2 {
 		st.Jobs = append(st.Jobs, batch.Job{Name: str(list[i]), Fields: fields(list[i+1])})
 	}
 	return st, nil
