@@ -283,3 +283,72 @@ func TestUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSchedulerEndToEnd: a workflow with a schedule, after:, retries and an exec job runs itself
+// against real Redis, and its output reaches the log.
+func TestSchedulerEndToEnd(t *testing.T) {
+	srv := rdbtest.StartRedis(t)
+	cfg := t.TempDir()
+	marker := filepath.Join(t.TempDir(), "first-attempt")
+	os.WriteFile(filepath.Join(cfg, "up.yaml"), []byte("x: {}\n"), 0o644)
+	os.WriteFile(filepath.Join(cfg, "etl.yaml"), []byte(fmt.Sprintf(`
+batchy:
+  schedule: "@every 1s"
+  after: [up]
+  retries: {count: 1, backoff: 1s}
+load:
+  run:
+    type: exec
+    command: ["sh", "-c", "echo loading from $BATCHY_LOAD_FROM_DATE; if [ ! -f %[1]s ]; then touch %[1]s; exit 4; fi"]
+`, marker)), 0o644)
+	p := startServe(t, nil, "--redis-url", "redis://"+srv.Addr, "--cfg-dir", cfg, "--scheduler-lease", "2s")
+	for _, path := range []string{"/load_cfg/up", "/load_cfg/etl", "/open_batch/up"} {
+		if code, body := curl(t, p.url+path); code != 200 {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	if _, body := curl(t, p.url+"/v1/workflows/etl/runs"); strings.Contains(body, `"attempts":[{`) {
+		t.Fatalf("etl ran before its upstream was ready: %s", body)
+	}
+	curl(t, p.url+"/close_batch/up")
+
+	deadline := time.Now().Add(30 * time.Second)
+	var body string
+	for time.Now().Before(deadline) {
+		_, body = curl(t, p.url+"/v1/workflows/etl/runs")
+		if strings.Contains(body, `"state":"succeeded"`) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var list struct {
+		Runs []struct {
+			State    string
+			Trigger  string
+			Attempts []struct {
+				Jobs map[string]struct {
+					Status   string
+					ExitCode *int `json:"exit_code"`
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil || len(list.Runs) == 0 {
+		t.Fatalf("runs: %v %s\nlogs:\n%s", err, body, p.logs)
+	}
+	last := list.Runs[len(list.Runs)-1] // the first run
+	if last.State != "succeeded" || len(last.Attempts) != 2 || last.Trigger != "cron" {
+		t.Fatalf("first run: %+v\nlogs:\n%s", last, p.logs)
+	}
+	if c := last.Attempts[0].Jobs["load"].ExitCode; c == nil || *c != 4 {
+		t.Errorf("attempt 1 exit code = %v, want 4", c)
+	}
+	if code, status := curl(t, p.url+"/get_status/etl"); code != 200 || statusOf(t, status, "load") != "success" {
+		t.Errorf("etl status after the run: %s", status)
+	}
+	if !strings.Contains(p.logs.String(), "loading from 1776-07-04T23:59:00.000000Z") {
+		t.Errorf("the job's output is not in the log:\n%s", p.logs)
+	}
+	p.stop(t)
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/batchy/batchy/internal/api"
 	"github.com/batchy/batchy/internal/format"
 	"github.com/batchy/batchy/internal/notify"
+	"github.com/batchy/batchy/internal/scheduler"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -25,11 +26,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfgDir         string
 		infaDateFormat string
 		shutdownWait   time.Duration
+		schedulerMode  string
+		leaseTime      time.Duration
 	)
 	fs.StringVar(&addr, "addr", "127.0.0.1:5000", "address to listen on (host:port)")
 	fs.StringVar(&cfgDir, "cfg-dir", "cfg", "directory of workflow files (<wf>.yaml)")
 	fs.StringVar(&infaDateFormat, "infa-date-format", format.DefaultInfaDateFormat, "date format of the infa output, in Informatica's notation")
 	fs.DurationVar(&shutdownWait, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for requests in flight")
+	fs.StringVar(&schedulerMode, "scheduler", "on", "on: run workflows with a schedule or after: (one replica leads); off: cron, systemd or Kubernetes drive batchy over HTTP")
+	fs.DurationVar(&leaseTime, "scheduler-lease", 15*time.Second, "leader and run lease: a replica that dies is replaced within about this time")
 	sf.register(fs)
 	lf.register(fs)
 	fs.Usage = func() {
@@ -56,6 +61,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
 		return exitUsage
 	}
+	if schedulerMode != "on" && schedulerMode != "off" {
+		fmt.Fprintf(stderr, "batchy serve: --scheduler %q: use on or off\n", schedulerMode)
+		return exitUsage
+	}
+	if leaseTime < time.Second {
+		fmt.Fprintf(stderr, "batchy serve: --scheduler-lease %s: use 1s or more\n", leaseTime)
+		return exitUsage
+	}
 
 	store, err := sf.open(ctx)
 	if err != nil {
@@ -79,9 +92,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	hub := notify.NewHub(store.Client, store.Keys().Changed(), log)
 	go hub.Run(hubCtx)
 
+	var sch *scheduler.Scheduler
+	if schedulerMode == "on" {
+		sch = scheduler.New(scheduler.Options{Store: store, Client: store.Client, Keys: store.Keys(), Location: loc, Lease: leaseTime, Logger: log})
+		go sch.Run(hubCtx)
+		log.Info("scheduler on", "replica", sch.ID())
+	}
+
 	srv := api.New(api.Options{
 		Store:     store,
 		Hub:       hub,
+		Scheduler: sch,
 		CfgDir:    cfgDir,
 		Format:    format.Options{InfaDateFormat: infaDateFormat},
 		Location:  loc,
@@ -112,6 +133,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("shutting down: finishing requests in flight", "timeout", shutdownWait)
 	srv.Close()
+	stopHub()
+	if sch != nil {
+		// Runs in progress are cancelled: their jobs fail with this reason and, per their retry
+		// policy, another replica (or this one after a restart) runs them again.
+		sch.Stop("batchy shut down while the run was executing")
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

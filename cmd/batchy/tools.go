@@ -16,6 +16,7 @@ import (
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/rdb"
+	"github.com/batchy/batchy/internal/scheduler"
 )
 
 // validate checks every workflow file of a directory, printing one line per file.
@@ -54,6 +55,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		if err == nil {
 			var wf *batch.Workflow
 			if wf, err = config.Parse(name, data, config.Limits{}); err == nil {
+				err = scheduler.Validate(wf, nil, nil)
+			}
+			if err == nil {
 				fmt.Fprintf(stdout, "ok      %s: workflow %s, %d jobs\n", e.Name(), wf.Name, len(wf.Jobs))
 				continue
 			}

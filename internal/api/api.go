@@ -20,6 +20,7 @@ import (
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/format"
 	"github.com/batchy/batchy/internal/notify"
+	"github.com/batchy/batchy/internal/scheduler"
 )
 
 // Options configure a Server.
@@ -36,6 +37,8 @@ type Options struct {
 	Location *time.Location
 	// Hub wakes waits when a workflow changes; nil means waits only re-check periodically.
 	Hub *notify.Hub
+	// Scheduler runs workflows; nil means the scheduler is off (its routes answer 503).
+	Scheduler *scheduler.Scheduler
 	// StoreName says which store is in use ("embedded" or "redis"), for /healthz.
 	StoreName string
 	// MaxBodyBytes bounds a request body; zero means 1 MiB.
@@ -50,6 +53,7 @@ type Server struct {
 	log      *slog.Logger
 	engine   *gin.Engine
 	closing  chan struct{} // closed by Close: long polls answer at once
+	reads    *sharedReads  // waits of one workflow share state reads
 	closeOne sync.Once
 }
 
@@ -71,7 +75,7 @@ func New(opts Options) *Server {
 		opts.Hub = notify.NewHub(nil, "", opts.Logger)
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{opts: opts, log: opts.Logger, engine: gin.New(), closing: make(chan struct{})}
+	s := &Server{opts: opts, log: opts.Logger, engine: gin.New(), closing: make(chan struct{}), reads: newSharedReads(opts.Store)}
 	s.engine.HandleMethodNotAllowed = true
 	// Route on the escaped path, so that /load_cfg/..%2Fetc reaches the handler as the name
 	// "../etc" and is refused as an invalid name rather than as an unknown route.
@@ -176,6 +180,9 @@ func workflow(c *gin.Context) (string, error) {
 func (s *Server) load(ctx context.Context, wf string, reset bool) (*batch.State, error) {
 	w, err := config.LoadFile(s.opts.CfgDir, wf, s.opts.Limits)
 	if err != nil {
+		return nil, err
+	}
+	if err := scheduler.Validate(w, nil, s.opts.Location); err != nil {
 		return nil, err
 	}
 	return s.opts.Store.Load(ctx, w, reset)

@@ -36,6 +36,7 @@ func (s *Server) routesV1() {
 	v1.POST("/workflows/:wf/jobs/:job/close", s.postEnd(batch.StatusSuccess))
 	v1.POST("/workflows/:wf/jobs/:job/fail", s.postEnd(batch.StatusFailed))
 	v1.POST("/workflows/:wf/jobs/:job/watermark", s.postWatermark)
+	s.routesRuns(v1)
 }
 
 // Health is the body of /healthz and /readyz.

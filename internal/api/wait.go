@@ -133,7 +133,7 @@ func (s *Server) standings(c *gin.Context, targets []batch.Target, since time.Ti
 		st, ok := states[t.Workflow]
 		if !ok {
 			var err error
-			if st, err = s.opts.Store.State(c.Request.Context(), t.Workflow); err != nil {
+			if st, err = s.reads.State(c.Request.Context(), t.Workflow); err != nil {
 				return nil, err
 			}
 			states[t.Workflow] = st

@@ -255,3 +255,6 @@ func (jobs Jobs) BatchID() int64 {
 	}
 	return id
 }
+
+// String returns the status's name.
+func (s Status) String() string { return string(s) }

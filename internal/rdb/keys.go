@@ -17,6 +17,11 @@ import (
 //	<prefix>:{<wf>}:stash:<job>         HASH  the job's regular state while a backfill batch is open
 //	<prefix>:{<wf>}:batches             ZSET  batch ids, scored by id (history index)
 //	<prefix>:{<wf>}:batch:<batch_id>    HASH  job -> the job's fields in that batch, as a JSON object
+//	<prefix>:scheduler:leader           HASH  holder, expires (ms): the scheduler's leader lease
+//	<prefix>:{<wf>}:sched               HASH  last_fire (ms), last_after (µs): the scheduler's claimed fires
+//	<prefix>:{<wf>}:runs                ZSET  run ids scored by creation time (ms)
+//	<prefix>:{<wf>}:active              SET   ids of runs not yet finished
+//	<prefix>:{<wf>}:run:<id>            HASH  record (JSON), state, holder, lease, not_before, cancel
 type Keys struct {
 	Prefix string
 }
@@ -43,3 +48,18 @@ func (k Keys) Batches(wf string) string { return k.base(wf) + "batches" }
 func (k Keys) Batch(wf string, id int64) string {
 	return k.base(wf) + "batch:" + strconv.FormatInt(id, 10)
 }
+
+// Leader is the scheduler's leader lease.
+func (k Keys) Leader() string { return k.Prefix + ":scheduler:leader" }
+
+// Sched holds a workflow's claimed fire times.
+func (k Keys) Sched(wf string) string { return k.base(wf) + "sched" }
+
+// Runs is a workflow's run index.
+func (k Keys) Runs(wf string) string { return k.base(wf) + "runs" }
+
+// Active is the set of a workflow's unfinished runs.
+func (k Keys) Active(wf string) string { return k.base(wf) + "active" }
+
+// Run is one run's record.
+func (k Keys) Run(wf, id string) string { return k.base(wf) + "run:" + id }

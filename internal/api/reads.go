@@ -1,0 +1,81 @@
+package api
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/batchy/batchy/internal/batch"
+)
+
+// sharedReads lets many waits of one workflow share a state read. A change wakes every wait of
+// the workflow at once; without sharing, a thousand waits would make a thousand identical reads
+// (measured: most of the wake-up latency with 1,000 waits). A caller joins the next read that
+// starts after it asked, never one already under way, so it never sees state older than its
+// wake-up.
+type sharedReads struct {
+	store batch.Store
+	mu    sync.Mutex
+	byWF  map[string]*wfReads
+}
+
+type wfReads struct {
+	running *stateRead // under way
+	next    *stateRead // starts when running ends; callers arriving now join it
+}
+
+type stateRead struct {
+	done chan struct{}
+	st   *batch.State
+	err  error
+}
+
+func newSharedReads(store batch.Store) *sharedReads {
+	return &sharedReads{store: store, byWF: map[string]*wfReads{}}
+}
+
+// State returns the workflow's state as read by a read that started after the call.
+func (r *sharedReads) State(ctx context.Context, wf string) (*batch.State, error) {
+	r.mu.Lock()
+	w := r.byWF[wf]
+	if w == nil {
+		w = &wfReads{}
+		r.byWF[wf] = w
+	}
+	var mine *stateRead
+	if w.running == nil {
+		mine = &stateRead{done: make(chan struct{})}
+		w.running = mine
+		go r.read(wf, w, mine)
+	} else {
+		if w.next == nil {
+			w.next = &stateRead{done: make(chan struct{})}
+		}
+		mine = w.next
+	}
+	r.mu.Unlock()
+	select {
+	case <-mine.done:
+		return mine.st, mine.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// read performs one read, then starts the queued one, if any.
+func (r *sharedReads) read(wf string, w *wfReads, rd *stateRead) {
+	// Not the caller's context: other callers share this read.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	rd.st, rd.err = r.store.State(ctx, wf)
+	cancel()
+	close(rd.done)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w.running = nil
+	if w.next != nil {
+		w.running, w.next = w.next, nil
+		go r.read(wf, w, w.running)
+		return
+	}
+	delete(r.byWF, wf)
+}

@@ -1,0 +1,266 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Names of the variables exec sets for every task, besides the batch's.
+const (
+	EnvRunID   = "BATCHY_RUN_ID"
+	EnvAttempt = "BATCHY_ATTEMPT"
+)
+
+// Defaults of ExecOptions.
+const (
+	DefaultKillGrace   = 2 * time.Second
+	DefaultOutputGrace = 2 * time.Second
+	DefaultReapWait    = 5 * time.Second
+)
+
+// ExecOptions tunes how exec stops processes; the zero value means the defaults.
+type ExecOptions struct {
+	// KillGrace is how long the group leader has to exit after SIGTERM (sent to the whole group
+	// on timeout or cancellation) before the group gets SIGKILL; zero means DefaultKillGrace.
+	KillGrace time.Duration
+	// OutputGrace bounds the wait for stdout and stderr to reach EOF once the group is gone: a
+	// process that left the group (setsid) may hold them open forever. Zero means
+	// DefaultOutputGrace. It plays the part of exec.Cmd.WaitDelay, which does not apply here
+	// because the pipes are read by this package rather than by os/exec.
+	OutputGrace time.Duration
+	// ReapWait bounds the wait, after SIGKILL, for the group's processes to be gone; zero means
+	// DefaultReapWait.
+	ReapWait time.Duration
+}
+
+func (o ExecOptions) withDefaults() ExecOptions {
+	if o.KillGrace == 0 {
+		o.KillGrace = DefaultKillGrace
+	}
+	if o.OutputGrace == 0 {
+		o.OutputGrace = DefaultOutputGrace
+	}
+	if o.ReapWait == 0 {
+		o.ReapWait = DefaultReapWait
+	}
+	return o
+}
+
+// execExecutor runs a command in its own process group.
+type execExecutor struct {
+	argv    []string // program and arguments; a shell command is ["/bin/sh", "-c", script]
+	dir     string
+	env     []string // NAME=value, sorted by name
+	timeout time.Duration
+	opts    ExecOptions
+}
+
+// NewExec is the exec factory with the default ExecOptions. Settings:
+//
+//	command: [program, arg...]  # run without a shell; or a string with shell: true (/bin/sh -c)
+//	shell: false
+//	dir: /path                  # working directory; default: batchy's
+//	env: {NAME: value}          # added after the batch's variables
+//	timeout: 30m                # wins over the task's timeout
+func NewExec(settings map[string]any) (Executor, error) {
+	return ExecFactory(ExecOptions{})(settings)
+}
+
+// ExecFactory returns an exec factory with the given options.
+func ExecFactory(opts ExecOptions) Factory {
+	opts = opts.withDefaults()
+	return func(m map[string]any) (Executor, error) {
+		s := newSettings("exec", m, "command", "dir", "env", "shell", "timeout")
+		e := &execExecutor{opts: opts}
+		shell, err := s.boolean("shell")
+		if err != nil {
+			return nil, err
+		}
+		cmd, _ := s.get("command")
+		switch c := cmd.(type) {
+		case nil:
+			return nil, s.errorf("command", "is required: a list [program, arg...], or a string with shell: true")
+		case string:
+			if !shell {
+				return nil, s.errorf("command", "is a string, which would need a shell to split it: write a list [program, arg...], or add shell: true to run it with /bin/sh -c")
+			}
+			if strings.TrimSpace(c) == "" {
+				return nil, s.errorf("command", "is empty")
+			}
+			e.argv = []string{"/bin/sh", "-c", c}
+		case []any:
+			if shell {
+				return nil, s.errorf("command", "must be a string when shell is true (the script given to /bin/sh -c)")
+			}
+			if len(c) == 0 {
+				return nil, s.errorf("command", "is an empty list: it needs at least a program")
+			}
+			for i, a := range c {
+				str, ok := scalarString(a)
+				if !ok {
+					return nil, s.errorf("command", "item %d must be a string, not %s", i+1, kind(a))
+				}
+				if strings.IndexByte(str, 0) >= 0 {
+					return nil, s.errorf("command", "item %d holds a NUL byte", i+1)
+				}
+				e.argv = append(e.argv, str)
+			}
+			if e.argv[0] == "" {
+				return nil, s.errorf("command", "has an empty program name")
+			}
+		default:
+			return nil, s.errorf("command", "must be a list [program, arg...] or a string with shell: true, not %s", kind(cmd))
+		}
+		if e.dir, _, err = s.str("dir"); err != nil {
+			return nil, err
+		}
+		env, err := s.stringMap("env")
+		if err != nil {
+			return nil, err
+		}
+		for name, val := range env {
+			if name == "" || strings.ContainsAny(name, "=\x00") {
+				return nil, s.errorf("env", "name %q is not a valid variable name", clip(name))
+			}
+			if strings.IndexByte(val, 0) >= 0 {
+				return nil, s.errorf("env", "%s holds a NUL byte", clip(name))
+			}
+			e.env = append(e.env, name+"="+val)
+		}
+		sort.Strings(e.env)
+		if e.timeout, err = s.duration("timeout"); err != nil {
+			return nil, err
+		}
+		if err := s.done(); err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
+}
+
+// String describes the command, for logs.
+func (e *execExecutor) String() string { return "exec " + strconv.Quote(strings.Join(e.argv, " ")) }
+
+// Run starts the command in a new process group and waits for it. Whatever happens, when Run
+// returns no process of the group is left: on timeout or cancellation the group gets SIGTERM, then
+// SIGKILL after KillGrace; after the leader exits, anything it left behind in its group (a
+// background "cmd &") gets SIGKILL, like systemd's KillMode=control-group.
+func (e *execExecutor) Run(ctx context.Context, t Task) Result {
+	if ctx.Err() != nil {
+		return Result{ExitCode: -1, Err: cancelled(ctx)}
+	}
+	log := &logger{f: t.Log}
+	timeout := t.Timeout
+	if e.timeout > 0 {
+		timeout = e.timeout
+	}
+
+	cmd := exec.Command(e.argv[0], e.argv[1:]...)
+	cmd.Dir = e.dir
+	env := append(os.Environ(), t.Env...)
+	env = append(env, e.env...)
+	cmd.Env = append(env, EnvRunID+"="+t.RunID, EnvAttempt+"="+strconv.Itoa(t.Attempt))
+	setGroup(cmd)
+	// Our own pipes, read until EOF: with os/exec's, Wait may close them while output is still
+	// buffered, and a grandchild holding them open would block Wait.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return Result{ExitCode: -1, Err: fmt.Errorf("exec: %w", err)}
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return Result{ExitCode: -1, Err: fmt.Errorf("exec: %w", err)}
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return Result{ExitCode: -1, Err: fmt.Errorf("start: %w", err)}
+	}
+	pgid := cmd.Process.Pid
+
+	var readers sync.WaitGroup
+	for _, p := range []struct {
+		r      *os.File
+		stream string
+	}{{outR, "stdout"}, {errR, "stderr"}} {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			scanLines(p.r, p.stream, log)
+		}()
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	var expired <-chan time.Time
+	if timeout > 0 {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	var waitErr, stopErr error
+	select {
+	case waitErr = <-exited:
+	case <-expired:
+		stopErr = &timeoutError{after: timeout}
+		waitErr = e.stop(cmd, pgid, exited)
+	case <-ctx.Done():
+		stopErr = cancelled(ctx)
+		waitErr = e.stop(cmd, pgid, exited)
+	}
+	killGroup(pgid, e.opts.ReapWait)
+
+	// The group is gone, so the pipes reach EOF at once unless a process that left the group
+	// holds them: give up on those after OutputGrace.
+	done := make(chan struct{})
+	go func() { readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(e.opts.OutputGrace):
+		now := time.Now()
+		outR.SetReadDeadline(now)
+		errR.SetReadDeadline(now)
+		<-done
+	}
+	outR.Close()
+	errR.Close()
+
+	switch {
+	case stopErr != nil:
+		return Result{ExitCode: -1, Err: stopErr}
+	case waitErr != nil:
+		// *exec.ExitError: "exit status 3", or "signal: killed" when something else killed it.
+		return Result{ExitCode: cmd.ProcessState.ExitCode(), Err: waitErr}
+	}
+	return Result{}
+}
+
+// stop asks the group to terminate, gives the leader KillGrace to exit, then kills the group, and
+// returns the leader's Wait error.
+func (e *execExecutor) stop(cmd *exec.Cmd, pgid int, exited <-chan error) error {
+	signalGroup(pgid, syscall.SIGTERM)
+	grace := time.NewTimer(e.opts.KillGrace)
+	defer grace.Stop()
+	select {
+	case err := <-exited:
+		return err
+	case <-grace.C:
+	}
+	signalGroup(pgid, syscall.SIGKILL)
+	cmd.Process.Kill() // without process groups (not Unix), the leader at least
+	return <-exited
+}

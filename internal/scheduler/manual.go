@@ -1,0 +1,137 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/executor"
+)
+
+// TriggerRequest asks for a manual run.
+type TriggerRequest struct {
+	// Jobs limits the run to these jobs; empty means all.
+	Jobs []string
+	// From, when set, makes the run a backfill over [From, To); To zero means now.
+	From, To time.Time
+}
+
+// Trigger creates a manual run; the leader starts it at its next tick.
+func (s *Scheduler) Trigger(ctx context.Context, wf string, req TriggerRequest) (*Run, error) {
+	st, err := s.opts.Store.State(ctx, wf)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range req.Jobs {
+		if _, ok := st.Jobs.Get(j); !ok {
+			return nil, batch.Errorf(batch.ENOTFOUND, "job %s is not in workflow %s", j, wf)
+		}
+	}
+	now := s.opts.Now()
+	if !req.From.IsZero() {
+		to := req.To
+		if to.IsZero() {
+			to = now
+		}
+		if !to.After(req.From) {
+			return nil, batch.Errorf(batch.EINVALID, "backfill window is empty: to_date is not after from_date")
+		}
+	} else if !req.To.IsZero() {
+		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
+	}
+	run := s.newRun(wf, TriggerManual, nil, now, false)
+	run.Jobs = req.Jobs
+	if !req.From.IsZero() {
+		from := req.From
+		run.From = &from
+		if !req.To.IsZero() {
+			to := req.To
+			run.To = &to
+		}
+	}
+	if _, err := s.redis.claim(ctx, wf, "", "", "", now, run); err != nil {
+		return nil, err
+	}
+	s.log.Info("manual run created", "workflow", wf, "run", run.ID)
+	return run, nil
+}
+
+// Cancel asks for a run to be cancelled: a queued run ends at the leader's next tick, a running
+// one has its processes killed and its jobs failed with the reason.
+func (s *Scheduler) Cancel(ctx context.Context, wf, id, reason string) error {
+	if err := batch.CheckName("workflow", wf); err != nil {
+		return err
+	}
+	if reason == "" {
+		reason = "cancelled through the API"
+	}
+	if err := s.redis.cancel(ctx, wf, id, reason); err != nil {
+		return err
+	}
+	// Act at once if this replica executes it.
+	s.mu.Lock()
+	e, ok := s.executing[wf+"/"+id]
+	s.mu.Unlock()
+	if ok {
+		e.cancel(errCancelled(reason))
+	}
+	return nil
+}
+
+type errCancelled string
+
+func (e errCancelled) Error() string { return "cancelled: " + string(e) }
+
+// Runs lists a workflow's runs, newest first.
+func (s *Scheduler) Runs(ctx context.Context, wf string, limit int) ([]*Run, error) {
+	if _, err := s.opts.Store.State(ctx, wf); err != nil {
+		return nil, err
+	}
+	return s.redis.runs(ctx, wf, limit)
+}
+
+// GetRun returns one run.
+func (s *Scheduler) GetRun(ctx context.Context, wf, id string) (*Run, error) {
+	if err := batch.CheckName("workflow", wf); err != nil {
+		return nil, err
+	}
+	return s.redis.run(ctx, wf, id)
+}
+
+// Validate checks what the scheduler needs of a workflow beyond the file's structure: the cron
+// expression and every job's run: settings against the executors.
+func Validate(wf *batch.Workflow, reg *executor.Registry, loc *time.Location) error {
+	if wf.Settings.Schedule != "" {
+		if loc == nil {
+			loc = time.UTC
+		}
+		if wf.Settings.Timezone != "" {
+			if l, err := time.LoadLocation(wf.Settings.Timezone); err == nil {
+				loc = l
+			}
+		}
+		if _, err := ParseSchedule(wf.Settings.Schedule, loc); err != nil {
+			return batch.Errorf(batch.EINVALID, "workflow %s: %s", wf.Name, batch.ErrorMessage(err))
+		}
+	}
+	if reg == nil {
+		reg = executor.Default()
+	}
+	for _, j := range wf.Jobs {
+		raw, ok := j.Fields[batch.FieldRun]
+		if !ok {
+			continue
+		}
+		var v any
+		json.Unmarshal(raw, &v)
+		spec, err := executor.ParseSpec(v)
+		if err == nil {
+			_, err = reg.New(spec)
+		}
+		if err != nil {
+			return batch.Errorf(batch.EINVALID, "workflow %s: job %s: run: %s", wf.Name, j.Name, batch.ErrorMessage(err))
+		}
+	}
+	return nil
+}

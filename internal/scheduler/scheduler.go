@@ -1,0 +1,518 @@
+// Package scheduler runs workflows by themselves: on a cron schedule, when upstream workflows are
+// ready, or when asked through the API. A run opens the batch, executes the jobs (in the order
+// their needs give, in parallel otherwise) and closes or fails each job; failed jobs are retried
+// over the same window after a backoff.
+//
+// Several batchy replicas may share one Redis: one of them holds the leader lease and decides
+// what runs; every decision that must happen once (a fire time, starting a run, taking over the
+// run of a replica that died) is one atomic Lua script. Nothing the replicas must share lives in
+// the process.
+package scheduler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/robfig/cron/v3"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/executor"
+	"github.com/batchy/batchy/internal/rdb"
+)
+
+// Run states.
+const (
+	StateQueued       = "queued"        // waiting to start (or for its upstream with after:)
+	StateRunning      = "running"       // an attempt is executing
+	StateWaitingRetry = "waiting_retry" // an attempt failed; the next starts at not_before
+	StateSucceeded    = "succeeded"
+	StateFailed       = "failed"
+	StateCancelled    = "cancelled"
+	StateSkipped      = "skipped" // not started: another run was running (concurrency: forbid)
+)
+
+// Triggers: what created a run.
+const (
+	TriggerCron    = "cron"
+	TriggerAfter   = "after"
+	TriggerManual  = "manual"
+	TriggerCatchup = "catchup"
+)
+
+// Run is one run of a workflow, with its attempts.
+type Run struct {
+	ID        string     `json:"id"`
+	Workflow  string     `json:"workflow"`
+	Trigger   string     `json:"trigger"`
+	State     string     `json:"state"`
+	FireTime  *time.Time `json:"fire_time,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	// NotBefore is when the run (or its next attempt) may start.
+	NotBefore time.Time `json:"not_before"`
+	// Jobs limits the run to these jobs; empty means all.
+	Jobs []string `json:"jobs,omitempty"`
+	// From and To make the run a backfill over [From, To).
+	From *time.Time `json:"from_date,omitempty"`
+	To   *time.Time `json:"to_date,omitempty"`
+	// WaitAfter: a scheduled run of a workflow with after: starts once its upstream is ready.
+	WaitAfter bool      `json:"wait_after,omitempty"`
+	Attempts  []Attempt `json:"attempts"`
+	// Reason says why the run failed, was cancelled or skipped.
+	Reason string `json:"reason,omitempty"`
+
+	cancel string // the cancel request, read from Redis
+}
+
+// Attempt is one execution of (the failed jobs of) a run.
+type Attempt struct {
+	Number  int                   `json:"number"`
+	BatchID int64                 `json:"batch_id,omitempty"`
+	Replica string                `json:"replica"`
+	Start   time.Time             `json:"start"`
+	End     *time.Time            `json:"end,omitempty"`
+	Jobs    map[string]*JobResult `json:"jobs"`
+	Error   string                `json:"error,omitempty"`
+}
+
+// JobResult is how one job of an attempt ended.
+type JobResult struct {
+	// Status is success, failed, open (run by an external tool: executor none) or skipped.
+	Status     string     `json:"status"`
+	Start      *time.Time `json:"start,omitempty"`
+	End        *time.Time `json:"end,omitempty"`
+	ExitCode   *int       `json:"exit_code,omitempty"`
+	HTTPStatus int        `json:"http_status,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+// LogFunc receives every line a job's executor produces.
+type LogFunc func(wf, job, runID string, attempt int, stream, line string)
+
+// Options configure a Scheduler.
+type Options struct {
+	// Store keeps the batch state. Required.
+	Store batch.Store
+	// Client and Keys reach the scheduler's own Redis state. Required.
+	Client redis.UniversalClient
+	Keys   rdb.Keys
+	// Executors builds job executors; nil means executor.Default().
+	Executors *executor.Registry
+	// Location is the default time zone of schedules and "today"; nil means UTC.
+	Location *time.Location
+	// ID names this replica in leases and run records; "" means hostname-pid-random.
+	ID string
+	// Lease is how long a leader or run lease lasts without renewal; zero means 15s. A replica
+	// that dies is replaced within about this time.
+	Lease time.Duration
+	// Tick is how often Run evaluates; zero means 1s.
+	Tick time.Duration
+	// RunsKept is how many runs of a workflow are kept; zero means 1000.
+	RunsKept int
+	// Now is the clock; nil means time.Now. Tests drive Tick with their own times instead.
+	Now func() time.Time
+	// Log receives job output; nil means the Logger, at info level.
+	Log LogFunc
+	// Logger receives the scheduler's own log; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Scheduler evaluates triggers and executes runs.
+type Scheduler struct {
+	opts  Options
+	redis *redisState
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	leader    bool
+	executing map[string]*execution // runs this replica executes, by workflow/id
+	schedules map[string]cron.Schedule
+	wg        sync.WaitGroup
+}
+
+// execution is a run attempt in progress in this process.
+type execution struct {
+	run    *Run
+	cancel context.CancelCauseFunc
+}
+
+// New returns a scheduler; call Run to start it.
+func New(opts Options) *Scheduler {
+	if opts.Executors == nil {
+		opts.Executors = executor.Default()
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.ID == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		rand.Read(b)
+		opts.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 15 * time.Second
+	}
+	if opts.Tick <= 0 {
+		opts.Tick = time.Second
+	}
+	if opts.RunsKept <= 0 {
+		opts.RunsKept = 1000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Log == nil {
+		l := opts.Logger
+		opts.Log = func(wf, job, runID string, attempt int, stream, line string) {
+			l.Info("job output", "workflow", wf, "job", job, "run", runID, "attempt", attempt, "stream", stream, "line", line)
+		}
+	}
+	return &Scheduler{
+		opts:      opts,
+		redis:     &redisState{client: opts.Client, keys: opts.Keys, keep: opts.RunsKept},
+		log:       opts.Logger,
+		executing: map[string]*execution{},
+		schedules: map[string]cron.Schedule{},
+	}
+}
+
+// ID returns this replica's id.
+func (s *Scheduler) ID() string { return s.opts.ID }
+
+// Leader reports whether this replica held the leader lease at its last tick.
+func (s *Scheduler) Leader() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leader
+}
+
+// Run ticks until ctx ends, then cancels nothing: runs in progress finish (their leases are
+// renewed until then) unless Stop is called.
+func (s *Scheduler) Run(ctx context.Context) {
+	t := time.NewTicker(s.opts.Tick)
+	defer t.Stop()
+	for {
+		if err := s.Tick(ctx, s.opts.Now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("scheduler tick", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Stop cancels this replica's runs (their jobs fail with the reason), waits for them, and gives up
+// the leader lease so another replica takes over at once.
+func (s *Scheduler) Stop(reason string) {
+	s.mu.Lock()
+	for _, e := range s.executing {
+		e.cancel(fmt.Errorf("%s", reason))
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.redis.release(ctx, s.opts.ID)
+}
+
+// Wait blocks until every run attempt this replica started has finished (for tests and shutdown).
+func (s *Scheduler) Wait() { s.wg.Wait() }
+
+// Tick does one round at time now: renew this replica's leases, and, as the leader, fire due
+// triggers, take over runs of dead replicas and start due runs.
+func (s *Scheduler) Tick(ctx context.Context, now time.Time) error {
+	s.renewOwn(ctx, now)
+	leader, err := s.redis.lease(ctx, s.opts.ID, now, s.opts.Lease)
+	s.mu.Lock()
+	s.leader = leader && err == nil
+	s.mu.Unlock()
+	if err != nil || !leader {
+		return err
+	}
+	names, err := s.opts.Store.Workflows(ctx)
+	if err != nil {
+		return err
+	}
+	for _, wf := range names {
+		if err := s.tickWorkflow(ctx, wf, now); err != nil {
+			s.log.Warn("scheduler", "workflow", wf, "err", err)
+		}
+	}
+	return nil
+}
+
+// renewOwn extends the leases of the runs this replica executes and acts on cancel requests.
+func (s *Scheduler) renewOwn(ctx context.Context, now time.Time) {
+	s.mu.Lock()
+	own := make([]*execution, 0, len(s.executing))
+	for _, e := range s.executing {
+		own = append(own, e)
+	}
+	s.mu.Unlock()
+	for _, e := range own {
+		reason, err := s.redis.renew(ctx, e.run.Workflow, e.run.ID, s.opts.ID, now.Add(s.opts.Lease))
+		switch {
+		case err != nil && isLost(err):
+			e.cancel(fmt.Errorf("another replica took the run over"))
+		case err == nil && reason != "":
+			e.cancel(fmt.Errorf("cancelled: %s", reason))
+		}
+	}
+}
+
+func isLost(err error) bool {
+	var rerr redis.Error
+	return err != nil && errorsAs(err, &rerr) && len(rerr.Error()) >= 4 && rerr.Error()[:4] == "LOST"
+}
+
+func (s *Scheduler) tickWorkflow(ctx context.Context, wf string, now time.Time) error {
+	st, err := s.opts.Store.State(ctx, wf)
+	if err != nil {
+		return err
+	}
+	if st.Settings.Scheduled() {
+		if err := s.fire(ctx, st, now); err != nil {
+			return err
+		}
+	}
+	ids, err := s.redis.active(ctx, wf)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.advance(ctx, st, id, now); err != nil {
+			s.log.Warn("scheduler: run", "workflow", wf, "run", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// location returns a workflow's schedule time zone.
+func (s *Scheduler) location(set batch.Settings) *time.Location {
+	if set.Timezone != "" {
+		if loc, err := time.LoadLocation(set.Timezone); err == nil {
+			return loc
+		}
+	}
+	return s.opts.Location
+}
+
+// schedule parses (and caches) a workflow's cron expression.
+func (s *Scheduler) schedule(set batch.Settings) (cron.Schedule, error) {
+	loc := s.location(set)
+	key := loc.String() + " " + set.Schedule
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sc, ok := s.schedules[key]; ok {
+		return sc, nil
+	}
+	sc, err := ParseSchedule(set.Schedule, loc)
+	if err != nil {
+		return nil, err
+	}
+	s.schedules[key] = sc
+	return sc, nil
+}
+
+// ParseSchedule reads a cron expression: 5 fields, or a descriptor such as @daily or @every 15m.
+func ParseSchedule(expr string, loc *time.Location) (cron.Schedule, error) {
+	p := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	sc, err := p.Parse("CRON_TZ=" + loc.String() + " " + expr)
+	if err != nil {
+		return nil, batch.Errorf(batch.EINVALID, "schedule %q: %v", expr, err)
+	}
+	return sc, nil
+}
+
+// recentFire: a fire time at most this old runs as "cron"; older ones are missed (catch-up).
+const recentFire = time.Minute
+
+// fire claims the workflow's due fire times and creates their runs.
+func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) error {
+	set := st.Settings
+	sched, err := s.redis.sched(ctx, st.Workflow)
+	if err != nil {
+		return err
+	}
+	if set.Schedule == "" {
+		return s.fireAfter(ctx, st, sched, now)
+	}
+	sc, err := s.schedule(set)
+	if err != nil {
+		return err
+	}
+	last := sched["last_fire"]
+	if last == "" {
+		// A new schedule starts from now: it does not catch up on fire times before it existed.
+		_, err := s.redis.claim(ctx, st.Workflow, "last_fire", "", msString(now), now)
+		return err
+	}
+	lastMs, _ := parseMs(last)
+	lookback := time.Duration(set.CatchupLookback)
+	if lookback <= 0 {
+		lookback = 24 * time.Hour
+	}
+	var due []time.Time
+	for t := sc.Next(time.UnixMilli(lastMs)); !t.After(now) && len(due) < 10000; t = sc.Next(t) {
+		if now.Sub(t) <= lookback {
+			due = append(due, t)
+		}
+	}
+	if len(due) == 0 {
+		if next := sc.Next(time.UnixMilli(lastMs)); !next.After(now) {
+			// Every missed fire is beyond the lookback: just move on.
+			_, err := s.redis.claim(ctx, st.Workflow, "last_fire", last, msString(now), now)
+			return err
+		}
+		return nil
+	}
+	latest := due[len(due)-1]
+	var runs []*Run
+	mk := func(t time.Time) *Run {
+		trigger := TriggerCron
+		if now.Sub(t) > recentFire {
+			trigger = TriggerCatchup
+		}
+		ft := t
+		return s.newRun(st.Workflow, trigger, &ft, now, len(set.After) > 0)
+	}
+	switch set.Catchup {
+	case "none":
+		if now.Sub(latest) <= recentFire {
+			runs = append(runs, mk(latest))
+		}
+	case "all":
+		for _, t := range due {
+			runs = append(runs, mk(t))
+		}
+	default: // latest
+		runs = append(runs, mk(latest))
+	}
+	if len(set.After) > 0 && s.waitingForUpstream(ctx, st.Workflow) {
+		// A run is still waiting for the upstream: this fire time merges into it rather than
+		// queue another run behind the same condition.
+		runs = nil
+	}
+	ok, err := s.redis.claim(ctx, st.Workflow, "last_fire", last, msString(latest), now, runs...)
+	if ok && len(runs) > 0 {
+		s.log.Info("scheduled", "workflow", st.Workflow, "runs", len(runs), "fire_time", latest)
+	}
+	return err
+}
+
+// fireAfter starts a workflow that has after: and no schedule once all its upstream targets are
+// ready since its own last such run (or since today's midnight, before its first).
+func (s *Scheduler) fireAfter(ctx context.Context, st *batch.State, sched map[string]string, now time.Time) error {
+	last := sched["last_after"]
+	since := batch.Midnight(now, s.location(st.Settings))
+	if us, ok := parseMs(last); ok {
+		// Strictly after the last trigger (µs, the stored precision of batch_end): the upstream
+		// success that triggered it must not trigger it again.
+		since = time.UnixMicro(us + 1)
+	}
+	ready, err := s.upstreamReady(ctx, st.Settings.After, since)
+	if err != nil || !ready {
+		return err
+	}
+	run := s.newRun(st.Workflow, TriggerAfter, nil, now, false)
+	ok, err := s.redis.claim(ctx, st.Workflow, "last_after", last, strconv.FormatInt(now.UnixMicro(), 10), now, run)
+	if ok {
+		s.log.Info("upstream ready: run created", "workflow", st.Workflow, "run", run.ID)
+	}
+	return err
+}
+
+// waitingForUpstream reports whether a queued run of the workflow waits for its after: targets.
+func (s *Scheduler) waitingForUpstream(ctx context.Context, wf string) bool {
+	ids, _ := s.redis.active(ctx, wf)
+	for _, id := range ids {
+		if r, err := s.redis.run(ctx, wf, id); err == nil && r.State == StateQueued && r.WaitAfter {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamReady reports whether every target is ready since since (SPEC.md "Readiness").
+func (s *Scheduler) upstreamReady(ctx context.Context, after []string, since time.Time) (bool, error) {
+	for _, a := range after {
+		t, err := batch.ParseTarget(a)
+		if err != nil {
+			return false, err
+		}
+		st, err := s.opts.Store.State(ctx, t.Workflow)
+		if err != nil {
+			if batch.ErrorCode(err) == batch.ENOTFOUND {
+				return false, nil // not loaded yet: not ready
+			}
+			return false, err
+		}
+		js, err := batch.Standings(t, st.Jobs, since)
+		if err != nil {
+			return false, nil
+		}
+		if batch.Overall(js, false) != batch.Ready {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// newRun returns a queued run.
+func (s *Scheduler) newRun(wf, trigger string, fire *time.Time, now time.Time, waitAfter bool) *Run {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return &Run{
+		ID:        now.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b),
+		Workflow:  wf,
+		Trigger:   trigger,
+		State:     StateQueued,
+		FireTime:  fire,
+		CreatedAt: now,
+		NotBefore: now,
+		WaitAfter: waitAfter,
+		Attempts:  []Attempt{},
+	}
+}
+
+// backoff is the wait before retry number n (1 for the first retry).
+func backoff(r batch.Retries, n int) time.Duration {
+	base, max := time.Duration(r.Backoff), time.Duration(r.MaxBackoff)
+	if base <= 0 {
+		base = 30 * time.Second
+	}
+	if max <= 0 {
+		max = 10 * time.Minute
+	}
+	d := time.Duration(float64(base) * math.Pow(2, float64(n-1)))
+	if d > max || d <= 0 {
+		d = max
+	}
+	if r.Jitter > 0 {
+		d += time.Duration(mrand.Float64() * r.Jitter * float64(d))
+	}
+	return d
+}
+
+func parseMs(s string) (int64, bool) {
+	var v int64
+	_, err := fmt.Sscan(s, &v)
+	return v, err == nil && s != ""
+}

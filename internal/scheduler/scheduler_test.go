@@ -1,0 +1,502 @@
+package scheduler_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/rdb"
+	"github.com/batchy/batchy/internal/rdb/rdbtest"
+	"github.com/batchy/batchy/internal/scheduler"
+)
+
+var ctx = context.Background()
+
+// t0 is a round time the tests' clocks start from.
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// env is a real Redis with a store and a way to make schedulers on it.
+type env struct {
+	t      *testing.T
+	client redis.UniversalClient
+	store  *rdb.Store
+	mu     sync.Mutex
+	logs   []string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := rdbtest.StartRedis(t)
+	client := srv.Client(t)
+	return &env{t: t, client: client, store: rdb.New(client, rdb.Options{})}
+}
+
+// clock is a settable clock shared by the test and the schedulers' goroutines.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock(t time.Time) *clock { return &clock{t: t} }
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
+
+// scheduler returns a scheduler on the test clock (the tests move it and call Tick).
+func (e *env) scheduler(id string, clk *clock) *scheduler.Scheduler {
+	s := scheduler.New(scheduler.Options{
+		Store: e.store, Client: e.client, Keys: e.store.Keys(), ID: id, Lease: 10 * time.Second,
+		Now: clk.Now,
+		Log: func(wf, job, runID string, attempt int, stream, line string) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.logs = append(e.logs, fmt.Sprintf("%s/%s#%d %s: %s", wf, job, attempt, stream, line))
+		},
+	})
+	e.t.Cleanup(func() { s.Stop("test over") })
+	return s
+}
+
+func (e *env) load(name, yaml string) {
+	e.t.Helper()
+	wf, err := config.Parse(name, []byte(yaml), config.Limits{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := scheduler.Validate(wf, nil, nil); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.store.Load(ctx, wf, false); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) runs(s *scheduler.Scheduler, wf string) []*scheduler.Run {
+	e.t.Helper()
+	runs, err := s.Runs(ctx, wf, 1000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return runs
+}
+
+func (e *env) status(wf, job string) batch.Status {
+	e.t.Helper()
+	st, err := e.store.State(ctx, wf)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	j, _ := st.Jobs.Get(job)
+	return j.Fields.Status()
+}
+
+func tick(t *testing.T, s *scheduler.Scheduler, now time.Time) {
+	t.Helper()
+	if err := s.Tick(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCronFiresAndRunsExec(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	e.load("w", `
+batchy:
+  schedule: "*/5 * * * *"
+extract:
+  run: {type: exec, command: ["sh", "-c", "echo window $BATCHY_EXTRACT_FROM_DATE; echo oops >&2"]}
+`)
+	tick(t, s, clk.Now()) // the schedule starts clk.Now(): no catch-up of earlier fire times
+	clk.Set(t0.Add(4 * time.Minute))
+	tick(t, s, clk.Now())
+	s.Wait()
+	if runs := e.runs(s, "w"); len(runs) != 0 {
+		t.Fatalf("runs before the first fire time: %d", len(runs))
+	}
+	clk.Set(t0.Add(5 * time.Minute))
+	tick(t, s, clk.Now())
+	s.Wait()
+	runs := e.runs(s, "w")
+	if len(runs) != 1 {
+		t.Fatalf("runs after the fire time = %d, want 1", len(runs))
+	}
+	r := runs[0]
+	if r.State != scheduler.StateSucceeded || r.Trigger != scheduler.TriggerCron || r.FireTime == nil || !r.FireTime.Equal(t0.Add(5*time.Minute)) {
+		t.Errorf("run = %+v", r)
+	}
+	if got := e.status("w", "extract"); got != batch.StatusSuccess {
+		t.Errorf("job status = %s, want success", got)
+	}
+	if code := r.Attempts[0].Jobs["extract"].ExitCode; code == nil || *code != 0 {
+		t.Errorf("exit code = %v", code)
+	}
+	joined := strings.Join(e.logs, "\n")
+	if !strings.Contains(joined, "w/extract#1 stdout: window 1776-07-04T23:59:00.000000Z") || !strings.Contains(joined, "w/extract#1 stderr: oops") {
+		t.Errorf("job output did not reach the log:\n%s", joined)
+	}
+	// The same fire time never fires twice.
+	tick(t, s, clk.Now().Add(time.Second))
+	s.Wait()
+	if n := len(e.runs(s, "w")); n != 1 {
+		t.Errorf("runs after a second tick = %d, want 1", n)
+	}
+}
+
+func TestRetriesWithBackoffOverTheSameWindow(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	marker := filepath.Join(t.TempDir(), "second")
+	e.load("w", fmt.Sprintf(`
+batchy:
+  retries: {count: 2, backoff: 1m}
+flaky:
+  from_date: 2026-01-01T00:00:00Z
+  run: {type: exec, command: ["sh", "-c", "if [ -f %s ]; then exit 0; fi; touch %s; exit 3"]}
+steady:
+  run: {type: exec, command: ["true"]}
+`, marker, marker))
+	if _, err := s.Trigger(ctx, "w", scheduler.TriggerRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	tick(t, s, clk.Now())
+	s.Wait()
+	r := e.runs(s, "w")[0]
+	if r.State != scheduler.StateWaitingRetry || !r.NotBefore.Equal(clk.Now().Add(time.Minute)) {
+		t.Fatalf("after a failed attempt: state %s, not before %s", r.State, r.NotBefore)
+	}
+	if got := e.status("w", "flaky"); got != batch.StatusFailed {
+		t.Errorf("flaky after attempt 1 = %s, want failed", got)
+	}
+	clk.Set(t0.Add(30 * time.Second))
+	tick(t, s, clk.Now())
+	s.Wait()
+	if r := e.runs(s, "w")[0]; len(r.Attempts) != 1 {
+		t.Fatalf("retried before the backoff passed")
+	}
+	clk.Set(t0.Add(time.Minute))
+	tick(t, s, clk.Now())
+	s.Wait()
+	r = e.runs(s, "w")[0]
+	if r.State != scheduler.StateSucceeded || len(r.Attempts) != 2 {
+		t.Fatalf("run after the retry: state %s, %d attempts", r.State, len(r.Attempts))
+	}
+	if c := r.Attempts[0].Jobs["flaky"].ExitCode; c == nil || *c != 3 {
+		t.Errorf("attempt 1 exit code = %v, want 3", c)
+	}
+	if _, again := r.Attempts[1].Jobs["steady"]; again {
+		t.Errorf("the retry re-ran a job that had succeeded")
+	}
+	st, _ := e.store.State(ctx, "w")
+	j, _ := st.Jobs.Get("flaky")
+	if from, _ := j.Fields.Time("from_date"); !from.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("the retry's window starts at %s, want the failed window's 2026-01-01", from)
+	}
+}
+
+func TestRetriesExhausted(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	e.load("w", "batchy:\n  retries: {count: 1, backoff: 1m}\na:\n  run: {type: exec, command: [\"false\"]}\n")
+	s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	tick(t, s, clk.Now())
+	s.Wait()
+	clk.Set(clk.Now().Add(time.Minute))
+	tick(t, s, clk.Now())
+	s.Wait()
+	r := e.runs(s, "w")[0]
+	if r.State != scheduler.StateFailed || len(r.Attempts) != 2 || !strings.Contains(r.Reason, "retries exhausted") {
+		t.Errorf("run = state %s, %d attempts, reason %q", r.State, len(r.Attempts), r.Reason)
+	}
+}
+
+func TestTimeoutKillsTheProcessGroup(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	pids := filepath.Join(t.TempDir(), "pids")
+	e.load("w", fmt.Sprintf(`
+batchy:
+  timeout: 1s
+slow:
+  run: {type: exec, command: ["sh", "-c", "sleep 60 & echo $! > %s; wait"]}
+`, pids))
+	s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	start := time.Now()
+	tick(t, s, clk.Now())
+	s.Wait()
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("the run took %s: the timeout did not kill it", d)
+	}
+	r := e.runs(s, "w")[0]
+	if r.State != scheduler.StateFailed || !strings.Contains(r.Attempts[0].Jobs["slow"].Error, "timed out") {
+		t.Errorf("run = %s, job %+v", r.State, r.Attempts[0].Jobs["slow"])
+	}
+	data, _ := os.ReadFile(pids)
+	var pid int
+	fmt.Sscan(string(data), &pid)
+	if pid == 0 {
+		t.Fatal("the job did not record its child's pid")
+	}
+	if err := processAlive(pid); err == nil {
+		t.Errorf("the grandchild %d survived the timeout", pid)
+	}
+}
+
+func TestCatchup(t *testing.T) {
+	for _, c := range []struct {
+		catchup string
+		gap     time.Duration
+		want    int
+	}{
+		{"all", 5*time.Hour + 10*time.Minute, 5},
+		{"latest", 5*time.Hour + 10*time.Minute, 1},
+		{"none", 5*time.Hour + 10*time.Minute, 0},
+		{"none", 5*time.Hour + 30*time.Second, 1}, // the latest fire is not missed, just clk.Now()
+		{"all", 30 * time.Hour, 25},               // bounded by the 24h lookback (both ends count)
+	} {
+		t.Run(fmt.Sprintf("%s after %s", c.catchup, c.gap), func(t *testing.T) {
+			e := newEnv(t)
+			clk := newClock(t0)
+			s := e.scheduler("s1", clk)
+			e.load("w", fmt.Sprintf("batchy:\n  schedule: \"@hourly\"\n  catchup: %s\n  concurrency: allow\na: {}\n", c.catchup))
+			tick(t, s, clk.Now())
+			clk.Set(t0.Add(c.gap))
+			tick(t, s, clk.Now())
+			s.Wait()
+			runs := e.runs(s, "w")
+			if len(runs) != c.want {
+				t.Fatalf("runs = %d, want %d", len(runs), c.want)
+			}
+			for _, r := range runs {
+				if c.gap > time.Hour+recent && r.FireTime != nil && clk.Now().Sub(*r.FireTime) > recent && r.Trigger != scheduler.TriggerCatchup {
+					t.Errorf("missed fire %s has trigger %s, want catchup", r.FireTime, r.Trigger)
+				}
+			}
+		})
+	}
+}
+
+const recent = time.Minute
+
+func TestNeedsOrderAndParallelism(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	dir := t.TempDir()
+	job := func(name string) string {
+		return fmt.Sprintf(`["sh", "-c", "date +%%s%%N > %[1]s/%[2]s.start; sleep 0.3; date +%%s%%N > %[1]s/%[2]s.end"]`, dir, name)
+	}
+	e.load("w", fmt.Sprintf(`
+a:
+  run: {type: exec, command: %s}
+b:
+  run: {type: exec, command: %s}
+c:
+  needs: [a, b]
+  run: {type: exec, command: %s}
+d:
+  needs: [c]
+  run: {type: exec, command: ["false"]}
+e:
+  needs: [d]
+  run: {type: exec, command: ["true"]}
+`, job("a"), job("b"), job("c")))
+	s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	tick(t, s, clk.Now())
+	s.Wait()
+	read := func(name string) int64 {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var v int64
+		fmt.Sscan(string(data), &v)
+		return v
+	}
+	if read("c.start") < read("a.end") || read("c.start") < read("b.end") {
+		t.Errorf("c started before the jobs it needs ended")
+	}
+	if read("a.start") > read("b.end") || read("b.start") > read("a.end") {
+		t.Errorf("a and b, which need nothing, did not run in parallel")
+	}
+	r := e.runs(s, "w")[0]
+	if got := r.Attempts[0].Jobs["e"]; got.Status != "skipped" || !strings.Contains(got.Error, "needs d") {
+		t.Errorf("e (needs d, which failed) = %+v", got)
+	}
+	if got := e.status("w", "e"); got != batch.StatusFailed {
+		t.Errorf("e's batch status = %s, want failed", got)
+	}
+}
+
+func TestAfterTrigger(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	e.load("up", "x: {}\n")
+	e.load("down", "batchy:\n  after: [up]\ny:\n  run: {type: exec, command: [\"true\"]}\n")
+	tick(t, s, clk.Now())
+	s.Wait()
+	if n := len(e.runs(s, "down")); n != 0 {
+		t.Fatalf("down ran before up was ready: %d runs", n)
+	}
+	e.store.Open(ctx, "up", batch.OpenRequest{})
+	e.store.End(ctx, "up", batch.EndRequest{Status: batch.StatusSuccess})
+	clk.Set(time.Now()) // up's batch_end is real time
+	tick(t, s, clk.Now())
+	s.Wait()
+	runs := e.runs(s, "down")
+	if len(runs) != 1 || runs[0].Trigger != scheduler.TriggerAfter || runs[0].State != scheduler.StateSucceeded {
+		t.Fatalf("runs of down = %+v", runs)
+	}
+	// The same upstream success does not trigger it again.
+	tick(t, s, clk.Now().Add(time.Second))
+	s.Wait()
+	if n := len(e.runs(s, "down")); n != 1 {
+		for _, r := range e.runs(s, "down") {
+			t.Logf("run %+v", r)
+		}
+		t.Logf("sched %v", e.client.HGetAll(ctx, e.store.Keys().Sched("down")).Val())
+		st, _ := e.store.State(ctx, "up")
+		t.Logf("up %s", st.Jobs[0].Fields["batch_end"])
+		t.Errorf("down ran again on the same upstream success: %d runs", n)
+	}
+}
+
+func TestCancelRunningRun(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	e.load("w", "a:\n  run: {type: exec, command: [\"sleep\", \"60\"]}\n")
+	run, err := s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick(t, s, clk.Now())
+	time.Sleep(200 * time.Millisecond) // let the process start
+	if err := s.Cancel(ctx, "w", run.ID, "operator said so"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the cancelled run did not stop")
+	}
+	r, _ := s.GetRun(ctx, "w", run.ID)
+	if r.State != scheduler.StateCancelled || !strings.Contains(r.Reason, "operator said so") {
+		t.Errorf("run = %s %q", r.State, r.Reason)
+	}
+	if got := e.status("w", "a"); got != batch.StatusFailed {
+		t.Errorf("job status = %s, want failed", got)
+	}
+	if err := s.Cancel(ctx, "w", run.ID, "again"); batch.ErrorCode(err) != batch.ECONFLICT {
+		t.Errorf("cancelling a finished run: %v, want conflict", err)
+	}
+}
+
+// TestExactlyOnceAcrossReplicas: three schedulers tick together on one Redis; every fire time
+// runs once, also when the leader stops mid-way.
+func TestExactlyOnceAcrossReplicas(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := []*scheduler.Scheduler{e.scheduler("s1", clk), e.scheduler("s2", clk), e.scheduler("s3", clk)}
+	e.load("w", "batchy:\n  schedule: \"* * * * *\"\n  concurrency: allow\n  catchup: all\na: {}\n")
+	tickAll := func(list []*scheduler.Scheduler) {
+		var wg sync.WaitGroup
+		for _, sc := range list {
+			wg.Add(1)
+			go func() { defer wg.Done(); sc.Tick(ctx, clk.Now()) }()
+		}
+		wg.Wait()
+		for _, sc := range list {
+			sc.Wait()
+		}
+	}
+	tickAll(s)
+	for i := 1; i <= 10; i++ {
+		clk.Set(t0.Add(time.Duration(i) * time.Minute))
+		tickAll(s)
+	}
+	var leader *scheduler.Scheduler
+	var others []*scheduler.Scheduler
+	for _, sc := range s {
+		if sc.Leader() {
+			leader = sc
+		} else {
+			others = append(others, sc)
+		}
+	}
+	if leader == nil || len(others) != 2 {
+		t.Fatalf("want exactly one leader, got %v", []bool{s[0].Leader(), s[1].Leader(), s[2].Leader()})
+	}
+	// The leader stops ticking (it died); the others take over once its lease runs out.
+	for i := 11; i <= 20; i++ {
+		clk.Set(t0.Add(time.Duration(i) * time.Minute))
+		tickAll(others)
+	}
+	runs := e.runs(s[0], "w")
+	seen := map[time.Time]int{}
+	for _, r := range runs {
+		if r.FireTime != nil {
+			seen[*r.FireTime]++
+		}
+	}
+	for i := 1; i <= 20; i++ {
+		ft := t0.Add(time.Duration(i) * time.Minute)
+		if seen[ft] != 1 {
+			t.Errorf("fire time %s ran %d times, want once", ft.Format("15:04"), seen[ft])
+		}
+	}
+	if len(runs) != 20 {
+		t.Errorf("%d runs, want 20", len(runs))
+	}
+}
+
+// TestDeadReplicaRunIsTakenOver: a run whose replica stopped renewing its lease is failed with a
+// reason and retried by the new leader.
+func TestDeadReplicaRunIsTakenOver(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s1 := e.scheduler("s1", clk)
+	s2 := e.scheduler("s2", clk)
+	e.load("w", "batchy:\n  retries: {count: 1, backoff: 1s}\na:\n  run: {type: exec, command: [\"sleep\", \"60\"]}\n")
+	run, _ := s1.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	tick(t, s1, clk.Now()) // s1 leads and starts the run
+	time.Sleep(300 * time.Millisecond)
+	// s1 dies: it ticks no more. After the lease, s2 leads and takes the run over.
+	clk.Set(t0.Add(11 * time.Second))
+	tick(t, s2, clk.Now())
+	r, _ := s2.GetRun(ctx, "w", run.ID)
+	if r.State != scheduler.StateWaitingRetry || !strings.Contains(r.Attempts[0].Error, "replica s1") {
+		t.Fatalf("after the takeover: state %s, attempt %+v", r.State, r.Attempts[0])
+	}
+	if got := e.status("w", "a"); got != batch.StatusFailed {
+		t.Errorf("the dead replica's job = %s, want failed", got)
+	}
+	// s1 wakes up: its renewal is refused, so it stops its process.
+	tick(t, s1, clk.Now())
+	done := make(chan struct{})
+	go func() { s1.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the replica that lost its run did not stop executing it")
+	}
+	if r, _ := s2.GetRun(ctx, "w", run.ID); len(r.Attempts) != 1 {
+		t.Errorf("the old replica wrote to a run it no longer holds: %d attempts", len(r.Attempts))
+	}
+}
