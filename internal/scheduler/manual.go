@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/batchy/batchy/internal/batch"
@@ -123,14 +122,12 @@ func Validate(wf *batch.Workflow, reg *executor.Registry, loc *time.Location) er
 		if !ok {
 			continue
 		}
-		var v any
-		json.Unmarshal(raw, &v)
-		spec, err := executor.ParseSpec(v)
+		spec, err := executor.ParseSpec(raw)
 		if err == nil {
 			_, err = reg.New(spec)
 		}
 		if err != nil {
-			return batch.Errorf(batch.EINVALID, "workflow %s: job %s: run: %s", wf.Name, j.Name, batch.ErrorMessage(err))
+			return batch.Errorf(batch.EINVALID, "workflow %s: job %s: %s", wf.Name, j.Name, batch.ErrorMessage(err))
 		}
 	}
 	return nil

@@ -317,10 +317,8 @@ func (s *Scheduler) runJob(ctx context.Context, run *Run, a *Attempt, mu *sync.M
 	mu.Unlock()
 	spec := executor.Spec{Type: "none"}
 	if raw, ok := j.Fields[batch.FieldRun]; ok {
-		var v any
-		json.Unmarshal(raw, &v)
 		var err error
-		if spec, err = executor.ParseSpec(v); err != nil {
+		if spec, err = executor.ParseSpec(raw); err != nil {
 			s.endJob(ctx, run, a, mu, j.Name, &JobResult{Status: batch.StatusFailed.String(), Start: &start, Error: batch.ErrorMessage(err)})
 			return
 		}
@@ -330,10 +328,18 @@ func (s *Scheduler) runJob(ctx context.Context, run *Run, a *Attempt, mu *sync.M
 		s.endJob(ctx, run, a, mu, j.Name, &JobResult{Status: batch.StatusFailed.String(), Start: &start, Error: batch.ErrorMessage(err)})
 		return
 	}
-	body, _ := j.Fields.MarshalJSON()
+	// The job's own run: and needs: are the scheduler's business, and run: may hold secrets
+	// (headers, env): neither goes to the job.
+	params := batch.Fields{}
+	for k, v := range j.Fields {
+		if k != batch.FieldRun && k != batch.FieldNeeds {
+			params[k] = v
+		}
+	}
+	body, _ := params.MarshalJSON()
 	task := executor.Task{
 		Workflow: run.Workflow, Job: j.Name, BatchID: a.BatchID, RunID: run.ID, Attempt: a.Number,
-		Env:   format.EnvVars(run.Workflow, a.BatchID, batch.Jobs{j}),
+		Env:   format.EnvVars(run.Workflow, a.BatchID, batch.Jobs{{Name: j.Name, Fields: params}}),
 		Batch: body,
 		Log: func(stream, line string) {
 			s.opts.Log(run.Workflow, j.Name, run.ID, a.Number, stream, line)
@@ -351,7 +357,7 @@ func (s *Scheduler) runJob(ctx context.Context, run *Run, a *Attempt, mu *sync.M
 		final.Status = "open"
 	case out.Err != nil:
 		final.Status, final.Error = batch.StatusFailed.String(), out.Err.Error()
-		if cause := context.Cause(ctx); cause != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(out.Err, executor.ErrCancelled) {
 			final.Error += " (" + cause.Error() + ")"
 		}
 	default:

@@ -115,7 +115,7 @@ func TestCronFiresAndRunsExec(t *testing.T) {
 batchy:
   schedule: "*/5 * * * *"
 extract:
-  run: {type: exec, command: ["sh", "-c", "echo window $BATCHY_EXTRACT_FROM_DATE; echo oops >&2"]}
+  run: {type: exec, command: ["sh", "-c", "echo window $BATCHY_EXTRACT_FROM_DATE; echo run=[$BATCHY_EXTRACT_RUN]; echo oops >&2"]}
 `)
 	tick(t, s, clk.Now()) // the schedule starts clk.Now(): no catch-up of earlier fire times
 	clk.Set(t0.Add(4 * time.Minute))
@@ -144,6 +144,9 @@ extract:
 	joined := strings.Join(e.logs, "\n")
 	if !strings.Contains(joined, "w/extract#1 stdout: window 1776-07-04T23:59:00.000000Z") || !strings.Contains(joined, "w/extract#1 stderr: oops") {
 		t.Errorf("job output did not reach the log:\n%s", joined)
+	}
+	if !strings.Contains(joined, "run=[]") {
+		t.Errorf("the job's run: settings (which may hold secrets) reached its environment:\n%s", joined)
 	}
 	// The same fire time never fires twice.
 	tick(t, s, clk.Now().Add(time.Second))
