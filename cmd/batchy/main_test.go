@@ -301,7 +301,8 @@ load:
     type: exec
     command: ["sh", "-c", "echo loading from $BATCHY_LOAD_FROM_DATE; if [ ! -f %[1]s ]; then touch %[1]s; exit 4; fi"]
 `, marker)), 0o644)
-	p := startServe(t, nil, "--redis-url", "redis://"+srv.Addr, "--cfg-dir", cfg, "--scheduler-lease", "2s")
+	sinkFile := filepath.Join(t.TempDir(), "events.jsonl")
+	p := startServe(t, nil, "--redis-url", "redis://"+srv.Addr, "--cfg-dir", cfg, "--scheduler-lease", "2s", "--log-sink", "file://"+sinkFile)
 	for _, path := range []string{"/load_cfg/up", "/load_cfg/etl", "/open_batch/up"} {
 		if code, body := curl(t, p.url+path); code != 200 {
 			t.Fatalf("%s: %d %s", path, code, body)
@@ -347,8 +348,14 @@ load:
 	if code, status := curl(t, p.url+"/get_status/etl"); code != 200 || statusOf(t, status, "load") != "success" {
 		t.Errorf("etl status after the run: %s", status)
 	}
-	if !strings.Contains(p.logs.String(), "loading from 1776-07-04T23:59:00.000000Z") {
-		t.Errorf("the job's output is not in the log:\n%s", p.logs)
+	if _, events := curl(t, p.url+"/v1/workflows/etl/events?type=log"); !strings.Contains(events, "loading from 1776-07-04T23:59:00.000000Z") {
+		t.Errorf("the job's output is not in the workflow's events:\n%s", events)
 	}
-	p.stop(t)
+	p.stop(t) // flushes the secondary sinks
+	data, _ := os.ReadFile(sinkFile)
+	for _, want := range []string{"loading from 1776-07-04T23:59:00.000000Z", `"type":"run.retried"`, `"type":"run.finished"`, `"type":"close"`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("the file sink lacks %s:\n%s", want, data)
+		}
+	}
 }

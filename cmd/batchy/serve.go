@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/batchy/batchy/internal/api"
+	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/format"
 	"github.com/batchy/batchy/internal/notify"
 	"github.com/batchy/batchy/internal/scheduler"
@@ -28,6 +29,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		shutdownWait   time.Duration
 		schedulerMode  string
 		leaseTime      time.Duration
+		logSinks       []string
+		eventsKeep     int64
 	)
 	fs.StringVar(&addr, "addr", "127.0.0.1:5000", "address to listen on (host:port)")
 	fs.StringVar(&cfgDir, "cfg-dir", "cfg", "directory of workflow files (<wf>.yaml)")
@@ -35,6 +38,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&shutdownWait, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for requests in flight")
 	fs.StringVar(&schedulerMode, "scheduler", "on", "on: run workflows with a schedule or after: (one replica leads); off: cron, systemd or Kubernetes drive batchy over HTTP")
 	fs.DurationVar(&leaseTime, "scheduler-lease", 15*time.Second, "leader and run lease: a replica that dies is replaced within about this time")
+	fs.StringArrayVar(&logSinks, "log-sink", nil, "also send every event to this sink (repeatable): file:///path.jsonl, stdout://, postgres://..., nats://...; the Redis stream (redis://) is always written")
+	fs.Int64Var(&eventsKeep, "events-keep", 100000, "events kept per workflow in its Redis stream")
 	sf.register(fs)
 	lf.register(fs)
 	fs.Usage = func() {
@@ -70,6 +75,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	registry := event.DefaultRegistry(event.RegistryOptions{Stdout: stdout})
+	var sinks []event.Sink
+	for _, u := range logSinks {
+		if u == "redis://" || u == "redis:" {
+			continue // the stream: always on
+		}
+		sink, err := registry.Open(u)
+		if err != nil {
+			for _, s := range sinks {
+				s.Close()
+			}
+			fmt.Fprintf(stderr, "batchy serve: --log-sink: %v\n", err)
+			return exitUsage
+		}
+		sinks = append(sinks, sink)
+	}
+
 	store, err := sf.open(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
@@ -87,20 +109,35 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cancel()
 
+	var secondaries []*event.Async
+	for _, sink := range sinks {
+		secondaries = append(secondaries, event.NewAsync(sink, event.AsyncOptions{}))
+		log.Info("log sink", "sink", sink.String())
+	}
+	bus := event.NewBus(event.NewStream(store.Client, store.Keys(), eventsKeep), secondaries, log)
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		bus.Close(fctx) // flush the secondary sinks
+	}()
+	recording := event.RecordingStore{Store: store, Bus: bus}
+
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
+	go event.WatchSIGHUP(hubCtx, sinks, log)
 	hub := notify.NewHub(store.Client, store.Keys().Changed(), log)
 	go hub.Run(hubCtx)
 
 	var sch *scheduler.Scheduler
 	if schedulerMode == "on" {
-		sch = scheduler.New(scheduler.Options{Store: store, Client: store.Client, Keys: store.Keys(), Location: loc, Lease: leaseTime, Logger: log})
+		sch = scheduler.New(scheduler.Options{Store: recording, Client: store.Client, Keys: store.Keys(), Location: loc, Lease: leaseTime, Logger: log, Events: bus})
 		go sch.Run(hubCtx)
 		log.Info("scheduler on", "replica", sch.ID())
 	}
 
 	srv := api.New(api.Options{
-		Store:     store,
+		Store:     recording,
+		Events:    bus,
 		Hub:       hub,
 		Scheduler: sch,
 		CfgDir:    cfgDir,

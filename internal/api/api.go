@@ -18,6 +18,7 @@ import (
 
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/format"
 	"github.com/batchy/batchy/internal/notify"
 	"github.com/batchy/batchy/internal/scheduler"
@@ -37,6 +38,9 @@ type Options struct {
 	Location *time.Location
 	// Hub wakes waits when a workflow changes; nil means waits only re-check periodically.
 	Hub *notify.Hub
+	// Events records log lines posted to the API and serves the event readers; nil means no
+	// events (the event routes answer 503).
+	Events *event.Bus
 	// Scheduler runs workflows; nil means the scheduler is off (its routes answer 503).
 	Scheduler *scheduler.Scheduler
 	// StoreName says which store is in use ("embedded" or "redis"), for /healthz.

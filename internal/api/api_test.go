@@ -388,3 +388,32 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// TestRunMetadata: a close may carry facts about the run, kept on the job and in history until
+// the next open.
+func TestRunMetadata(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		e := newEnv(t, b)
+		e.get(t, "/load_cfg/wf1")
+		r := e.do(t, "POST", "/v1/workflows/wf1/open", `{"jobs":["job2"]}`)
+		id := int64(r.json(t)["last_batch_id"].(float64))
+		r = e.do(t, "POST", "/v1/workflows/wf1/jobs/job2/close", `{"metadata":{"rows_read":12345678901234567890,"source":"crm","ok":true}}`)
+		wantStatus(t, r, 200)
+		if !strings.Contains(r.body, `"metadata":{"ok":true,"rows_read":12345678901234567890,"source":"crm"}`) {
+			t.Errorf("metadata not on the job: %s", r.body)
+		}
+		if h := e.get(t, "/v1/workflows/wf1/batches/"+itoa(id)); !strings.Contains(h.body, `"rows_read":12345678901234567890`) {
+			t.Errorf("metadata not in history: %s", h.body)
+		}
+		r = e.do(t, "POST", "/v1/workflows/wf1/jobs/job2/open", "")
+		if strings.Contains(r.body, "rows_read") {
+			t.Errorf("the next open kept the previous run's metadata: %s", r.body)
+		}
+		before, _ := e.store.Dump(ctx, "wf1")
+		wantStatus(t, e.do(t, "POST", "/v1/workflows/wf1/jobs/job2/close", `{"metadata":{"bad name":1}}`), 400)
+		wantStatus(t, e.do(t, "POST", "/v1/workflows/wf1/jobs/job2/close", `{"metadata":[1]}`), 400)
+		if after, _ := e.store.Dump(ctx, "wf1"); !reflect.DeepEqual(before, after) {
+			t.Errorf("a refused close changed the state")
+		}
+	})
+}

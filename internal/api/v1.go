@@ -37,6 +37,7 @@ func (s *Server) routesV1() {
 	v1.POST("/workflows/:wf/jobs/:job/fail", s.postEnd(batch.StatusFailed))
 	v1.POST("/workflows/:wf/jobs/:job/watermark", s.postWatermark)
 	s.routesRuns(v1)
+	s.routesEvents(v1)
 }
 
 // Health is the body of /healthz and /readyz.
@@ -44,10 +45,25 @@ type Health struct {
 	Status string `json:"status"`
 	Store  string `json:"store"`
 	Error  string `json:"error,omitempty"`
+	// Sinks are the secondary log sinks: a sink that is down shows here, and never in a failed
+	// request.
+	Sinks []SinkHealth `json:"sinks,omitempty"`
+}
+
+// SinkHealth is one log sink's delivery state.
+type SinkHealth struct {
+	Sink      string `json:"sink"`
+	Pending   int    `json:"pending"`
+	Dropped   uint64 `json:"dropped"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 func (s *Server) healthz(c *gin.Context) {
-	c.JSON(http.StatusOK, Health{Status: "ok", Store: s.opts.StoreName})
+	h := Health{Status: "ok", Store: s.opts.StoreName}
+	for _, a := range s.opts.Events.Secondaries() {
+		h.Sinks = append(h.Sinks, SinkHealth{Sink: a.String(), Pending: a.Pending(), Dropped: a.Dropped(), LastError: a.LastError()})
+	}
+	c.JSON(http.StatusOK, h)
 }
 
 func (s *Server) readyz(c *gin.Context) {
@@ -212,6 +228,9 @@ type EndRequest struct {
 	// BatchID, when set, makes the request a 409 if a job is in another batch, so that a late
 	// close cannot end a newer batch.
 	BatchID int64 `json:"batch_id"`
+	// Metadata are facts about the run (rows read, rows written, bytes, ...), stored on the
+	// ended jobs and in the batch's history.
+	Metadata batch.Fields `json:"metadata"`
 }
 
 func (s *Server) postEnd(status batch.Status) gin.HandlerFunc {
@@ -230,7 +249,13 @@ func (s *Server) postEnd(status batch.Status) gin.HandlerFunc {
 			s.fail(c, batch.Errorf(batch.EINVALID, "batch_id must be positive, got %d", body.BatchID))
 			return
 		}
-		req := batch.EndRequest{Jobs: jobsOf(c, body.Jobs), Status: status, Strict: true, BatchID: body.BatchID}
+		for name := range body.Metadata {
+			if err := batch.CheckName("metadata field", name); err != nil {
+				s.fail(c, err)
+				return
+			}
+		}
+		req := batch.EndRequest{Jobs: jobsOf(c, body.Jobs), Status: status, Strict: true, BatchID: body.BatchID, Metadata: body.Metadata}
 		st, err := s.opts.Store.End(c.Request.Context(), wf, req)
 		if err != nil {
 			s.fail(c, err)

@@ -25,6 +25,8 @@ const (
 	FieldInitialFromDate = "initial_from_date"
 	FieldInfaSection     = "infa_section"
 	FieldBackfill        = "backfill"
+	// FieldMetadata holds the facts a close or fail reported about the run (rows read, ...).
+	FieldMetadata = "metadata"
 	// FieldRun is a job's action for the scheduler: a map with an executor type and its settings.
 	FieldRun = "run"
 	// FieldNeeds lists jobs of the same workflow that must succeed before this one runs.
@@ -33,7 +35,7 @@ const (
 
 // RuntimeFields are the fields transitions write. Reloading a configuration keeps them: a value the
 // YAML gives for one only seeds a job that does not have it yet.
-var RuntimeFields = []string{FieldStatus, FieldBatchID, FieldFromDate, FieldToDate, FieldBatchStart, FieldBatchEnd, FieldBackfill}
+var RuntimeFields = []string{FieldStatus, FieldBatchID, FieldFromDate, FieldToDate, FieldBatchStart, FieldBatchEnd, FieldBackfill, FieldMetadata}
 
 // DateFields are the special fields that hold timestamps.
 var DateFields = []string{FieldFromDate, FieldToDate, FieldBatchStart, FieldBatchEnd, FieldInitialFromDate}

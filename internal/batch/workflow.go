@@ -119,6 +119,9 @@ type EndRequest struct {
 	// BatchID, when non-zero, makes ending a job whose batch_id differs a conflict, so a late
 	// close cannot end a newer batch.
 	BatchID int64
+	// Metadata are facts about the run (rows read, rows written, ...), stored on each ended job
+	// under FieldMetadata and so in the batch's history; the next open clears it.
+	Metadata Fields
 }
 
 // ListOptions pages through history.

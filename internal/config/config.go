@@ -443,6 +443,8 @@ func checkSpecial(name string, raw json.RawMessage, n *yaml.Node) (json.RawMessa
 		}
 	case name == batch.FieldBackfill:
 		return nil, errors.New("is set by batchy while a backfill batch is open and cannot be configured")
+	case name == batch.FieldMetadata:
+		return nil, errors.New("is set by batchy from what a close or fail reports and cannot be configured")
 	}
 	return raw, nil
 }

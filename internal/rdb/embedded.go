@@ -46,7 +46,9 @@ type dataKey struct {
 }
 
 // scriptSnapshot reads every key of the embedded server in one atomic step, so a saved file never
-// mixes states from before and after a transition.
+// mixes states from before and after a transition. Event streams are left out: writing them on
+// every change would make each transition rewrite up to --events-keep events per workflow; the
+// embedded store keeps events in memory only.
 // No KEYS, no ARGV. Result: {key, type, {values}, ...}.
 var scriptSnapshot = redis.NewScript(`
 local out = {}
@@ -59,10 +61,13 @@ for _, k in ipairs(redis.call('KEYS', '*')) do
   elseif t == 'set' then v = redis.call('SMEMBERS', k)
   elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)
   elseif t == 'string' then v = {redis.call('GET', k)}
+  elseif t == 'stream' then v = nil -- events: kept in memory only (see docs/redis.md)
   else return redis.error_reply('ERR the embedded store cannot save key ' .. k .. ' of type ' .. t) end
-  out[#out + 1] = k
-  out[#out + 1] = t
-  out[#out + 1] = v
+  if v then
+    out[#out + 1] = k
+    out[#out + 1] = t
+    out[#out + 1] = v
+  end
 end
 return out
 `)

@@ -17,6 +17,7 @@ import (
 //	<prefix>:{<wf>}:stash:<job>         HASH  the job's regular state while a backfill batch is open
 //	<prefix>:{<wf>}:batches             ZSET  batch ids, scored by id (history index)
 //	<prefix>:{<wf>}:batch:<batch_id>    HASH  job -> the job's fields in that batch, as a JSON object
+//	<prefix>:{<wf>}:events              STREAM the workflow's events (transitions, run steps, log lines)
 //	<prefix>:scheduler:leader           HASH  holder, expires (ms): the scheduler's leader lease
 //	<prefix>:{<wf>}:sched               HASH  last_fire (ms), last_after (µs): the scheduler's claimed fires
 //	<prefix>:{<wf>}:runs                ZSET  run ids scored by creation time (ms)
@@ -63,3 +64,6 @@ func (k Keys) Active(wf string) string { return k.base(wf) + "active" }
 
 // Run is one run's record.
 func (k Keys) Run(wf, id string) string { return k.base(wf) + "run:" + id }
+
+// Events is a workflow's event stream.
+func (k Keys) Events(wf string) string { return k.base(wf) + "events" }

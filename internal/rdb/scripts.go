@@ -15,7 +15,7 @@ import "github.com/redis/go-redis/v9"
 // double for years 0001-9999), the time zone table for trunc_start, and state helpers.
 const luaLib = `
 local DAY = 86400000000
-local RUNTIME = {'status', 'batch_id', 'from_date', 'to_date', 'batch_start', 'batch_end', 'backfill'}
+local RUNTIME = {'status', 'batch_id', 'from_date', 'to_date', 'batch_start', 'batch_end', 'backfill', 'metadata'}
 local IS_RUNTIME = {}
 for _, f in ipairs(RUNTIME) do IS_RUNTIME[f] = true end
 local meta = KEYS[1]
@@ -282,6 +282,7 @@ for i, job in ipairs(jobs) do
   redis.call('HSET', key, 'status', '"open"', 'batch_id', sid, 'from_date', format_time(from),
     'to_date', format_time(to), 'batch_start', nowj, 'batch_end', 'null')
   if bf_from then redis.call('HSET', key, 'backfill', 'true') else redis.call('HDEL', key, 'backfill') end
+  redis.call('HDEL', key, 'metadata') -- the previous batch's run metadata stays in its history
   record(sid, job, json_object(hash(key)))
 end
 local n = redis.call('ZCARD', base .. 'batches')
@@ -297,13 +298,14 @@ return state()
 
 // scriptEnd closes or fails a batch (SPEC.md "close", "fail").
 // KEYS[1] meta. ARGV[1] now (µs), ARGV[2] new status as JSON text, ARGV[3] strict "1"/"0" (only
-// open jobs), ARGV[4] expected batch id or "", ARGV[5..] jobs (none: all).
+// open jobs), ARGV[4] expected batch id or "", ARGV[5] run metadata as a JSON object or "",
+// ARGV[6..] jobs (none: all).
 // Result: the state, or ENOTFOUND, ECONFLICT (a job not open when strict, or in another batch).
 // A job ending a backfill gets its regular state back from its stash.
 var scriptEnd = redis.NewScript(luaLib + `
 if redis.call('EXISTS', meta) == 0 then return not_loaded() end
-local now, strict, want = tonumber(ARGV[1]), ARGV[3] == '1', ARGV[4]
-local jobs, unknown = scope(5)
+local now, strict, want, metadata = tonumber(ARGV[1]), ARGV[3] == '1', ARGV[4], ARGV[5]
+local jobs, unknown = scope(6)
 if not jobs then return fail('ENOTFOUND', 'job ' .. unknown .. ' is not in workflow ' .. wfname) end
 for _, job in ipairs(jobs) do
   local m = redis.call('HMGET', base .. 'job:' .. job, 'status', 'batch_id')
@@ -318,6 +320,7 @@ local nowj = format_time(now)
 for _, job in ipairs(jobs) do
   local key = base .. 'job:' .. job
   redis.call('HSET', key, 'status', ARGV[2], 'batch_end', nowj)
+  if metadata ~= '' then redis.call('HSET', key, 'metadata', metadata) end
   local h = hash(key)
   record(h.batch_id, job, json_object(h))
   local stash = base .. 'stash:' .. job

@@ -166,7 +166,15 @@ func (s *Store) End(ctx context.Context, wf string, req batch.EndRequest) (*batc
 		want = strconv.FormatInt(req.BatchID, 10)
 	}
 	status, _ := json.Marshal(string(req.Status))
-	args := append([]any{s.now(), string(status), flag(req.Strict), want}, jobs...)
+	metadata := ""
+	if len(req.Metadata) > 0 {
+		m, err := req.Metadata.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		metadata = string(m)
+	}
+	args := append([]any{s.now(), string(status), flag(req.Strict), want, metadata}, jobs...)
 	return s.write(ctx, "rdb.End", scriptEnd, wf, args...)
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/executor"
 	"github.com/batchy/batchy/internal/format"
 )
@@ -118,6 +119,19 @@ func (s *Scheduler) finish(ctx context.Context, run *Run, now time.Time, state, 
 	run.EndedAt = &end
 	_, err := s.redis.update(ctx, run, s.opts.ID, now)
 	s.log.Info("run finished", "workflow", run.Workflow, "run", run.ID, "state", state, "reason", reason)
+	typ, level, msg := event.TypeRunFinished, "info", "run "+state
+	switch state {
+	case StateCancelled:
+		typ, level = event.TypeRunCancelled, "warn"
+	case StateFailed:
+		level = "error"
+	case StateSkipped:
+		level = "warn"
+	}
+	if reason != "" {
+		msg += ": " + reason
+	}
+	s.emit(run, typ, level, msg)
 	return err
 }
 
@@ -157,6 +171,7 @@ func (s *Scheduler) afterAttempt(ctx context.Context, set batch.Settings, run *R
 		run.Reason = why
 		_, err := s.redis.update(ctx, run, s.opts.ID, now)
 		s.log.Info("run will be retried", "workflow", run.Workflow, "run", run.ID, "attempt", len(run.Attempts)+1, "at", run.NotBefore)
+		s.emit(run, event.TypeRunRetried, "warn", fmt.Sprintf("attempt %d failed (%s): retry at %s", len(run.Attempts), why, run.NotBefore.UTC().Format(time.RFC3339)))
 		return err
 	}
 	reason := why
@@ -230,6 +245,7 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 	if ok, err := s.redis.update(bg, run, s.opts.ID, s.opts.Now().Add(s.opts.Lease)); err != nil || !ok {
 		return fmt.Errorf("recording the attempt: lost the run (%v)", err)
 	}
+	s.emit(run, event.TypeRunStarted, "info", fmt.Sprintf("attempt %d started on %s: %d jobs", a.Number, s.opts.ID, len(jobs)))
 	if d := time.Duration(st.Settings.Timeout); d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, d, fmt.Errorf("the run timed out after %s", d))

@@ -26,6 +26,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/executor"
 	"github.com/batchy/batchy/internal/rdb"
 )
@@ -122,7 +123,10 @@ type Options struct {
 	RunsKept int
 	// Now is the clock; nil means time.Now. Tests drive Tick with their own times instead.
 	Now func() time.Time
-	// Log receives job output; nil means the Logger, at info level.
+	// Events receives run steps (scheduled, started, retried, finished, cancelled) and, unless
+	// Log is set, job output as log events; nil means the Logger only.
+	Events *event.Bus
+	// Log receives job output; nil means Events, or the Logger without Events.
 	Log LogFunc
 	// Logger receives the scheduler's own log; nil means slog.Default().
 	Logger *slog.Logger
@@ -175,6 +179,17 @@ func New(opts Options) *Scheduler {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Log == nil && opts.Events != nil {
+		bus := opts.Events
+		opts.Log = func(wf, job, runID string, attempt int, stream, line string) {
+			level := "info"
+			if stream == "stderr" {
+				level = "warn"
+			}
+			bus.Emit(context.Background(), event.Event{Workflow: wf, Job: job, RunID: runID, Type: event.TypeLog, Level: level,
+				Message: line, Fields: map[string]any{"stream": stream, "attempt": attempt}})
+		}
 	}
 	if opts.Log == nil {
 		l := opts.Logger
@@ -413,6 +428,9 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) er
 	ok, err := s.redis.claim(ctx, st.Workflow, "last_fire", last, msString(latest), now, runs...)
 	if ok && len(runs) > 0 {
 		s.log.Info("scheduled", "workflow", st.Workflow, "runs", len(runs), "fire_time", latest)
+		for _, r := range runs {
+			s.emit(r, event.TypeRunScheduled, "info", "run scheduled for "+r.FireTime.UTC().Format(time.RFC3339)+" ("+r.Trigger+")")
+		}
 	}
 	return err
 }
@@ -435,6 +453,7 @@ func (s *Scheduler) fireAfter(ctx context.Context, st *batch.State, sched map[st
 	ok, err := s.redis.claim(ctx, st.Workflow, "last_after", last, strconv.FormatInt(now.UnixMicro(), 10), now, run)
 	if ok {
 		s.log.Info("upstream ready: run created", "workflow", st.Workflow, "run", run.ID)
+		s.emit(run, event.TypeRunScheduled, "info", "upstream ready: run scheduled")
 	}
 	return err
 }
@@ -515,4 +534,17 @@ func parseMs(s string) (int64, bool) {
 	var v int64
 	_, err := fmt.Sscan(s, &v)
 	return v, err == nil && s != ""
+}
+
+// emit records a run step.
+func (s *Scheduler) emit(run *Run, typ, level, msg string) {
+	if s.opts.Events == nil {
+		return
+	}
+	e := event.Event{Workflow: run.Workflow, RunID: run.ID, Type: typ, Level: level, Message: msg,
+		Fields: map[string]any{"trigger": run.Trigger, "state": run.State, "attempts": len(run.Attempts)}}
+	if n := len(run.Attempts); n > 0 {
+		e.BatchID = run.Attempts[n-1].BatchID
+	}
+	s.opts.Events.Emit(context.Background(), e)
 }

@@ -1,0 +1,298 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/event"
+)
+
+// Log ingestion limits.
+const (
+	maxLogLines   = 10_000
+	maxLogMessage = 64 << 10
+)
+
+// routesEvents registers log ingestion and the event readers.
+func (s *Server) routesEvents(v1 *gin.RouterGroup) {
+	v1.POST("/workflows/:wf/logs", s.postLogs)
+	v1.GET("/workflows/:wf/events", s.listEvents)
+	v1.GET("/workflows/:wf/events/stream", s.streamEvents)
+}
+
+func (s *Server) stream() (*event.Stream, error) {
+	if st := s.opts.Events.Stream(); st != nil {
+		return st, nil
+	}
+	return nil, batch.Errorf(batch.EUNAVAILABLE, "events are not recorded on this server")
+}
+
+// LogLine is one JSON log line posted to .../logs.
+type LogLine struct {
+	Level   string         `json:"level"`
+	Message string         `json:"message"`
+	Job     string         `json:"job"`
+	Fields  map[string]any `json:"fields"`
+}
+
+// postLogs takes log lines from ETL tools that only have curl: text (a line each) or JSON (one
+// object or an array), tied to the workflow's current batch and, with ?job= or a line's job, to a
+// job.
+func (s *Server) postLogs(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	job := c.Query("job")
+	if job != "" {
+		if err := batch.CheckName("job", job); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	var lines []LogLine
+	if strings.HasPrefix(c.ContentType(), "application/json") {
+		var raw json.RawMessage
+		if err := s.decode(c, &raw); err != nil {
+			s.fail(c, err)
+			return
+		}
+		if trimmed := strings.TrimSpace(string(raw)); strings.HasPrefix(trimmed, "[") {
+			err = strictJSON(raw, &lines)
+		} else {
+			var one LogLine
+			err = strictJSON(raw, &one)
+			lines = []LogLine{one}
+		}
+		if err != nil {
+			s.fail(c, batch.Errorf(batch.EINVALID, "request body: %s", jsonError(err)))
+			return
+		}
+	} else {
+		body := http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes)
+		sc := bufio.NewScanner(body)
+		sc.Buffer(make([]byte, 64<<10), maxLogMessage)
+		for sc.Scan() {
+			if line := strings.TrimRight(sc.Text(), "\r"); strings.TrimSpace(line) != "" {
+				lines = append(lines, LogLine{Message: line})
+			}
+		}
+		if err := sc.Err(); err != nil {
+			s.fail(c, batch.Errorf(batch.ETOOLARGE, "request body: a line or the body is too long (%v)", err))
+			return
+		}
+	}
+	if len(lines) == 0 {
+		s.fail(c, batch.Errorf(batch.EINVALID, "no log lines in the body"))
+		return
+	}
+	if len(lines) > maxLogLines {
+		s.fail(c, batch.Errorf(batch.ETOOLARGE, "%d log lines in one request; at most %d", len(lines), maxLogLines))
+		return
+	}
+	st, err := s.opts.Store.State(c.Request.Context(), wf)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	events := make([]event.Event, len(lines))
+	for i, l := range lines {
+		if l.Level == "" {
+			l.Level = "info"
+		}
+		if !event.ValidLevel(l.Level) {
+			s.fail(c, batch.Errorf(batch.EINVALID, "line %d: level %q must be one of %s", i+1, clip(l.Level), strings.Join(event.Levels, ", ")))
+			return
+		}
+		if l.Message == "" || len(l.Message) > maxLogMessage {
+			s.fail(c, batch.Errorf(batch.EINVALID, "line %d: message must be 1 to %d bytes", i+1, maxLogMessage))
+			return
+		}
+		if l.Job == "" {
+			l.Job = job
+		}
+		e := event.Event{Workflow: wf, Job: l.Job, Type: event.TypeLog, Level: l.Level, Message: l.Message, Fields: l.Fields}
+		if l.Job != "" {
+			j, ok := st.Jobs.Get(l.Job)
+			if !ok {
+				s.fail(c, batch.Errorf(batch.ENOTFOUND, "line %d: job %s is not in workflow %s", i+1, clip(l.Job), wf))
+				return
+			}
+			e.BatchID, _ = j.Fields.Int(batch.FieldBatchID)
+		} else {
+			e.BatchID = st.Jobs.BatchID()
+		}
+		events[i] = e
+	}
+	s.opts.Events.Emit(c.Request.Context(), events...)
+	c.JSON(http.StatusAccepted, gin.H{"accepted": len(events)})
+}
+
+// strictJSON decodes data into v, refusing unknown fields.
+func strictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// eventQuery reads the filters of the event routes.
+func eventQuery(c *gin.Context) (event.Query, error) {
+	q := event.Query{Job: c.Query("job"), RunID: c.Query("run"), Type: c.Query("type"), Level: c.Query("level")}
+	if q.Job != "" {
+		if err := batch.CheckName("job", q.Job); err != nil {
+			return q, err
+		}
+	}
+	if q.Level != "" && !event.ValidLevel(q.Level) {
+		return q, batch.Errorf(batch.EINVALID, "level %q must be one of %s", clip(q.Level), strings.Join(event.Levels, ", "))
+	}
+	var err error
+	if q.BatchID, err = intQuery(c, "batch", 0, 1, 1<<62); err != nil {
+		return q, err
+	}
+	limit, err := intQuery(c, "limit", 100, 1, 1000)
+	if err != nil {
+		return q, err
+	}
+	q.Limit = int(limit)
+	if v := c.Query("since"); v != "" {
+		if q.Since, err = dateField("since", v); err != nil {
+			return q, err
+		}
+	}
+	if v := c.Query("before"); v != "" {
+		if !event.ValidID(v) {
+			return q, batch.Errorf(batch.EINVALID, "before %q is not an event id such as 1795355370000-0", clip(v))
+		}
+		q.Before = v
+	}
+	return q, nil
+}
+
+func (s *Server) listEvents(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	q, err := eventQuery(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	stream, err := s.stream()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if _, err := s.opts.Store.State(c.Request.Context(), wf); err != nil {
+		s.fail(c, err)
+		return
+	}
+	events, err := stream.Read(c.Request.Context(), wf, q)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	body := gin.H{"workflow": wf, "events": events}
+	if len(events) == q.Limit {
+		body["next_before"] = events[len(events)-1].ID
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+// streamEvents is a live tail with Server-Sent Events, resumable with Last-Event-ID.
+func (s *Server) streamEvents(c *gin.Context) {
+	wf, err := workflow(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	q, err := eventQuery(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	stream, err := s.stream()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if _, err := s.opts.Store.State(c.Request.Context(), wf); err != nil {
+		s.fail(c, err)
+		return
+	}
+	last := c.GetHeader("Last-Event-ID")
+	if last == "" {
+		last = c.Query("last_event_id")
+	}
+	if last != "" && !event.ValidID(last) {
+		s.fail(c, batch.Errorf(batch.EINVALID, "Last-Event-ID %q is not an event id", clip(last)))
+		return
+	}
+	if last == "" {
+		// Only new events: start from the newest now, so nothing written later is missed.
+		if last, err = stream.LastID(c.Request.Context(), wf); err != nil {
+			s.fail(c, batch.Errorf(batch.EUNAVAILABLE, "the store is not available"))
+			return
+		}
+	}
+	w := c.Writer
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": batchy event stream\n\n")
+	w.Flush()
+	ctx := c.Request.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.closing:
+			return
+		default:
+		}
+		tctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-s.closing:
+				cancel()
+			case <-tctx.Done():
+			}
+		}()
+		events, err := stream.Tail(tctx, wf, last, 15*time.Second)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			fmt.Fprintf(w, ": error reading events; retrying\n\n")
+			w.Flush()
+			time.Sleep(time.Second)
+			continue
+		}
+		for _, e := range events {
+			last = e.ID
+			if !q.Match(&e) {
+				continue
+			}
+			data, _ := json.Marshal(e)
+			fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", e.ID, e.Type, data)
+		}
+		if len(events) == 0 {
+			fmt.Fprint(w, ": keep-alive\n\n")
+		}
+		w.Flush()
+	}
+}

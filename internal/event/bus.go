@@ -1,0 +1,77 @@
+package event
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Bus sends every event to the authoritative stream, synchronously, and then to each secondary
+// sink through its own bounded buffer, so that a slow secondary never delays a transition.
+type Bus struct {
+	stream      *Stream
+	secondaries []*Async
+	log         *slog.Logger
+	now         func() time.Time
+}
+
+// NewBus returns a bus; stream may be nil (events then go to the secondaries only).
+func NewBus(stream *Stream, secondaries []*Async, log *slog.Logger) *Bus {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Bus{stream: stream, secondaries: secondaries, log: log, now: time.Now}
+}
+
+// Stream returns the authoritative stream sink, nil if there is none.
+func (b *Bus) Stream() *Stream {
+	if b == nil {
+		return nil
+	}
+	return b.stream
+}
+
+// Secondaries returns the secondary sinks, for health reports and metrics.
+func (b *Bus) Secondaries() []*Async {
+	if b == nil {
+		return nil
+	}
+	return b.secondaries
+}
+
+// Emit records events. It fills in a missing time and level; a failing stream write is logged,
+// not returned: an event never fails the transition it reports.
+func (b *Bus) Emit(ctx context.Context, events ...Event) {
+	if b == nil || len(events) == 0 {
+		return
+	}
+	now := b.now().UTC()
+	for i := range events {
+		if events[i].Time.IsZero() {
+			events[i].Time = now
+		}
+		if events[i].Level == "" {
+			events[i].Level = "info"
+		}
+	}
+	if b.stream != nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		if err := b.stream.Write(wctx, events); err != nil {
+			b.log.Warn("events not written to the stream", "events", len(events), "err", err)
+		}
+		cancel()
+	}
+	for _, s := range b.secondaries {
+		s.Emit(events...)
+	}
+}
+
+// Close flushes the secondaries until ctx ends.
+func (b *Bus) Close(ctx context.Context) {
+	if b == nil {
+		return
+	}
+	for _, s := range b.secondaries {
+		s.Close(ctx)
+	}
+}

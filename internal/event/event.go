@@ -1,0 +1,137 @@
+// Package event is batchy's one event model: every state transition, every run step and every log
+// line is an Event, written to the sinks configured with --log-sink. The Redis stream sink is the
+// authoritative one the API and the UI read back; the others (files, stdout, PostgreSQL, NATS)
+// receive copies through bounded buffers, so a slow or unreachable sink never blocks a transition.
+package event
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Event types.
+const (
+	TypeLoad    = "load"
+	TypeOpen    = "open"
+	TypeClose   = "close"
+	TypeFail    = "fail"
+	TypeAbandon = "abandon"
+	TypeRewind  = "rewind"
+	TypeLog     = "log"
+	TypeAlert   = "alert"
+
+	TypeRunScheduled = "run.scheduled"
+	TypeRunStarted   = "run.started"
+	TypeRunRetried   = "run.retried"
+	TypeRunFinished  = "run.finished"
+	TypeRunCancelled = "run.cancelled"
+)
+
+// Levels, lowest first.
+var Levels = []string{"debug", "info", "warn", "error"}
+
+// ValidLevel reports whether s is one of Levels.
+func ValidLevel(s string) bool {
+	for _, l := range Levels {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Event is one thing that happened to a workflow.
+type Event struct {
+	// ID orders events within a workflow; the Redis stream sink assigns it ("<ms>-<seq>").
+	ID       string         `json:"id,omitempty"`
+	Time     time.Time      `json:"time"`
+	Workflow string         `json:"workflow"`
+	Job      string         `json:"job,omitempty"`
+	BatchID  int64          `json:"batch_id,omitempty"`
+	RunID    string         `json:"run_id,omitempty"`
+	Type     string         `json:"type"`
+	Level    string         `json:"level"`
+	Message  string         `json:"message"`
+	Fields   map[string]any `json:"fields,omitempty"`
+}
+
+// Sink receives events. Write gets events in the order they happened; it may be called with
+// several at once (a batch) and must be safe to retry with the same events.
+type Sink interface {
+	Write(ctx context.Context, events []Event) error
+	Close() error
+	// String names the sink for logs and /healthz, without credentials.
+	String() string
+}
+
+// Factory opens a sink from its URL.
+type Factory func(u *url.URL) (Sink, error)
+
+// Registry maps URL schemes to sink factories. It holds no global state: callers build one and
+// register what they want.
+type Registry struct {
+	factories map[string]Factory
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{factories: map[string]Factory{}} }
+
+// Register adds a factory for a scheme; registering a scheme twice is a programming error.
+func (r *Registry) Register(scheme string, f Factory) {
+	if _, dup := r.factories[scheme]; dup {
+		panic("event: sink scheme " + scheme + " registered twice")
+	}
+	r.factories[scheme] = f
+}
+
+// Schemes returns the registered schemes, sorted.
+func (r *Registry) Schemes() []string {
+	out := make([]string, 0, len(r.factories))
+	for s := range r.factories {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Open opens the sink a URL names. Errors never quote the URL's password.
+func (r *Registry) Open(raw string) (Sink, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return nil, fmt.Errorf("log sink %q is not a URL such as file:///var/log/batchy.jsonl", Redact(raw))
+	}
+	f, ok := r.factories[u.Scheme]
+	if !ok {
+		return nil, fmt.Errorf("log sink %s: unknown scheme %q (known: %s)", Redact(raw), u.Scheme, strings.Join(r.Schemes(), ", "))
+	}
+	s, err := f(u)
+	if err != nil {
+		return nil, fmt.Errorf("log sink %s: %s", Redact(raw), RedactText(err.Error(), raw))
+	}
+	return s, nil
+}
+
+// Redact returns a URL with its password hidden.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// RedactText removes a URL's password from text that may quote it (a driver's error).
+func RedactText(text, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return text
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		text = strings.ReplaceAll(text, p, "xxxxx")
+	}
+	return text
+}
