@@ -84,7 +84,7 @@ func TestTransitionsAreEvents(t *testing.T) {
 		if got := types(e.events(t, "?level=error")); got != "fail:job3 fail:job2 fail:job1" {
 			t.Errorf("?level=error: %s", got)
 		}
-		if got := types(e.events(t, "?type=open&batch=" + itoa(open.BatchID))); got != "open:job3 open:job2 open:job1" {
+		if got := types(e.events(t, "?type=open&batch="+itoa(open.BatchID))); got != "open:job3 open:job2 open:job1" {
 			t.Errorf("?type=open&batch=: %s", got)
 		}
 		page := e.events(t, "?limit=4")
