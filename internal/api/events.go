@@ -255,6 +255,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 	fmt.Fprint(w, ": batchy event stream\n\n")
 	w.Flush()
 	ctx := c.Request.Context()
+	lastWrite := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -271,7 +272,9 @@ func (s *Server) streamEvents(c *gin.Context) {
 			case <-tctx.Done():
 			}
 		}()
-		events, err := stream.Tail(tctx, wf, last, 15*time.Second)
+		// A short block: a blocked XREAD does not notice the client leaving, so the loop checks
+		// between reads.
+		events, err := stream.Tail(tctx, wf, last, 2*time.Second)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -290,9 +293,12 @@ func (s *Server) streamEvents(c *gin.Context) {
 			data, _ := json.Marshal(e)
 			fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", e.ID, e.Type, data)
 		}
-		if len(events) == 0 {
+		if len(events) == 0 && time.Since(lastWrite) > 15*time.Second {
 			fmt.Fprint(w, ": keep-alive\n\n")
 		}
-		w.Flush()
+		if len(events) > 0 || time.Since(lastWrite) > 15*time.Second {
+			w.Flush()
+			lastWrite = time.Now()
+		}
 	}
 }
