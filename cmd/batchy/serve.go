@@ -7,15 +7,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/batchy/batchy/internal/alert"
 	"github.com/batchy/batchy/internal/api"
 	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/format"
 	"github.com/batchy/batchy/internal/notify"
 	"github.com/batchy/batchy/internal/scheduler"
+	"github.com/batchy/batchy/internal/ui"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -31,6 +34,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		leaseTime      time.Duration
 		logSinks       []string
 		eventsKeep     int64
+		slackHooks     []string
+		jsonHooks      []string
 	)
 	fs.StringVar(&addr, "addr", "127.0.0.1:5000", "address to listen on (host:port)")
 	fs.StringVar(&cfgDir, "cfg-dir", "cfg", "directory of workflow files (<wf>.yaml)")
@@ -40,6 +45,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&leaseTime, "scheduler-lease", 15*time.Second, "leader and run lease: a replica that dies is replaced within about this time")
 	fs.StringArrayVar(&logSinks, "log-sink", nil, "also send every event to this sink (repeatable): file:///path.jsonl, stdout://, postgres://..., nats://...; the Redis stream (redis://) is always written")
 	fs.Int64Var(&eventsKeep, "events-keep", 100000, "events kept per workflow in its Redis stream")
+	fs.StringArrayVar(&slackHooks, "alert-webhook", nil, "send alerts (failed, retries exhausted, late, long open) to this Slack-compatible webhook URL (repeatable)")
+	fs.StringArrayVar(&jsonHooks, "alert-webhook-json", nil, "send alerts as JSON to this webhook URL (repeatable)")
 	sf.register(fs)
 	lf.register(fs)
 	fs.Usage = func() {
@@ -122,9 +129,29 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}()
 	recording := event.RecordingStore{Store: store, Bus: bus}
 
+	for _, u := range append(append([]string{}, slackHooks...), jsonHooks...) {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			fmt.Fprintf(stderr, "batchy serve: alert webhook %s must be an http:// or https:// URL\n", event.Redact(u))
+			return exitUsage
+		}
+	}
+	var notifiers []alert.Notifier
+	for _, u := range slackHooks {
+		notifiers = append(notifiers, &alert.Webhook{URL: u, Slack: true})
+	}
+	for _, u := range jsonHooks {
+		notifiers = append(notifiers, &alert.Webhook{URL: u})
+	}
+	alerter := alert.New(alert.Options{Store: store, Client: store.Client, Keys: store.Keys(), Notifiers: notifiers, Events: bus, Location: loc, Logger: log})
+	bus.Observe(alerter.Observe)
+	for _, n := range notifiers {
+		log.Info("alert notifier", "notifier", n.String())
+	}
+
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
 	go event.WatchSIGHUP(hubCtx, sinks, log)
+	go alerter.Run(hubCtx, 30*time.Second)
 	hub := notify.NewHub(store.Client, store.Keys().Changed(), log)
 	go hub.Run(hubCtx)
 
@@ -140,6 +167,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Events:    bus,
 		Hub:       hub,
 		Scheduler: sch,
+		UI:        ui.New(ui.Options{Store: recording, Events: bus, Scheduler: sch, CfgDir: cfgDir, Location: loc, Logger: log}),
 		CfgDir:    cfgDir,
 		Format:    format.Options{InfaDateFormat: infaDateFormat},
 		Location:  loc,

@@ -41,6 +41,8 @@ type Options struct {
 	// Events records log lines posted to the API and serves the event readers; nil means no
 	// events (the event routes answer 503).
 	Events *event.Bus
+	// UI serves the web UI at GET / and under /ui/; nil means no UI.
+	UI http.Handler
 	// Scheduler runs workflows; nil means the scheduler is off (its routes answer 503).
 	Scheduler *scheduler.Scheduler
 	// StoreName says which store is in use ("embedded" or "redis"), for /healthz.
@@ -94,6 +96,11 @@ func New(opts Options) *Server {
 	})
 	s.routesOriginal()
 	s.routesV1()
+	if opts.UI != nil {
+		ui := gin.WrapH(opts.UI)
+		s.engine.Match([]string{http.MethodGet, http.MethodHead}, "/", ui)
+		s.engine.Match([]string{http.MethodGet, http.MethodHead}, "/ui/*path", ui)
+	}
 	return s
 }
 

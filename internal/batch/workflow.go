@@ -44,6 +44,32 @@ type Settings struct {
 	Catchup string `yaml:"catchup" json:"catchup,omitempty"`
 	// CatchupLookback bounds how far back missed fire times count; zero means 24 hours.
 	CatchupLookback Duration `yaml:"catchup_lookback" json:"catchup_lookback,omitempty"`
+	// Deadline ("06:00", in Timezone) is when the workflow should have succeeded each day: past
+	// it, a late alert goes out once that day. Empty: no deadline.
+	Deadline string `yaml:"deadline" json:"deadline,omitempty"`
+	// MaxOpen is how long a batch may stay open before a long-open alert; zero: no limit.
+	MaxOpen Duration `yaml:"max_open" json:"max_open,omitempty"`
+}
+
+// DeadlineAt returns the day's deadline for the day holding t, in loc; ok is false without one.
+func (s Settings) DeadlineAt(t time.Time, loc *time.Location) (time.Time, bool) {
+	h, m, ok := ParseClock(s.Deadline)
+	if !ok {
+		return time.Time{}, false
+	}
+	y, mo, d := t.In(loc).Date()
+	return time.Date(y, mo, d, h, m, 0, 0, loc), true
+}
+
+// ParseClock reads "HH:MM" (24-hour).
+func ParseClock(s string) (h, m int, ok bool) {
+	if len(s) != 5 || s[2] != ':' {
+		return 0, 0, false
+	}
+	if _, err := fmt.Sscanf(s, "%02d:%02d", &h, &m); err != nil || h > 23 || m > 59 || h < 0 || m < 0 {
+		return 0, 0, false
+	}
+	return h, m, true
 }
 
 // Scheduled reports whether the scheduler has anything to do for the workflow.

@@ -213,6 +213,11 @@ func checkSettings(s *batch.Settings) error {
 	default:
 		return fmt.Errorf("catchup %q must be none, latest or all", s.Catchup)
 	}
+	if s.Deadline != "" {
+		if _, _, ok := batch.ParseClock(s.Deadline); !ok {
+			return fmt.Errorf("deadline %q must be a time of day such as 06:00", s.Deadline)
+		}
+	}
 	if s.Retries.Count < 0 || s.Retries.Count > 100 {
 		return fmt.Errorf("retries.count %d must be from 0 to 100", s.Retries.Count)
 	}

@@ -11,9 +11,14 @@ import (
 type Bus struct {
 	stream      *Stream
 	secondaries []*Async
+	observers   []func(context.Context, []Event)
 	log         *slog.Logger
 	now         func() time.Time
 }
+
+// Observe registers a function that sees every event after it was recorded (alerts use it). It
+// runs in the emitting goroutine: it must not block. Call before the bus is used.
+func (b *Bus) Observe(f func(context.Context, []Event)) { b.observers = append(b.observers, f) }
 
 // NewBus returns a bus; stream may be nil (events then go to the secondaries only).
 func NewBus(stream *Stream, secondaries []*Async, log *slog.Logger) *Bus {
@@ -63,6 +68,9 @@ func (b *Bus) Emit(ctx context.Context, events ...Event) {
 	}
 	for _, s := range b.secondaries {
 		s.Emit(events...)
+	}
+	for _, f := range b.observers {
+		f(ctx, events)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 //	<prefix>:{<wf>}:batches             ZSET  batch ids, scored by id (history index)
 //	<prefix>:{<wf>}:batch:<batch_id>    HASH  job -> the job's fields in that batch, as a JSON object
 //	<prefix>:{<wf>}:events              STREAM the workflow's events (transitions, run steps, log lines)
+//	<prefix>:{<wf>}:alert:<key>         STRING an alert sent (dedupe: one per condition per batch or day)
 //	<prefix>:scheduler:leader           HASH  holder, expires (ms): the scheduler's leader lease
 //	<prefix>:{<wf>}:sched               HASH  last_fire (ms), last_after (µs): the scheduler's claimed fires
 //	<prefix>:{<wf>}:runs                ZSET  run ids scored by creation time (ms)
@@ -67,3 +68,6 @@ func (k Keys) Run(wf, id string) string { return k.base(wf) + "run:" + id }
 
 // Events is a workflow's event stream.
 func (k Keys) Events(wf string) string { return k.base(wf) + "events" }
+
+// Alert marks an alert as sent, so that it goes out once.
+func (k Keys) Alert(wf, key string) string { return k.base(wf) + "alert:" + key }

@@ -1,0 +1,177 @@
+package alert_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batchy/batchy/internal/alert"
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/event"
+	"github.com/batchy/batchy/internal/rdb"
+	"github.com/batchy/batchy/internal/rdb/rdbtest"
+)
+
+var ctx = context.Background()
+
+// hook is a webhook test server recording what it receives.
+type hook struct {
+	mu     sync.Mutex
+	bodies []string
+	srv    *httptest.Server
+}
+
+func newHook(t *testing.T) *hook {
+	h := &hook{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		h.bodies = append(h.bodies, string(b))
+		h.mu.Unlock()
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hook) got() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.bodies...)
+}
+
+// waitFor polls until n bodies arrived or a generous deadline passes.
+func (h *hook) waitFor(n int) []string {
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.got()) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // and no more than n
+	return h.got()
+}
+
+type env struct {
+	store batch.Store
+	raw   *rdb.Store
+	bus   *event.Bus
+}
+
+func setup(t *testing.T, notifiers ...alert.Notifier) (*env, *alert.Alerter) {
+	t.Helper()
+	client := rdbtest.StartRedis(t).Client(t)
+	raw := rdb.New(client, rdb.Options{})
+	bus := event.NewBus(event.NewStream(client, raw.Keys(), 0), nil, nil)
+	a := alert.New(alert.Options{Store: raw, Client: client, Keys: raw.Keys(), Notifiers: notifiers, Events: bus})
+	bus.Observe(a.Observe)
+	// A second replica's alerter on the same Redis: alerts still go out once.
+	bus.Observe(alert.New(alert.Options{Store: raw, Client: client, Keys: raw.Keys(), Notifiers: notifiers, Events: bus}).Observe)
+	return &env{store: event.RecordingStore{Store: raw, Bus: bus}, raw: raw, bus: bus}, a
+}
+
+func (e *env) load(t *testing.T, name, yaml string) {
+	t.Helper()
+	wf, err := config.Parse(name, []byte(yaml), config.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Load(ctx, wf, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFailureAlertOnce(t *testing.T) {
+	h := newHook(t)
+	e, _ := setup(t, &alert.Webhook{URL: h.srv.URL})
+	e.load(t, "w", "a: {}\n")
+	e.store.Open(ctx, "w", batch.OpenRequest{})
+	e.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed})
+	e.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed}) // the same batch, failed again
+	got := h.waitFor(1)
+	if len(got) != 1 {
+		t.Fatalf("webhook calls = %d, want 1: %v", len(got), got)
+	}
+	var a alert.Alert
+	if err := json.Unmarshal([]byte(got[0]), &a); err != nil || a.Condition != alert.Failed || a.Job != "a" || a.BatchID == 0 {
+		t.Errorf("alert = %s (%v)", got[0], err)
+	}
+	evs, _ := e.bus.Stream().Read(ctx, "w", event.Query{Type: event.TypeAlert})
+	if len(evs) != 1 {
+		t.Errorf("alert events = %d, want 1", len(evs))
+	}
+	// A new batch failing is a new alert.
+	e.store.Open(ctx, "w", batch.OpenRequest{})
+	e.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed})
+	if got := h.waitFor(2); len(got) != 2 {
+		t.Errorf("webhook calls after a second failed batch = %d, want 2", len(got))
+	}
+}
+
+func TestLateAndLongOpen(t *testing.T) {
+	h := newHook(t)
+	e, a := setup(t, &alert.Webhook{URL: h.srv.URL, Slack: true})
+	e.load(t, "w", "batchy:\n  deadline: \"06:00\"\n  timezone: Europe/Berlin\n  max_open: 1h\na: {}\n")
+	day := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	a.Check(ctx, day.Add(4*time.Hour+59*time.Minute)) // 05:59 in Berlin
+	if got := h.waitFor(0); len(got) != 0 {
+		t.Fatalf("alert before the deadline: %v", got)
+	}
+	a.Check(ctx, day.Add(5*time.Hour+time.Minute)) // 06:01 in Berlin
+	a.Check(ctx, day.Add(7*time.Hour))
+	got := h.waitFor(1)
+	if len(got) != 1 || !strings.Contains(got[0], `"text"`) || !strings.Contains(got[0], "late") {
+		t.Fatalf("late alerts = %v, want one Slack-style body", got)
+	}
+
+	st, _ := e.store.Open(ctx, "w", batch.OpenRequest{})
+	start, _ := st.Jobs[0].Fields.Time(batch.FieldBatchStart)
+	a.Check(ctx, start.Add(30*time.Minute))
+	a.Check(ctx, start.Add(2*time.Hour))
+	a.Check(ctx, start.Add(3*time.Hour))
+	got = h.waitFor(2)
+	if len(got) != 2 || !strings.Contains(got[1], "open for") {
+		t.Errorf("long-open alerts: %v", got)
+	}
+}
+
+// hangingSink never returns: transitions must not wait for it.
+type hangingSink struct{}
+
+func (hangingSink) Write(ctx context.Context, _ []event.Event) error { <-ctx.Done(); select {} }
+func (hangingSink) Close() error                                     { return nil }
+func (hangingSink) String() string                                   { return "hanging://" }
+
+func TestHangingSinkAndWebhookDoNotSlowTransitions(t *testing.T) {
+	block := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
+	defer slow.Close()
+	defer close(block) // before Close, which waits for the blocked handlers
+	client := rdbtest.StartRedis(t).Client(t)
+	raw := rdb.New(client, rdb.Options{})
+	bus := event.NewBus(event.NewStream(client, raw.Keys(), 0), []*event.Async{event.NewAsync(hangingSink{}, event.AsyncOptions{Buffer: 10})}, nil)
+	bus.Observe(alert.New(alert.Options{Store: raw, Client: client, Keys: raw.Keys(), Events: bus,
+		Notifiers: []alert.Notifier{&alert.Webhook{URL: slow.URL}}}).Observe)
+	store := event.RecordingStore{Store: raw, Bus: bus}
+	wf, _ := config.Parse("w", []byte("a: {}\n"), config.Limits{})
+	store.Load(ctx, wf, false)
+	start := time.Now()
+	for i := 0; i < 50; i++ {
+		store.Open(ctx, "w", batch.OpenRequest{})
+		if _, err := store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 100 transitions against a sink and a webhook that never answer: generous bound, the point
+	// is that nothing waits for them (each would otherwise block for ever).
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("100 transitions took %s", d)
+	}
+	if n := bus.Secondaries()[0].Dropped(); n == 0 {
+		t.Errorf("the hanging sink's overflow was not counted as dropped")
+	}
+}

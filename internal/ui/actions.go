@@ -1,0 +1,93 @@
+package ui
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// actButton is a button that POSTs to the v1 API after a confirmation (static/ui.js).
+type actButton struct {
+	ID, Label string
+	// For completes the label for screen readers ("Close" for wf1).
+	For string
+	// API is the v1 path; Body the JSON body, "" for none.
+	API, Body string
+	// Confirm is the question asked first; Done what is said when it worked.
+	Confirm, Done string
+	Class         string
+}
+
+// rowActionsView is a dashboard row's action menu.
+type rowActionsView struct {
+	Name    string
+	Buttons []actButton
+}
+
+func rowActions(w *wfView, scheduled bool) rowActionsView {
+	return rowActionsView{Name: w.Name, Buttons: workflowActions(w, scheduled)}
+}
+
+// workflowActions are the actions on a whole workflow that make sense in its state: close and
+// fail only for its open jobs (the v1 API refuses to end a job that is not open).
+func workflowActions(w *wfView, scheduled bool) []actButton {
+	wf := w.Name
+	id := func(a string) string { return "act-" + wf + "-" + a }
+	if !w.Loaded {
+		return []actButton{{ID: id("load"), Label: "Load configuration", For: "of " + wf, API: apiPath(wf, "load"),
+			Confirm: fmt.Sprintf("Load the configuration file of %s?", wf), Done: wf + ": configuration loaded"}}
+	}
+	var open []string
+	for _, j := range w.Jobs {
+		if j.Open {
+			open = append(open, j.Name)
+		}
+	}
+	var out []actButton
+	if scheduled {
+		out = append(out, actButton{ID: id("run"), Label: "Run now", For: wf, API: apiPath(wf, "runs"),
+			Confirm: fmt.Sprintf("Run %s now? The scheduler opens a batch and runs every job.", wf), Done: wf + ": run queued"})
+	}
+	out = append(out, actButton{ID: id("open"), Label: "Open", For: "a batch of every job of " + wf, API: apiPath(wf, "open"),
+		Confirm: fmt.Sprintf("Open a batch for every job of %s? Jobs that are open already re-run their window.", wf), Done: wf + ": batch opened"})
+	if len(open) > 0 {
+		body := jsonBody(map[string]any{"jobs": open})
+		jobs := strings.Join(open, ", ")
+		out = append(out,
+			actButton{ID: id("close"), Label: "Close", For: "the open jobs of " + wf, API: apiPath(wf, "close"), Body: body, Class: "good",
+				Confirm: fmt.Sprintf("Close the batch of %s (%s) as succeeded?", wf, jobs), Done: wf + ": closed " + jobs},
+			actButton{ID: id("fail"), Label: "Fail", For: "the open jobs of " + wf, API: apiPath(wf, "fail"), Body: body, Class: "bad",
+				Confirm: fmt.Sprintf("Mark the batch of %s (%s) as failed? The next open re-runs the same window.", wf, jobs), Done: wf + ": failed " + jobs})
+	}
+	out = append(out, actButton{ID: id("load"), Label: "Reload configuration", For: "of " + wf, API: apiPath(wf, "load"),
+		Confirm: fmt.Sprintf("Reload the configuration file of %s? Runtime state (windows, statuses) is kept.", wf), Done: wf + ": configuration reloaded"})
+	return out
+}
+
+// jobActions are the actions on one job.
+func jobActions(wf string, j jobView) []actButton {
+	id := func(a string) string { return "act-" + wf + "-" + j.Name + "-" + a }
+	who := "job " + j.Name
+	out := []actButton{{ID: id("open"), Label: "Open", For: who, API: apiPath(wf, "jobs", j.Name, "open"),
+		Confirm: fmt.Sprintf("Open a batch for job %s of %s?", j.Name, wf), Done: fmt.Sprintf("%s/%s: opened", wf, j.Name)}}
+	if j.Open {
+		out = append(out,
+			actButton{ID: id("close"), Label: "Close", For: who, API: apiPath(wf, "jobs", j.Name, "close"), Class: "good",
+				Confirm: fmt.Sprintf("Close job %s of %s as succeeded?", j.Name, wf), Done: fmt.Sprintf("%s/%s: closed", wf, j.Name)},
+			actButton{ID: id("fail"), Label: "Fail", For: who, API: apiPath(wf, "jobs", j.Name, "fail"), Class: "bad",
+				Confirm: fmt.Sprintf("Mark job %s of %s as failed?", j.Name, wf), Done: fmt.Sprintf("%s/%s: failed", wf, j.Name)})
+	}
+	return out
+}
+
+// cancelAction cancels a run.
+func cancelAction(wf, run string) actButton {
+	return actButton{ID: "act-" + wf + "-cancel-" + run, Label: "Cancel", For: "run " + run, API: apiPath(wf, "runs", run, "cancel"),
+		Body: jsonBody(map[string]any{"reason": "cancelled in the web UI"}), Class: "bad",
+		Confirm: fmt.Sprintf("Cancel run %s of %s? Its processes are killed and its jobs fail.", run, wf), Done: "run " + run + " cancelled"}
+}
+
+func jsonBody(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

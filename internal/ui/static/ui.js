@@ -1,0 +1,201 @@
+// batchy web UI: the only script. It (1) re-fetches the server-rendered live parts of a page
+// ([data-live] elements, from body[data-fragment]) on a timer and after every action, (2) performs
+// actions by POSTing to the v1 API after a confirmation, and (3) appends the workflow's event
+// stream (Server-Sent Events) to the live tail. Everything it inserts from data is set as text.
+(() => {
+  'use strict';
+  const body = document.body;
+  const csrf = document.querySelector('meta[name="batchy-csrf"]');
+
+  // ---- Results of actions: a visible message, also announced to screen readers.
+  const box = document.getElementById('result-box');
+  const result = document.getElementById('result');
+  const announce = document.getElementById('announce');
+  let resultTimer = 0;
+  function say(text, isError) {
+    if (!box) return;
+    clearTimeout(resultTimer);
+    const msg = (isError ? 'Error: ' : 'Done: ') + text;
+    result.textContent = msg;
+    box.classList.toggle('error', !!isError);
+    box.hidden = false;
+    announce.textContent = msg;
+    if (!isError) resultTimer = setTimeout(() => { box.hidden = true; }, 8000);
+  }
+  if (box) document.getElementById('result-close').addEventListener('click', () => { box.hidden = true; });
+
+  // ---- Live parts.
+  const liveStatus = document.getElementById('live-status');
+  const lastHTML = new Map();
+  document.querySelectorAll('[data-live]').forEach((el) => lastHTML.set(el.id, el.innerHTML));
+  let inflight = null;
+  let again = false;
+
+  function setLive(text, problem) {
+    liveStatus.textContent = text;
+    liveStatus.classList.toggle('problem', problem);
+  }
+
+  // apply swaps in the fresh live parts that changed, keeping open <details> open and the
+  // keyboard focus where it was.
+  function apply(html) {
+    const tpl = document.createElement('template');
+    tpl.innerHTML = html;
+    tpl.content.querySelectorAll('[data-live]').forEach((fresh) => {
+      const cur = document.getElementById(fresh.id);
+      if (!cur || lastHTML.get(fresh.id) === fresh.innerHTML) return;
+      const open = [...cur.querySelectorAll('details[open]')].map((d) => d.id).filter(Boolean);
+      const active = document.activeElement;
+      const focusId = active && cur.contains(active) ? active.id : '';
+      cur.innerHTML = fresh.innerHTML;
+      lastHTML.set(fresh.id, fresh.innerHTML);
+      open.forEach((id) => { const d = document.getElementById(id); if (d) d.open = true; });
+      if (focusId) { const el = document.getElementById(focusId); if (el) el.focus(); }
+    });
+  }
+
+  async function refresh() {
+    const url = body.dataset.fragment;
+    if (!url) return;
+    if (inflight) { again = true; return inflight; }
+    inflight = (async () => {
+      try {
+        const res = await fetch(url, { headers: { Accept: 'text/html' }, cache: 'no-store', credentials: 'same-origin' });
+        if (!res.ok) throw new Error('HTTP ' + res.status);
+        apply(await res.text());
+        setLive('Updated ' + new Date().toISOString().slice(11, 19) + 'Z', false);
+      } catch (err) {
+        setLive('Live updates paused: ' + err.message, true);
+      }
+    })();
+    await inflight;
+    inflight = null;
+    if (again) { again = false; await refresh(); }
+  }
+  window.batchyRefresh = refresh;
+
+  if (body.dataset.fragment) {
+    const every = (parseInt(body.dataset.refresh, 10) || 5) * 1000;
+    setInterval(() => { if (!document.hidden) refresh(); }, every);
+    document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });
+  }
+
+  // ---- Actions: POST to the v1 API, say what happened, refresh.
+  async function act(el, url, payload, question, done, controls) {
+    if (question && !window.confirm(question)) return;
+    controls.forEach((c) => { c.disabled = true; });
+    const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
+    if (csrf) headers['X-CSRF-Token'] = csrf.content;
+    try {
+      const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(payload), credentials: 'same-origin' });
+      let data = null;
+      try { data = await res.json(); } catch (e) { /* not JSON */ }
+      if (!res.ok) {
+        const msg = data && data.error && data.error.message ? data.error.message : 'HTTP ' + res.status;
+        say(msg, true);
+      } else {
+        let text = done || 'done';
+        if (data && typeof data.id === 'string') text += ' (run ' + data.id + ')';
+        say(text, false);
+        const menu = el.closest('details.menu');
+        if (menu) { menu.open = false; const s = menu.querySelector('summary'); if (s) s.focus(); }
+      }
+    } catch (err) {
+      say('the request did not reach batchy: ' + err.message, true);
+    } finally {
+      controls.forEach((c) => { c.disabled = false; });
+    }
+    await refresh();
+  }
+
+  document.addEventListener('click', (e) => {
+    const btn = e.target.closest('button[data-api]');
+    if (!btn) return;
+    e.preventDefault();
+    let payload = {};
+    try { if (btn.dataset.body) payload = JSON.parse(btn.dataset.body); } catch (err) { payload = {}; }
+    act(btn, btn.dataset.api, payload, btn.dataset.confirm, btn.dataset.done, [btn]);
+  });
+
+  // A form's fields become the JSON body; a field with data-path fills {name} in the URL instead.
+  // Checkboxes are booleans, empty fields are left out.
+  document.addEventListener('submit', (e) => {
+    const form = e.target.closest('form[data-api]');
+    if (!form) return;
+    e.preventDefault();
+    let url = form.dataset.api;
+    const payload = {};
+    const said = {};
+    for (const el of form.elements) {
+      if (!el.name) continue;
+      if (el.type === 'checkbox') {
+        said[el.name] = el.checked ? 'yes' : 'no';
+        if (el.checked) payload[el.name] = true;
+        continue;
+      }
+      const v = el.value.trim();
+      said[el.name] = v || 'now';
+      if (el.dataset.path) { url = url.replace('{' + el.dataset.path + '}', encodeURIComponent(v)); continue; }
+      if (v !== '') payload[el.name] = v;
+    }
+    const question = (form.dataset.confirm || '').replace(/\{(\w+)\}/g, (m, k) => (k in said ? said[k] : m));
+    act(form, url, payload, question, form.dataset.done, [...form.querySelectorAll('button')]);
+  });
+
+  // ---- Live tail of the workflow's events.
+  const tail = document.getElementById('tail');
+  function fmtTime(s) {
+    const d = new Date(s);
+    return isNaN(d) ? s : d.toISOString().slice(0, 19).replace('T', ' ') + 'Z';
+  }
+  function span(cls, text) {
+    const el = document.createElement('span');
+    el.className = cls;
+    el.textContent = text;
+    return el;
+  }
+  function append(e) {
+    if (e.id && tail.querySelector('li[data-id="' + CSS.escape(e.id) + '"]')) return;
+    const atBottom = tail.scrollTop + tail.clientHeight >= tail.scrollHeight - 8;
+    const li = document.createElement('li');
+    li.className = 'ev fresh lvl-' + String(e.level || 'info').replace(/[^a-z]/g, '');
+    li.dataset.id = e.id || '';
+    const t = document.createElement('time');
+    t.dateTime = e.time || '';
+    t.textContent = fmtTime(e.time || '');
+    li.append(t, ' ', span('lvl', e.level || 'info'), ' ', span('type', e.type || ''));
+    if (e.job) li.append(' ', span('job', e.job));
+    if (e.run_id) li.append(' ', span('run', 'run ' + e.run_id));
+    li.append(' ', span('msg', e.message || ''));
+    tail.append(li);
+    while (tail.children.length > 1000) tail.firstElementChild.remove();
+    if (atBottom) tail.scrollTop = tail.scrollHeight;
+    const empty = document.getElementById('tail-empty');
+    if (empty) empty.remove();
+  }
+  if (tail && tail.dataset.stream && window.EventSource) {
+    tail.scrollTop = tail.scrollHeight;
+    const state = document.getElementById('tail-state');
+    const es = new EventSource(tail.dataset.stream);
+    let soon = 0;
+    const onEvent = (m) => {
+      let e;
+      try { e = JSON.parse(m.data); } catch (err) { return; }
+      append(e);
+      if (e.type !== 'log') { clearTimeout(soon); soon = setTimeout(refresh, 250); }
+    };
+    (tail.dataset.types || '').split(' ').filter(Boolean).forEach((t) => es.addEventListener(t, onEvent));
+    es.addEventListener('message', onEvent);
+    es.onopen = () => {
+      state.textContent = 'Live: new events appear at the bottom as they happen.';
+      state.classList.remove('problem');
+    };
+    es.onerror = () => {
+      state.textContent = es.readyState === EventSource.CLOSED
+        ? 'The live stream stopped; reload the page to resume it.'
+        : 'Reconnecting to the live stream…';
+      state.classList.add('problem');
+    };
+    window.addEventListener('pagehide', () => es.close());
+  }
+})();

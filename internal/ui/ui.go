@@ -1,0 +1,254 @@
+// Package ui is batchy's web UI: a dashboard of every workflow and a page per workflow, rendered
+// on the server with html/template from files embedded in the binary, plus one small script.
+//
+// The UI only reads (through batch.Store, the event stream and the scheduler). Every action a
+// person takes (load, open, close, fail, rewind, run, backfill, cancel) is a fetch() from the
+// browser to the existing v1 API, so the API stays the one place where changes are made, checked
+// and, later, authorised. Live updates: the pages re-fetch a server-rendered fragment of their
+// changing parts (the dashboard on a timer, the workflow page when its event stream reports a
+// transition), and the workflow page appends its event stream (SSE) to a live tail.
+package ui
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/event"
+	"github.com/batchy/batchy/internal/scheduler"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Options configure the UI.
+type Options struct {
+	// Store keeps the batch state. Required.
+	Store batch.Store
+	// Events is the event bus whose stream the workflow page reads and tails; nil hides the
+	// event and log tail.
+	Events *event.Bus
+	// Scheduler runs workflows; nil hides runs, next run times, late detection and the "run
+	// now" action (backfills then open the window directly instead of queueing a run).
+	Scheduler *scheduler.Scheduler
+	// CfgDir is the directory of workflow files; configured workflows that are not loaded yet are
+	// listed with a "load" action. "" lists loaded workflows only.
+	CfgDir string
+	// Location is the default time zone of schedules (--tz); nil means UTC. Times are shown in UTC,
+	// as the API gives them.
+	Location *time.Location
+	// CanAct reports whether the request's user may change state; false renders no action
+	// buttons or forms. nil means everyone may act (batchy has no authentication yet): an auth
+	// layer passes its read-only decision here.
+	CanAct func(*http.Request) bool
+	// CSRFToken returns the token the page sends back in the X-CSRF-Token header of every action;
+	// nil sends none. For an auth layer that checks one.
+	CSRFToken func(*http.Request) string
+	// PageSize is the number of workflows per dashboard page; zero means 50.
+	PageSize int
+	// Refresh is how often the dashboard re-fetches its live part; zero means 5s. The workflow
+	// page refreshes on its event stream and, as a safety net, every 3 × Refresh.
+	Refresh time.Duration
+	// LongOpen is how long a batch may stay open before its workflow stands out; zero means 4h.
+	LongOpen time.Duration
+	// LateAfter is how long past its scheduled time a workflow that has not started stands out as
+	// late; zero means 30m.
+	LateAfter time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// UI serves the web UI: GET / (dashboard), GET /ui/workflows/<wf> (a workflow), their live
+// fragments under /ui/fragment/ and the static files under /ui/static/.
+type UI struct {
+	opts    Options
+	log     *slog.Logger
+	mux     *http.ServeMux
+	pages   map[string]*template.Template
+	version string // of the static files, for cache busting
+}
+
+var _ http.Handler = (*UI)(nil)
+
+// New returns the UI.
+func New(opts Options) *UI {
+	if opts.Store == nil {
+		panic("ui.New: Options.Store is required")
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	if opts.CanAct == nil {
+		opts.CanAct = func(*http.Request) bool { return true }
+	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = 50
+	}
+	if opts.Refresh <= 0 {
+		opts.Refresh = 5 * time.Second
+	}
+	if opts.LongOpen <= 0 {
+		opts.LongOpen = 4 * time.Hour
+	}
+	if opts.LateAfter <= 0 {
+		opts.LateAfter = 30 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	u := &UI{opts: opts, log: opts.Logger, mux: http.NewServeMux(), version: staticVersion()}
+	u.pages = map[string]*template.Template{
+		"dashboard": parsePage("dashboard.html"),
+		"workflow":  parsePage("workflow.html"),
+		"error":     parsePage("error.html"),
+	}
+	static, _ := fs.Sub(staticFS, "static")
+	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
+	u.mux.Handle("GET /ui/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("v") == u.version {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			w.Header().Set("Cache-Control", "no-cache")
+		}
+		files.ServeHTTP(w, r)
+	}))
+	u.mux.HandleFunc("GET /{$}", u.dashboard)
+	u.mux.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/", http.StatusFound) })
+	u.mux.HandleFunc("GET /ui/fragment/dashboard", u.dashboard)
+	u.mux.HandleFunc("GET /ui/workflows/{wf}", u.workflow)
+	u.mux.HandleFunc("GET /ui/fragment/workflows/{wf}", u.workflow)
+	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		u.fail(w, r, batch.Errorf(batch.ENOTFOUND, "there is no page %s", r.URL.Path))
+	})
+	return u
+}
+
+// ServeHTTP implements http.Handler.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	// Every script and style is a file of ours: no inline code runs, whatever a field holds.
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	u.mux.ServeHTTP(w, r)
+}
+
+func parsePage(file string) *template.Template {
+	return template.Must(template.New(file).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+file))
+}
+
+func staticVersion() string {
+	h := sha256.New()
+	fs.WalkDir(staticFS, "static", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			data, _ := staticFS.ReadFile(path)
+			h.Write([]byte(path))
+			h.Write(data)
+		}
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// page is what every page template gets.
+type page struct {
+	Title    string
+	Page     string // "dashboard", "workflow" or "error"
+	Version  string
+	CSRF     string
+	CanAct   bool
+	Refresh  int    // seconds between refreshes of the live parts
+	Fragment string // URL of the live parts; "" for none
+	Now      time.Time
+	Data     any
+}
+
+func (u *UI) newPage(r *http.Request, name, title string, data any) *page {
+	p := &page{Title: title, Page: name, Version: u.version, CanAct: u.opts.CanAct(r),
+		Refresh: int(u.opts.Refresh / time.Second), Now: u.opts.Now().UTC(), Data: data}
+	if p.Refresh < 1 {
+		p.Refresh = 1
+	}
+	if u.opts.CSRFToken != nil {
+		p.CSRF = u.opts.CSRFToken(r)
+	}
+	return p
+}
+
+// render writes a whole page, or only its live parts on a fragment URL.
+func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, p *page) {
+	tmpl := "layout"
+	if strings.HasPrefix(r.URL.Path, "/ui/fragment/") {
+		tmpl = "live"
+	}
+	var b strings.Builder
+	if err := u.pages[p.Page].ExecuteTemplate(&b, tmpl, p); err != nil {
+		u.log.Error("ui: rendering a page", "page", p.Page, "err", err)
+		http.Error(w, "the page could not be rendered; details are in batchy's log", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write([]byte(b.String()))
+}
+
+// errorView is what the error page shows.
+type errorView struct {
+	Status  int
+	Message string
+	// Load names a configured workflow that is not loaded, offered for loading.
+	Load string
+}
+
+// fail renders an error page. Messages of internal errors stay in the log, as on the API.
+func (u *UI) fail(w http.ResponseWriter, r *http.Request, err error) {
+	u.failLoad(w, r, err, "")
+}
+
+func (u *UI) failLoad(w http.ResponseWriter, r *http.Request, err error, load string) {
+	st := httpStatus(err)
+	msg := batch.ErrorMessage(err)
+	if errors.Is(err, context.Canceled) {
+		return // the browser went away
+	}
+	if st >= 500 {
+		u.log.Error("ui: request failed", "path", r.URL.Path, "err", err)
+		if st == http.StatusInternalServerError {
+			msg = "something went wrong; details are in batchy's log"
+		}
+	}
+	p := u.newPage(r, "error", http.StatusText(st), errorView{Status: st, Message: msg, Load: load})
+	u.render(w, r, st, p)
+}
+
+// httpStatus maps the domain's error codes to what an error page answers; it follows the API's
+// one map (internal/api), of which the UI needs only these cases.
+func httpStatus(err error) int {
+	switch batch.ErrorCode(err) {
+	case batch.EINVALID:
+		return http.StatusBadRequest
+	case batch.ENOTFOUND:
+		return http.StatusNotFound
+	case batch.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
