@@ -81,18 +81,24 @@ func TestTransitionsAreEvents(t *testing.T) {
 		if got := types(e.events(t, "?job=job2")); got != "fail:job2 close:job2 open:job2" {
 			t.Errorf("?job=job2: %s", got)
 		}
+		// Opening an open job again abandons its batch.
+		e.do(t, "POST", "/v1/workflows/wf1/jobs/job3/open", "")
+		e.do(t, "POST", "/v1/workflows/wf1/jobs/job3/open", "")
+		if got := types(e.events(t, "?job=job3&limit=3")); got != "open:job3 abandon:job3 open:job3" {
+			t.Errorf("reopen: %s", got)
+		}
 		if got := types(e.events(t, "?level=error")); got != "fail:job3 fail:job2 fail:job1" {
 			t.Errorf("?level=error: %s", got)
 		}
 		if got := types(e.events(t, "?type=open&batch="+itoa(open.BatchID))); got != "open:job3 open:job2 open:job1" {
 			t.Errorf("?type=open&batch=: %s", got)
 		}
-		page := e.events(t, "?limit=4")
+		page := e.events(t, "?limit=4&before="+all.Events[0].ID) // from before the rewind
 		if len(page.Events) != 4 || page.NextBefore == "" {
 			t.Fatalf("page: %+v", page)
 		}
 		next := e.events(t, "?limit=4&before="+page.NextBefore)
-		if got := types(next); got != "close:job2 open:job3 open:job2 open:job1" {
+		if got := types(next); got != "open:job3 open:job2 open:job1 load:" {
 			t.Errorf("second page: %s", got)
 		}
 	})
