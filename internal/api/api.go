@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/batchy/batchy/internal/auth"
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
@@ -41,6 +42,8 @@ type Options struct {
 	// Events records log lines posted to the API and serves the event readers; nil means no
 	// events (the event routes answer 503).
 	Events *event.Bus
+	// Tokens are the API tokens; empty means auth is off (serve refuses that off loopback).
+	Tokens *auth.Tokens
 	// UI serves the web UI at GET / and under /ui/; nil means no UI.
 	UI http.Handler
 	// Scheduler runs workflows; nil means the scheduler is off (its routes answer 503).
@@ -87,7 +90,7 @@ func New(opts Options) *Server {
 	// "../etc" and is refused as an invalid name rather than as an unknown route.
 	s.engine.UseRawPath = true
 	s.engine.UnescapePathValues = true
-	s.engine.Use(s.recoverer, s.logRequests)
+	s.engine.Use(s.recoverer, s.logRequests, s.authenticate)
 	s.engine.NoRoute(func(c *gin.Context) {
 		s.fail(c, batch.Errorf(batch.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -96,6 +99,9 @@ func New(opts Options) *Server {
 	})
 	s.routesOriginal()
 	s.routesV1()
+	if !opts.Tokens.Empty() {
+		s.routesLogin()
+	}
 	if opts.UI != nil {
 		ui := gin.WrapH(opts.UI)
 		s.engine.Match([]string{http.MethodGet, http.MethodHead}, "/", ui)
@@ -122,12 +128,14 @@ func (s *Server) Routes() []string {
 
 // status is the one map from error code to HTTP status.
 var status = map[string]int{
-	batch.EINVALID:     http.StatusBadRequest,
-	batch.ENOTFOUND:    http.StatusNotFound,
-	batch.ECONFLICT:    http.StatusConflict,
-	batch.ETOOLARGE:    http.StatusRequestEntityTooLarge,
-	batch.EUNAVAILABLE: http.StatusServiceUnavailable,
-	batch.EINTERNAL:    http.StatusInternalServerError,
+	batch.EINVALID:      http.StatusBadRequest,
+	batch.ENOTFOUND:     http.StatusNotFound,
+	batch.ECONFLICT:     http.StatusConflict,
+	batch.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	batch.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	batch.EUNAUTHORIZED: http.StatusUnauthorized,
+	batch.EFORBIDDEN:    http.StatusForbidden,
+	batch.EINTERNAL:     http.StatusInternalServerError,
 }
 
 // ErrorBody is the JSON every error response carries.

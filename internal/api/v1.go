@@ -19,6 +19,7 @@ import (
 func (s *Server) routesV1() {
 	s.engine.GET("/healthz", s.healthz)
 	s.engine.GET("/readyz", s.readyz)
+	s.engine.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", OpenAPI()) })
 
 	v1 := s.engine.Group("/v1")
 	v1.GET("/wait", s.wait)

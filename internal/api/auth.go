@@ -1,0 +1,149 @@
+package api
+
+import (
+	"html/template"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/batchy/batchy/internal/auth"
+	"github.com/batchy/batchy/internal/batch"
+)
+
+// cookieName holds a browser's token after it logged in.
+const cookieName = "batchy_token"
+
+// requiredRole is the one place that says which role each route needs. The original GET routes
+// that change state need the role of what they do, like their v1 counterparts.
+func requiredRole(method, route string) auth.Role {
+	switch {
+	case route == "/healthz" || route == "/readyz" || route == "/openapi.json" || route == "/login" || route == "/logout" ||
+		strings.HasPrefix(route, "/ui/static"):
+		return auth.RoleNone
+	case route == "/load_cfg/:wf" || route == "/v1/workflows/:wf/load" || route == "/v1/workflows/:wf/jobs/:job/watermark":
+		return auth.RoleAdmin
+	case strings.HasPrefix(route, "/open_batch/") || strings.HasPrefix(route, "/close_batch/") || strings.HasPrefix(route, "/fail_batch/"):
+		return auth.RoleOperate
+	case method == http.MethodGet || method == http.MethodHead:
+		return auth.RoleRead
+	}
+	return auth.RoleOperate
+}
+
+// isPage reports whether a route serves HTML to a browser (redirected to the login page rather
+// than answered with a JSON 401).
+func isPage(route string) bool { return route == "/" || strings.HasPrefix(route, "/ui/") }
+
+// authenticate checks the request's token against the route's role. Tokens come as
+// "Authorization: Bearer <token>", as ?token= for legacy scripts, or as the login cookie; a
+// change made with the cookie must carry the X-CSRF-Token header, which another site's page
+// cannot send.
+func (s *Server) authenticate(c *gin.Context) {
+	if s.opts.Tokens.Empty() {
+		c.Next()
+		return
+	}
+	route := c.FullPath()
+	if route == "" && c.Request.URL.Path == "/ui/static" {
+		route = "/ui/static"
+	}
+	if strings.HasPrefix(c.Request.URL.Path, "/ui/static/") {
+		route = "/ui/static"
+	}
+	need := requiredRole(c.Request.Method, route)
+	secret, fromCookie := "", false
+	if h := c.GetHeader("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		secret = strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+	} else if q := c.Query("token"); q != "" {
+		secret = q
+	} else if ck, err := c.Cookie(cookieName); err == nil {
+		secret, fromCookie = ck, true
+	}
+	tok, ok := s.opts.Tokens.Authenticate(secret)
+	if ok {
+		c.Request = c.Request.WithContext(auth.WithToken(c.Request.Context(), tok))
+	}
+	if need == auth.RoleNone {
+		c.Next()
+		return
+	}
+	if !ok {
+		if isPage(route) && c.Request.Method == http.MethodGet {
+			c.Redirect(http.StatusSeeOther, "/login")
+			c.Abort()
+			return
+		}
+		msg := "a valid token is required: send Authorization: Bearer <token>"
+		if secret != "" {
+			msg = "the token is not valid"
+		}
+		s.fail(c, batch.Errorf(batch.EUNAUTHORIZED, "%s", msg))
+		return
+	}
+	if tok.Role < need {
+		s.fail(c, batch.Errorf(batch.EFORBIDDEN, "token %s has role %s; this needs %s", tok.Name, tok.Role, need))
+		return
+	}
+	if fromCookie && c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead &&
+		c.GetHeader("X-CSRF-Token") != auth.CSRF(secret) {
+		s.fail(c, batch.Errorf(batch.EFORBIDDEN, "missing or wrong X-CSRF-Token header for a change made with the login cookie"))
+		return
+	}
+	c.Next()
+}
+
+// CanAct reports whether the request may change state (the UI shows actions only then).
+func CanAct(tokens *auth.Tokens) func(*http.Request) bool {
+	return func(r *http.Request) bool {
+		if tokens.Empty() {
+			return true
+		}
+		t, ok := auth.FromContext(r.Context())
+		return ok && t.Role >= auth.RoleOperate
+	}
+}
+
+// CSRFToken returns the anti-CSRF token of a logged-in browser, "" otherwise.
+func CSRFToken(r *http.Request) string {
+	if ck, err := r.Cookie(cookieName); err == nil {
+		return auth.CSRF(ck.Value)
+	}
+	return ""
+}
+
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>batchy: log in</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem">
+<h1>batchy</h1>
+{{if .}}<p role="alert" style="color:#b00020">{{.}}</p>{{end}}
+<form method="post" action="/login">
+<label for="token">API token</label><br>
+<input id="token" name="token" type="password" autocomplete="current-password" required style="width:100%;padding:.4rem">
+<p><button type="submit">Log in</button></p>
+</form></body></html>`))
+
+func (s *Server) routesLogin() {
+	s.engine.GET("/login", func(c *gin.Context) {
+		c.Status(http.StatusOK)
+		c.Header("Content-Type", "text/html; charset=utf-8")
+		loginPage.Execute(c.Writer, "")
+	})
+	s.engine.POST("/login", func(c *gin.Context) {
+		secret := c.PostForm("token")
+		if _, ok := s.opts.Tokens.Authenticate(secret); !ok {
+			c.Status(http.StatusUnauthorized)
+			c.Header("Content-Type", "text/html; charset=utf-8")
+			loginPage.Execute(c.Writer, "That token is not valid.")
+			return
+		}
+		http.SetCookie(c.Writer, &http.Cookie{Name: cookieName, Value: secret, Path: "/", HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil})
+		c.Redirect(http.StatusSeeOther, "/")
+	})
+	s.engine.GET("/logout", func(c *gin.Context) {
+		http.SetCookie(c.Writer, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		c.Redirect(http.StatusSeeOther, "/login")
+	})
+}

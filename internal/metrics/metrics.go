@@ -1,0 +1,224 @@
+// Package metrics exposes batchy's Prometheus metrics (namespace "batchy") on its own registry:
+// HTTP requests by route template, transitions, batch durations, alerts, scheduler runs, Redis
+// errors, and gauges read at scrape time (active waits, sink drops, open batches).
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/batchy/batchy/internal/event"
+)
+
+const namespace = "batchy"
+
+// Sources are read at scrape time; any of them may be nil (its metric is then absent).
+type Sources struct {
+	// ActiveWaits returns how many long-poll waits are in progress.
+	ActiveWaits func() int
+	// SinkDropped returns, per secondary sink name, how many events it dropped since start.
+	SinkDropped func() map[string]uint64
+	// OpenBatches returns, per workflow, how many jobs have an open batch. It runs on every scrape:
+	// it should be cheap and bound its own time; on error the series are left out.
+	OpenBatches func() (map[string]int, error)
+}
+
+// Metrics holds batchy's collectors and the registry they are registered on. The zero value is
+// not usable: call New. A nil *Metrics is safe to call (it records nothing).
+type Metrics struct {
+	reg *prometheus.Registry
+
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+	transitions  *prometheus.CounterVec
+	batchDur     *prometheus.HistogramVec
+	alerts       *prometheus.CounterVec
+	schedRuns    *prometheus.CounterVec
+	redisErrors  prometheus.Counter
+
+	mu      sync.RWMutex
+	sources Sources
+}
+
+// New returns metrics registered on a fresh registry, with the Go and process collectors.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: "http", Name: "requests_total",
+		Help: "HTTP requests by route template, method and status code.",
+	}, []string{"route", "method", "status"})
+	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Subsystem: "http", Name: "request_duration_seconds",
+		Help:    "HTTP request latency by route template and method.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route", "method"})
+	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "transitions_total",
+		Help: "Batch state transitions (one per job) by workflow and type: load, open, close, fail, abandon, rewind.",
+	}, []string{"workflow", "type"})
+	m.batchDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "batch_duration_seconds",
+		Help:    "Duration of closed or failed batches (batch_start to batch_end), per job batch.",
+		Buckets: []float64{1, 10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400},
+	}, []string{"workflow"})
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "alerts_total",
+		Help: "Alerts raised by workflow and condition.",
+	}, []string{"workflow", "condition"})
+	m.schedRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "scheduler_runs_total",
+		Help: "Scheduler run events by workflow and type (run.scheduled, run.started, run.retried, run.finished, run.cancelled).",
+	}, []string{"workflow", "type"})
+	m.redisErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Name: "redis_errors_total",
+		Help: "Redis operations that failed.",
+	})
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.httpRequests, m.httpDuration, m.transitions, m.batchDur, m.alerts, m.schedRuns, m.redisErrors,
+		sourceCollector{m},
+	)
+	return m
+}
+
+// Registry returns the registry, for tests or extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// GinMiddleware records request count and latency. The route label is the route template
+// (c.FullPath(), e.g. /v1/workflows/:wf), or "unmatched" for requests no route matched: never
+// the raw path, whose values are unbounded.
+func (m *Metrics) GinMiddleware() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if m == nil {
+			c.Next()
+			return
+		}
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		method := c.Request.Method
+		m.httpRequests.WithLabelValues(route, method, strconv.Itoa(c.Writer.Status())).Inc()
+		m.httpDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+	}
+}
+
+// Observe counts events; its signature matches (*event.Bus).Observe, so wire it with
+// bus.Observe(m.Observe). It does not block.
+func (m *Metrics) Observe(_ context.Context, events []event.Event) {
+	if m == nil {
+		return
+	}
+	for _, e := range events {
+		switch {
+		case e.Type == event.TypeOpen || e.Type == event.TypeClose || e.Type == event.TypeFail ||
+			e.Type == event.TypeAbandon || e.Type == event.TypeRewind || e.Type == event.TypeLoad:
+			m.transitions.WithLabelValues(e.Workflow, e.Type).Inc()
+			if e.Type == event.TypeClose || e.Type == event.TypeFail {
+				if d, ok := number(e.Fields["duration_seconds"]); ok && d >= 0 {
+					m.batchDur.WithLabelValues(e.Workflow).Observe(d)
+				}
+			}
+		case e.Type == event.TypeAlert:
+			cond, _ := e.Fields["condition"].(string)
+			if cond == "" {
+				cond = "unknown"
+			}
+			m.alerts.WithLabelValues(e.Workflow, cond).Inc()
+		case strings.HasPrefix(e.Type, "run."):
+			m.schedRuns.WithLabelValues(e.Workflow, e.Type).Inc()
+		}
+	}
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+// RedisError counts one failed Redis operation.
+func (m *Metrics) RedisError() {
+	if m != nil {
+		m.redisErrors.Inc()
+	}
+}
+
+// SetSources sets the functions read at scrape time; it may be called once the server's parts
+// exist, after New.
+func (m *Metrics) SetSources(s Sources) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.sources = s
+	m.mu.Unlock()
+}
+
+var (
+	descActiveWaits = prometheus.NewDesc(namespace+"_active_waits",
+		"Long-poll waits in progress.", nil, nil)
+	descSinkDropped = prometheus.NewDesc(namespace+"_sink_dropped_events_total",
+		"Events a secondary sink dropped (full buffer, shutdown, delivery given up).", []string{"sink"}, nil)
+	descOpenBatches = prometheus.NewDesc(namespace+"_open_batches",
+		"Jobs with an open batch, by workflow.", []string{"workflow"}, nil)
+)
+
+// sourceCollector reads the Sources at scrape time. Its three descs are always described; their
+// series appear only when the source is set.
+type sourceCollector struct{ m *Metrics }
+
+func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descActiveWaits
+	ch <- descSinkDropped
+	ch <- descOpenBatches
+}
+
+func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.RLock()
+	s := c.m.sources
+	c.m.mu.RUnlock()
+	if s.ActiveWaits != nil {
+		ch <- prometheus.MustNewConstMetric(descActiveWaits, prometheus.GaugeValue, float64(s.ActiveWaits()))
+	}
+	if s.SinkDropped != nil {
+		for name, n := range s.SinkDropped() {
+			ch <- prometheus.MustNewConstMetric(descSinkDropped, prometheus.CounterValue, float64(n), name)
+		}
+	}
+	if s.OpenBatches != nil {
+		open, err := s.OpenBatches()
+		// On error the series are left out rather than failing the whole scrape; the source
+		// reports the error itself (e.g. with RedisError).
+		if err == nil {
+			for wf, n := range open {
+				ch <- prometheus.MustNewConstMetric(descOpenBatches, prometheus.GaugeValue, float64(n), wf)
+			}
+		}
+	}
+}
