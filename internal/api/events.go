@@ -178,23 +178,29 @@ func eventQuery(c *gin.Context) (event.Query, error) {
 	return q, nil
 }
 
-func (s *Server) listEvents(c *gin.Context) {
+// eventRequest reads what both event readers need: a loaded workflow, the filters, the stream.
+func (s *Server) eventRequest(c *gin.Context) (string, event.Query, *event.Stream, error) {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return "", event.Query{}, nil, err
 	}
 	q, err := eventQuery(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return "", q, nil, err
 	}
 	stream, err := s.stream()
 	if err != nil {
-		s.fail(c, err)
-		return
+		return "", q, nil, err
 	}
 	if _, err := s.opts.Store.State(c.Request.Context(), wf); err != nil {
+		return "", q, nil, err
+	}
+	return wf, q, stream, nil
+}
+
+func (s *Server) listEvents(c *gin.Context) {
+	wf, q, stream, err := s.eventRequest(c)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -212,22 +218,8 @@ func (s *Server) listEvents(c *gin.Context) {
 
 // streamEvents is a live tail with Server-Sent Events, resumable with Last-Event-ID.
 func (s *Server) streamEvents(c *gin.Context) {
-	wf, err := workflow(c)
+	wf, q, stream, err := s.eventRequest(c)
 	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	q, err := eventQuery(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	stream, err := s.stream()
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if _, err := s.opts.Store.State(c.Request.Context(), wf); err != nil {
 		s.fail(c, err)
 		return
 	}
