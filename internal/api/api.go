@@ -50,6 +50,9 @@ type Options struct {
 	Scheduler *scheduler.Scheduler
 	// StoreName says which store is in use ("embedded" or "redis"), for /healthz.
 	StoreName string
+	// MaxWaitsPerClient bounds the waits one client (token, or address without auth) holds at
+	// once; zero means no bound.
+	MaxWaitsPerClient int
 	// MaxBodyBytes bounds a request body; zero means 1 MiB.
 	MaxBodyBytes int64
 	// Logger receives request and error logs; nil means slog.Default().
@@ -63,6 +66,7 @@ type Server struct {
 	engine   *gin.Engine
 	closing  chan struct{} // closed by Close: long polls answer at once
 	reads    *sharedReads  // waits of one workflow share state reads
+	waits    waitCounter
 	closeOne sync.Once
 }
 
@@ -132,6 +136,7 @@ var status = map[string]int{
 	batch.ENOTFOUND:     http.StatusNotFound,
 	batch.ECONFLICT:     http.StatusConflict,
 	batch.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	batch.ETOOMANY:      http.StatusTooManyRequests,
 	batch.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	batch.EUNAUTHORIZED: http.StatusUnauthorized,
 	batch.EFORBIDDEN:    http.StatusForbidden,

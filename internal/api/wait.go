@@ -2,10 +2,12 @@ package api
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/batchy/batchy/internal/auth"
 	"github.com/batchy/batchy/internal/batch"
 )
 
@@ -73,6 +75,13 @@ func (s *Server) wait(c *gin.Context) {
 			workflows = append(workflows, t.Workflow)
 		}
 	}
+	release, err := s.waits.acquire(waitClient(c), s.opts.MaxWaitsPerClient)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	defer release()
+
 	// Watch before the first read, so that a change in between still wakes this wait.
 	w := s.opts.Hub.Watch(workflows...)
 	defer w.Stop()
@@ -152,3 +161,52 @@ func (s *Server) standings(c *gin.Context, targets []batch.Target, since time.Ti
 	res.State = batch.Overall(res.Jobs, failFast)
 	return res, nil
 }
+
+// waitCounter counts the waits in progress, in all and per client, so that one client cannot
+// hold every goroutine and connection of the server.
+type waitCounter struct {
+	mu       sync.Mutex
+	total    int
+	byClient map[string]int
+}
+
+// acquire counts a wait of client, or refuses it when the client already holds max waits.
+func (w *waitCounter) acquire(client string, max int) (release func(), err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.byClient == nil {
+		w.byClient = map[string]int{}
+	}
+	if max > 0 && w.byClient[client] >= max {
+		return nil, batch.Errorf(batch.ETOOMANY, "this client already holds %d waits, the most allowed (--max-waits-per-client): wait for one to return", max)
+	}
+	w.byClient[client]++
+	w.total++
+	return func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.total--
+		if w.byClient[client]--; w.byClient[client] <= 0 {
+			delete(w.byClient, client)
+		}
+	}, nil
+}
+
+// Active returns how many waits are in progress.
+func (w *waitCounter) Active() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.total
+}
+
+// waitClient names the client a wait counts against: its token when auth is on, else its
+// address.
+func waitClient(c *gin.Context) string {
+	if tok, ok := auth.FromContext(c.Request.Context()); ok {
+		return "token:" + tok.Name
+	}
+	return "ip:" + c.ClientIP()
+}
+
+// ActiveWaits returns how many long-poll waits are in progress, for the metrics.
+func (s *Server) ActiveWaits() int { return s.waits.Active() }

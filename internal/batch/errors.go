@@ -8,14 +8,15 @@ import (
 // Error codes: the only vocabulary of failure the rest of batchy speaks. The API maps each to one
 // HTTP status; stores and loaders return them so callers never inspect driver errors.
 const (
-	EINVALID      = "invalid"      // the request or configuration is malformed
-	ENOTFOUND     = "not_found"    // the workflow, job or batch does not exist
-	ECONFLICT     = "conflict"     // the request is valid but the current state forbids it
-	ETOOLARGE     = "too_large"    // the request or file exceeds a limit
-	EUNAVAILABLE  = "unavailable"  // the store cannot be reached
-	EUNAUTHORIZED = "unauthorized" // no valid token
-	EFORBIDDEN    = "forbidden"    // the token's role does not allow it
-	EINTERNAL     = "internal"     // a bug or an unexpected failure; details are logged, not shown
+	EINVALID      = "invalid"           // the request or configuration is malformed
+	ENOTFOUND     = "not_found"         // the workflow, job or batch does not exist
+	ECONFLICT     = "conflict"          // the request is valid but the current state forbids it
+	ETOOLARGE     = "too_large"         // the request or file exceeds a limit
+	ETOOMANY      = "too_many_requests" // the client holds too much at once (waits)
+	EUNAVAILABLE  = "unavailable"       // the store cannot be reached
+	EUNAUTHORIZED = "unauthorized"      // no valid token
+	EFORBIDDEN    = "forbidden"         // the token's role does not allow it
+	EINTERNAL     = "internal"          // a bug or an unexpected failure; details are logged, not shown
 )
 
 // Error is a failure with a code and a message meant for the user.
