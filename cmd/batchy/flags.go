@@ -19,6 +19,7 @@ import (
 
 // storeFlags select and configure the store; serve, export and import share them.
 type storeFlags struct {
+	config   string
 	redisURL string
 	dataFile string
 	prefix   string
@@ -27,11 +28,13 @@ type storeFlags struct {
 }
 
 func (f *storeFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "YAML file of settings, keyed by flag name (redis-url: ...); flags and BATCHY_* variables win over it")
 	fs.StringVar(&f.redisURL, "redis-url", "", "Redis to keep state in (redis://[user:password@]host:port/db, rediss:// for TLS); empty runs the embedded store")
 	fs.StringVar(&f.dataFile, "data-file", "data/batchy.json", "the embedded store's data file, written atomically after every change (only without --redis-url)")
 	fs.StringVar(&f.prefix, "prefix", "batchy", "prefix of every Redis key")
 	fs.StringVar(&f.tz, "tz", "UTC", "time zone of trunc_start's midnight (IANA name, e.g. Europe/Berlin)")
 	fs.IntVar(&f.history, "history", 1000, "batches of history kept per workflow")
+	markSecret(fs, "redis-url", secretURL)
 }
 
 // location returns the --tz zone.
@@ -129,9 +132,9 @@ func applyEnv(fs *pflag.FlagSet) error {
 		if fl.Changed {
 			return
 		}
-		name := "BATCHY_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		name := envName(fl.Name)
 		if v, ok := os.LookupEnv(name); ok {
-			if err := fs.Set(fl.Name, v); err != nil {
+			if err := setFrom(fs, fl.Name, v, "env "+name); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %v", name, err))
 			}
 		}
@@ -139,7 +142,36 @@ func applyEnv(fs *pflag.FlagSet) error {
 	return errors.Join(errs...)
 }
 
-// parseFlags parses args and the environment; on a usage error it prints it and returns false.
+// envName is the environment variable of a flag: --redis-url is BATCHY_REDIS_URL.
+func envName(flag string) string {
+	return "BATCHY_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+const sourceAnnotation = "batchy-source"
+
+// setFrom sets a flag and records where its value came from, for `batchy config`.
+func setFrom(fs *pflag.FlagSet, name, value, source string) error {
+	if err := fs.Set(name, value); err != nil {
+		return err
+	}
+	return fs.SetAnnotation(name, sourceAnnotation, []string{source})
+}
+
+// flagSources says where each set flag's value came from: flag, env BATCHY_..., or file.
+func flagSources(fs *pflag.FlagSet) map[string]string {
+	out := map[string]string{}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if a := f.Annotations[sourceAnnotation]; len(a) > 0 {
+			out[f.Name] = a[0]
+		} else if f.Changed {
+			out[f.Name] = "flag"
+		}
+	})
+	return out
+}
+
+// parseFlags parses args, the environment and the --config file, in that order of precedence; on
+// a usage error it prints it and returns false.
 func parseFlags(fs *pflag.FlagSet, args []string, stderr io.Writer) (ok bool, code int) {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
@@ -152,6 +184,12 @@ func parseFlags(fs *pflag.FlagSet, args []string, stderr io.Writer) (ok bool, co
 	if err := applyEnv(fs); err != nil {
 		fmt.Fprintf(stderr, "batchy %s: %v\n", fs.Name(), err)
 		return false, exitUsage
+	}
+	if fl := fs.Lookup("config"); fl != nil && fl.Value.String() != "" {
+		if err := applyConfigFile(fs, fl.Value.String()); err != nil {
+			fmt.Fprintf(stderr, "batchy %s: %v\n", fs.Name(), err)
+			return false, exitUsage
+		}
 	}
 	return true, exitOK
 }

@@ -5,6 +5,7 @@
 //	batchy validate [DIR]     check workflow files without a server
 //	batchy export [FILE]      write all workflows and their history as JSON
 //	batchy import FILE        restore workflows from an export
+//	batchy config [flags]     print the effective configuration, secrets hidden
 //
 // main only wires: flags, the store, the API, start and stop.
 package main
@@ -40,10 +41,12 @@ Usage:
   batchy validate [DIR]         check the workflow files in DIR (default: --cfg-dir) without a server
   batchy export [FILE]          write every workflow's state and history as JSON (default: stdout)
   batchy import FILE            restore workflows from an export (replaces those in the file)
+  batchy config [flags]         print serve's effective configuration (flags, env, --config file), secrets hidden
   batchy version                print the version
 
 Run "batchy COMMAND --help" for a command's flags. Every flag can also be set in the environment as
-BATCHY_<FLAG> (--redis-url is BATCHY_REDIS_URL); a flag on the command line wins.
+BATCHY_<FLAG> (--redis-url is BATCHY_REDIS_URL) or as a key of the YAML file given with --config
+(redis-url: ...); a flag on the command line wins over the environment, which wins over the file.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -64,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return export(ctx, rest, stdout, stderr)
 	case "import":
 		return importCmd(ctx, rest, stdout, stderr)
+	case "config":
+		return configCmd(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "batchy", version)
 		return exitOK

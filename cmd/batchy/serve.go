@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -14,44 +17,152 @@ import (
 
 	"github.com/batchy/batchy/internal/alert"
 	"github.com/batchy/batchy/internal/api"
+	"github.com/batchy/batchy/internal/auth"
+	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/format"
+	"github.com/batchy/batchy/internal/metrics"
 	"github.com/batchy/batchy/internal/notify"
 	"github.com/batchy/batchy/internal/scheduler"
 	"github.com/batchy/batchy/internal/ui"
 )
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// serveConfig is everything serve is configured with: flags, BATCHY_* variables and --config.
+type serveConfig struct {
+	store             storeFlags
+	log               logFlags
+	addr              string
+	cfgDir            string
+	infaDateFormat    string
+	shutdownWait      time.Duration
+	schedulerMode     string
+	leaseTime         time.Duration
+	logSinks          []string
+	eventsKeep        int64
+	slackHooks        []string
+	jsonHooks         []string
+	tokensFile        string
+	tokens            string
+	insecureNoAuth    bool
+	tlsCert           string
+	tlsKey            string
+	maxBody           int64
+	maxConfigBytes    int64
+	maxWaitsPerClient int
+	metrics           bool
+}
+
+// flagSet registers serve's flags on a new set; `batchy config` shares it.
+func (c *serveConfig) flagSet(stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	var (
-		sf             storeFlags
-		lf             logFlags
-		addr           string
-		cfgDir         string
-		infaDateFormat string
-		shutdownWait   time.Duration
-		schedulerMode  string
-		leaseTime      time.Duration
-		logSinks       []string
-		eventsKeep     int64
-		slackHooks     []string
-		jsonHooks      []string
-	)
-	fs.StringVar(&addr, "addr", "127.0.0.1:5000", "address to listen on (host:port)")
-	fs.StringVar(&cfgDir, "cfg-dir", "cfg", "directory of workflow files (<wf>.yaml)")
-	fs.StringVar(&infaDateFormat, "infa-date-format", format.DefaultInfaDateFormat, "date format of the infa output, in Informatica's notation")
-	fs.DurationVar(&shutdownWait, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for requests in flight")
-	fs.StringVar(&schedulerMode, "scheduler", "on", "on: run workflows with a schedule or after: (one replica leads); off: cron, systemd or Kubernetes drive batchy over HTTP")
-	fs.DurationVar(&leaseTime, "scheduler-lease", 15*time.Second, "leader and run lease: a replica that dies is replaced within about this time")
-	fs.StringArrayVar(&logSinks, "log-sink", nil, "also send every event to this sink (repeatable): file:///path.jsonl, stdout://, postgres://..., nats://...; the Redis stream (redis://) is always written")
-	fs.Int64Var(&eventsKeep, "events-keep", 100000, "events kept per workflow in its Redis stream")
-	fs.StringArrayVar(&slackHooks, "alert-webhook", nil, "send alerts (failed, retries exhausted, late, long open) to this Slack-compatible webhook URL (repeatable)")
-	fs.StringArrayVar(&jsonHooks, "alert-webhook-json", nil, "send alerts as JSON to this webhook URL (repeatable)")
-	sf.register(fs)
-	lf.register(fs)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:5000", "address to listen on (host:port); without tokens only a loopback address is allowed (see --insecure-no-auth)")
+	fs.StringVar(&c.cfgDir, "cfg-dir", "cfg", "directory of workflow files (<wf>.yaml)")
+	fs.StringVar(&c.infaDateFormat, "infa-date-format", format.DefaultInfaDateFormat, "date format of the infa output, in Informatica's notation")
+	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for requests in flight")
+	fs.StringVar(&c.schedulerMode, "scheduler", "on", "on: run workflows with a schedule or after: (one replica leads); off: cron, systemd or Kubernetes drive batchy over HTTP")
+	fs.DurationVar(&c.leaseTime, "scheduler-lease", 15*time.Second, "leader and run lease: a replica that dies is replaced within about this time")
+	fs.StringArrayVar(&c.logSinks, "log-sink", nil, "also send every event to this sink (repeatable): file:///path.jsonl, stdout://, postgres://..., nats://...; the Redis stream (redis://) is always written")
+	fs.Int64Var(&c.eventsKeep, "events-keep", 100000, "events kept per workflow in its Redis stream")
+	fs.StringArrayVar(&c.slackHooks, "alert-webhook", nil, "send alerts (failed, retries exhausted, late, long open) to this Slack-compatible webhook URL (repeatable)")
+	fs.StringArrayVar(&c.jsonHooks, "alert-webhook-json", nil, "send alerts as JSON to this webhook URL (repeatable)")
+	fs.StringVar(&c.tokensFile, "tokens-file", "", `API tokens, one "<role> <name> <secret or sha256:hex>" per line (roles: read, operate, admin); turns auth on`)
+	fs.StringVar(&c.tokens, "tokens", "", "API tokens as in --tokens-file, comma-separated (meant for BATCHY_TOKENS); turns auth on")
+	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without tokens on a non-loopback address: anyone who reaches it can change every watermark")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
+	fs.Int64Var(&c.maxBody, "max-body-bytes", 1<<20, "largest request body accepted")
+	fs.Int64Var(&c.maxConfigBytes, "max-config-bytes", 1<<20, "largest workflow file accepted")
+	fs.IntVar(&c.maxWaitsPerClient, "max-waits-per-client", 10000, "most waits (GET /v1/wait) one client holds at once: one token, or one address without auth; 0 means no limit")
+	fs.BoolVar(&c.metrics, "metrics", true, "serve Prometheus metrics at /metrics (read role when auth is on)")
+	c.store.register(fs)
+	c.log.register(fs)
+	markSecret(fs, "tokens", secretHidden)
+	markSecret(fs, "log-sink", secretURL)
+	markSecret(fs, "alert-webhook", secretHook)
+	markSecret(fs, "alert-webhook-json", secretHook)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: batchy serve [flags]\n\nRuns the HTTP service. Flags (each also BATCHY_<FLAG> in the environment):\n%s", fs.FlagUsages())
+		fmt.Fprintf(stderr, "Usage: batchy serve [flags]\n\nRuns the HTTP service. Flags (each also BATCHY_<FLAG> in the environment, or a key of the --config file):\n%s", fs.FlagUsages())
 	}
+	return fs
+}
+
+// check reports the first usage error in the configuration.
+func (c *serveConfig) check() error {
+	if err := format.CheckInfaDateFormat(c.infaDateFormat); err != nil {
+		return fmt.Errorf("--infa-date-format: %v", err)
+	}
+	if _, err := c.store.location(); err != nil {
+		return err
+	}
+	if c.schedulerMode != "on" && c.schedulerMode != "off" {
+		return fmt.Errorf("--scheduler %q: use on or off", c.schedulerMode)
+	}
+	if c.leaseTime < time.Second {
+		return fmt.Errorf("--scheduler-lease %s: use 1s or more", c.leaseTime)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.maxBody < 1024 {
+		return fmt.Errorf("--max-body-bytes %d: use 1024 or more", c.maxBody)
+	}
+	if c.maxConfigBytes < 1024 {
+		return fmt.Errorf("--max-config-bytes %d: use 1024 or more", c.maxConfigBytes)
+	}
+	if c.maxWaitsPerClient < 0 {
+		return fmt.Errorf("--max-waits-per-client %d: use 0 (no limit) or more", c.maxWaitsPerClient)
+	}
+	if c.eventsKeep < 1 {
+		return fmt.Errorf("--events-keep %d: use 1 or more", c.eventsKeep)
+	}
+	for _, u := range append(append([]string{}, c.slackHooks...), c.jsonHooks...) {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return fmt.Errorf("alert webhook %s must be an http:// or https:// URL", hideSecret(secretHook, u))
+		}
+	}
+	if _, err := net.ResolveTCPAddr("tcp", c.addr); err != nil {
+		return fmt.Errorf("--addr %q: %v", c.addr, err)
+	}
+	return nil
+}
+
+// loadTokens reads the tokens of --tokens-file and --tokens.
+func (c *serveConfig) loadTokens() (*auth.Tokens, error) {
+	var text []string
+	if c.tokensFile != "" {
+		data, err := os.ReadFile(c.tokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file: %v", err)
+		}
+		text = append(text, string(data))
+	}
+	if c.tokens != "" {
+		text = append(text, c.tokens)
+	}
+	t, err := auth.Parse(strings.Join(text, "\n"))
+	if err != nil {
+		// The message names the entry and never quotes a secret.
+		return nil, fmt.Errorf("tokens (--tokens-file, --tokens): %v", err)
+	}
+	return t, nil
+}
+
+// isLoopback reports whether addr's host only accepts connections from this machine.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cfg serveConfig
+	fs := cfg.flagSet(stderr)
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
@@ -59,32 +170,40 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "batchy serve: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	log, err := lf.logger(stderr)
+	log, err := cfg.log.logger(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
 		return exitUsage
 	}
-	if err := format.CheckInfaDateFormat(infaDateFormat); err != nil {
-		fmt.Fprintf(stderr, "batchy serve: --infa-date-format: %v\n", err)
+	if err := cfg.check(); err != nil {
+		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
 		return exitUsage
 	}
-	loc, err := sf.location()
+	loc, _ := cfg.store.location()
+	tokens, err := cfg.loadTokens()
 	if err != nil {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
 		return exitUsage
 	}
-	if schedulerMode != "on" && schedulerMode != "off" {
-		fmt.Fprintf(stderr, "batchy serve: --scheduler %q: use on or off\n", schedulerMode)
+	if tokens.Empty() && !isLoopback(cfg.addr) && !cfg.insecureNoAuth {
+		// Protected mode, as Redis has it: an open batchy on a network changes anyone's watermarks.
+		fmt.Fprintf(stderr, "batchy serve: refusing to serve %s without tokens: anyone who reaches it could change every workflow. "+
+			"Give --tokens-file (or BATCHY_TOKENS), listen on 127.0.0.1, or pass --insecure-no-auth if a proxy in front authenticates.\n", cfg.addr)
 		return exitUsage
 	}
-	if leaseTime < time.Second {
-		fmt.Fprintf(stderr, "batchy serve: --scheduler-lease %s: use 1s or more\n", leaseTime)
-		return exitUsage
+	var tlsConfig *tls.Config
+	if cfg.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+		if err != nil {
+			fmt.Fprintf(stderr, "batchy serve: --tls-cert/--tls-key: %v\n", err)
+			return exitUsage
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
 	registry := event.DefaultRegistry(event.RegistryOptions{Stdout: stdout})
 	var sinks []event.Sink
-	for _, u := range logSinks {
+	for _, u := range cfg.logSinks {
 		if u == "redis://" || u == "redis:" {
 			continue // the stream: always on
 		}
@@ -99,7 +218,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		sinks = append(sinks, sink)
 	}
 
-	store, err := sf.open(ctx)
+	store, err := cfg.store.open(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
 		return exitError
@@ -121,7 +240,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		secondaries = append(secondaries, event.NewAsync(sink, event.AsyncOptions{}))
 		log.Info("log sink", "sink", sink.String())
 	}
-	bus := event.NewBus(event.NewStream(store.Client, store.Keys(), eventsKeep), secondaries, log)
+	bus := event.NewBus(event.NewStream(store.Client, store.Keys(), cfg.eventsKeep), secondaries, log)
 	defer func() {
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -129,17 +248,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}()
 	recording := event.RecordingStore{Store: store, Bus: bus}
 
-	for _, u := range append(append([]string{}, slackHooks...), jsonHooks...) {
-		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			fmt.Fprintf(stderr, "batchy serve: alert webhook %s must be an http:// or https:// URL\n", event.Redact(u))
-			return exitUsage
-		}
-	}
 	var notifiers []alert.Notifier
-	for _, u := range slackHooks {
+	for _, u := range cfg.slackHooks {
 		notifiers = append(notifiers, &alert.Webhook{URL: u, Slack: true})
 	}
-	for _, u := range jsonHooks {
+	for _, u := range cfg.jsonHooks {
 		notifiers = append(notifiers, &alert.Webhook{URL: u})
 	}
 	alerter := alert.New(alert.Options{Store: store, Client: store.Client, Keys: store.Keys(), Notifiers: notifiers, Events: bus, Location: loc, Logger: log})
@@ -156,47 +269,89 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	go hub.Run(hubCtx)
 
 	var sch *scheduler.Scheduler
-	if schedulerMode == "on" {
-		sch = scheduler.New(scheduler.Options{Store: recording, Client: store.Client, Keys: store.Keys(), Location: loc, Lease: leaseTime, Logger: log, Events: bus})
+	if cfg.schedulerMode == "on" {
+		sch = scheduler.New(scheduler.Options{Store: recording, Client: store.Client, Keys: store.Keys(), Location: loc, Lease: cfg.leaseTime, Logger: log, Events: bus})
 		go sch.Run(hubCtx)
 		log.Info("scheduler on", "replica", sch.ID())
 	}
 
+	var m *metrics.Metrics
+	if cfg.metrics {
+		m = metrics.New()
+		bus.Observe(m.Observe)
+	}
+	limits := config.Limits{MaxBytes: cfg.maxConfigBytes}
 	srv := api.New(api.Options{
 		Store:     recording,
 		Events:    bus,
 		Hub:       hub,
 		Scheduler: sch,
-		UI:        ui.New(ui.Options{Store: recording, Events: bus, Scheduler: sch, CfgDir: cfgDir, Location: loc, Logger: log}),
-		CfgDir:    cfgDir,
-		Format:    format.Options{InfaDateFormat: infaDateFormat},
-		Location:  loc,
-		StoreName: store.Name,
-		Logger:    log,
+		Tokens:    tokens,
+		Metrics:   m,
+		UI: ui.New(ui.Options{Store: recording, Events: bus, Scheduler: sch, CfgDir: cfg.cfgDir, Location: loc, Logger: log,
+			CanAct: api.CanAct(tokens), CSRFToken: api.CSRFToken}),
+		CfgDir:            cfg.cfgDir,
+		Limits:            limits,
+		Format:            format.Options{InfaDateFormat: cfg.infaDateFormat},
+		Location:          loc,
+		StoreName:         store.Name,
+		MaxBodyBytes:      cfg.maxBody,
+		MaxWaitsPerClient: cfg.maxWaitsPerClient,
+		Logger:            log,
 	})
-	ln, err := net.Listen("tcp", addr)
+	m.SetSources(metrics.Sources{
+		ActiveWaits: srv.ActiveWaits,
+		SinkDropped: func() map[string]uint64 {
+			out := map[string]uint64{}
+			for _, a := range bus.Secondaries() {
+				out[a.String()] = a.Dropped()
+			}
+			return out
+		},
+		OpenBatches: metrics.OpenBatches(store, 2*time.Second, 10*time.Second),
+	})
+	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
 		return exitError
 	}
+	// Timeouts against slow clients (slowloris). No WriteTimeout: waits hold for up to five
+	// minutes and event tails (SSE) for as long as the browser stays.
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
+		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         tlsConfig,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("batchy listening", "addr", ln.Addr().String(), "store", store.Name, "where", store.Where, "cfg_dir", cfgDir, "tz", loc.String(), "version", version)
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	authMode := fmt.Sprintf("%d tokens", tokens.Len())
+	if tokens.Empty() {
+		authMode = "off"
+	}
+	log.Info("batchy listening", "cfg.addr", ln.Addr().String(), "scheme", scheme, "auth", authMode, "store", store.Name, "where", store.Where,
+		"cfg_dir", cfg.cfgDir, "tz", loc.String(), "version", version)
 
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if tlsConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		log.Error("server stopped", "err", err)
 		return exitError
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing requests in flight", "timeout", shutdownWait)
+	log.Info("shutting down: finishing requests in flight", "timeout", cfg.shutdownWait)
 	srv.Close()
 	stopHub()
 	if sch != nil {
@@ -204,7 +359,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// policy, another replica (or this one after a restart) runs them again.
 		sch.Stop("batchy shut down while the run was executing")
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownWait)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Error("shutdown", "err", err)

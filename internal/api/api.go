@@ -5,6 +5,8 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,6 +23,7 @@ import (
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/format"
+	"github.com/batchy/batchy/internal/metrics"
 	"github.com/batchy/batchy/internal/notify"
 	"github.com/batchy/batchy/internal/scheduler"
 )
@@ -55,6 +58,8 @@ type Options struct {
 	MaxWaitsPerClient int
 	// MaxBodyBytes bounds a request body; zero means 1 MiB.
 	MaxBodyBytes int64
+	// Metrics records requests and serves GET /metrics; nil means no metrics and no route.
+	Metrics *metrics.Metrics
 	// Logger receives request and error logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -94,13 +99,16 @@ func New(opts Options) *Server {
 	// "../etc" and is refused as an invalid name rather than as an unknown route.
 	s.engine.UseRawPath = true
 	s.engine.UnescapePathValues = true
-	s.engine.Use(s.recoverer, s.logRequests, s.authenticate)
+	s.engine.Use(s.requestID, s.recoverer, opts.Metrics.GinMiddleware(), s.logRequests, s.authenticate)
 	s.engine.NoRoute(func(c *gin.Context) {
 		s.fail(c, batch.Errorf(batch.ENOTFOUND, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	s.engine.NoMethod(func(c *gin.Context) {
 		c.JSON(http.StatusMethodNotAllowed, errorBody("method_not_allowed", "method "+c.Request.Method+" is not allowed on "+c.Request.URL.Path))
 	})
+	if opts.Metrics != nil {
+		s.engine.GET("/metrics", gin.WrapH(opts.Metrics.Handler()))
+	}
 	s.routesOriginal()
 	s.routesV1()
 	if !opts.Tokens.Empty() {
@@ -165,8 +173,11 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if !ok {
 		st = http.StatusInternalServerError
 	}
+	if code == batch.EUNAVAILABLE {
+		s.opts.Metrics.RedisError()
+	}
 	if st >= 500 {
-		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "code", code, "err", err)
+		s.logger(c).Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "code", code, "err", err)
 	}
 	c.AbortWithStatusJSON(st, errorBody(code, batch.ErrorMessage(err)))
 }
@@ -177,7 +188,7 @@ func (s *Server) recoverer(c *gin.Context) {
 			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 				panic(v)
 			}
-			s.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", v)
+			s.logger(c).Error("panic in handler", "path", c.Request.URL.Path, "panic", v)
 			s.fail(c, errors.New("panic"))
 		}
 	}()
@@ -191,7 +202,44 @@ func (s *Server) logRequests(c *gin.Context) {
 	if route == "" {
 		route = "(no route)"
 	}
-	s.log.Debug("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(), "duration", time.Since(start))
+	s.logger(c).Debug("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(), "duration", time.Since(start))
+}
+
+// requestIDKey is where requestID keeps the request's logger in the gin context.
+const requestIDKey = "batchy.logger"
+
+// requestID gives every request an id, taken from a well-formed X-Request-Id header (a proxy's)
+// or made up, echoes it in the response, and puts it on every log line of the request.
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !validRequestID(id) {
+		var b [8]byte
+		rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Header("X-Request-Id", id)
+	c.Set(requestIDKey, s.log.With("request_id", id))
+	c.Next()
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// logger returns the request's logger, which carries its request id.
+func (s *Server) logger(c *gin.Context) *slog.Logger {
+	if l, ok := c.Get(requestIDKey); ok {
+		return l.(*slog.Logger)
+	}
+	return s.log
 }
 
 // workflow returns the :wf path parameter, validated.

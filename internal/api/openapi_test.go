@@ -10,6 +10,7 @@ import (
 
 	"github.com/batchy/batchy/internal/api"
 	"github.com/batchy/batchy/internal/auth"
+	"github.com/batchy/batchy/internal/metrics"
 	"github.com/batchy/batchy/internal/rdb"
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
 )
@@ -42,7 +43,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := api.New(api.Options{Store: rdb.New(client, opts), CfgDir: t.TempDir(), StoreName: "embedded",
-		Tokens: tokens, UI: http.NotFoundHandler()})
+		Tokens: tokens, UI: http.NotFoundHandler(), Metrics: metrics.New()})
 
 	registered := map[string]bool{}
 	for _, r := range srv.Routes() {

@@ -46,9 +46,19 @@ type Health struct {
 	Status string `json:"status"`
 	Store  string `json:"store"`
 	Error  string `json:"error,omitempty"`
+	// StoreLatencyMS is how long the store took to answer a ping (/readyz only).
+	StoreLatencyMS *float64 `json:"store_latency_ms,omitempty"`
+	// Scheduler is the scheduler's state (/readyz only); absent when it is off.
+	Scheduler *SchedulerHealth `json:"scheduler,omitempty"`
 	// Sinks are the secondary log sinks: a sink that is down shows here, and never in a failed
 	// request.
 	Sinks []SinkHealth `json:"sinks,omitempty"`
+}
+
+// SchedulerHealth says whether this replica's scheduler leads.
+type SchedulerHealth struct {
+	Replica string `json:"replica"`
+	Leader  bool   `json:"leader"`
 }
 
 // SinkHealth is one log sink's delivery state.
@@ -59,22 +69,39 @@ type SinkHealth struct {
 	LastError string `json:"last_error,omitempty"`
 }
 
-func (s *Server) healthz(c *gin.Context) {
-	h := Health{Status: "ok", Store: s.opts.StoreName}
+func (s *Server) sinkHealth() []SinkHealth {
+	var out []SinkHealth
 	for _, a := range s.opts.Events.Secondaries() {
-		h.Sinks = append(h.Sinks, SinkHealth{Sink: a.String(), Pending: a.Pending(), Dropped: a.Dropped(), LastError: a.LastError()})
+		out = append(out, SinkHealth{Sink: a.String(), Pending: a.Pending(), Dropped: a.Dropped(), LastError: a.LastError()})
 	}
-	c.JSON(http.StatusOK, h)
+	return out
 }
 
+// healthz says the process is alive; it does not touch the store, so a Redis outage does not get
+// the replica restarted.
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, Health{Status: "ok", Store: s.opts.StoreName, Sinks: s.sinkHealth()})
+}
+
+// readyz says whether the replica can serve: 503 while the store does not answer, so a load
+// balancer sends requests elsewhere.
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.opts.Store.Ping(ctx); err != nil {
-		c.JSON(http.StatusServiceUnavailable, Health{Status: "unavailable", Store: s.opts.StoreName, Error: batch.ErrorMessage(err)})
+	h := Health{Status: "ok", Store: s.opts.StoreName, Sinks: s.sinkHealth()}
+	if s.opts.Scheduler != nil {
+		h.Scheduler = &SchedulerHealth{Replica: s.opts.Scheduler.ID(), Leader: s.opts.Scheduler.Leader()}
+	}
+	start := time.Now()
+	err := s.opts.Store.Ping(ctx)
+	ms := float64(time.Since(start).Microseconds()) / 1000
+	h.StoreLatencyMS = &ms
+	if err != nil {
+		h.Status, h.Error = "unavailable", batch.ErrorMessage(err)
+		c.JSON(http.StatusServiceUnavailable, h)
 		return
 	}
-	c.JSON(http.StatusOK, Health{Status: "ok", Store: s.opts.StoreName})
+	c.JSON(http.StatusOK, h)
 }
 
 // WorkflowSummary is one entry of GET /v1/workflows.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/event"
 )
 
@@ -220,5 +221,48 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descOpenBatches, prometheus.GaugeValue, float64(n), wf)
 			}
 		}
+	}
+}
+
+// OpenBatches returns a Sources.OpenBatches that counts the open jobs of every loaded workflow.
+// It reads every workflow's state, so a result is kept for cacheFor and each read is bounded by
+// timeout: scrapes stay cheap with thousands of workflows.
+func OpenBatches(store batch.Store, timeout, cacheFor time.Duration) func() (map[string]int, error) {
+	var (
+		mu     sync.Mutex
+		last   map[string]int
+		readAt time.Time
+	)
+	return func() (map[string]int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if last != nil && time.Since(readAt) < cacheFor {
+			return last, nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		names, err := store.Workflows(ctx)
+		if err != nil {
+			return nil, err
+		}
+		open := make(map[string]int, len(names))
+		for _, wf := range names {
+			st, err := store.State(ctx, wf)
+			if batch.ErrorCode(err) == batch.ENOTFOUND {
+				continue // removed since the listing
+			}
+			if err != nil {
+				return nil, err
+			}
+			n := 0
+			for _, j := range st.Jobs {
+				if j.Fields.Status() == batch.StatusOpen {
+					n++
+				}
+			}
+			open[wf] = n
+		}
+		last, readAt = open, time.Now()
+		return open, nil
 	}
 }
