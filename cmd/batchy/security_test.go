@@ -309,3 +309,18 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestDeployConfig: the example config file of deploy/ is valid as shipped.
+func TestDeployConfig(t *testing.T) {
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	os.WriteFile(tokens, []byte("admin ops "+auth.Hash(adminSecret)+"\n"), 0o600)
+	cmd := exec.Command(binary, "config", "--config", "../../deploy/batchy.yaml")
+	cmd.Env = append(os.Environ(), "BATCHY_TOKENS_FILE="+tokens)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("batchy config --config deploy/batchy.yaml: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "addr: 0.0.0.0:5000 # file") {
+		t.Errorf("the file's addr is not used:\n%s", out)
+	}
+}

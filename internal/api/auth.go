@@ -18,6 +18,8 @@ const cookieName = "batchy_token"
 // that change state need the role of what they do, like their v1 counterparts.
 func requiredRole(method, route string) auth.Role {
 	switch {
+	case route == "":
+		return auth.RoleNone // no route: a 404 either way, and browsers ask for /favicon.ico
 	case route == "/healthz" || route == "/readyz" || route == "/openapi.json" || route == "/login" || route == "/logout" ||
 		strings.HasPrefix(route, "/ui/static"):
 		return auth.RoleNone
@@ -114,7 +116,7 @@ func CSRFToken(r *http.Request) string {
 
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>batchy: log in</title></head>
+<title>batchy: log in</title><link rel="icon" href="data:,"></head>
 <body style="font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem">
 <h1>batchy</h1>
 {{if .}}<p role="alert" style="color:#b00020">{{.}}</p>{{end}}

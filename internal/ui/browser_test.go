@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/batchy/batchy/internal/auth"
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
 	"github.com/batchy/batchy/internal/ui"
 )
@@ -129,7 +130,8 @@ func newTab(t *testing.T, browser context.Context) *tab {
 				return
 			}
 			// A refusal of the API is an answer the page shows, not a problem of the page.
-			refusal := strings.HasPrefix(m.Text, "Failed to load resource") && strings.Contains(m.URL, "/v1/")
+			// So is the login page's answer to a wrong token (401).
+			refusal := strings.HasPrefix(m.Text, "Failed to load resource") && (strings.Contains(m.URL, "/v1/") || strings.HasSuffix(m.URL, "/login"))
 			if (m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException) && !refusal {
 				tb.mu.Lock()
 				tb.problems = append(tb.problems, fmt.Sprintf("%s: %s (%s:%d)", m.Type, m.Text, m.URL, m.Line))
@@ -166,7 +168,7 @@ func (tb *tab) waitFor(what, cond string) {
 
 func (tb *tab) eval(js string) string {
 	tb.t.Helper()
-	v, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](js))
+	v, err := chromedp.Run(tb.ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
 	if err != nil {
 		tb.t.Fatalf("evaluating %s: %v", js, err)
 	}
@@ -377,6 +379,59 @@ func TestBrowser(t *testing.T) {
 		if n := tb.eval(`String(document.querySelectorAll('button[data-api], form[data-api]').length)`); n == "0" {
 			t.Error("no action controls for an operator")
 		}
+	})
+
+	t.Run("login with tokens", func(t *testing.T) {
+		const readSecret, operateSecret = "read-secret-0123456789", "operate-secret-0123456789"
+		tokens, err := auth.Parse("read viewer " + readSecret + "\noperate etl " + operateSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := newEnv(t, redisSrv.Client(t), envOptions{tokens: tokens, ui: func(o *ui.Options) { o.Refresh = time.Hour }})
+		e.post(t, "/v1/workflows/marketing_spend/open", "")
+		tb := newTab(t, browser)
+		login := func(secret string) {
+			tb.do("open the dashboard", chromedp.Navigate(a.url+"/"), chromedp.WaitVisible(chromedp.ID("token")))
+			if got := tb.eval(`location.pathname`); got != "/login" {
+				t.Fatalf("without a token the dashboard went to %q, want /login", got)
+			}
+			tb.do("log in", chromedp.SendKeys(chromedp.ID("token"), secret), chromedp.Submit(chromedp.ID("token")),
+				chromedp.WaitVisible(chromedp.ID("dash")))
+		}
+
+		tb.do("open the dashboard", chromedp.Navigate(a.url+"/"), chromedp.WaitVisible(chromedp.ID("token")))
+		tb.do("log in with a wrong token", chromedp.SendKeys(chromedp.ID("token"), "not-a-token-0123456789"), chromedp.Submit(chromedp.ID("token")),
+			chromedp.WaitVisible(chromedp.CSS("p[role=alert]")))
+		if msg := tb.eval(`document.querySelector('p[role=alert]').textContent`); msg != "That token is not valid." {
+			t.Errorf("wrong token: %q", msg)
+		}
+
+		login(readSecret)
+		if n := tb.eval(`String(document.querySelectorAll('tr.wf').length)`); n == "0" {
+			t.Fatal("the read-only user sees no workflows")
+		}
+		if n := tb.eval(`String(document.querySelectorAll('button[data-api], form[data-api], details.menu, .actions').length)`); n != "0" {
+			t.Errorf("a read token sees %s action controls", n)
+		}
+		// The login cookie is HttpOnly: the page's scripts cannot read it.
+		if c := tb.eval(`document.cookie`); strings.Contains(c, readSecret) {
+			t.Errorf("the token cookie is readable by scripts: %q", c)
+		}
+		tb.do("log out", chromedp.Click(chromedp.CSS("a.logout")), chromedp.WaitVisible(chromedp.ID("token")))
+
+		login(operateSecret)
+		tb.do("open marketing_spend's actions", chromedp.Click(chromedp.ID("sum-marketing_spend")), chromedp.WaitVisible(chromedp.ID("act-marketing_spend-close")))
+		// A change without the page's X-CSRF-Token header, as another site's form would send it
+		// with the cookie, is refused.
+		forged := tb.eval(`fetch('/v1/workflows/marketing_spend/close', {method: 'POST'}).then(r => String(r.status))`)
+		if forged != "403" {
+			t.Errorf("a change with the cookie but no CSRF header answered %s, want 403", forged)
+		}
+		if st := a.get(t, "/get_status/marketing_spend?token="+readSecret).body; !strings.Contains(st, `"status":"open"`) {
+			t.Fatalf("the forged request changed the state: %s", st)
+		}
+		tb.do("click close", chromedp.Click(chromedp.ID("act-marketing_spend-close")))
+		tb.waitFor("marketing_spend to show success", `document.querySelector('#wf-marketing_spend').dataset.status === 'success'`)
 	})
 
 	t.Run("phone width", func(t *testing.T) {

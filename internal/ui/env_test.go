@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/batchy/batchy/internal/api"
+	"github.com/batchy/batchy/internal/auth"
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
@@ -66,6 +67,9 @@ type envOptions struct {
 	noCfg bool
 	// ui changes the UI's options before it is built.
 	ui func(*ui.Options)
+	// tokens turn auth on: the server is wired as batchy serve wires it, the UI behind the
+	// API's authentication, with its read-only and CSRF decisions.
+	tokens *auth.Tokens
 }
 
 // newEnv starts the API and the UI over a fresh store of backend b. The scheduler exists (its
@@ -92,12 +96,25 @@ func newEnv(t testing.TB, client redis.UniversalClient, o envOptions) *env {
 		}
 		e.writeCfg(t, f, string(data))
 	}
-	apiSrv := api.New(api.Options{Store: e.rec, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg})
 	opts := ui.Options{Store: e.rec, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg, Now: e.clock.Now}
+	if o.tokens != nil {
+		opts.CanAct, opts.CSRFToken = api.CanAct(o.tokens), api.CSRFToken
+	}
 	if o.ui != nil {
 		o.ui(&opts)
 	}
-	srv := httptest.NewServer(mount(apiSrv.Handler(), ui.New(opts)))
+	var (
+		apiSrv  *api.Server
+		handler http.Handler
+	)
+	if o.tokens != nil {
+		apiSrv = api.New(api.Options{Store: e.rec, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg, Tokens: o.tokens, UI: ui.New(opts)})
+		handler = apiSrv.Handler()
+	} else {
+		apiSrv = api.New(api.Options{Store: e.rec, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg})
+		handler = mount(apiSrv.Handler(), ui.New(opts))
+	}
+	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		// End the event streams a browser holds: Close makes them return, and closing the client
 		// interrupts the blocking read they may be in (go-redis does not on a cancelled context).
