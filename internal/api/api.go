@@ -92,6 +92,7 @@ func New(opts Options) *Server {
 	if opts.Hub == nil {
 		opts.Hub = notify.NewHub(nil, "", opts.Logger)
 	}
+	opts.Store = shownStore{opts.Store}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{opts: opts, log: opts.Logger, engine: gin.New(), closing: make(chan struct{}), reads: newSharedReads(opts.Store)}
 	s.engine.HandleMethodNotAllowed = true

@@ -260,3 +260,54 @@ func (jobs Jobs) BatchID() int64 {
 
 // String returns the status's name.
 func (s Status) String() string { return string(s) }
+
+// Hidden stands for a secret value wherever state is shown.
+const Hidden = "(hidden)"
+
+// secretRunKeys are the settings of a run: field whose values are secrets (HTTP headers carry
+// tokens, environment variables passwords).
+var secretRunKeys = []string{"headers", "env"}
+
+// WithoutSecrets returns the fields with the values of run:'s headers and env replaced by Hidden,
+// for showing; f itself is not changed. Fields without such secrets are returned as they are.
+func (f Fields) WithoutSecrets() Fields {
+	raw, ok := f[FieldRun]
+	if !ok {
+		return f
+	}
+	var run map[string]any
+	if json.Unmarshal(raw, &run) != nil {
+		return f
+	}
+	changed := false
+	for _, k := range secretRunKeys {
+		if m, ok := run[k].(map[string]any); ok {
+			for key := range m {
+				m[key] = Hidden
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return f
+	}
+	out, err := json.Marshal(run)
+	if err != nil {
+		return f
+	}
+	g := make(Fields, len(f))
+	for k, v := range f {
+		g[k] = v
+	}
+	g[FieldRun] = out
+	return g
+}
+
+// WithoutSecrets returns the jobs with their fields' secrets hidden (see Fields.WithoutSecrets).
+func (jobs Jobs) WithoutSecrets() Jobs {
+	out := make(Jobs, len(jobs))
+	for i, j := range jobs {
+		out[i] = Job{Name: j.Name, Fields: j.Fields.WithoutSecrets()}
+	}
+	return out
+}

@@ -203,19 +203,7 @@ func fieldText(name string, raw json.RawMessage) string {
 		return s
 	}
 	if name == batch.FieldRun {
-		var run map[string]any
-		if json.Unmarshal(raw, &run) == nil {
-			for _, k := range []string{"headers", "env"} {
-				if m, ok := run[k].(map[string]any); ok {
-					for key := range m {
-						m[key] = "(hidden)"
-					}
-				}
-			}
-			if out, err := json.Marshal(run); err == nil {
-				return string(out)
-			}
-		}
+		return string(batch.Fields{name: raw}.WithoutSecrets()[name])
 	}
 	return string(raw)
 }
