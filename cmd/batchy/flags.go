@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -21,6 +20,16 @@ import (
 type storeFlags struct {
 	config   string
 	redisURL string
+	// Sentinel and Cluster deployments (see docs/deployment.md).
+	redisCluster          []string
+	redisSentinel         []string
+	redisMaster           string
+	redisUsername         string
+	redisPassword         string
+	redisSentinelPassword string
+	redisDB               int
+	redisTLS              bool
+
 	dataFile string
 	prefix   string
 	tz       string
@@ -29,12 +38,22 @@ type storeFlags struct {
 
 func (f *storeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "YAML file of settings, keyed by flag name (redis-url: ...); flags and BATCHY_* variables win over it")
-	fs.StringVar(&f.redisURL, "redis-url", "", "Redis to keep state in (redis://[user:password@]host:port/db, rediss:// for TLS); empty runs the embedded store")
+	fs.StringVar(&f.redisURL, "redis-url", "", "a single Redis to keep state in (redis://[user:password@]host:port/db, rediss:// for TLS); with no Redis option the embedded store runs")
+	fs.StringSliceVar(&f.redisCluster, "redis-cluster", nil, "Redis Cluster seed nodes (host:port,host:port,...), instead of --redis-url")
+	fs.StringSliceVar(&f.redisSentinel, "redis-sentinel", nil, "Redis Sentinels (host:port,...) watching --redis-master, instead of --redis-url; batchy follows failovers")
+	fs.StringVar(&f.redisMaster, "redis-master", "", "the master name the Sentinels watch (with --redis-sentinel)")
+	fs.StringVar(&f.redisUsername, "redis-username", "", "ACL user for Cluster or Sentinel-managed nodes (a --redis-url carries its own)")
+	fs.StringVar(&f.redisPassword, "redis-password", "", "password for Cluster or Sentinel-managed nodes (a --redis-url carries its own); prefer BATCHY_REDIS_PASSWORD")
+	fs.StringVar(&f.redisSentinelPassword, "redis-sentinel-password", "", "password of the Sentinels themselves")
+	fs.IntVar(&f.redisDB, "redis-db", 0, "database number with --redis-sentinel (a Cluster has only 0)")
+	fs.BoolVar(&f.redisTLS, "redis-tls", false, "use TLS to Cluster or Sentinel nodes (a --redis-url says rediss://)")
 	fs.StringVar(&f.dataFile, "data-file", "data/batchy.json", "the embedded store's data file, written atomically after every change (only without --redis-url)")
 	fs.StringVar(&f.prefix, "prefix", "batchy", "prefix of every Redis key")
 	fs.StringVar(&f.tz, "tz", "UTC", "time zone of trunc_start's midnight (IANA name, e.g. Europe/Berlin)")
 	fs.IntVar(&f.history, "history", 1000, "batches of history kept per workflow")
 	markSecret(fs, "redis-url", secretURL)
+	markSecret(fs, "redis-password", secretHidden)
+	markSecret(fs, "redis-sentinel-password", secretHidden)
 }
 
 // location returns the --tz zone.
@@ -74,7 +93,7 @@ func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {
 		return nil, fmt.Errorf("--prefix %q must be non-empty, without braces, glob characters or spaces", f.prefix)
 	}
 	opts := rdb.Options{Prefix: f.prefix, Location: loc, HistoryKeep: f.history}
-	if f.redisURL == "" {
+	if f.redisURL == "" && len(f.redisCluster) == 0 && len(f.redisSentinel) == 0 {
 		e, err := rdb.StartEmbedded(f.dataFile)
 		if err != nil {
 			return nil, err
@@ -86,42 +105,16 @@ func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {
 		}
 		return &openedStore{Store: rdb.New(e.Client(), opts), Client: e.Client(), Name: "embedded", Where: where, close: e.Close}, nil
 	}
-	ropts, err := redis.ParseURL(f.redisURL)
+	client, where, err := rdb.Connect(rdb.ConnectOptions{
+		URL: f.redisURL, ClusterAddrs: f.redisCluster, SentinelAddrs: f.redisSentinel, SentinelMaster: f.redisMaster,
+		Username: f.redisUsername, Password: f.redisPassword, SentinelPassword: f.redisSentinelPassword, DB: f.redisDB, TLS: f.redisTLS,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("--redis-url %s: %v", redactURL(f.redisURL), redactErr(err, f.redisURL))
+		// rdb.Connect's errors never quote a password; its "rdb.Connect: " prefix means nothing
+		// to a user, who gave flags.
+		return nil, errors.New(strings.Replace(err.Error(), "rdb.Connect: ", "", 1))
 	}
-	// Fail fast when Redis is down, so requests get a 503 in seconds rather than hang.
-	if ropts.DialTimeout == 0 {
-		ropts.DialTimeout = 2 * time.Second
-	}
-	if ropts.ReadTimeout == 0 {
-		ropts.ReadTimeout = 3 * time.Second
-	}
-	if ropts.WriteTimeout == 0 {
-		ropts.WriteTimeout = 3 * time.Second
-	}
-	client := redis.NewClient(ropts)
-	return &openedStore{Store: rdb.New(client, opts), Client: client, Name: "redis", Where: redactURL(f.redisURL), close: client.Close}, nil
-}
-
-// redactURL hides a URL's password so it can be logged.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
-}
-
-// redactErr removes a URL's password from an error that may quote it.
-func redactErr(err error, rawURL string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			msg = strings.ReplaceAll(msg, p, "xxxxx")
-		}
-	}
-	return msg
+	return &openedStore{Store: rdb.New(client, opts), Client: client, Name: "redis", Where: where, close: client.Close}, nil
 }
 
 // applyEnv sets every flag that was not given on the command line from BATCHY_<FLAG>, so flags win
