@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -126,23 +125,24 @@ func (c *serveConfig) check() error {
 	return nil
 }
 
-// loadTokens reads the tokens of --tokens-file and --tokens.
+// loadTokens reads the tokens of --tokens-file and --tokens. Errors name the line or entry,
+// never a secret.
 func (c *serveConfig) loadTokens() (*auth.Tokens, error) {
-	var text []string
+	var fromFile, fromList *auth.Tokens
+	var err error
 	if c.tokensFile != "" {
-		data, err := os.ReadFile(c.tokensFile)
-		if err != nil {
+		if fromFile, err = auth.Load(c.tokensFile); err != nil {
 			return nil, fmt.Errorf("--tokens-file: %v", err)
 		}
-		text = append(text, string(data))
 	}
 	if c.tokens != "" {
-		text = append(text, c.tokens)
+		if fromList, err = auth.ParseList(c.tokens); err != nil {
+			return nil, fmt.Errorf("--tokens (BATCHY_TOKENS): %v", err)
+		}
 	}
-	t, err := auth.Parse(strings.Join(text, "\n"))
+	t, err := auth.Merge(fromFile, fromList)
 	if err != nil {
-		// The message names the entry and never quotes a secret.
-		return nil, fmt.Errorf("tokens (--tokens-file, --tokens): %v", err)
+		return nil, fmt.Errorf("--tokens-file and --tokens: %v", err)
 	}
 	return t, nil
 }
@@ -334,7 +334,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if tokens.Empty() {
 		authMode = "off"
 	}
-	log.Info("batchy listening", "cfg.addr", ln.Addr().String(), "scheme", scheme, "auth", authMode, "store", store.Name, "where", store.Where,
+	log.Info("batchy listening", "addr", ln.Addr().String(), "scheme", scheme, "auth", authMode, "store", store.Name, "where", store.Where,
 		"cfg_dir", cfg.cfgDir, "tz", loc.String(), "version", version)
 
 	errc := make(chan error, 1)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -63,7 +64,30 @@ func (w *Webhook) String() string {
 	if w.Slack {
 		kind = "slack webhook "
 	}
-	return kind + event.Redact(w.URL)
+	return kind + hiddenHook(w.URL)
+}
+
+// hiddenHook shows a webhook URL without its path and query: a Slack or Teams hook's path is
+// its secret.
+func hiddenHook(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(webhook URL hidden)"
+	}
+	return u.Scheme + "://" + u.Host + "/(hidden)"
+}
+
+// hideHook removes a webhook URL's secret parts from an error message that may quote it.
+func hideHook(msg, raw string) string {
+	msg = strings.ReplaceAll(msg, raw, hiddenHook(raw))
+	if u, err := url.Parse(raw); err == nil {
+		for _, part := range []string{u.RawQuery, u.EscapedPath(), u.Path} {
+			if len(part) > 1 {
+				msg = strings.ReplaceAll(msg, part, "/(hidden)")
+			}
+		}
+	}
+	return msg
 }
 
 // Notify implements Notifier.
@@ -76,7 +100,7 @@ func (w *Webhook) Notify(ctx context.Context, a Alert) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%s: %s", w, event.RedactText(err.Error(), w.URL))
+		return fmt.Errorf("%s: %s", w, hideHook(err.Error(), w.URL))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	hc := w.HTTP
@@ -85,7 +109,7 @@ func (w *Webhook) Notify(ctx context.Context, a Alert) error {
 	}
 	res, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s: %s", w, event.RedactText(err.Error(), w.URL))
+		return fmt.Errorf("%s: %s", w, hideHook(err.Error(), w.URL))
 	}
 	res.Body.Close()
 	if res.StatusCode/100 != 2 {

@@ -175,3 +175,19 @@ func TestHangingSinkAndWebhookDoNotSlowTransitions(t *testing.T) {
 		t.Errorf("the hanging sink's overflow was not counted as dropped")
 	}
 }
+
+// TestWebhookHidesItsSecret: a webhook's path is its secret; neither its name in logs nor a
+// delivery error shows it.
+func TestWebhookHidesItsSecret(t *testing.T) {
+	w := &alert.Webhook{URL: "http://127.0.0.1:1/services/T0/B0/hook-secret-123", Slack: true}
+	if s := w.String(); strings.Contains(s, "hook-secret-123") || s != "slack webhook http://127.0.0.1:1/(hidden)" {
+		t.Errorf("String() = %q", s)
+	}
+	err := w.Notify(context.Background(), alert.Alert{Message: "x"})
+	if err == nil {
+		t.Fatal("delivery to a closed port succeeded")
+	}
+	if strings.Contains(err.Error(), "hook-secret-123") || strings.Contains(err.Error(), "/services/") {
+		t.Errorf("the delivery error shows the hook's secret: %v", err)
+	}
+}

@@ -96,6 +96,9 @@ func New(opts Options) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{opts: opts, log: opts.Logger, engine: gin.New(), closing: make(chan struct{}), reads: newSharedReads(opts.Store)}
 	s.engine.HandleMethodNotAllowed = true
+	// A client's address is the connection's: X-Forwarded-For is set by anyone, so trusting it
+	// would let a client escape its wait limit by naming another address.
+	s.engine.SetTrustedProxies(nil)
 	// Route on the escaped path, so that /load_cfg/..%2Fetc reaches the handler as the name
 	// "../etc" and is refused as an invalid name rather than as an unknown route.
 	s.engine.UseRawPath = true
@@ -174,8 +177,9 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if !ok {
 		st = http.StatusInternalServerError
 	}
-	if code == batch.EUNAVAILABLE {
-		s.opts.Metrics.RedisError()
+	var be *batch.Error
+	if code == batch.EUNAVAILABLE && errors.As(err, &be) && be.Cause != nil {
+		s.opts.Metrics.RedisError() // the store failed (not the scheduler being off, or shutdown)
 	}
 	if st >= 500 {
 		s.logger(c).Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "code", code, "err", err)

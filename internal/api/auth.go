@@ -4,6 +4,7 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -13,6 +14,9 @@ import (
 
 // cookieName holds a browser's token after it logged in.
 const cookieName = "batchy_token"
+
+// loginFor is how long a browser login lasts.
+const loginFor = 12 * time.Hour
 
 // requiredRole is the one place that says which role each route needs. The original GET routes
 // that change state need the role of what they do, like their v1 counterparts.
@@ -55,8 +59,8 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	need := requiredRole(c.Request.Method, route)
 	secret, fromCookie := "", false
-	if h := c.GetHeader("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		secret = strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+	if h := c.GetHeader("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		secret = strings.TrimSpace(h[7:]) // the scheme is case-insensitive (RFC 9110)
 	} else if q := c.Query("token"); q != "" {
 		secret = q
 	} else if ck, err := c.Cookie(cookieName); err == nil {
@@ -140,8 +144,11 @@ func (s *Server) routesLogin() {
 			loginPage.Execute(c.Writer, "That token is not valid.")
 			return
 		}
-		http.SetCookie(c.Writer, &http.Cookie{Name: cookieName, Value: secret, Path: "/", HttpOnly: true,
-			SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil})
+		// The cookie lasts a working day; Secure when the browser came over HTTPS, to batchy or to
+		// a TLS-terminating proxy in front (the flag only restricts the cookie, so trusting the
+		// header costs nothing).
+		http.SetCookie(c.Writer, &http.Cookie{Name: cookieName, Value: secret, Path: "/", HttpOnly: true, MaxAge: int(loginFor.Seconds()),
+			SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil || c.GetHeader("X-Forwarded-Proto") == "https"})
 		c.Redirect(http.StatusSeeOther, "/")
 	})
 	s.engine.GET("/logout", func(c *gin.Context) {

@@ -90,12 +90,12 @@ func (t *Tokens) Authenticate(secret string) (Token, bool) {
 }
 
 // Parse reads token lines: "<role> <name> <secret>" or "<role> <name> sha256:<hex of the
-// secret's SHA-256>", one per line; blank lines and lines starting with # are skipped. Entries may
-// also be separated by commas (for an environment variable).
+// secret's SHA-256>", one per line; blank lines and lines starting with # are skipped. Errors name
+// the line, never the secret.
 func Parse(text string) (*Tokens, error) {
 	t := &Tokens{}
 	names := map[string]bool{}
-	sc := bufio.NewScanner(strings.NewReader(strings.ReplaceAll(text, ",", "\n")))
+	sc := bufio.NewScanner(strings.NewReader(text))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -103,32 +103,62 @@ func Parse(text string) (*Tokens, error) {
 		}
 		f := strings.Fields(line)
 		if len(f) != 3 {
-			return nil, fmt.Errorf("token entry %d: want \"<role> <name> <secret or sha256:hex>\", got %d words", n, len(f))
+			return nil, fmt.Errorf("line %d: want \"<role> <name> <secret or sha256:hex>\", got %d words", n, len(f))
 		}
 		role, err := ParseRole(f[0])
 		if err != nil {
-			return nil, fmt.Errorf("token entry %d: %v", n, err)
+			return nil, fmt.Errorf("line %d: %v", n, err)
 		}
 		if names[f[1]] {
-			return nil, fmt.Errorf("token entry %d: the name %q is used twice", n, f[1])
+			return nil, fmt.Errorf("line %d: the name %q is used twice", n, f[1])
 		}
 		names[f[1]] = true
 		tok := Token{Name: f[1], Role: role}
 		if hx, ok := strings.CutPrefix(f[2], "sha256:"); ok {
 			b, err := hex.DecodeString(hx)
 			if err != nil || len(b) != sha256.Size {
-				return nil, fmt.Errorf("token entry %d (%s): sha256: must be followed by 64 hex digits", n, f[1])
+				return nil, fmt.Errorf("line %d (%s): sha256: must be followed by 64 hex digits", n, f[1])
 			}
 			copy(tok.hash[:], b)
 		} else {
 			if len(f[2]) < 16 {
-				return nil, fmt.Errorf("token entry %d (%s): a secret must be at least 16 characters", n, f[1])
+				return nil, fmt.Errorf("line %d (%s): a secret must be at least 16 characters", n, f[1])
 			}
 			tok.hash = sha256.Sum256([]byte(f[2]))
 		}
 		t.list = append(t.list, tok)
 	}
 	return t, sc.Err()
+}
+
+// ParseList reads comma-separated token entries, as an environment variable holds them:
+// "operate etl <secret>,read grafana sha256:<hex>". A secret cannot contain a comma here; use a
+// tokens file for such secrets.
+func ParseList(list string) (*Tokens, error) {
+	t, err := Parse(strings.ReplaceAll(list, ",", "\n"))
+	if err != nil {
+		return nil, fmt.Errorf("entry%s", strings.TrimPrefix(err.Error(), "line"))
+	}
+	return t, nil
+}
+
+// Merge returns the tokens of a and b together; a name used in both is an error.
+func Merge(a, b *Tokens) (*Tokens, error) {
+	out := &Tokens{}
+	names := map[string]bool{}
+	for _, set := range []*Tokens{a, b} {
+		if set == nil {
+			continue
+		}
+		for _, tok := range set.list {
+			if names[tok.Name] {
+				return nil, fmt.Errorf("the token name %q is used twice", tok.Name)
+			}
+			names[tok.Name] = true
+			out.list = append(out.list, tok)
+		}
+	}
+	return out, nil
 }
 
 // Load reads a tokens file (see Parse).

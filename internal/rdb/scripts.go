@@ -172,6 +172,17 @@ local function not_loaded()
   return fail('ENOTFOUND', 'workflow ' .. wfname .. ' is not loaded: load its configuration first (GET /load_cfg/' .. wfname .. ')')
 end
 
+-- not_before returns now, or the job's batch_start or batch_end (h is its hash) if later. The
+-- caller reads its clock before the script runs, so a request that read it earlier can run after
+-- one that read it later (or another replica's clock may lag): a job's times must still never
+-- go back, or a window would end before it starts and a batch end before it began.
+local function not_before(now, h)
+  local s, e = parse_time(h.batch_start), parse_time(h.batch_end)
+  if s and s > now then now = s end
+  if e and e > now then now = e end
+  return now
+end
+
 local function record(id, job, obj)
   if id and redis.call('ZSCORE', base .. 'batches', id) then
     redis.call('HSET', base .. 'batch:' .. id, job, obj)
@@ -252,6 +263,7 @@ local last = tonumber(redis.call('HGET', meta, 'last_batch_id') or '0')
 local id = math.floor(now / 1000000)
 if id <= last then id = last + 1 end
 local sid = string.format('%d', id)
+for _, h in ipairs(states) do now = not_before(now, h) end
 local nowj = format_time(now)
 redis.call('HSET', meta, 'last_batch_id', sid)
 redis.call('ZADD', base .. 'batches', id, sid)
@@ -308,13 +320,14 @@ local now, strict, want, metadata = tonumber(ARGV[1]), ARGV[3] == '1', ARGV[4], 
 local jobs, unknown = scope(6)
 if not jobs then return fail('ENOTFOUND', 'job ' .. unknown .. ' is not in workflow ' .. wfname) end
 for _, job in ipairs(jobs) do
-  local m = redis.call('HMGET', base .. 'job:' .. job, 'status', 'batch_id')
+  local m = redis.call('HMGET', base .. 'job:' .. job, 'status', 'batch_id', 'batch_start', 'batch_end')
   if strict and m[1] ~= '"open"' then
     return fail('ECONFLICT', 'job ' .. job .. ' is not open (status ' .. (m[1] or 'none') .. ')')
   end
   if want ~= '' and m[2] ~= want then
     return fail('ECONFLICT', 'job ' .. job .. ' is in batch ' .. (m[2] or 'none') .. ', not ' .. want)
   end
+  now = not_before(now, {batch_start = m[3], batch_end = m[4]})
 end
 local nowj = format_time(now)
 for _, job in ipairs(jobs) do

@@ -62,12 +62,21 @@ func (s *Store) Keys() Keys { return s.keys }
 
 func (s *Store) now() int64 { return s.opts.Now().UnixMicro() }
 
-// run executes a script on a workflow and turns its errors into batch errors.
+// run executes a reading script on a workflow and turns its errors into batch errors.
 func (s *Store) run(ctx context.Context, op string, sc *redis.Script, wf string, args ...any) (any, error) {
+	return s.eval(ctx, s.client, op, sc, wf, args...)
+}
+
+// runOnce executes a changing script, which go-redis must not send twice (see onceScripter).
+func (s *Store) runOnce(ctx context.Context, op string, sc *redis.Script, wf string, args ...any) (any, error) {
+	return s.eval(ctx, onceScripter{s.client}, op, sc, wf, args...)
+}
+
+func (s *Store) eval(ctx context.Context, c redis.Scripter, op string, sc *redis.Script, wf string, args ...any) (any, error) {
 	if err := batch.CheckName("workflow", wf); err != nil {
 		return nil, err
 	}
-	v, err := sc.Run(ctx, s.client, []string{s.keys.Meta(wf)}, args...).Result()
+	v, err := sc.Run(ctx, c, []string{s.keys.Meta(wf)}, args...).Result()
 	if err != nil {
 		return nil, storeError(op, err)
 	}
@@ -76,7 +85,7 @@ func (s *Store) run(ctx context.Context, op string, sc *redis.Script, wf string,
 
 // write runs a changing script, then AfterWrite.
 func (s *Store) write(ctx context.Context, op string, sc *redis.Script, wf string, args ...any) (*batch.State, error) {
-	v, err := s.run(ctx, op, sc, wf, args...)
+	v, err := s.runOnce(ctx, op, sc, wf, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +336,7 @@ func (s *Store) Restore(ctx context.Context, d *batch.Dump) error {
 	if err := s.client.SAdd(ctx, s.keys.Workflows(), d.Workflow).Err(); err != nil {
 		return storeError("rdb.Restore", err)
 	}
-	if _, err := s.run(ctx, "rdb.Restore", scriptRestore, d.Workflow, args...); err != nil {
+	if _, err := s.runOnce(ctx, "rdb.Restore", scriptRestore, d.Workflow, args...); err != nil {
 		return err
 	}
 	return s.afterWrite(ctx, "rdb.Restore")

@@ -660,7 +660,7 @@ func TestKeysAreReadable(t *testing.T) {
 		if got["status"] != `"open"` || got["p"] != "1" {
 			t.Errorf("HGETALL etl:{w}:job:a = %v", got)
 		}
-		keys, _ := f.client.Keys(ctx, "etl:{w}:*").Result()
+		keys := allKeys(t, f.client, "etl:{w}:*")
 		want := []string{"etl:{w}:batch:" + strconv.FormatInt(st.LastBatchID, 10), "etl:{w}:batches", "etl:{w}:job:a", "etl:{w}:meta"}
 		sort.Strings(keys)
 		if !reflect.DeepEqual(keys, want) {
@@ -670,4 +670,31 @@ func TestKeysAreReadable(t *testing.T) {
 			t.Errorf("a key with the default prefix exists")
 		}
 	})
+}
+
+// allKeys lists the keys matching pattern on every master: on a Cluster, KEYS (and SCAN) sent to
+// the cluster client reach one node only unless the client spreads them itself.
+func allKeys(t *testing.T, c redis.UniversalClient, pattern string) []string {
+	t.Helper()
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		keys, err := c.Keys(ctx, pattern).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	var mu sync.Mutex
+	var keys []string
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		ks, err := m.Keys(ctx, pattern).Result()
+		mu.Lock()
+		defer mu.Unlock()
+		keys = append(keys, ks...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
