@@ -14,12 +14,15 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/batchy ./cmd/batchy && \
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/waitsy ./cmd/waitsy
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/waitsy ./cmd/waitsy && \
+    mkdir -p /out/data
 
 # Run: a minimal base, as a non-root user. Time zones are compiled into the binary (time/tzdata).
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/batchy /out/waitsy /usr/local/bin/
 COPY cfg /etc/batchy/cfg
+# The embedded store's directory, owned by the user batchy runs as (a fresh volume copies it).
+COPY --from=build --chown=nonroot:nonroot /out/data /home/nonroot/data
 WORKDIR /home/nonroot
 ENV BATCHY_ADDR=0.0.0.0:5000 \
     BATCHY_CFG_DIR=/etc/batchy/cfg \

@@ -128,7 +128,7 @@ func nodeValues(n *yaml.Node) ([]string, error) {
 func knownConfigKeys() map[string]bool {
 	known := map[string]bool{}
 	var cfg serveConfig
-	cfg.flagSet(io.Discard).VisitAll(func(f *pflag.Flag) { known[f.Name] = true })
+	cfg.flagSet("serve", io.Discard).VisitAll(func(f *pflag.Flag) { known[f.Name] = true })
 	return known
 }
 
@@ -181,7 +181,8 @@ func hideSecret(kind, v string) string {
 func printConfig(w io.Writer, fs *pflag.FlagSet, sources map[string]string) {
 	var names []string
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "help" {
+		// config names this file, which cannot name itself: the output can be fed back as one.
+		if f.Name != "help" && f.Name != "config" {
 			names = append(names, f.Name)
 		}
 	})
@@ -228,7 +229,7 @@ func yamlScalar(s string) string {
 // --config file, with every secret hidden; it checks it as serve would.
 func configCmd(args []string, stdout, stderr io.Writer) int {
 	var cfg serveConfig
-	fs := cfg.flagSet(stderr)
+	fs := cfg.flagSet("config", stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: batchy config [serve's flags]\n\nPrints the configuration batchy serve would run with (flags, BATCHY_* variables, --config file), secrets hidden, as a --config file.\n")
 	}

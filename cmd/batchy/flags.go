@@ -56,6 +56,32 @@ func (f *storeFlags) register(fs *pflag.FlagSet) {
 	markSecret(fs, "redis-sentinel-password", secretHidden)
 }
 
+// check reports the first usage error of the store flags, without connecting to anything.
+func (f *storeFlags) check() error {
+	if _, err := f.location(); err != nil {
+		return err
+	}
+	if f.history < 1 {
+		return fmt.Errorf("--history must be 1 or more, got %d", f.history)
+	}
+	if f.prefix == "" || strings.ContainsAny(f.prefix, "{}*?[] \t\r\n") {
+		return fmt.Errorf("--prefix %q must be non-empty, without braces, glob characters or spaces", f.prefix)
+	}
+	modes := 0
+	for _, set := range []bool{f.redisURL != "", len(f.redisCluster) > 0, len(f.redisSentinel) > 0} {
+		if set {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return errors.New("give only one of --redis-url, --redis-cluster and --redis-sentinel")
+	}
+	if len(f.redisSentinel) > 0 && f.redisMaster == "" {
+		return errors.New("--redis-sentinel needs --redis-master, the master name the Sentinels watch")
+	}
+	return nil
+}
+
 // location returns the --tz zone.
 func (f *storeFlags) location() (*time.Location, error) {
 	loc, err := time.LoadLocation(f.tz)
@@ -86,11 +112,8 @@ func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.history < 1 {
-		return nil, fmt.Errorf("--history must be 1 or more, got %d", f.history)
-	}
-	if f.prefix == "" || strings.ContainsAny(f.prefix, "{}*?[] \t\r\n") {
-		return nil, fmt.Errorf("--prefix %q must be non-empty, without braces, glob characters or spaces", f.prefix)
+	if err := f.check(); err != nil {
+		return nil, err
 	}
 	opts := rdb.Options{Prefix: f.prefix, Location: loc, HistoryKeep: f.history}
 	if f.redisURL == "" && len(f.redisCluster) == 0 && len(f.redisSentinel) == 0 {

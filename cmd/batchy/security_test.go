@@ -147,6 +147,8 @@ func TestProtectedMode(t *testing.T) {
 		{"a certificate without a key", nil, []string{"--tls-cert", "cert.pem"}, "--tls-cert and --tls-key go together"},
 		{"an unreadable certificate", nil, []string{"--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"}, "--tls-cert/--tls-key"},
 		{"a tiny body limit", nil, []string{"--max-body-bytes", "10"}, "--max-body-bytes 10"},
+		{"two Redis deployments", nil, []string{"--redis-url", "redis://127.0.0.1:1", "--redis-cluster", "127.0.0.1:2"}, "give only one of --redis-url, --redis-cluster and --redis-sentinel"},
+		{"Sentinels without a master", nil, []string{"--redis-sentinel", "127.0.0.1:26379"}, "--redis-sentinel needs --redis-master"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -246,6 +248,9 @@ func TestConfigCommand(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("batchy config lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(string(out), "\nconfig:") {
+		t.Errorf("batchy config names the config file, so its output cannot be used as one:\n%s", out)
 	}
 	for _, secret := range []string{adminSecret, "pgpass", "hooksecret", "redispass"} {
 		if strings.Contains(string(out), secret) {

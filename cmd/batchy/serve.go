@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
 	"github.com/batchy/batchy/internal/alert"
@@ -52,8 +53,8 @@ type serveConfig struct {
 }
 
 // flagSet registers serve's flags on a new set; `batchy config` shares it.
-func (c *serveConfig) flagSet(stderr io.Writer) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+func (c *serveConfig) flagSet(name string, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:5000", "address to listen on (host:port); without tokens only a loopback address is allowed (see --insecure-no-auth)")
 	fs.StringVar(&c.cfgDir, "cfg-dir", "cfg", "directory of workflow files (<wf>.yaml)")
 	fs.StringVar(&c.infaDateFormat, "infa-date-format", format.DefaultInfaDateFormat, "date format of the infa output, in Informatica's notation")
@@ -90,7 +91,7 @@ func (c *serveConfig) check() error {
 	if err := format.CheckInfaDateFormat(c.infaDateFormat); err != nil {
 		return fmt.Errorf("--infa-date-format: %v", err)
 	}
-	if _, err := c.store.location(); err != nil {
+	if err := c.store.check(); err != nil {
 		return err
 	}
 	if c.schedulerMode != "on" && c.schedulerMode != "off" {
@@ -147,6 +148,13 @@ func (c *serveConfig) loadTokens() (*auth.Tokens, error) {
 	return t, nil
 }
 
+// redisLogger passes go-redis's messages to slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+}
+
 // isLoopback reports whether addr's host only accepts connections from this machine.
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
@@ -162,7 +170,7 @@ func isLoopback(addr string) bool {
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg serveConfig
-	fs := cfg.flagSet(stderr)
+	fs := cfg.flagSet("serve", stderr)
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
@@ -179,6 +187,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
 		return exitUsage
 	}
+	// go-redis reports connection trouble through its own logger: route it to ours, so that
+	// --log-format json stays JSON.
+	redis.SetLogger(redisLogger{log})
 	loc, _ := cfg.store.location()
 	tokens, err := cfg.loadTokens()
 	if err != nil {
