@@ -122,6 +122,10 @@ func (s *Server) postLogs(c *gin.Context) {
 		}
 		e := event.Event{Workflow: wf, Job: l.Job, Type: event.TypeLog, Level: l.Level, Message: l.Message, Fields: l.Fields}
 		if l.Job != "" {
+			if err := batch.CheckName("job", l.Job); err != nil {
+				s.fail(c, batch.Errorf(batch.EINVALID, "line %d: %s", i+1, batch.ErrorMessage(err)))
+				return
+			}
 			j, ok := st.Jobs.Get(l.Job)
 			if !ok {
 				s.fail(c, batch.Errorf(batch.ENOTFOUND, "line %d: job %s is not in workflow %s", i+1, clip(l.Job), wf))

@@ -113,7 +113,12 @@ func (s *Server) getRun(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	run, err := sch.GetRun(c.Request.Context(), wf, c.Param("id"))
+	id := c.Param("id")
+	if !batch.ValidName(id) {
+		s.fail(c, batch.Errorf(batch.EINVALID, "run id %q is invalid", clip(id)))
+		return
+	}
+	run, err := sch.GetRun(c.Request.Context(), wf, id)
 	if err != nil {
 		s.fail(c, err)
 		return

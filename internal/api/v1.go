@@ -305,6 +305,10 @@ func (s *Server) postWatermark(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := batch.CheckName("job", c.Param("job")); err != nil {
+		s.fail(c, err)
+		return
+	}
 	var body WatermarkRequest
 	if err := s.decode(c, &body); err != nil {
 		s.fail(c, err)

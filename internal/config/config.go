@@ -455,37 +455,45 @@ func checkSpecial(name string, raw json.RawMessage, n *yaml.Node) (json.RawMessa
 }
 
 // checkSize rejects documents nested deeper than lim.MaxDepth or larger than lim.MaxNodes nodes,
-// counting aliases as what they expand to (memoised, so counting a bomb is itself cheap).
+// counting aliases as what they expand to (memoised, so counting a bomb is itself cheap). An
+// alias is as deep as where it is used plus the height of what it points to, so that a chain of
+// anchors cannot nest deeper than MaxDepth one alias at a time.
 func checkSize(doc *yaml.Node, lim Limits) error {
-	sizes := map[*yaml.Node]int{}
-	var walk func(n *yaml.Node, depth int) (int, error)
-	walk = func(n *yaml.Node, depth int) (int, error) {
+	type measure struct{ size, height int }
+	seen := map[*yaml.Node]measure{}
+	var walk func(n *yaml.Node, depth int) (measure, error)
+	walk = func(n *yaml.Node, depth int) (measure, error) {
 		if depth > lim.MaxDepth {
-			return 0, fmt.Errorf("line %d: nested deeper than %d levels", n.Line, lim.MaxDepth)
+			return measure{}, fmt.Errorf("line %d: nested deeper than %d levels", n.Line, lim.MaxDepth)
 		}
+		line := n.Line
 		if n.Kind == yaml.AliasNode {
 			n = n.Alias
 		}
-		if s, ok := sizes[n]; ok {
-			return s, nil
-		}
-		sizes[n] = lim.MaxNodes + 1 // a cycle counts as too large
-		total := 1
-		for _, c := range n.Content {
-			s, err := walk(c, depth+1)
-			if err != nil {
-				return 0, err
+		if m, ok := seen[n]; ok {
+			if depth+m.height > lim.MaxDepth {
+				return measure{}, fmt.Errorf("line %d: nested deeper than %d levels once aliases are expanded", line, lim.MaxDepth)
 			}
-			total += s
-			if total > lim.MaxNodes {
+			return m, nil
+		}
+		seen[n] = measure{size: lim.MaxNodes + 1} // a cycle counts as too large
+		m := measure{size: 1}
+		for _, c := range n.Content {
+			cm, err := walk(c, depth+1)
+			if err != nil {
+				return measure{}, err
+			}
+			m.size += cm.size
+			m.height = max(m.height, cm.height+1)
+			if m.size > lim.MaxNodes {
 				break
 			}
 		}
-		sizes[n] = total
-		if total > lim.MaxNodes {
-			return 0, fmt.Errorf("more than %d values once aliases are expanded", lim.MaxNodes)
+		seen[n] = m
+		if m.size > lim.MaxNodes {
+			return measure{}, fmt.Errorf("more than %d values once aliases are expanded", lim.MaxNodes)
 		}
-		return total, nil
+		return m, nil
 	}
 	_, err := walk(doc, 0)
 	return err

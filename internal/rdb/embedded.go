@@ -82,6 +82,7 @@ func StartEmbedded(path string) (*Embedded, error) {
 		if lock, err = lockFile(path); err != nil {
 			return nil, err
 		}
+		removeStaleTemps(path)
 		if err := load(srv, path); err != nil {
 			lock.Close()
 			return nil, err
@@ -228,6 +229,16 @@ func load(srv *miniredis.Miniredis, path string) error {
 		}
 	}
 	return nil
+}
+
+// removeStaleTemps deletes the temporary files of saves a crash interrupted (WriteFileAtomic's
+// ".<name>.tmp-*"). The caller holds the data file's lock, so no save of another process is
+// writing one.
+func removeStaleTemps(path string) {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
 }
 
 // WriteFileAtomic replaces path with data so that a crash at any moment leaves either the old or
