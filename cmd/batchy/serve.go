@@ -300,7 +300,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Tokens:    tokens,
 		Metrics:   m,
 		UI: ui.New(ui.Options{Store: recording, Events: bus, Scheduler: sch, CfgDir: cfg.cfgDir, Location: loc, Logger: log,
-			CanAct: api.CanAct(tokens), CSRFToken: api.CSRFToken}),
+			CanAct: api.CanAct(tokens), CanAdmin: api.CanAdmin(tokens), CSRFToken: api.CSRFToken}),
 		CfgDir:            cfg.cfgDir,
 		Limits:            limits,
 		Format:            format.Options{InfaDateFormat: cfg.infaDateFormat},

@@ -110,6 +110,17 @@ func CanAct(tokens *auth.Tokens) func(*http.Request) bool {
 	}
 }
 
+// CanAdmin reports whether the request may take admin actions (the UI shows them only then).
+func CanAdmin(tokens *auth.Tokens) func(*http.Request) bool {
+	return func(r *http.Request) bool {
+		if tokens.Empty() {
+			return true
+		}
+		t, ok := auth.FromContext(r.Context())
+		return ok && t.Role >= auth.RoleAdmin
+	}
+}
+
 // CSRFToken returns the anti-CSRF token of a logged-in browser, "" otherwise.
 func CSRFToken(r *http.Request) string {
 	if ck, err := r.Cookie(cookieName); err == nil {

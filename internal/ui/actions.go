@@ -16,6 +16,9 @@ type actButton struct {
 	// Confirm is the question asked first; Done what is said when it worked.
 	Confirm, Done string
 	Class         string
+	// Admin marks an action only the admin role may take (loading configuration); pages hide
+	// it from other users.
+	Admin bool
 }
 
 // rowActionsView is a dashboard row's action menu.
@@ -34,7 +37,7 @@ func workflowActions(w *wfView, scheduled bool) []actButton {
 	wf := w.Name
 	id := func(a string) string { return "act-" + wf + "-" + a }
 	if !w.Loaded {
-		return []actButton{{ID: id("load"), Label: "Load configuration", For: "of " + wf, API: apiPath(wf, "load"),
+		return []actButton{{ID: id("load"), Label: "Load configuration", For: "of " + wf, API: apiPath(wf, "load"), Admin: true,
 			Confirm: fmt.Sprintf("Load the configuration file of %s?", wf), Done: wf + ": configuration loaded"}}
 	}
 	var open []string
@@ -59,7 +62,7 @@ func workflowActions(w *wfView, scheduled bool) []actButton {
 			actButton{ID: id("fail"), Label: "Fail", For: "the open jobs of " + wf, API: apiPath(wf, "fail"), Body: body, Class: "bad",
 				Confirm: fmt.Sprintf("Mark the batch of %s (%s) as failed? The next open re-runs the same window.", wf, jobs), Done: wf + ": failed " + jobs})
 	}
-	out = append(out, actButton{ID: id("load"), Label: "Reload configuration", For: "of " + wf, API: apiPath(wf, "load"),
+	out = append(out, actButton{ID: id("load"), Label: "Reload configuration", For: "of " + wf, API: apiPath(wf, "load"), Admin: true,
 		Confirm: fmt.Sprintf("Reload the configuration file of %s? Runtime state (windows, statuses) is kept.", wf), Done: wf + ": configuration reloaded"})
 	return out
 }

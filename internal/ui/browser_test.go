@@ -421,6 +421,13 @@ func TestBrowser(t *testing.T) {
 
 		login(operateSecret)
 		tb.do("open marketing_spend's actions", chromedp.Click(chromedp.ID("sum-marketing_spend")), chromedp.WaitVisible(chromedp.ID("act-marketing_spend-close")))
+		// An operate token may open and close, not load configuration: that action is not shown.
+		if n := tb.eval(`String([...document.querySelectorAll('[data-admin-only]')].filter(el => el.offsetParent !== null).length)`); n != "0" {
+			t.Errorf("an operate token sees %s admin-only actions", n)
+		}
+		if n := tb.eval(`String(document.querySelectorAll('#menu-marketing_spend [data-admin-only]').length)`); n == "0" {
+			t.Error("the reload action is not marked admin-only")
+		}
 		// A change without the page's X-CSRF-Token header, as another site's form would send it
 		// with the cookie, is refused.
 		forged := tb.eval(`fetch('/v1/workflows/marketing_spend/close', {method: 'POST'}).then(r => String(r.status))`)

@@ -98,7 +98,7 @@ func newEnv(t testing.TB, client redis.UniversalClient, o envOptions) *env {
 	}
 	opts := ui.Options{Store: e.rec, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg, Now: e.clock.Now}
 	if o.tokens != nil {
-		opts.CanAct, opts.CSRFToken = api.CanAct(o.tokens), api.CSRFToken
+		opts.CanAct, opts.CanAdmin, opts.CSRFToken = api.CanAct(o.tokens), api.CanAdmin(o.tokens), api.CSRFToken
 	}
 	if o.ui != nil {
 		o.ui(&opts)

@@ -53,6 +53,9 @@ type Options struct {
 	// buttons or forms. nil means everyone may act (batchy has no authentication yet): an auth
 	// layer passes its read-only decision here.
 	CanAct func(*http.Request) bool
+	// CanAdmin reports whether the request's user may also take admin actions (load
+	// configuration, rewind a watermark); false hides them. nil means as CanAct.
+	CanAdmin func(*http.Request) bool
 	// CSRFToken returns the token the page sends back in the X-CSRF-Token header of every action;
 	// nil sends none. For an auth layer that checks one.
 	CSRFToken func(*http.Request) string
@@ -94,6 +97,9 @@ func New(opts Options) *UI {
 	}
 	if opts.CanAct == nil {
 		opts.CanAct = func(*http.Request) bool { return true }
+	}
+	if opts.CanAdmin == nil {
+		opts.CanAdmin = opts.CanAct
 	}
 	if opts.PageSize <= 0 {
 		opts.PageSize = 50
@@ -174,6 +180,7 @@ type page struct {
 	Version  string
 	CSRF     string
 	CanAct   bool
+	CanAdmin bool   // false hides the actions only admins may take
 	Refresh  int    // seconds between refreshes of the live parts
 	Fragment string // URL of the live parts; "" for none
 	Now      time.Time
@@ -181,7 +188,7 @@ type page struct {
 }
 
 func (u *UI) newPage(r *http.Request, name, title string, data any) *page {
-	p := &page{Title: title, Page: name, Version: u.version, CanAct: u.opts.CanAct(r),
+	p := &page{Title: title, Page: name, Version: u.version, CanAct: u.opts.CanAct(r), CanAdmin: u.opts.CanAdmin(r),
 		Refresh: int(u.opts.Refresh / time.Second), Now: u.opts.Now().UTC(), Data: data}
 	if p.Refresh < 1 {
 		p.Refresh = 1
