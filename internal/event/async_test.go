@@ -80,17 +80,21 @@ func TestAsyncBlockedSinkNeverBlocksEmit(t *testing.T) {
 	defer close(sink.release) // let the stuck goroutine go at the end
 	a := NewAsync(sink, AsyncOptions{Buffer: 100, BatchSize: 10, Log: quietLog})
 
+	// The sink never returns until the test ends, so an Emit that waited for it would never
+	// return: finishing at all is the proof. The bound only turns a hang into a failure; it is no
+	// speed measurement, which would flake on a loaded machine.
 	const emitted = 5000
-	var slowest time.Duration
-	start := time.Now()
-	for i := range emitted {
-		t0 := time.Now()
-		a.Emit(numbered(i, 1)...)
-		slowest = max(slowest, time.Since(t0))
-	}
-	total := time.Since(start)
-	if total > 2*time.Second || slowest > 100*time.Millisecond {
-		t.Errorf("Emit blocked: %d calls took %v, the slowest %v", emitted, total, slowest)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range emitted {
+			a.Emit(numbered(i, 1)...)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Emit blocked behind a stuck sink: %d calls did not finish in 30s", emitted)
 	}
 	// Wait until the goroutine is stuck in Write, so that the accounting below is settled.
 	for deadline := time.Now().Add(5 * time.Second); sink.calls.Load() == 0; time.Sleep(time.Millisecond) {
@@ -112,9 +116,9 @@ func TestAsyncBlockedSinkNeverBlocksEmit(t *testing.T) {
 	// Close gives up on the stuck sink soon after its context ends.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	start = time.Now()
+	start := time.Now()
 	err := a.Close(ctx)
-	if d := time.Since(start); d > closeGrace+time.Second {
+	if d := time.Since(start); d > closeGrace+5*time.Second { // a bound on a hang, with room for a loaded machine
 		t.Errorf("Close took %v", d)
 	}
 	if err == nil || !strings.Contains(err.Error(), "not delivered") {
