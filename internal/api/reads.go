@@ -17,6 +17,7 @@ type sharedReads struct {
 	store batch.Store
 	mu    sync.Mutex
 	byWF  map[string]*wfReads
+	seq   uint64 // the last read's number
 }
 
 type wfReads struct {
@@ -24,18 +25,25 @@ type wfReads struct {
 	next    *stateRead // starts when running ends; callers arriving now join it
 }
 
+// stateRead is one read of a workflow's state, shared by the callers that joined it.
 type stateRead struct {
 	done chan struct{}
+	seq  uint64 // unique among reads: answers derived from several reads are keyed by them
 	st   *batch.State
 	err  error
+	// answers holds what waits derived from this read, by question (see Server.answer): the
+	// waits woken by one change mostly ask the same question, and get one answer, computed and
+	// encoded once. It goes away with the read, when the last wait that joined it returns.
+	answers sync.Map
 }
 
 func newSharedReads(store batch.Store) *sharedReads {
 	return &sharedReads{store: store, byWF: map[string]*wfReads{}}
 }
 
-// State returns the workflow's state as read by a read that started after the call.
-func (r *sharedReads) State(ctx context.Context, wf string) (*batch.State, error) {
+// Read returns a read of the workflow's state that started after the call; its st and err are
+// set. The error is the caller's context's only: a failed read is returned with its err.
+func (r *sharedReads) Read(ctx context.Context, wf string) (*stateRead, error) {
 	r.mu.Lock()
 	w := r.byWF[wf]
 	if w == nil {
@@ -44,22 +52,37 @@ func (r *sharedReads) State(ctx context.Context, wf string) (*batch.State, error
 	}
 	var mine *stateRead
 	if w.running == nil {
-		mine = &stateRead{done: make(chan struct{})}
+		mine = r.newRead()
 		w.running = mine
 		go r.read(wf, w, mine)
 	} else {
 		if w.next == nil {
-			w.next = &stateRead{done: make(chan struct{})}
+			w.next = r.newRead()
 		}
 		mine = w.next
 	}
 	r.mu.Unlock()
 	select {
 	case <-mine.done:
-		return mine.st, mine.err
+		return mine, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// State returns the workflow's state as read by a read that started after the call.
+func (r *sharedReads) State(ctx context.Context, wf string) (*batch.State, error) {
+	rd, err := r.Read(ctx, wf)
+	if err != nil {
+		return nil, err
+	}
+	return rd.st, rd.err
+}
+
+// newRead returns a read not yet started; r.mu is held.
+func (r *sharedReads) newRead() *stateRead {
+	r.seq++
+	return &stateRead{done: make(chan struct{}), seq: r.seq}
 }
 
 // read performs one read, then starts the queued one, if any.

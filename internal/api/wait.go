@@ -1,7 +1,11 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,14 +71,7 @@ func (s *Server) wait(c *gin.Context) {
 		}
 	}
 
-	var workflows []string
-	seen := map[string]bool{}
-	for _, t := range targets {
-		if !seen[t.Workflow] {
-			seen[t.Workflow] = true
-			workflows = append(workflows, t.Workflow)
-		}
-	}
+	q := newWaitQuery(targets, since, failFast)
 	release, err := s.waits.acquire(waitClient(c), s.opts.MaxWaitsPerClient)
 	if err != nil {
 		s.fail(c, err)
@@ -83,27 +80,34 @@ func (s *Server) wait(c *gin.Context) {
 	defer release()
 
 	// Watch before the first read, so that a change in between still wakes this wait.
-	w := s.opts.Hub.Watch(workflows...)
+	w := s.opts.Hub.Watch(q.workflows...)
 	defer w.Stop()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	recheck := time.NewTicker(recheckEvery)
 	defer recheck.Stop()
 	for {
-		res, err := s.standings(c, targets, since, failFast)
+		a, err := s.answer(c.Request.Context(), q)
 		if err != nil {
+			if c.Request.Context().Err() != nil {
+				return // the client went away
+			}
 			s.fail(c, err)
 			return
 		}
-		if res.State != batch.Pending {
-			c.JSON(http.StatusOK, res)
+		if a.err != nil {
+			s.fail(c, a.err)
+			return
+		}
+		if a.res.State != batch.Pending {
+			a.write(c)
 			return
 		}
 		select {
 		case <-w.C:
 		case <-recheck.C:
 		case <-deadline.C:
-			c.JSON(http.StatusOK, res)
+			a.write(c)
 			return
 		case <-c.Request.Context().Done():
 			return
@@ -112,6 +116,88 @@ func (s *Server) wait(c *gin.Context) {
 			return
 		}
 	}
+}
+
+// waitQuery is what a wait asks: its targets' readiness since a time.
+type waitQuery struct {
+	targets   []batch.Target
+	workflows []string // the targets' workflows, each once, in order
+	since     time.Time
+	failFast  bool
+	key       string // the question as text: waits with the same key ask the same question
+}
+
+func newWaitQuery(targets []batch.Target, since time.Time, failFast bool) *waitQuery {
+	q := &waitQuery{targets: targets, since: since, failFast: failFast}
+	var key strings.Builder
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if !seen[t.Workflow] {
+			seen[t.Workflow] = true
+			q.workflows = append(q.workflows, t.Workflow)
+		}
+		key.WriteString(t.String())
+		key.WriteByte(' ')
+	}
+	key.WriteString(strconv.FormatInt(since.UnixNano(), 10))
+	if failFast {
+		key.WriteString(" fail_fast")
+	}
+	q.key = key.String()
+	return q
+}
+
+// waitAnswer is the answer to one question from one set of state reads, shared by every wait
+// that asks it: when a change wakes a thousand waits of a workflow, the standings are computed and
+// the JSON encoded once, not a thousand times (measured: about a third of the server's CPU per
+// woken wait).
+type waitAnswer struct {
+	once sync.Once
+	res  *WaitResult
+	err  error
+
+	encode sync.Once
+	body   []byte
+}
+
+// answer reads the query's workflows (sharing the reads with other waits) and returns the answer
+// derived from those reads. The error is the context's; the answer's err is the question's (a
+// failed read, an unknown job).
+func (s *Server) answer(ctx context.Context, q *waitQuery) (*waitAnswer, error) {
+	reads := make([]*stateRead, len(q.workflows))
+	for i, wf := range q.workflows {
+		rd, err := s.reads.Read(ctx, wf)
+		if err != nil {
+			return nil, err
+		}
+		reads[i] = rd
+	}
+	// The answer lives with the first workflow's read; the other reads are part of its key.
+	key := q.key
+	if len(reads) > 1 {
+		var b strings.Builder
+		b.WriteString(key)
+		for _, rd := range reads[1:] {
+			b.WriteString(" #")
+			b.WriteString(strconv.FormatUint(rd.seq, 10))
+		}
+		key = b.String()
+	}
+	v, _ := reads[0].answers.LoadOrStore(key, &waitAnswer{})
+	a := v.(*waitAnswer)
+	a.once.Do(func() { a.res, a.err = standings(q, reads) })
+	return a, nil
+}
+
+// write sends the answer as JSON, encoded once for every wait that sends it.
+func (a *waitAnswer) write(c *gin.Context) {
+	a.encode.Do(func() {
+		var err error
+		if a.body, err = json.Marshal(a.res); err != nil {
+			panic(err) // a WaitResult always encodes
+		}
+	})
+	c.Data(http.StatusOK, "application/json; charset=utf-8", a.body)
 }
 
 func (s *Server) waitTargets(c *gin.Context) ([]batch.Target, error) {
@@ -133,21 +219,20 @@ func (s *Server) waitTargets(c *gin.Context) ([]batch.Target, error) {
 	return targets, nil
 }
 
-// standings reads each target's workflow once and sums up readiness.
-func (s *Server) standings(c *gin.Context, targets []batch.Target, since time.Time, failFast bool) (*WaitResult, error) {
-	states := map[string]*batch.State{}
+// standings sums up the readiness of q's targets in the workflows' reads (in q.workflows' order).
+func standings(q *waitQuery, reads []*stateRead) (*WaitResult, error) {
+	byWF := make(map[string]*stateRead, len(reads))
+	for i, wf := range q.workflows {
+		byWF[wf] = reads[i]
+	}
 	seen := map[string]bool{} // a job named twice (wf1 and wf1:job2) is reported once
-	res := &WaitResult{Since: batch.FormatTime(since), Jobs: []batch.JobStanding{}}
-	for _, t := range targets {
-		st, ok := states[t.Workflow]
-		if !ok {
-			var err error
-			if st, err = s.reads.State(c.Request.Context(), t.Workflow); err != nil {
-				return nil, err
-			}
-			states[t.Workflow] = st
+	res := &WaitResult{Since: batch.FormatTime(q.since), Jobs: []batch.JobStanding{}}
+	for _, t := range q.targets {
+		rd := byWF[t.Workflow]
+		if rd.err != nil {
+			return nil, rd.err
 		}
-		js, err := batch.Standings(t, st.Jobs, since)
+		js, err := batch.Standings(t, rd.st.Jobs, q.since)
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +243,7 @@ func (s *Server) standings(c *gin.Context, targets []batch.Target, since time.Ti
 			}
 		}
 	}
-	res.State = batch.Overall(res.Jobs, failFast)
+	res.State = batch.Overall(res.Jobs, q.failFast)
 	return res, nil
 }
 

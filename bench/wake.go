@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/batchy/batchy/client"
+	"github.com/batchy/batchy/internal/batch"
+)
+
+// The waiters subcommand holds the long polls of the wake-up measurement in a process of its own,
+// so that 1,000 client goroutines do not share the bench's scheduler with the load generator. It
+// reads commands on stdin and answers on stdout, one line each:
+//
+//	wait <n> <since, RFC 3339>   ->  sent            once the n requests are written
+//	                             ->  done <json>     once all n returned: waitReport
+//	quit
+type waitReport struct {
+	Ends   []int64  `json:"ends"` // wall clock (Unix ns) at which each wait returned "ready"
+	Errors []string `json:"errors,omitempty"`
+}
+
+// waitersMain is the waiters subcommand.
+func waitersMain(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: bench waiters <batchy URL> <workflow>")
+		return 2
+	}
+	base, wf := args[0], args[1]
+	if path := os.Getenv("BENCH_WAITERS_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
+	hc := newHTTPClient(5000)
+	in := bufio.NewScanner(os.Stdin)
+	out := bufio.NewWriter(os.Stdout)
+	say := func(format string, a ...any) {
+		fmt.Fprintf(out, format+"\n", a...)
+		out.Flush()
+	}
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == "quit" {
+			return 0
+		}
+		if f[0] != "wait" || len(f) != 3 {
+			say("error unknown command %q", in.Text())
+			return 2
+		}
+		n, _ := strconv.Atoi(f[1])
+		since, err := time.Parse(time.RFC3339Nano, f[2])
+		if err != nil || n < 1 {
+			say("error bad wait command %q", in.Text())
+			return 2
+		}
+		rep := waitRound(hc, base, wf, n, since, func() { say("sent") })
+		data, _ := json.Marshal(rep)
+		say("done %s", data)
+	}
+	return 0
+}
+
+// waitRound starts n waits on wf and returns when all have answered; sent runs once every
+// request is written.
+func waitRound(hc *http.Client, base, wf string, n int, since time.Time, sent func()) waitReport {
+	var (
+		wg      sync.WaitGroup
+		written atomic.Int64
+		once    sync.Once
+		ends    = make([]int64, n)
+		errs    = make([]error, n)
+	)
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) {
+		if written.Add(1) == int64(n) {
+			once.Do(sent)
+		}
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tctx := httptrace.WithClientTrace(ctx, trace)
+	for i := range n {
+		wg.Go(func() {
+			c := client.New(base, "")
+			c.HTTP = hc
+			res, err := c.Wait(tctx, client.WaitRequest{
+				Targets:  []batch.Target{{Workflow: wf}},
+				Since:    since,
+				Timeout:  90 * time.Second,
+				FailFast: true,
+			})
+			ends[i] = time.Now().UnixNano()
+			switch {
+			case err != nil:
+				errs[i] = err
+			case res.State != batch.Ready:
+				errs[i] = fmt.Errorf("wait answered %q, want %q", res.State, batch.Ready)
+			}
+		})
+	}
+	wg.Wait()
+	once.Do(sent) // should a request fail before it was written
+	rep := waitReport{Ends: ends}
+	for _, err := range errs {
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}
+	return rep
+}
+
+// waiters is the bench's end of a waiters process.
+type waiters struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startWaiters(base, wf string, prof *profiler) (*waiters, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "waiters", base, wf)
+	cmd.Stderr = os.Stderr
+	if prof != nil {
+		cmd.Env = append(os.Environ(), "BENCH_WAITERS_CPUPROFILE="+filepath.Join(prof.dir, "waiters.pprof"))
+	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	return &waiters{cmd: cmd, in: in, out: sc}, nil
+}
+
+func (w *waiters) line() (string, error) {
+	if !w.out.Scan() {
+		if err := w.out.Err(); err != nil {
+			return "", err
+		}
+		return "", errors.New("the waiters process ended")
+	}
+	return w.out.Text(), nil
+}
+
+func (w *waiters) stop() {
+	fmt.Fprintln(w.in, "quit")
+	w.in.Close()
+	done := make(chan struct{})
+	go func() { w.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		w.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// WakeResult is the wake-up latency of n waits on one workflow, over several rounds.
+type WakeResult struct {
+	Waits, Rounds int
+	Lat           Latency
+	// RSS is batchy's resident memory with the n waits registered (the largest over the rounds);
+	// RSSIdle before the first round.
+	RSS, RSSIdle int64
+	// Registered says how the bench knew every wait was in place before closing: "metrics" (the
+	// server's batchy_active_waits gauge) or "settle" (a pause after the requests were written).
+	Registered string
+	Errors     []string
+	// ServerCPU and WaitersCPU are the CPU time batchy and the waiters process used per round,
+	// from the close to the last answer.
+	ServerCPU, WaitersCPU time.Duration
+}
+
+// activeWaits reads batchy_active_waits from the server's /metrics; ok is false without it.
+func activeWaits(ctx context.Context, hc *http.Client, base string) (n int, ok bool) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	res, err := hc.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, res.Body)
+		return 0, false
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		if rest, found := strings.CutPrefix(sc.Text(), "batchy_active_waits "); found {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return int(v), err == nil
+		}
+	}
+	return 0, false
+}
+
+// measureWake opens a batch of wf, has the waiters process start n waits, and once all are
+// registered closes the batch; each wait's latency runs from just before the close request to its
+// answer. The first round warms the connections up and is not counted.
+func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, rounds int, pid int, w *waiters, prof *profiler, verbose bool) (WakeResult, error) {
+	res := WakeResult{Waits: n, Rounds: rounds}
+	res.RSSIdle, _ = rssBytes(pid)
+	var lat []time.Duration
+	for round := range rounds + 1 {
+		since := time.Now().UTC()
+		if err := do(ctx, hc, http.MethodGet, base+"/open_batch/"+wf); err != nil {
+			return res, err
+		}
+		fmt.Fprintf(w.in, "wait %d %s\n", n, since.Format(time.RFC3339Nano))
+		if l, err := w.line(); err != nil || l != "sent" {
+			return res, fmt.Errorf("waiters: %q %v", l, err)
+		}
+		// Every wait must be registered with the server before the close, else it would find the
+		// batch closed on its first read and look faster than a woken wait.
+		deadline := time.Now().Add(30 * time.Second)
+		res.Registered = "settle"
+		for {
+			active, ok := activeWaits(ctx, hc, base)
+			if !ok {
+				time.Sleep(200*time.Millisecond + time.Duration(n)*300*time.Microsecond)
+				break
+			}
+			res.Registered = "metrics"
+			if active >= n {
+				// Registered means counted; the hub's Watch follows at once in the handler.
+				time.Sleep(20 * time.Millisecond)
+				break
+			}
+			if time.Now().After(deadline) {
+				return res, fmt.Errorf("only %d of %d waits registered after 30s", active, n)
+			}
+			time.Sleep(25 * time.Millisecond) // a scrape costs the server too: not too often
+		}
+		if rss, err := rssBytes(pid); err == nil {
+			res.RSS = max(res.RSS, rss)
+		}
+		if round == 1 {
+			prof.snapshot(ctx, fmt.Sprintf("wake-%d", n))
+		}
+		if round > 0 {
+			prof.startCPU(ctx, fmt.Sprintf("wake-%d-r%d", n, round))
+		}
+		s0, w0 := cpuTime(pid), cpuTime(w.cmd.Process.Pid)
+		t0 := time.Now()
+		if err := do(ctx, hc, http.MethodGet, base+"/close_batch/"+wf); err != nil {
+			return res, err
+		}
+		l, err := w.line()
+		if err != nil {
+			return res, err
+		}
+		data, ok := strings.CutPrefix(l, "done ")
+		if !ok {
+			return res, fmt.Errorf("waiters: %q", l)
+		}
+		if round > 0 {
+			prof.stopCPU(ctx)
+			res.ServerCPU += (cpuTime(pid) - s0) / time.Duration(rounds)
+			res.WaitersCPU += (cpuTime(w.cmd.Process.Pid) - w0) / time.Duration(rounds)
+		}
+		var rep waitReport
+		if err := json.Unmarshal([]byte(data), &rep); err != nil {
+			return res, err
+		}
+		res.Errors = append(res.Errors, rep.Errors...)
+		if round == 0 {
+			continue
+		}
+		var mine []time.Duration
+		for _, end := range rep.Ends {
+			if end < t0.UnixNano() {
+				res.Errors = append(res.Errors, "a wait answered before the batch closed")
+				continue
+			}
+			mine = append(mine, time.Duration(end-t0.UnixNano()))
+		}
+		lat = append(lat, mine...)
+		if verbose {
+			l := summarize(mine)
+			fmt.Fprintf(os.Stderr, "bench: wake %d round %d: p50 %s p99 %s max %s\n", n, round, ms(l.P50), ms(l.P99), ms(l.Max))
+		}
+	}
+	res.Lat = summarize(lat)
+	return res, nil
+}
