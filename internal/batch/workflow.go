@@ -112,6 +112,9 @@ type State struct {
 	Exclusive   bool      `json:"exclusive"`
 	Settings    Settings  `json:"settings"`
 	LoadedAt    time.Time `json:"loaded_at"`
+	// Abandoned names, after an Open, the jobs whose open batch it abandoned, with that batch's
+	// id (exact: from the same atomic step). Not part of the state shown.
+	Abandoned map[string]int64 `json:"-"`
 }
 
 // Batch is one batch as recorded in history: each job's fields as the batch left them (status

@@ -33,22 +33,12 @@ func (s RecordingStore) Load(ctx context.Context, wf *batch.Workflow, reset bool
 
 // Open implements batch.Store.
 func (s RecordingStore) Open(ctx context.Context, wf string, req batch.OpenRequest) (*batch.State, error) {
-	// Which jobs are open now: opening them again abandons their batch. Read separately from the
-	// open, so under concurrent opens an abandon event may name a neighbour's batch; the history
-	// (written by the open itself) is exact.
-	openBefore := map[string]int64{}
-	if before, err := s.Store.State(ctx, wf); err == nil {
-		for _, j := range scope(before.Jobs, req.Jobs) {
-			if j.Fields.Status() == batch.StatusOpen {
-				openBefore[j.Name], _ = j.Fields.Int(batch.FieldBatchID)
-			}
-		}
-	}
 	st, err := s.Store.Open(ctx, wf, req)
 	if err == nil {
 		var events []Event
 		for _, j := range scope(st.Jobs, req.Jobs) {
-			if old, ok := openBefore[j.Name]; ok {
+			// The open reports the batches it abandoned from the same atomic step.
+			if old, ok := st.Abandoned[j.Name]; ok {
 				events = append(events, Event{Workflow: wf, Job: j.Name, BatchID: old, Type: TypeAbandon, Level: "warn",
 					Message: fmt.Sprintf("batch %d abandoned: job opened again in batch %d before it ended", old, st.LastBatchID)})
 			}

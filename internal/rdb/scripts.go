@@ -238,8 +238,9 @@ return state()
 // scriptOpen opens a batch (SPEC.md "open").
 // KEYS[1] meta. ARGV[1] now (µs), ARGV[2] time zone table, ARGV[3] history batches to keep,
 // ARGV[4] backfill from (µs) or "", ARGV[5] backfill to (µs) or "", ARGV[6..] jobs (none: all).
-// Result: the state, or ENOTFOUND (workflow, job), ECONFLICT (open job in an exclusive workflow,
-// or in a backfill).
+// Result: {abandoned, state}, where abandoned lists job, batch id pairs of the open batches this
+// open abandoned; or ENOTFOUND (workflow, job), ECONFLICT (open job in an exclusive workflow, or in
+// a backfill).
 var scriptOpen = redis.NewScript(luaLib + `
 if redis.call('EXISTS', meta) == 0 then return not_loaded() end
 local now, keep = tonumber(ARGV[1]), tonumber(ARGV[3])
@@ -267,11 +268,14 @@ for _, h in ipairs(states) do now = not_before(now, h) end
 local nowj = format_time(now)
 redis.call('HSET', meta, 'last_batch_id', sid)
 redis.call('ZADD', base .. 'batches', id, sid)
+local abandoned = {}
 for i, job in ipairs(jobs) do
   local key = base .. 'job:' .. job
   local h = states[i]
   if h.status == '"open"' then
     record(h.batch_id, job, json_object(h, {status = '"abandoned"', batch_end = nowj}))
+    table.insert(abandoned, job)
+    table.insert(abandoned, h.batch_id or '0')
   end
   local from, to = bf_from, bf_to
   if bf_from then
@@ -305,7 +309,7 @@ if n > keep then
   redis.call('ZREMRANGEBYRANK', base .. 'batches', 0, n - keep - 1)
 end
 notify()
-return state()
+return {abandoned, state()}
 `)
 
 // scriptEnd closes or fails a batch (SPEC.md "close", "fail").

@@ -158,7 +158,29 @@ func (s *Store) Open(ctx context.Context, wf string, req batch.OpenRequest) (*ba
 		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
 	}
 	args := append([]any{now, s.tz, s.opts.HistoryKeep, from, to}, jobs...)
-	return s.write(ctx, "rdb.Open", scriptOpen, wf, args...)
+	v, err := s.runOnce(ctx, "rdb.Open", scriptOpen, wf, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.afterWrite(ctx, "rdb.Open"); err != nil {
+		return nil, err
+	}
+	reply := asList(v)
+	if len(reply) != 2 {
+		return nil, fmt.Errorf("rdb.Open: unexpected reply %T", v)
+	}
+	st, err := parseState(wf, reply[1])
+	if err != nil {
+		return nil, err
+	}
+	pairs := asList(reply[0])
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if st.Abandoned == nil {
+			st.Abandoned = map[string]int64{}
+		}
+		st.Abandoned[str(pairs[i])], _ = strconv.ParseInt(strings.Trim(str(pairs[i+1]), `"`), 10, 64)
+	}
+	return st, nil
 }
 
 // End implements batch.Store.

@@ -250,6 +250,9 @@ func TestReopenAbandonsOrConflicts(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantField(t, st2, "a", "from_date", "2020-01-01T00:00:00.000000Z") // same window again
+		if len(st1.Abandoned) != 0 || !reflect.DeepEqual(st2.Abandoned, map[string]int64{"a": st1.LastBatchID}) {
+			t.Errorf("Abandoned = %v then %v, want none then a: %d", st1.Abandoned, st2.Abandoned, st1.LastBatchID)
+		}
 		old, err := f.store.Batch(ctx, "w", st1.LastBatchID)
 		if err != nil {
 			t.Fatal(err)
