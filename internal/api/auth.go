@@ -100,24 +100,19 @@ func (s *Server) authenticate(c *gin.Context) {
 }
 
 // CanAct reports whether the request may change state (the UI shows actions only then).
-func CanAct(tokens *auth.Tokens) func(*http.Request) bool {
-	return func(r *http.Request) bool {
-		if tokens.Empty() {
-			return true
-		}
-		t, ok := auth.FromContext(r.Context())
-		return ok && t.Role >= auth.RoleOperate
-	}
-}
+func CanAct(tokens *auth.Tokens) func(*http.Request) bool { return hasRole(tokens, auth.RoleOperate) }
 
 // CanAdmin reports whether the request may take admin actions (the UI shows them only then).
-func CanAdmin(tokens *auth.Tokens) func(*http.Request) bool {
+func CanAdmin(tokens *auth.Tokens) func(*http.Request) bool { return hasRole(tokens, auth.RoleAdmin) }
+
+// hasRole reports whether the request's token has at least role; without tokens everyone has.
+func hasRole(tokens *auth.Tokens, role auth.Role) func(*http.Request) bool {
 	return func(r *http.Request) bool {
 		if tokens.Empty() {
 			return true
 		}
 		t, ok := auth.FromContext(r.Context())
-		return ok && t.Role >= auth.RoleAdmin
+		return ok && t.Role >= role
 	}
 }
 
