@@ -59,10 +59,15 @@ end
 // KEYS[1] sched, KEYS[2] runs, KEYS[3] active. ARGV[1] sched field ("" to skip the check),
 // ARGV[2] expected value ("" for none), ARGV[3] new value, ARGV[4] now (ms), ARGV[5] runs kept,
 // then per run: id, record JSON, not_before (ms). Result: 1 claimed, 0 someone else did.
+// A claim sent again (go-redis resends a command whose reply was lost) finds its own runs and
+// answers 1 again, rather than "someone else did", which would leave the fire to no one.
 var scriptClaim = redis.NewScript(runLib + `
 if ARGV[1] ~= '' then
   local cur = redis.call('HGET', KEYS[1], ARGV[1]) or ''
-  if cur ~= ARGV[2] then return 0 end
+  if cur ~= ARGV[2] then
+    if cur == ARGV[3] and ARGV[6] and redis.call('ZSCORE', KEYS[2], ARGV[6]) then return 1 end
+    return 0
+  end
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 end
 for i = 6, #ARGV, 3 do create(ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[4]), tonumber(ARGV[5])) end
