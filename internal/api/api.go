@@ -318,3 +318,14 @@ func jsonError(err error) string {
 	msg = strings.TrimPrefix(msg, "json: ")
 	return msg
 }
+
+// handle adapts a route's work to gin: the work answers the request itself, or returns the
+// error that fail answers with. One place turns errors into responses, so no handler can forget
+// to stop after one.
+func (s *Server) handle(h func(c *gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := h(c); err != nil {
+			s.fail(c, err)
+		}
+	}
+}

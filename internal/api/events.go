@@ -23,9 +23,9 @@ const (
 
 // routesEvents registers log ingestion and the event readers.
 func (s *Server) routesEvents(v1 *gin.RouterGroup) {
-	v1.POST("/workflows/:wf/logs", s.postLogs)
-	v1.GET("/workflows/:wf/events", s.listEvents)
-	v1.GET("/workflows/:wf/events/stream", s.streamEvents)
+	v1.POST("/workflows/:wf/logs", s.handle(s.postLogs))
+	v1.GET("/workflows/:wf/events", s.handle(s.listEvents))
+	v1.GET("/workflows/:wf/events/stream", s.handle(s.streamEvents))
 }
 
 func (s *Server) stream() (*event.Stream, error) {
@@ -46,25 +46,22 @@ type LogLine struct {
 // postLogs takes log lines from ETL tools that only have curl: text (a line each) or JSON (one
 // object or an array), tied to the workflow's current batch and, with ?job= or a line's job, to a
 // job.
-func (s *Server) postLogs(c *gin.Context) {
+func (s *Server) postLogs(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	job := c.Query("job")
 	if job != "" {
 		if err := batch.CheckName("job", job); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 	var lines []LogLine
 	if strings.HasPrefix(c.ContentType(), "application/json") {
 		var raw json.RawMessage
 		if err := s.decode(c, &raw); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		if trimmed := strings.TrimSpace(string(raw)); strings.HasPrefix(trimmed, "[") {
 			err = strictJSON(raw, &lines)
@@ -74,8 +71,7 @@ func (s *Server) postLogs(c *gin.Context) {
 			lines = []LogLine{one}
 		}
 		if err != nil {
-			s.fail(c, batch.Errorf(batch.EINVALID, "request body: %s", jsonError(err)))
-			return
+			return batch.Errorf(batch.EINVALID, "request body: %s", jsonError(err))
 		}
 	} else {
 		body := http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes)
@@ -87,22 +83,18 @@ func (s *Server) postLogs(c *gin.Context) {
 			}
 		}
 		if err := sc.Err(); err != nil {
-			s.fail(c, batch.Errorf(batch.ETOOLARGE, "request body: a line or the body is too long (%v)", err))
-			return
+			return batch.Errorf(batch.ETOOLARGE, "request body: a line or the body is too long (%v)", err)
 		}
 	}
 	if len(lines) == 0 {
-		s.fail(c, batch.Errorf(batch.EINVALID, "no log lines in the body"))
-		return
+		return batch.Errorf(batch.EINVALID, "no log lines in the body")
 	}
 	if len(lines) > maxLogLines {
-		s.fail(c, batch.Errorf(batch.ETOOLARGE, "%d log lines in one request; at most %d", len(lines), maxLogLines))
-		return
+		return batch.Errorf(batch.ETOOLARGE, "%d log lines in one request; at most %d", len(lines), maxLogLines)
 	}
 	st, err := s.opts.Store.State(c.Request.Context(), wf)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	events := make([]event.Event, len(lines))
 	for i, l := range lines {
@@ -110,12 +102,10 @@ func (s *Server) postLogs(c *gin.Context) {
 			l.Level = "info"
 		}
 		if !event.ValidLevel(l.Level) {
-			s.fail(c, batch.Errorf(batch.EINVALID, "line %d: level %q must be one of %s", i+1, clip(l.Level), strings.Join(event.Levels, ", ")))
-			return
+			return batch.Errorf(batch.EINVALID, "line %d: level %q must be one of %s", i+1, clip(l.Level), strings.Join(event.Levels, ", "))
 		}
 		if l.Message == "" || len(l.Message) > maxLogMessage {
-			s.fail(c, batch.Errorf(batch.EINVALID, "line %d: message must be 1 to %d bytes", i+1, maxLogMessage))
-			return
+			return batch.Errorf(batch.EINVALID, "line %d: message must be 1 to %d bytes", i+1, maxLogMessage)
 		}
 		if l.Job == "" {
 			l.Job = job
@@ -123,13 +113,11 @@ func (s *Server) postLogs(c *gin.Context) {
 		e := event.Event{Workflow: wf, Job: l.Job, Type: event.TypeLog, Level: l.Level, Message: l.Message, Fields: l.Fields}
 		if l.Job != "" {
 			if err := batch.CheckName("job", l.Job); err != nil {
-				s.fail(c, batch.Errorf(batch.EINVALID, "line %d: %s", i+1, batch.ErrorMessage(err)))
-				return
+				return batch.Errorf(batch.EINVALID, "line %d: %s", i+1, batch.ErrorMessage(err))
 			}
 			j, ok := st.Jobs.Get(l.Job)
 			if !ok {
-				s.fail(c, batch.Errorf(batch.ENOTFOUND, "line %d: job %s is not in workflow %s", i+1, clip(l.Job), wf))
-				return
+				return batch.Errorf(batch.ENOTFOUND, "line %d: job %s is not in workflow %s", i+1, clip(l.Job), wf)
 			}
 			e.BatchID, _ = j.Fields.Int(batch.FieldBatchID)
 		} else {
@@ -139,6 +127,7 @@ func (s *Server) postLogs(c *gin.Context) {
 	}
 	s.opts.Events.Emit(c.Request.Context(), events...)
 	c.JSON(http.StatusAccepted, gin.H{"accepted": len(events)})
+	return nil
 }
 
 // strictJSON decodes data into v, refusing unknown fields.
@@ -202,44 +191,40 @@ func (s *Server) eventRequest(c *gin.Context) (string, event.Query, *event.Strea
 	return wf, q, stream, nil
 }
 
-func (s *Server) listEvents(c *gin.Context) {
+func (s *Server) listEvents(c *gin.Context) error {
 	wf, q, stream, err := s.eventRequest(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	events, err := stream.Read(c.Request.Context(), wf, q)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	body := gin.H{"workflow": wf, "events": events}
 	if len(events) == q.Limit {
 		body["next_before"] = events[len(events)-1].ID
 	}
 	c.JSON(http.StatusOK, body)
+	return nil
 }
 
 // streamEvents is a live tail with Server-Sent Events, resumable with Last-Event-ID.
-func (s *Server) streamEvents(c *gin.Context) {
+func (s *Server) streamEvents(c *gin.Context) error {
 	wf, q, stream, err := s.eventRequest(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	last := c.GetHeader("Last-Event-ID")
 	if last == "" {
 		last = c.Query("last_event_id")
 	}
 	if last != "" && !event.ValidID(last) {
-		s.fail(c, batch.Errorf(batch.EINVALID, "Last-Event-ID %q is not an event id", clip(last)))
-		return
+		return batch.Errorf(batch.EINVALID, "Last-Event-ID %q is not an event id", clip(last))
 	}
 	if last == "" {
 		// Only new events: start from the newest now, so nothing written later is missed.
 		if last, err = stream.LastID(c.Request.Context(), wf); err != nil {
-			s.fail(c, batch.Errorf(batch.EUNAVAILABLE, "the store is not available"))
-			return
+			return batch.Errorf(batch.EUNAVAILABLE, "the store is not available")
 		}
 	}
 	w := c.Writer
@@ -255,9 +240,9 @@ func (s *Server) streamEvents(c *gin.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-s.closing:
-			return
+			return nil
 		default:
 		}
 		tctx, cancel := context.WithCancel(ctx)
@@ -274,7 +259,7 @@ func (s *Server) streamEvents(c *gin.Context) {
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
 			fmt.Fprintf(w, ": error reading events; retrying\n\n")
 			w.Flush()

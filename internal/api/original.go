@@ -14,90 +14,83 @@ import (
 // answer {job: {field: value}} and stay permissive: closing or failing a job that is not open is
 // not an error here (it is on the v1 API).
 func (s *Server) routesOriginal() {
-	s.engine.GET("/load_cfg/:wf", s.origLoad)
-	s.engine.GET("/get_status/:wf", s.origStatus)
-	s.engine.GET("/get_status/:wf/:format", s.origStatus)
-	s.engine.GET("/open_batch/:wf", s.origOpen)
-	s.engine.GET("/open_batch/:wf/:format", s.origOpen)
+	s.engine.GET("/load_cfg/:wf", s.handle(s.origLoad))
+	s.engine.GET("/get_status/:wf", s.handle(s.origStatus))
+	s.engine.GET("/get_status/:wf/:format", s.handle(s.origStatus))
+	s.engine.GET("/open_batch/:wf", s.handle(s.origOpen))
+	s.engine.GET("/open_batch/:wf/:format", s.handle(s.origOpen))
 	s.engine.GET("/close_batch/:wf", s.origEnd(batch.StatusSuccess))
 	s.engine.GET("/fail_batch/:wf", s.origEnd(batch.StatusFailed))
 }
 
 // origLoad loads cfg/<wf>.yaml. Unlike the original it keeps each job's runtime state; ?reset=true
 // asks for the original's reset.
-func (s *Server) origLoad(c *gin.Context) {
+func (s *Server) origLoad(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	reset, err := boolQuery(c, "reset")
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	st, err := s.load(c.Request.Context(), wf, reset)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(200, st.Jobs)
+	return nil
 }
 
-func (s *Server) origStatus(c *gin.Context) {
+func (s *Server) origStatus(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	f, err := format.Parse(c.Param("format"))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	st, err := s.opts.Store.State(c.Request.Context(), wf)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.render(c, f, wf, st.Jobs.BatchID(), st.Jobs)
+	return nil
 }
 
-func (s *Server) origOpen(c *gin.Context) {
+func (s *Server) origOpen(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	// The format is checked before the batch is opened: a typo must not open a batch whose
 	// parameters the caller never sees.
 	f, err := format.Parse(c.Param("format"))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	st, err := s.opts.Store.Open(c.Request.Context(), wf, batch.OpenRequest{})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.render(c, f, wf, st.LastBatchID, st.Jobs)
+	return nil
 }
 
 func (s *Server) origEnd(status batch.Status) gin.HandlerFunc {
-	return func(c *gin.Context) {
+	return s.handle(func(c *gin.Context) error {
 		wf, err := workflow(c)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		st, err := s.opts.Store.End(c.Request.Context(), wf, batch.EndRequest{Status: status})
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		c.JSON(200, st.Jobs)
-	}
+		return nil
+	})
 }
 
 // boolQuery reads an optional boolean query parameter; absent is false.

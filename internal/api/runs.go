@@ -12,10 +12,10 @@ import (
 
 // routesRuns registers the scheduler's routes: manual runs, backfills, cancellation, run records.
 func (s *Server) routesRuns(v1 *gin.RouterGroup) {
-	v1.POST("/workflows/:wf/runs", s.postRun)
-	v1.GET("/workflows/:wf/runs", s.listRuns)
-	v1.GET("/workflows/:wf/runs/:id", s.getRun)
-	v1.POST("/workflows/:wf/runs/:id/cancel", s.cancelRun)
+	v1.POST("/workflows/:wf/runs", s.handle(s.postRun))
+	v1.GET("/workflows/:wf/runs", s.handle(s.listRuns))
+	v1.GET("/workflows/:wf/runs/:id", s.handle(s.getRun))
+	v1.POST("/workflows/:wf/runs/:id/cancel", s.handle(s.cancelRun))
 }
 
 // scheduler returns the scheduler, or an error when it is off.
@@ -24,6 +24,25 @@ func (s *Server) scheduler() (*scheduler.Scheduler, error) {
 		return nil, batch.Errorf(batch.EUNAVAILABLE, "the scheduler is off on this server (--scheduler=off)")
 	}
 	return s.opts.Scheduler, nil
+}
+
+// workflowScheduler returns the :wf path parameter, validated, and the scheduler.
+func (s *Server) workflowScheduler(c *gin.Context) (string, *scheduler.Scheduler, error) {
+	wf, err := workflow(c)
+	if err != nil {
+		return "", nil, err
+	}
+	sch, err := s.scheduler()
+	return wf, sch, err
+}
+
+// runID returns the :id path parameter, validated.
+func runID(c *gin.Context) (string, error) {
+	id := c.Param("id")
+	if !batch.ValidName(id) {
+		return "", batch.Errorf(batch.EINVALID, "run id %q is invalid", clip(id))
+	}
+	return id, nil
 }
 
 // RunRequest is the body of POST /v1/workflows/{wf}/runs.
@@ -35,27 +54,19 @@ type RunRequest struct {
 	ToDate   string `json:"to_date"`
 }
 
-func (s *Server) postRun(c *gin.Context) {
-	wf, err := workflow(c)
+func (s *Server) postRun(c *gin.Context) error {
+	wf, sch, err := s.workflowScheduler(c)
 	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	sch, err := s.scheduler()
-	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var body RunRequest
 	if err := s.decode(c, &body); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	req := scheduler.TriggerRequest{Jobs: body.Jobs}
 	for _, j := range body.Jobs {
 		if err := batch.CheckName("job", j); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 	for _, d := range []struct {
@@ -66,64 +77,49 @@ func (s *Server) postRun(c *gin.Context) {
 			continue
 		}
 		if *d.into, err = dateField(d.name, d.value); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 	run, err := sch.Trigger(c.Request.Context(), wf, req)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusAccepted, run)
+	return nil
 }
 
-func (s *Server) listRuns(c *gin.Context) {
-	wf, err := workflow(c)
+func (s *Server) listRuns(c *gin.Context) error {
+	wf, sch, err := s.workflowScheduler(c)
 	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	sch, err := s.scheduler()
-	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	limit, err := intQuery(c, "limit", 20, 1, 1000)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	runs, err := sch.Runs(c.Request.Context(), wf, int(limit))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, gin.H{"workflow": wf, "runs": runs})
+	return nil
 }
 
-func (s *Server) getRun(c *gin.Context) {
-	wf, err := workflow(c)
+func (s *Server) getRun(c *gin.Context) error {
+	wf, sch, err := s.workflowScheduler(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
-	sch, err := s.scheduler()
+	id, err := runID(c)
 	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	id := c.Param("id")
-	if !batch.ValidName(id) {
-		s.fail(c, batch.Errorf(batch.EINVALID, "run id %q is invalid", clip(id)))
-		return
+		return err
 	}
 	run, err := sch.GetRun(c.Request.Context(), wf, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, run)
+	return nil
 }
 
 // CancelRequest is the body of POST .../runs/{id}/cancel.
@@ -132,39 +128,29 @@ type CancelRequest struct {
 	Reason string `json:"reason"`
 }
 
-func (s *Server) cancelRun(c *gin.Context) {
-	wf, err := workflow(c)
+func (s *Server) cancelRun(c *gin.Context) error {
+	wf, sch, err := s.workflowScheduler(c)
 	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	sch, err := s.scheduler()
-	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var body CancelRequest
 	if err := s.decode(c, &body); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if len(body.Reason) > 500 {
-		s.fail(c, batch.Errorf(batch.EINVALID, "reason is longer than 500 characters"))
-		return
+		return batch.Errorf(batch.EINVALID, "reason is longer than 500 characters")
 	}
-	id := c.Param("id")
-	if !batch.ValidName(id) {
-		s.fail(c, batch.Errorf(batch.EINVALID, "run id %q is invalid", clip(id)))
-		return
+	id, err := runID(c)
+	if err != nil {
+		return err
 	}
 	if err := sch.Cancel(c.Request.Context(), wf, id, body.Reason); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	run, err := sch.GetRun(c.Request.Context(), wf, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusAccepted, run)
+	return nil
 }

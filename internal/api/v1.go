@@ -22,21 +22,21 @@ func (s *Server) routesV1() {
 	s.engine.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", OpenAPI()) })
 
 	v1 := s.engine.Group("/v1")
-	v1.GET("/wait", s.wait)
-	v1.GET("/workflows", s.listWorkflows)
-	v1.GET("/workflows/:wf", s.getWorkflow)
-	v1.POST("/workflows/:wf/load", s.postLoad)
-	v1.POST("/workflows/:wf/open", s.postOpen)
+	v1.GET("/wait", s.handle(s.wait))
+	v1.GET("/workflows", s.handle(s.listWorkflows))
+	v1.GET("/workflows/:wf", s.handle(s.getWorkflow))
+	v1.POST("/workflows/:wf/load", s.handle(s.postLoad))
+	v1.POST("/workflows/:wf/open", s.handle(s.postOpen))
 	v1.POST("/workflows/:wf/close", s.postEnd(batch.StatusSuccess))
 	v1.POST("/workflows/:wf/fail", s.postEnd(batch.StatusFailed))
-	v1.GET("/workflows/:wf/next", s.getNext)
-	v1.GET("/workflows/:wf/batches", s.listBatches)
-	v1.GET("/workflows/:wf/batches/:id", s.getBatch)
-	v1.GET("/workflows/:wf/jobs/:job", s.getJob)
-	v1.POST("/workflows/:wf/jobs/:job/open", s.postOpen)
+	v1.GET("/workflows/:wf/next", s.handle(s.getNext))
+	v1.GET("/workflows/:wf/batches", s.handle(s.listBatches))
+	v1.GET("/workflows/:wf/batches/:id", s.handle(s.getBatch))
+	v1.GET("/workflows/:wf/jobs/:job", s.handle(s.getJob))
+	v1.POST("/workflows/:wf/jobs/:job/open", s.handle(s.postOpen))
 	v1.POST("/workflows/:wf/jobs/:job/close", s.postEnd(batch.StatusSuccess))
 	v1.POST("/workflows/:wf/jobs/:job/fail", s.postEnd(batch.StatusFailed))
-	v1.POST("/workflows/:wf/jobs/:job/watermark", s.postWatermark)
+	v1.POST("/workflows/:wf/jobs/:job/watermark", s.handle(s.postWatermark))
 	s.routesRuns(v1)
 	s.routesEvents(v1)
 }
@@ -113,16 +113,14 @@ type WorkflowSummary struct {
 	Configured bool `json:"configured"`
 }
 
-func (s *Server) listWorkflows(c *gin.Context) {
+func (s *Server) listWorkflows(c *gin.Context) error {
 	loaded, err := s.opts.Store.Workflows(c.Request.Context())
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	configured, err := config.List(s.opts.CfgDir)
 	if err != nil && batch.ErrorCode(err) != batch.ENOTFOUND {
-		s.fail(c, err)
-		return
+		return err
 	}
 	byName := map[string]*WorkflowSummary{}
 	var names []string
@@ -146,25 +144,24 @@ func (s *Server) listWorkflows(c *gin.Context) {
 		out[i] = *byName[n]
 	}
 	c.JSON(http.StatusOK, gin.H{"workflows": out})
+	return nil
 }
 
-func (s *Server) getWorkflow(c *gin.Context) {
+func (s *Server) getWorkflow(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	f, err := format.Parse(c.Query("format"))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	st, err := s.opts.Store.State(c.Request.Context(), wf)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.respond(c, f, st, st.Jobs)
+	return nil
 }
 
 // respond writes a workflow's state: as JSON the whole batch.State, in the other formats the given
@@ -183,23 +180,21 @@ type LoadRequest struct {
 	Reset bool `json:"reset"`
 }
 
-func (s *Server) postLoad(c *gin.Context) {
+func (s *Server) postLoad(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var req LoadRequest
 	if err := s.decode(c, &req); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	st, err := s.load(c.Request.Context(), wf, req.Reset)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, st)
+	return nil
 }
 
 // OpenRequest is the body of POST /v1/workflows/{wf}/open and .../jobs/{job}/open.
@@ -212,41 +207,36 @@ type OpenRequest struct {
 	ToDate   string `json:"to_date"`
 }
 
-func (s *Server) postOpen(c *gin.Context) {
+func (s *Server) postOpen(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	f, err := format.Parse(c.Query("format"))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var body OpenRequest
 	if err := s.decode(c, &body); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	req := batch.OpenRequest{Jobs: jobsOf(c, body.Jobs)}
 	if body.FromDate != "" {
 		if req.From, err = dateField("from_date", body.FromDate); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 	if body.ToDate != "" {
 		if req.To, err = dateField("to_date", body.ToDate); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 	st, err := s.opts.Store.Open(c.Request.Context(), wf, req)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	s.respond(c, f, st, pick(st.Jobs, req.Jobs))
+	return nil
 }
 
 // EndRequest is the body of POST .../close and .../fail.
@@ -262,35 +252,31 @@ type EndRequest struct {
 }
 
 func (s *Server) postEnd(status batch.Status) gin.HandlerFunc {
-	return func(c *gin.Context) {
+	return s.handle(func(c *gin.Context) error {
 		wf, err := workflow(c)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		var body EndRequest
 		if err := s.decode(c, &body); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		if body.BatchID < 0 {
-			s.fail(c, batch.Errorf(batch.EINVALID, "batch_id must be positive, got %d", body.BatchID))
-			return
+			return batch.Errorf(batch.EINVALID, "batch_id must be positive, got %d", body.BatchID)
 		}
 		for name := range body.Metadata {
 			if err := batch.CheckName("metadata field", name); err != nil {
-				s.fail(c, err)
-				return
+				return err
 			}
 		}
 		req := batch.EndRequest{Jobs: jobsOf(c, body.Jobs), Status: status, Strict: true, BatchID: body.BatchID, Metadata: body.Metadata}
 		st, err := s.opts.Store.End(c.Request.Context(), wf, req)
 		if err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 		c.JSON(http.StatusOK, st)
-	}
+		return nil
+	})
 }
 
 // WatermarkRequest is the body of POST .../jobs/{job}/watermark.
@@ -299,69 +285,60 @@ type WatermarkRequest struct {
 	FromDate string `json:"from_date"`
 }
 
-func (s *Server) postWatermark(c *gin.Context) {
+func (s *Server) postWatermark(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if err := batch.CheckName("job", c.Param("job")); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	var body WatermarkRequest
 	if err := s.decode(c, &body); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	if body.FromDate == "" {
-		s.fail(c, batch.Errorf(batch.EINVALID, "from_date is required: the date the job's next window starts at"))
-		return
+		return batch.Errorf(batch.EINVALID, "from_date is required: the date the job's next window starts at")
 	}
 	from, err := dateField("from_date", body.FromDate)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	st, err := s.opts.Store.SetWatermark(c.Request.Context(), wf, c.Param("job"), from)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, st)
+	return nil
 }
 
-func (s *Server) getJob(c *gin.Context) {
+func (s *Server) getJob(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	job := c.Param("job")
 	if err := batch.CheckName("job", job); err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	f, err := format.Parse(c.Query("format"))
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	st, err := s.opts.Store.State(c.Request.Context(), wf)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	j, ok := st.Jobs.Get(job)
 	if !ok {
-		s.fail(c, batch.Errorf(batch.ENOTFOUND, "job %s is not in workflow %s", job, wf))
-		return
+		return batch.Errorf(batch.ENOTFOUND, "job %s is not in workflow %s", job, wf)
 	}
 	if f == format.JSON {
 		c.JSON(http.StatusOK, gin.H{"workflow": wf, "job": job, "fields": j.Fields})
-		return
+		return nil
 	}
 	s.render(c, f, wf, batch.Jobs{j}.BatchID(), batch.Jobs{j})
+	return nil
 }
 
 // NextWindow is a job's window if a batch were opened now.
@@ -371,16 +348,14 @@ type NextWindow struct {
 }
 
 // getNext previews the window each job would get if a batch were opened now, without opening one.
-func (s *Server) getNext(c *gin.Context) {
+func (s *Server) getNext(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	st, err := s.opts.Store.State(c.Request.Context(), wf)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	now := batch.FormatTime(time.Now())
 	out := map[string]NextWindow{}
@@ -388,53 +363,49 @@ func (s *Server) getNext(c *gin.Context) {
 		out[j.Name] = NextWindow{FromDate: batch.FormatTime(batch.NextFrom(j.Fields, s.opts.Location)), ToDate: now}
 	}
 	c.JSON(http.StatusOK, gin.H{"workflow": wf, "jobs": out})
+	return nil
 }
 
-func (s *Server) listBatches(c *gin.Context) {
+func (s *Server) listBatches(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	limit, err := intQuery(c, "limit", 20, 1, 1000)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	before, err := intQuery(c, "before", 0, 1, 1<<62)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	list, err := s.opts.Store.Batches(c.Request.Context(), wf, batch.ListOptions{Limit: int(limit), Before: before})
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	body := gin.H{"workflow": wf, "batches": list}
 	if int64(len(list)) == limit {
 		body["next_before"] = list[len(list)-1].ID
 	}
 	c.JSON(http.StatusOK, body)
+	return nil
 }
 
-func (s *Server) getBatch(c *gin.Context) {
+func (s *Server) getBatch(c *gin.Context) error {
 	wf, err := workflow(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
-		s.fail(c, batch.Errorf(batch.EINVALID, "batch id must be a positive whole number, got %q", clip(c.Param("id"))))
-		return
+		return batch.Errorf(batch.EINVALID, "batch id must be a positive whole number, got %q", clip(c.Param("id")))
 	}
 	b, err := s.opts.Store.Batch(c.Request.Context(), wf, id)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	c.JSON(http.StatusOK, b)
+	return nil
 }
 
 // jobsOf returns the jobs a request acts on: the :job path parameter on per-job routes, else the

@@ -41,41 +41,36 @@ type WaitResult struct {
 // woken by the notification hub.
 //
 //	GET /v1/wait?target=wf1&target=wf2:job3&since=<RFC 3339>&timeout=30s&fail_fast=true
-func (s *Server) wait(c *gin.Context) {
+func (s *Server) wait(c *gin.Context) error {
 	targets, err := s.waitTargets(c)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	since := batch.Midnight(time.Now(), s.opts.Location)
 	if v := c.Query("since"); v != "" {
 		if since, err = dateField("since", v); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 	timeout := DefaultWaitTimeout
 	if v := c.Query("timeout"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > MaxWaitTimeout {
-			s.fail(c, batch.Errorf(batch.EINVALID, "timeout must be a duration from 0s to %s, got %q", MaxWaitTimeout, clip(v)))
-			return
+			return batch.Errorf(batch.EINVALID, "timeout must be a duration from 0s to %s, got %q", MaxWaitTimeout, clip(v))
 		}
 		timeout = d
 	}
 	failFast := true
 	if _, ok := c.GetQuery("fail_fast"); ok {
 		if failFast, err = boolQuery(c, "fail_fast"); err != nil {
-			s.fail(c, err)
-			return
+			return err
 		}
 	}
 
 	q := newWaitQuery(targets, since, failFast)
 	release, err := s.waits.acquire(waitClient(c), s.opts.MaxWaitsPerClient)
 	if err != nil {
-		s.fail(c, err)
-		return
+		return err
 	}
 	defer release()
 
@@ -90,30 +85,27 @@ func (s *Server) wait(c *gin.Context) {
 		a, err := s.answer(c.Request.Context(), q)
 		if err != nil {
 			if c.Request.Context().Err() != nil {
-				return // the client went away
+				return nil // the client went away
 			}
-			s.fail(c, err)
-			return
+			return err
 		}
 		if a.err != nil {
-			s.fail(c, a.err)
-			return
+			return a.err
 		}
 		if a.res.State != batch.Pending {
 			a.write(c)
-			return
+			return nil
 		}
 		select {
 		case <-w.C:
 		case <-recheck.C:
 		case <-deadline.C:
 			a.write(c)
-			return
+			return nil
 		case <-c.Request.Context().Done():
-			return
+			return nil
 		case <-s.closing:
-			s.fail(c, batch.Errorf(batch.EUNAVAILABLE, "the server is shutting down: ask again"))
-			return
+			return batch.Errorf(batch.EUNAVAILABLE, "the server is shutting down: ask again")
 		}
 	}
 }
