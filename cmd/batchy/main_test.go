@@ -255,6 +255,12 @@ func TestValidate(t *testing.T) {
 	if !strings.Contains(out.String(), "reprocess_hours") || !strings.Contains(out.String(), "job") {
 		t.Errorf("the error does not name the job and field: %s", out.String())
 	}
+	// The same size limit as serve's.
+	out.Reset()
+	if code := run(context.Background(), []string{"validate", "--max-config-bytes", "100", "../../cfg"}, &out, &errb); code != exitError ||
+		!strings.Contains(out.String(), "larger than 100 bytes") {
+		t.Errorf("validate with --max-config-bytes 100 = %d: %s", code, out.String())
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

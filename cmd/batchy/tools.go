@@ -22,8 +22,12 @@ import (
 // validate checks every workflow file of a directory, printing one line per file.
 func validate(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("validate", pflag.ContinueOnError)
-	var cfgDir string
+	var (
+		cfgDir   string
+		maxBytes int64
+	)
 	fs.StringVar(&cfgDir, "cfg-dir", "cfg", "directory of workflow files, when DIR is not given")
+	fs.Int64Var(&maxBytes, "max-config-bytes", 1<<20, "largest workflow file accepted, as batchy serve's flag")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: batchy validate [DIR]\n\nChecks every workflow file in DIR without a server; exits 1 if any is invalid.\n%s", fs.FlagUsages())
 	}
@@ -54,7 +58,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		data, err := os.ReadFile(filepath.Join(cfgDir, e.Name()))
 		if err == nil {
 			var wf *batch.Workflow
-			if wf, err = config.Parse(name, data, config.Limits{}); err == nil {
+			if wf, err = config.Parse(name, data, config.Limits{MaxBytes: maxBytes}); err == nil {
 				err = scheduler.Validate(wf, nil, nil)
 			}
 			if err == nil {
