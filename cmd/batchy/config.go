@@ -144,6 +144,14 @@ func shownValue(fl *pflag.Flag) string {
 	return hideSecret(secretKind(fl), fl.Value.String())
 }
 
+// rawValue is a flag's value as shownValue would give it with nothing hidden.
+func rawValue(fl *pflag.Flag) string {
+	if sv, ok := fl.Value.(pflag.SliceValue); ok {
+		return "[" + strings.Join(sv.GetSlice(), ", ") + "]"
+	}
+	return fl.Value.String()
+}
+
 // secretKind is how a flag's value is hidden, "" for a value that is no secret.
 func secretKind(fl *pflag.Flag) string {
 	if a := fl.Annotations[secretAnnotation]; len(a) > 0 {
@@ -160,11 +168,6 @@ func hideSecret(kind, v string) string {
 	case secretHidden:
 		return "(set)"
 	case secretURL:
-		if u, err := url.Parse(v); err == nil {
-			if _, has := u.User.Password(); !has {
-				return v // nothing to hide, and the URL stays exactly as given
-			}
-		}
 		return event.Redact(v)
 	case secretHook:
 		u, err := url.Parse(v)
@@ -176,8 +179,9 @@ func hideSecret(kind, v string) string {
 	return v
 }
 
-// printConfig writes the effective configuration as YAML that --config accepts (secrets
-// hidden), each value with where it came from.
+// printConfig writes the effective configuration as YAML that --config accepts, each value with
+// where it came from; a value with a hidden secret is a comment, so that the output can be fed
+// back without placeholders replacing the secrets.
 func printConfig(w io.Writer, fs *pflag.FlagSet, sources map[string]string) {
 	var names []string
 	fs.VisitAll(func(f *pflag.Flag) {
@@ -210,6 +214,12 @@ func printConfig(w io.Writer, fs *pflag.FlagSet, sources map[string]string) {
 			} else {
 				v = yamlScalar(v)
 			}
+		}
+		if shownValue(fl) != rawValue(fl) {
+			// A hidden secret stays a comment: fed back as a --config file, the output must not
+			// set a placeholder in the secret's place.
+			fmt.Fprintf(&b, "# %s: %s # %s; secret hidden\n", name, v, src)
+			continue
 		}
 		fmt.Fprintf(&b, "%s: %s # %s\n", name, v, src)
 	}

@@ -239,10 +239,10 @@ func TestConfigCommand(t *testing.T) {
 		"addr: 127.0.0.1:7003 # flag",
 		"history: 60 # env BATCHY_HISTORY",
 		"prefix: fromfile # file",
-		"log-sink: [stdout://, postgres://batchy:xxxxx@db/batchy] # file",
-		"alert-webhook: [https://hooks.example.com/(hidden)] # file",
-		"tokens: (set) # env BATCHY_TOKENS",
-		"redis-url: redis://:xxxxx@redis:6379/0 # env BATCHY_REDIS_URL",
+		"# log-sink: [stdout://, postgres://batchy:xxxxx@db/batchy] # file; secret hidden",
+		"# alert-webhook: [https://hooks.example.com/(hidden)] # file; secret hidden",
+		"# tokens: (set) # env BATCHY_TOKENS; secret hidden",
+		"# redis-url: redis://:xxxxx@redis:6379/0 # env BATCHY_REDIS_URL; secret hidden",
 		"tz: UTC # default",
 	} {
 		if !strings.Contains(string(out), want) {

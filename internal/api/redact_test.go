@@ -16,7 +16,7 @@ func TestRunSecretsHidden(t *testing.T) {
   reprocess_hours: 2
   run:
     type: http
-    url: https://etl.example.com/run
+    url: https://ci:url-secret-789@etl.example.com/run?token=query-secret-000
     headers:
       Authorization: Bearer header-secret-123
   env_note: kept
@@ -38,12 +38,13 @@ load:
 	} {
 		r := e.get(t, path)
 		wantStatus(t, r, 200)
-		if strings.Contains(r.body, "header-secret-123") || strings.Contains(r.body, "env-secret-456") {
+		if strings.Contains(r.body, "header-secret-123") || strings.Contains(r.body, "env-secret-456") ||
+			strings.Contains(r.body, "url-secret-789") || strings.Contains(r.body, "query-secret-000") {
 			t.Errorf("GET %s shows a run: secret:\n%s", path, r.body)
 		}
 	}
 	r := e.get(t, "/v1/workflows/secret")
-	if !strings.Contains(r.body, `"Authorization":"(hidden)"`) || !strings.Contains(r.body, `"url":"https://etl.example.com/run"`) {
+	if !strings.Contains(r.body, `"Authorization":"(hidden)"`) || !strings.Contains(r.body, `"url":"https://ci:xxxxx@etl.example.com/run?token=xxxxx"`) {
 		t.Errorf("the run: settings are not shown with their secrets hidden:\n%s", r.body)
 	}
 	// The store keeps them: the scheduler needs them.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"sort"
 	"time"
@@ -268,8 +269,8 @@ const Hidden = "(hidden)"
 // tokens, environment variables passwords).
 var secretRunKeys = []string{"headers", "env"}
 
-// WithoutSecrets returns the fields with the values of run:'s headers and env replaced by Hidden,
-// for showing; f itself is not changed. Fields without such secrets are returned as they are.
+// WithoutSecrets returns the fields with the values of run:'s headers and env replaced by Hidden
+// and the credentials of its url hidden (HideURLSecrets), for showing; f itself is not changed. Fields without such secrets are returned as they are.
 func (f Fields) WithoutSecrets() Fields {
 	raw, ok := f[FieldRun]
 	if !ok {
@@ -280,6 +281,11 @@ func (f Fields) WithoutSecrets() Fields {
 		return f
 	}
 	changed := false
+	if u, ok := run["url"].(string); ok {
+		if hidden := HideURLSecrets(u); hidden != u {
+			run["url"], changed = hidden, true
+		}
+	}
 	for _, k := range secretRunKeys {
 		if m, ok := run[k].(map[string]any); ok {
 			for key := range m {
@@ -310,4 +316,33 @@ func (jobs Jobs) WithoutSecrets() Jobs {
 		out[i] = Job{Name: j.Name, Fields: j.Fields.WithoutSecrets()}
 	}
 	return out
+}
+
+// HideURLSecrets returns a URL with what may be a credential hidden: the password of its userinfo,
+// a username without a password (a token, as nats://TOKEN@host takes it) and every query value
+// (?password=, ?token=, ?sslkey=...). Names of query parameters stay, so a reader sees which were
+// given. Text that is not a URL is hidden whole.
+func HideURLSecrets(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Hidden
+	}
+	if u.User == nil && u.RawQuery == "" {
+		return raw // nothing to hide: the URL stays exactly as given
+	}
+	if u.User != nil {
+		if _, hasPassword := u.User.Password(); hasPassword {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			u.User = url.User("xxxxx")
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }

@@ -426,3 +426,19 @@ func TestJobsUnmarshalKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestHideURLSecrets(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"stdout://", "stdout://"},
+		{"file:///var/log/batchy.jsonl", "file:///var/log/batchy.jsonl"},
+		{"postgres://batchy:pgS3cret@db:5432/batchy", "postgres://batchy:xxxxx@db:5432/batchy"},
+		{"postgres://u@h/x?password=pgS3cret&sslmode=require", "postgres://xxxxx@h/x?password=xxxxx&sslmode=xxxxx"},
+		{"nats://natsTok3n@h:4222", "nats://xxxxx@h:4222"},
+		{"https://ci.example.com/job?token=T0KEN", "https://ci.example.com/job?token=xxxxx"},
+		{"%zz", batch.Hidden},
+	} {
+		if got := batch.HideURLSecrets(c.in); got != c.want {
+			t.Errorf("HideURLSecrets(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/batchy/batchy/internal/batch"
 )
 
 // Event types.
@@ -115,13 +117,13 @@ func (r *Registry) Open(raw string) (Sink, error) {
 	return s, nil
 }
 
-// Redact returns a URL with its password hidden.
+// Redact returns a URL with its credentials hidden: userinfo and query values (see
+// batch.HideURLSecrets), for logs, /healthz and errors.
 func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
+	if _, err := url.Parse(raw); err != nil {
 		return "(unparseable URL)"
 	}
-	return u.Redacted()
+	return batch.HideURLSecrets(raw)
 }
 
 // RedactText removes a URL's password from text that may quote it (a driver's error).

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/batchy/batchy/internal/batch"
 )
 
 // DefaultNATSSubjectPrefix is the subject prefix of a nats:// sink whose URL has no
@@ -72,7 +74,7 @@ func NewNATSSink(u *url.URL) (*NATSSink, error) {
 func openNATSSink(u *url.URL) (Sink, error) { return NewNATSSink(u) }
 
 // String names the sink by its URL, password hidden.
-func (s *NATSSink) String() string { return s.u.Redacted() }
+func (s *NATSSink) String() string { return batch.HideURLSecrets(s.u.String()) }
 
 // Subject returns the subject an event is published on.
 func (s *NATSSink) Subject(e *Event) string {

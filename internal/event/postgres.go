@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/batchy/batchy/internal/batch"
 )
 
 // DefaultPostgresTable is the table a postgres:// sink writes to when the URL has no table
@@ -95,7 +97,7 @@ ON CONFLICT (workflow, stream_id) WHERE stream_id <> '' DO NOTHING`
 func openPostgresSink(u *url.URL) (Sink, error) { return NewPostgresSink(u) }
 
 // String names the sink by its URL, password hidden.
-func (s *PostgresSink) String() string { return s.u.Redacted() }
+func (s *PostgresSink) String() string { return batch.HideURLSecrets(s.u.String()) }
 
 // Table returns the table's name, possibly schema-qualified.
 func (s *PostgresSink) Table() string { return s.table }
