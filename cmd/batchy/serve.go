@@ -298,7 +298,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Hub:       hub,
 		Scheduler: sch,
 		Tokens:    tokens,
-		Metrics:   m,
+		// Without tokens and --insecure-no-auth, batchy listens on loopback only: keep browsers
+		// on other sites and DNS rebinding out too.
+		LoopbackOnly: tokens.Empty() && !cfg.insecureNoAuth,
+		Metrics:      m,
 		UI: ui.New(ui.Options{Store: recording, Events: bus, Scheduler: sch, CfgDir: cfg.cfgDir, Location: loc, Logger: log,
 			CanAct: api.CanAct(tokens), CanAdmin: api.CanAdmin(tokens), CSRFToken: api.CSRFToken}),
 		CfgDir:            cfg.cfgDir,

@@ -47,6 +47,10 @@ type Options struct {
 	Events *event.Bus
 	// Tokens are the API tokens; empty means auth is off (serve refuses that off loopback).
 	Tokens *auth.Tokens
+	// LoopbackOnly, with no tokens, refuses requests that a browser makes for another site's
+	// page or that name a non-loopback Host (DNS rebinding): the protection of a batchy that
+	// serves only this machine, without auth. serve sets it unless --insecure-no-auth.
+	LoopbackOnly bool
 	// UI serves the web UI at GET / and under /ui/; nil means no UI.
 	UI http.Handler
 	// Scheduler runs workflows; nil means the scheduler is off (its routes answer 503).

@@ -2,7 +2,9 @@ package api
 
 import (
 	"html/template"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -47,6 +49,12 @@ func isPage(route string) bool { return route == "/" || strings.HasPrefix(route,
 // cannot send.
 func (s *Server) authenticate(c *gin.Context) {
 	if s.opts.Tokens.Empty() {
+		if s.opts.LoopbackOnly {
+			if err := fromThisMachine(c.Request); err != nil {
+				s.fail(c, err)
+				return
+			}
+		}
 		c.Next()
 		return
 	}
@@ -91,12 +99,46 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.fail(c, batch.Errorf(batch.EFORBIDDEN, "token %s has role %s; this needs %s", tok.Name, tok.Role, need))
 		return
 	}
-	if fromCookie && c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead &&
-		c.GetHeader("X-CSRF-Token") != auth.CSRF(secret) {
+	// Every change made with the cookie needs the header, the original GET routes' included: a
+	// page on a sibling host is "same site" for SameSite=Strict and could load
+	// <img src="/fail_batch/wf1">.
+	if fromCookie && need > auth.RoleRead && c.GetHeader("X-CSRF-Token") != auth.CSRF(secret) {
 		s.fail(c, batch.Errorf(batch.EFORBIDDEN, "missing or wrong X-CSRF-Token header for a change made with the login cookie"))
 		return
 	}
 	c.Next()
+}
+
+// fromThisMachine refuses what reaches a loopback-only batchy without auth from elsewhere through
+// a browser: a page of another site (its fetch carries Origin or Sec-Fetch-Site: cross-site) or a
+// DNS-rebinding attack (a Host that is not a loopback name). curl and ETL tools send neither.
+func fromThisMachine(r *http.Request) error {
+	if !loopbackHost(r.Host) {
+		return batch.Errorf(batch.EFORBIDDEN, "without tokens batchy answers only requests to a loopback host (localhost, 127.0.0.1, [::1]), not %q", clip(r.Host))
+	}
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return batch.Errorf(batch.EFORBIDDEN, "without tokens batchy answers no request another site's page makes")
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		if u, err := url.Parse(o); err != nil || !loopbackHost(u.Host) {
+			return batch.Errorf(batch.EFORBIDDEN, "without tokens batchy answers no request from the page of %q", clip(o))
+		}
+	}
+	return nil
+}
+
+// loopbackHost reports whether a Host header (host or host:port) names this machine.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // CanAct reports whether the request may change state (the UI shows actions only then).

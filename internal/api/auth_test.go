@@ -8,6 +8,7 @@ import (
 
 	"github.com/batchy/batchy/internal/api"
 	"github.com/batchy/batchy/internal/auth"
+	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/rdb"
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
 )
@@ -59,5 +60,100 @@ func TestAuthRoles(t *testing.T) {
 	}
 	if _, err := auth.Parse("read short tooshort"); err == nil {
 		t.Errorf("a short secret was accepted")
+	}
+}
+
+// TestCookieChangesNeedCSRF: with the login cookie alone, reads pass and every change is refused,
+// the original GET routes included (a same-site page could load <img src="/fail_batch/wf1">).
+func TestCookieChangesNeedCSRF(t *testing.T) {
+	const secret = "op-secret-0123456789abc"
+	tokens, err := auth.Parse("operate op " + secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, _ := rdbtest.Backends[0].New(t)
+	store := rdb.New(client, rdb.Options{})
+	e := &env{cfg: t.TempDir()}
+	e.writeCfg(t, "wf1", "a: {}\n")
+	wf, err := config.Parse("wf1", []byte("a: {}\n"), config.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Load(t.Context(), wf, false); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.New(api.Options{Store: store, CfgDir: e.cfg, Tokens: tokens}).Handler())
+	defer srv.Close()
+	call := func(method, path, csrf string) int {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		req.AddCookie(&http.Cookie{Name: "batchy_token", Value: secret})
+		if csrf != "" {
+			req.Header.Set("X-CSRF-Token", csrf)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, c := range []struct {
+		method, path, csrf string
+		want               int
+	}{
+		{"GET", "/get_status/wf1", "", 200},
+		{"GET", "/open_batch/wf1", "", 403},
+		{"GET", "/fail_batch/wf1", "", 403},
+		{"POST", "/v1/workflows/wf1/open", "", 403},
+		{"POST", "/v1/workflows/wf1/open", "wrong", 403},
+		{"GET", "/open_batch/wf1", auth.CSRF(secret), 200},
+		{"POST", "/v1/workflows/wf1/close", auth.CSRF(secret), 200},
+	} {
+		if got := call(c.method, c.path, c.csrf); got != c.want {
+			t.Errorf("%s %s with the cookie and CSRF %q: %d, want %d", c.method, c.path, c.csrf, got, c.want)
+		}
+	}
+}
+
+// TestLoopbackOnlyWithoutTokens: a batchy without tokens answers curl on this machine, and no page
+// of another site nor a DNS-rebound host name.
+func TestLoopbackOnlyWithoutTokens(t *testing.T) {
+	client, _ := rdbtest.Backends[0].New(t)
+	e := &env{cfg: t.TempDir()}
+	e.writeCfg(t, "wf1", "a: {}\n")
+	srv := httptest.NewServer(api.New(api.Options{Store: rdb.New(client, rdb.Options{}), CfgDir: e.cfg, LoopbackOnly: true}).Handler())
+	defer srv.Close()
+	call := func(host string, header ...string) int {
+		req, _ := http.NewRequest("GET", srv.URL+"/load_cfg/wf1", nil)
+		if host != "" {
+			req.Host = host
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, c := range []struct {
+		name   string
+		host   string
+		header []string
+		want   int
+	}{
+		{"curl to 127.0.0.1", "", nil, 200},
+		{"curl to localhost", "localhost:5000", nil, 200},
+		{"curl to [::1]", "[::1]:5000", nil, 200},
+		{"the UI's own page", "", []string{"Sec-Fetch-Site", "same-origin", "Origin", srv.URL}, 200},
+		{"a DNS-rebound name", "rebind.evil.example:5000", nil, 403},
+		{"another site's page", "", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"another origin", "", []string{"Origin", "https://evil.example"}, 403},
+	} {
+		if got := call(c.host, c.header...); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
 	}
 }

@@ -115,10 +115,20 @@ func (m *Metrics) GinMiddleware() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		method := c.Request.Method
+		method := methodLabel(c.Request.Method)
 		m.httpRequests.WithLabelValues(route, method, strconv.Itoa(c.Writer.Status())).Inc()
 		m.httpDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	}
+}
+
+// methodLabel bounds the method label: a client may send any method name, and each would
+// otherwise make new series (memory without bound).
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // Observe counts events; its signature matches (*event.Bus).Observe, so wire it with

@@ -45,6 +45,10 @@ func TestMetrics(t *testing.T) {
 		w := httptest.NewRecorder()
 		r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 	}
+	// Made-up methods share one label value: a client cannot make series without bound.
+	for _, method := range []string{"M1", "M2", "BREW"} {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "/x", nil))
+	}
 
 	m.Observe(context.Background(), []event.Event{
 		{Workflow: "wf1", Type: event.TypeLoad},
@@ -71,6 +75,7 @@ func TestMetrics(t *testing.T) {
 		`batchy_http_requests_total{method="GET",route="/v1/workflows/:wf",status="200"} 2`,
 		`batchy_http_requests_total{method="GET",route="/open_batch/:wf",status="409"} 1`,
 		`batchy_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`batchy_http_requests_total{method="other",route="unmatched",status="404"} 3`,
 		`batchy_http_request_duration_seconds_count{method="GET",route="/v1/workflows/:wf"} 2`,
 		`batchy_transitions_total{type="open",workflow="wf1"} 2`,
 		`batchy_transitions_total{type="load",workflow="wf1"} 1`,
