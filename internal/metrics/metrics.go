@@ -224,8 +224,7 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s.OpenBatches != nil {
 		open, err := s.OpenBatches()
-		// On error the series are left out rather than failing the whole scrape; the source
-		// reports the error itself (e.g. with RedisError).
+		// On error the series are left out rather than failing the whole scrape.
 		if err == nil {
 			for wf, n := range open {
 				ch <- prometheus.MustNewConstMetric(descOpenBatches, prometheus.GaugeValue, float64(n), wf)
@@ -235,44 +234,50 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // OpenBatches returns a Sources.OpenBatches that counts the open jobs of every loaded workflow.
-// It reads every workflow's state, so a result is kept for cacheFor and each read is bounded by
-// timeout: scrapes stay cheap with thousands of workflows.
+// It reads every workflow's state, so its answer, an error included, is kept for cacheFor, and
+// one scan is bounded by timeout: scrapes stay cheap with thousands of workflows or a slow store.
 func OpenBatches(store batch.Store, timeout, cacheFor time.Duration) func() (map[string]int, error) {
 	var (
-		mu     sync.Mutex
-		last   map[string]int
-		readAt time.Time
+		mu      sync.Mutex
+		last    map[string]int
+		lastErr error
+		readAt  time.Time
 	)
 	return func() (map[string]int, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if last != nil && time.Since(readAt) < cacheFor {
-			return last, nil
+		if !readAt.IsZero() && time.Since(readAt) < cacheFor {
+			return last, lastErr
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		names, err := store.Workflows(ctx)
+		last, lastErr = scanOpen(store, timeout)
+		readAt = time.Now()
+		return last, lastErr
+	}
+}
+
+func scanOpen(store batch.Store, timeout time.Duration) (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	names, err := store.Workflows(ctx)
+	if err != nil {
+		return nil, err
+	}
+	open := make(map[string]int, len(names))
+	for _, wf := range names {
+		st, err := store.State(ctx, wf)
+		if batch.ErrorCode(err) == batch.ENOTFOUND {
+			continue // removed since the listing
+		}
 		if err != nil {
 			return nil, err
 		}
-		open := make(map[string]int, len(names))
-		for _, wf := range names {
-			st, err := store.State(ctx, wf)
-			if batch.ErrorCode(err) == batch.ENOTFOUND {
-				continue // removed since the listing
+		n := 0
+		for _, j := range st.Jobs {
+			if j.Fields.Status() == batch.StatusOpen {
+				n++
 			}
-			if err != nil {
-				return nil, err
-			}
-			n := 0
-			for _, j := range st.Jobs {
-				if j.Fields.Status() == batch.StatusOpen {
-					n++
-				}
-			}
-			open[wf] = n
 		}
-		last, readAt = open, time.Now()
-		return open, nil
+		open[wf] = n
 	}
+	return open, nil
 }
