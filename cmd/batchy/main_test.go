@@ -77,7 +77,7 @@ func startServe(t *testing.T, env []string, args ...string) *process {
 	p.cmd = exec.Command(binary, append([]string{"serve", "--addr", addr}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
+	if err := rdbtest.StartCmd(p.cmd); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -278,7 +278,7 @@ func (r *aofRedis) start(t *testing.T) {
 	_, port, _ := net.SplitHostPort(r.addr)
 	r.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--protected-mode", "yes",
 		"--dir", r.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
-	if err := r.cmd.Start(); err != nil {
+	if err := rdbtest.StartCmd(r.cmd); err != nil {
 		t.Fatal(err)
 	}
 	r.exited = make(chan struct{})

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/batchy/batchy/internal/auth"
+	"github.com/batchy/batchy/internal/rdb/rdbtest"
 )
 
 // Secrets used by the security tests: none of them may appear in a log line or a response.
@@ -171,7 +172,7 @@ func TestProtectedMode(t *testing.T) {
 	cmd := exec.Command(binary, "serve", "--data-file", "", "--scheduler", "off", "--addr", public, "--insecure-no-auth")
 	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
+	if err := rdbtest.StartCmd(cmd); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
@@ -196,7 +197,7 @@ func TestServeTLS(t *testing.T) {
 	cmd := exec.Command(binary, "serve", "--data-file", "", "--scheduler", "off", "--addr", addr, "--tls-cert", certFile, "--tls-key", keyFile)
 	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
+	if err := rdbtest.StartCmd(cmd); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()

@@ -196,7 +196,10 @@ type spawn struct {
 	done chan error
 }
 
-func startProcess(cmd *exec.Cmd) (*proc, error) {
+// StartCmd starts cmd as cmd.Start does, but from a thread that never ends and, on Linux, with a
+// parent-death signal: the process is killed when the test binary dies, even by a -timeout or a
+// panic that skips the tests' cleanups. Tests that run servers (batchy, redis-server) use it.
+func StartCmd(cmd *exec.Cmd) error {
 	spawner.once.Do(func() {
 		spawner.req = make(chan spawn)
 		go func() {
@@ -209,7 +212,11 @@ func startProcess(cmd *exec.Cmd) (*proc, error) {
 	cmd.SysProcAttr = sysProcAttr()
 	done := make(chan error, 1)
 	spawner.req <- spawn{cmd, done}
-	if err := <-done; err != nil {
+	return <-done
+}
+
+func startProcess(cmd *exec.Cmd) (*proc, error) {
+	if err := StartCmd(cmd); err != nil {
 		return nil, err
 	}
 	p := &proc{cmd: cmd, exited: make(chan struct{})}
