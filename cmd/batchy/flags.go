@@ -149,9 +149,20 @@ func applyEnv(fs *pflag.FlagSet) error {
 			return
 		}
 		name := envName(fl.Name)
-		if v, ok := os.LookupEnv(name); ok {
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return
+		}
+		values := []string{v}
+		if fl.Value.Type() == "stringArray" {
+			// A repeatable flag's variable holds its values separated by spaces: they are URLs,
+			// which hold no unescaped space (BATCHY_LOG_SINK="stdout:// nats://host:4222").
+			values = strings.Fields(v)
+		}
+		for _, v := range values {
 			if err := setFrom(fs, fl.Name, v, "env "+name); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %v", name, err))
+				return
 			}
 		}
 	})

@@ -231,7 +231,7 @@ func TestConfigCommand(t *testing.T) {
 	os.WriteFile(file, []byte("addr: 127.0.0.1:7001\nhistory: 50\nprefix: fromfile\nlog-sink:\n  - stdout://\n  - postgres://batchy:pgpass@db/batchy\nalert-webhook: [https://hooks.example.com/services/T0/B0/hooksecret]\n"), 0o600)
 	cmd := exec.Command(binary, "config", "--config", file, "--addr", "127.0.0.1:7003")
 	cmd.Env = append(os.Environ(), "BATCHY_ADDR=127.0.0.1:7002", "BATCHY_HISTORY=60", "BATCHY_TOKENS=admin ops "+adminSecret,
-		"BATCHY_REDIS_URL=redis://:redispass@redis:6379/0")
+		"BATCHY_REDIS_URL=redis://:redispass@redis:6379/0", "BATCHY_ALERT_WEBHOOK_JSON=http://a.example/x  http://b.example/y")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("batchy config: %v\n%s", err, out)
@@ -245,6 +245,7 @@ func TestConfigCommand(t *testing.T) {
 		"# tokens: (set) # env BATCHY_TOKENS; secret hidden",
 		"# redis-url: redis://:xxxxx@redis:6379/0 # env BATCHY_REDIS_URL; secret hidden",
 		"tz: UTC # default",
+		"# alert-webhook-json: [http://a.example/(hidden), http://b.example/(hidden)] # env BATCHY_ALERT_WEBHOOK_JSON; secret hidden",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("batchy config lacks %q:\n%s", want, out)
