@@ -26,7 +26,7 @@ const maxConfigFileBytes = 1 << 20
 // Secret kinds, set on a flag with markSecret: how `batchy config` and logs show its value.
 const (
 	secretHidden = "hidden" // shown as "(set)" only
-	secretURL    = "url"    // a URL shown with its password hidden
+	secretURL    = "url"    // a URL shown with its credentials (userinfo, query values) hidden
 	secretHook   = "hook"   // a webhook URL: only scheme and host shown (its path is the secret)
 )
 
