@@ -31,5 +31,7 @@ ENV BATCHY_ADDR=0.0.0.0:5000 \
 VOLUME /home/nonroot/data
 EXPOSE 5000
 USER nonroot
+# The image has no shell or curl: batchy asks its own /readyz.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 CMD ["/usr/local/bin/batchy", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/batchy"]
 CMD ["serve"]

@@ -6,6 +6,7 @@
 //	batchy export [FILE]      write all workflows and their history as JSON
 //	batchy import FILE        restore workflows from an export
 //	batchy config [flags]     print the effective configuration, secrets hidden
+//	batchy healthcheck        exit 0 when the local batchy answers /readyz with 200
 //
 // main only wires: flags, the store, the API, start and stop.
 package main
@@ -42,6 +43,7 @@ Usage:
   batchy export [FILE]          write every workflow's state and history as JSON (default: stdout)
   batchy import FILE            restore workflows from an export (replaces those in the file)
   batchy config [flags]         print serve's effective configuration (flags, env, --config file), secrets hidden
+  batchy healthcheck            exit 0 when the local batchy is ready (for container health checks)
   batchy version                print the version
 
 Run "batchy COMMAND --help" for a command's flags. Every flag can also be set in the environment as
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return importCmd(ctx, rest, stdout, stderr)
 	case "config":
 		return configCmd(rest, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "batchy", version)
 		return exitOK

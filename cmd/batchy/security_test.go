@@ -331,3 +331,23 @@ func TestDeployConfig(t *testing.T) {
 		t.Errorf("the file's addr is not used:\n%s", out)
 	}
 }
+
+// TestHealthcheck: the container health check says ready for a running batchy, and fails for
+// one that does not answer.
+func TestHealthcheck(t *testing.T) {
+	p := startServe(t, nil, "--data-file", "", "--scheduler", "off")
+	addr := strings.TrimPrefix(p.url, "http://")
+	port := strings.Split(addr, ":")[1]
+	// As in the image: BATCHY_ADDR says 0.0.0.0, the check asks over loopback.
+	cmd := exec.Command(binary, "healthcheck")
+	cmd.Env = append(os.Environ(), "BATCHY_ADDR=0.0.0.0:"+port)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"status":"ok"`) {
+		t.Fatalf("healthcheck of a running batchy: %v\n%s", err, out)
+	}
+	p.stop(t)
+	out, err = exec.Command(binary, "healthcheck", "--addr", addr, "--timeout", "2s").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitError {
+		t.Fatalf("healthcheck of a stopped batchy: %v, want exit %d\n%s", err, exitError, out)
+	}
+}

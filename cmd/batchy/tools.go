@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,6 +191,52 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return exitError
 		}
 		fmt.Fprintf(stdout, "imported %s: %d jobs, %d batches\n", d.Workflow, len(d.Jobs), len(d.Batches))
+	}
+	return exitOK
+}
+
+// healthcheck asks a local batchy's /readyz, for container health checks (the image has no curl):
+// exit 0 when it is ready, 1 when it is not or does not answer.
+func healthcheck(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("healthcheck", pflag.ContinueOnError)
+	var (
+		addr    string
+		tlsCert string
+		timeout time.Duration
+	)
+	fs.StringVar(&addr, "addr", "127.0.0.1:5000", "the address batchy serve listens on (its --addr; 0.0.0.0 means this machine)")
+	fs.StringVar(&tlsCert, "tls-cert", "", "batchy serves HTTPS (its --tls-cert): the check uses HTTPS and does not verify the certificate of this local call")
+	fs.DurationVar(&timeout, "timeout", 5*time.Second, "how long the check waits")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: batchy healthcheck [flags]\n\nAsks the local batchy's /readyz: exit 0 when ready, 1 when not. Reads BATCHY_ADDR and BATCHY_TLS_CERT like serve.\n%s", fs.FlagUsages())
+	}
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy healthcheck: --addr %q: %v\n", addr, err)
+		return exitUsage
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1" // serve listens on every address: ask over loopback
+	}
+	client := &http.Client{Timeout: timeout}
+	scheme := "http"
+	if tlsCert != "" {
+		scheme = "https"
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // a local liveness call, not a trust decision
+	}
+	res, err := client.Get(scheme + "://" + net.JoinHostPort(host, port) + "/readyz")
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy healthcheck: %v\n", err)
+		return exitError
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	fmt.Fprintf(stdout, "%s\n", bytes.TrimSpace(body))
+	if res.StatusCode != http.StatusOK {
+		return exitError
 	}
 	return exitOK
 }
