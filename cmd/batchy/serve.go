@@ -148,6 +148,39 @@ func (c *serveConfig) loadTokens() (*auth.Tokens, error) {
 	return t, nil
 }
 
+// openLogSinks opens the secondary log sinks (the Redis stream is always written, so redis://
+// is skipped); on an error the ones opened are closed.
+func (c *serveConfig) openLogSinks(stdout io.Writer) ([]event.Sink, error) {
+	registry := event.DefaultRegistry(event.RegistryOptions{Stdout: stdout})
+	var sinks []event.Sink
+	for _, u := range c.logSinks {
+		if u == "redis://" || u == "redis:" {
+			continue
+		}
+		sink, err := registry.Open(u)
+		if err != nil {
+			for _, s := range sinks {
+				s.Close()
+			}
+			return nil, err
+		}
+		sinks = append(sinks, sink)
+	}
+	return sinks, nil
+}
+
+// alertNotifiers are the webhooks alerts go to.
+func (c *serveConfig) alertNotifiers() []alert.Notifier {
+	var notifiers []alert.Notifier
+	for _, u := range c.slackHooks {
+		notifiers = append(notifiers, &alert.Webhook{URL: u, Slack: true})
+	}
+	for _, u := range c.jsonHooks {
+		notifiers = append(notifiers, &alert.Webhook{URL: u})
+	}
+	return notifiers
+}
+
 // redisLogger passes go-redis's messages to slog.
 type redisLogger struct{ log *slog.Logger }
 
@@ -212,21 +245,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
-	registry := event.DefaultRegistry(event.RegistryOptions{Stdout: stdout})
-	var sinks []event.Sink
-	for _, u := range cfg.logSinks {
-		if u == "redis://" || u == "redis:" {
-			continue // the stream: always on
-		}
-		sink, err := registry.Open(u)
-		if err != nil {
-			for _, s := range sinks {
-				s.Close()
-			}
-			fmt.Fprintf(stderr, "batchy serve: --log-sink: %v\n", err)
-			return exitUsage
-		}
-		sinks = append(sinks, sink)
+	sinks, err := cfg.openLogSinks(stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy serve: --log-sink: %v\n", err)
+		return exitUsage
 	}
 
 	store, err := cfg.store.open(ctx)
@@ -259,13 +281,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}()
 	recording := event.RecordingStore{Store: store, Bus: bus}
 
-	var notifiers []alert.Notifier
-	for _, u := range cfg.slackHooks {
-		notifiers = append(notifiers, &alert.Webhook{URL: u, Slack: true})
-	}
-	for _, u := range cfg.jsonHooks {
-		notifiers = append(notifiers, &alert.Webhook{URL: u})
-	}
+	notifiers := cfg.alertNotifiers()
 	alerter := alert.New(alert.Options{Store: store, Client: store.Client, Keys: store.Keys(), Notifiers: notifiers, Events: bus, Location: loc, Logger: log})
 	bus.Observe(alerter.Observe)
 	for _, n := range notifiers {
