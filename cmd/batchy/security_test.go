@@ -254,6 +254,18 @@ func TestConfigCommand(t *testing.T) {
 	if strings.Contains(string(out), "\nconfig:") {
 		t.Errorf("batchy config names the config file, so its output cannot be used as one:\n%s", out)
 	}
+	// The output, fed back as a config file, gives the same settings, the secrets left out.
+	again := filepath.Join(dir, "again.yaml")
+	os.WriteFile(again, out, 0o600)
+	out2, err := exec.Command(binary, "config", "--config", again).CombinedOutput()
+	if err != nil {
+		t.Fatalf("batchy config --config <its own output>: %v\n%s", err, out2)
+	}
+	for _, want := range []string{"addr: 127.0.0.1:7003 # file", "history: 60 # file", "prefix: fromfile # file", "tokens: \"\" # default"} {
+		if !strings.Contains(string(out2), want) {
+			t.Errorf("fed back, the output lacks %q:\n%s", want, out2)
+		}
+	}
 	for _, secret := range []string{adminSecret, "pgpass", "hooksecret", "redispass"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("batchy config shows the secret %q:\n%s", secret, out)
