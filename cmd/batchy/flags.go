@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -155,9 +156,7 @@ func applyEnv(fs *pflag.FlagSet) error {
 		}
 		values := []string{v}
 		if fl.Value.Type() == "stringArray" {
-			// A repeatable flag's variable holds its values separated by spaces: they are URLs,
-			// which hold no unescaped space (BATCHY_LOG_SINK="stdout:// nats://host:4222").
-			values = strings.Fields(v)
+			values = splitURLs(v)
 		}
 		for _, v := range values {
 			if err := setFrom(fs, fl.Name, v, "env "+name); err != nil {
@@ -168,6 +167,23 @@ func applyEnv(fs *pflag.FlagSet) error {
 	})
 	return errors.Join(errs...)
 }
+
+// splitURLs splits a repeatable flag's variable into its URLs: they are separated by spaces
+// (BATCHY_LOG_SINK="stdout:// nats://host:4222"), and a word that does not start with a scheme
+// continues the URL before it (file:///var/log/my logs/b.jsonl).
+func splitURLs(v string) []string {
+	var out []string
+	for _, w := range strings.Fields(v) {
+		if len(out) > 0 && !urlStart.MatchString(w) {
+			out[len(out)-1] += " " + w
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+var urlStart = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*:`)
 
 // envName is the environment variable of a flag: --redis-url is BATCHY_REDIS_URL.
 func envName(flag string) string {

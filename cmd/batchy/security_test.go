@@ -357,9 +357,29 @@ func TestHealthcheck(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `"status":"ok"`) {
 		t.Fatalf("healthcheck of a running batchy: %v\n%s", err, out)
 	}
+	// The address from serve's config file.
+	file := filepath.Join(t.TempDir(), "batchy.yaml")
+	os.WriteFile(file, []byte("addr: "+addr+"\nhistory: 10\n"), 0o600)
+	cmd = exec.Command(binary, "healthcheck")
+	cmd.Env = append(os.Environ(), "BATCHY_CONFIG="+file)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("healthcheck with serve's config file: %v\n%s", err, out)
+	}
 	p.stop(t)
 	out, err = exec.Command(binary, "healthcheck", "--addr", addr, "--timeout", "2s").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitError {
 		t.Fatalf("healthcheck of a stopped batchy: %v, want exit %d\n%s", err, exitError, out)
+	}
+}
+
+func TestSplitURLs(t *testing.T) {
+	for in, want := range map[string][]string{
+		"stdout:// nats://host:4222":                  {"stdout://", "nats://host:4222"},
+		"  file:///var/log/my logs/b.jsonl  stdout://": {"file:///var/log/my logs/b.jsonl", "stdout://"},
+		"https://hooks.example.com/a":                 {"https://hooks.example.com/a"},
+	} {
+		if got := splitURLs(in); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("splitURLs(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -333,8 +333,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ActiveWaits: srv.ActiveWaits,
 		SinkDropped: func() map[string]uint64 {
 			out := map[string]uint64{}
-			for _, a := range bus.Secondaries() {
-				out[a.String()] = a.Dropped()
+			for i, a := range bus.Secondaries() {
+				name := a.String()
+				if _, taken := out[name]; taken {
+					name = fmt.Sprintf("%s #%d", name, i+1) // two sinks that show the same
+				}
+				out[name] = a.Dropped()
 			}
 			return out
 		},

@@ -200,15 +200,17 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 func healthcheck(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("healthcheck", pflag.ContinueOnError)
 	var (
+		config  string
 		addr    string
 		tlsCert string
 		timeout time.Duration
 	)
+	fs.StringVar(&config, "config", "", "serve's --config file: its addr and tls-cert are used")
 	fs.StringVar(&addr, "addr", "127.0.0.1:5000", "the address batchy serve listens on (its --addr; 0.0.0.0 means this machine)")
 	fs.StringVar(&tlsCert, "tls-cert", "", "batchy serves HTTPS (its --tls-cert): the check uses HTTPS and does not verify the certificate of this local call")
 	fs.DurationVar(&timeout, "timeout", 5*time.Second, "how long the check waits")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: batchy healthcheck [flags]\n\nAsks the local batchy's /readyz: exit 0 when ready, 1 when not. Reads BATCHY_ADDR and BATCHY_TLS_CERT like serve.\n%s", fs.FlagUsages())
+		fmt.Fprintf(stderr, "Usage: batchy healthcheck [flags]\n\nAsks the local batchy's /readyz: exit 0 when ready, 1 when not. Reads --config, BATCHY_ADDR and BATCHY_TLS_CERT like serve.\n%s", fs.FlagUsages())
 	}
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code

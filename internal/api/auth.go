@@ -50,7 +50,8 @@ func isPage(route string) bool { return route == "/" || strings.HasPrefix(route,
 func (s *Server) authenticate(c *gin.Context) {
 	if s.opts.Tokens.Empty() {
 		if s.opts.LoopbackOnly {
-			if err := fromThisMachine(c.Request); err != nil {
+			readOnly := requiredRole(c.Request.Method, c.FullPath()) <= auth.RoleRead
+			if err := fromThisMachine(c.Request, readOnly); err != nil {
 				s.fail(c, err)
 				return
 			}
@@ -110,17 +111,25 @@ func (s *Server) authenticate(c *gin.Context) {
 }
 
 // fromThisMachine refuses what reaches a loopback-only batchy without auth from elsewhere through
-// a browser: a page of another site (its fetch carries Origin or Sec-Fetch-Site: cross-site) or a
-// DNS-rebinding attack (a Host that is not a loopback name). curl and ETL tools send neither.
-func fromThisMachine(r *http.Request) error {
+// a browser: a page of any other origin, another local port included (its requests carry an
+// Origin or a Sec-Fetch-Site other than same-origin), or a DNS-rebinding attack (a Host that is
+// not a loopback name). curl and ETL tools send none of these. Following a link to a page that
+// only reads (readOnly) is fine from anywhere.
+func fromThisMachine(r *http.Request, readOnly bool) error {
 	if !loopbackHost(r.Host) {
 		return batch.Errorf(batch.EFORBIDDEN, "without tokens batchy answers only requests to a loopback host (localhost, 127.0.0.1, [::1]), not %q", clip(r.Host))
 	}
-	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-		return batch.Errorf(batch.EFORBIDDEN, "without tokens batchy answers no request another site's page makes")
+	navigation := r.Header.Get("Sec-Fetch-Mode") == "navigate" && (r.Method == http.MethodGet || r.Method == http.MethodHead)
+	if readOnly && navigation {
+		return nil
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "none", "same-origin":
+	default:
+		return batch.Errorf(batch.EFORBIDDEN, "without tokens batchy answers no request another page than its own makes")
 	}
 	if o := r.Header.Get("Origin"); o != "" {
-		if u, err := url.Parse(o); err != nil || !loopbackHost(u.Host) {
+		if u, err := url.Parse(o); err != nil || !strings.EqualFold(u.Host, r.Host) {
 			return batch.Errorf(batch.EFORBIDDEN, "without tokens batchy answers no request from the page of %q", clip(o))
 		}
 	}

@@ -123,8 +123,9 @@ func TestLoopbackOnlyWithoutTokens(t *testing.T) {
 	e.writeCfg(t, "wf1", "a: {}\n")
 	srv := httptest.NewServer(api.New(api.Options{Store: rdb.New(client, rdb.Options{}), CfgDir: e.cfg, LoopbackOnly: true}).Handler())
 	defer srv.Close()
+	path := "/load_cfg/wf1"
 	call := func(host string, header ...string) int {
-		req, _ := http.NewRequest("GET", srv.URL+"/load_cfg/wf1", nil)
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
 		if host != "" {
 			req.Host = host
 		}
@@ -151,9 +152,20 @@ func TestLoopbackOnlyWithoutTokens(t *testing.T) {
 		{"a DNS-rebound name", "rebind.evil.example:5000", nil, 403},
 		{"another site's page", "", []string{"Sec-Fetch-Site", "cross-site"}, 403},
 		{"another origin", "", []string{"Origin", "https://evil.example"}, 403},
+		{"another local port", "", []string{"Origin", "http://localhost:8888", "Sec-Fetch-Site", "same-site"}, 403},
+		{"an image on another local page", "", []string{"Sec-Fetch-Site", "same-site", "Sec-Fetch-Mode", "no-cors"}, 403},
 	} {
 		if got := call(c.host, c.header...); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
+	}
+	// A link followed from another site opens a page that only reads, never one that changes.
+	navigate := []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate"}
+	if got := call("", navigate...); got != 403 {
+		t.Errorf("a cross-site navigation to /load_cfg: %d, want 403", got)
+	}
+	path = "/get_status/wf1"
+	if got := call("", navigate...); got != 200 {
+		t.Errorf("a cross-site navigation to /get_status: %d, want 200", got)
 	}
 }

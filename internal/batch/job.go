@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -319,9 +320,10 @@ func (jobs Jobs) WithoutSecrets() Jobs {
 }
 
 // HideURLSecrets returns a URL with what may be a credential hidden: the password of its userinfo,
-// a username without a password (a token, as nats://TOKEN@host takes it) and every query value
-// (?password=, ?token=, ?sslkey=...). Names of query parameters stay, so a reader sees which were
-// given. Text that is not a URL is hidden whole.
+// a username without a password (a token, as nats://TOKEN@host takes it) and the values of query
+// parameters named like credentials (?password=, ?token=, ?sslkey=, ?api_key=, ?sig=...); other
+// parameters (?sslmode=, ?subject_prefix=) stay, so two sinks remain distinguishable. Text that is
+// not a URL is hidden whole.
 func HideURLSecrets(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -340,9 +342,22 @@ func HideURLSecrets(raw string) string {
 	if u.RawQuery != "" {
 		q := u.Query()
 		for k := range q {
-			q[k] = []string{"xxxxx"}
+			if credentialName(k) {
+				q[k] = []string{"xxxxx"}
+			}
 		}
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+// credentialName reports whether a query parameter's name says it holds a credential.
+func credentialName(name string) bool {
+	n := strings.ToLower(name)
+	for _, part := range []string{"pass", "pwd", "token", "secret", "key", "auth", "sig", "cred", "session"} {
+		if strings.Contains(n, part) {
+			return true
+		}
+	}
+	return false
 }

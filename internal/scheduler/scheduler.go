@@ -267,6 +267,10 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) error {
 	}
 	// Workflows are independent and each costs a few Redis round trips: a few at a time keep a
 	// tick over thousands of workflows within its second (BenchmarkTick).
+	// A tick ends within half a lease, whatever Redis does: the leader must renew its lease and
+	// the runs it executes in time.
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Lease/2)
+	defer cancel()
 	sem := make(chan struct{}, tickParallelism)
 	var wg sync.WaitGroup
 	for _, wf := range names {
