@@ -374,9 +374,9 @@ func TestHealthcheck(t *testing.T) {
 
 func TestSplitURLs(t *testing.T) {
 	for in, want := range map[string][]string{
-		"stdout:// nats://host:4222":                  {"stdout://", "nats://host:4222"},
+		"stdout:// nats://host:4222":                   {"stdout://", "nats://host:4222"},
 		"  file:///var/log/my logs/b.jsonl  stdout://": {"file:///var/log/my logs/b.jsonl", "stdout://"},
-		"https://hooks.example.com/a":                 {"https://hooks.example.com/a"},
+		"https://hooks.example.com/a":                  {"https://hooks.example.com/a"},
 	} {
 		if got := splitURLs(in); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("splitURLs(%q) = %q, want %q", in, got, want)
