@@ -18,7 +18,8 @@ import (
 )
 
 // Embedded is the in-process Redis-compatible server batchy runs on when no Redis is configured,
-// with its data saved to a file after every change and loaded again at start.
+// with its data saved to a file after every change and loaded again at start (its event streams
+// to a file of their own, every few seconds: embedded_events.go).
 type Embedded struct {
 	srv    *miniredis.Miniredis
 	client *redis.Client
@@ -31,6 +32,11 @@ type Embedded struct {
 	done    uint64 // changes saved (as far as the last finished save covers)
 	saving  bool
 	lastErr error
+
+	eventsMu   sync.Mutex
+	eventsSum  [32]byte      // what the events file last written holds
+	stopEvents chan struct{} // closed by Close
+	eventsDone chan struct{} // closed when the periodic events save has stopped
 }
 
 // dataFile is the data file's content: every key with its type and value.
@@ -83,7 +89,12 @@ func StartEmbedded(path string) (*Embedded, error) {
 			return nil, err
 		}
 		removeStaleTemps(path)
+		removeStaleTemps(eventsPath(path))
 		if err := load(srv, path); err != nil {
+			lock.Close()
+			return nil, err
+		}
+		if err := loadEvents(srv, eventsPath(path)); err != nil {
 			lock.Close()
 			return nil, err
 		}
@@ -96,6 +107,10 @@ func StartEmbedded(path string) (*Embedded, error) {
 	}
 	e := &Embedded{srv: srv, path: path, lock: lock, client: redis.NewClient(&redis.Options{Addr: srv.Addr()})}
 	e.cond = sync.NewCond(&e.mu)
+	if path != "" {
+		e.stopEvents, e.eventsDone = make(chan struct{}), make(chan struct{})
+		go e.saveEventsEvery(eventsSaveEvery, e.stopEvents, e.eventsDone)
+	}
 	return e, nil
 }
 
@@ -160,9 +175,15 @@ func (e *Embedded) saveNow(ctx context.Context) error {
 	return WriteFileAtomic(e.path, data, 0o600)
 }
 
-// Close saves the data file one last time, stops the server and releases the data file.
+// Close saves the data file and the events file one last time, stops the server and releases the
+// data file.
 func (e *Embedded) Close() error {
 	err := e.Save(context.Background())
+	if e.stopEvents != nil {
+		close(e.stopEvents)
+		<-e.eventsDone
+		err = errors.Join(err, e.saveEvents())
+	}
 	e.client.Close()
 	e.srv.Close()
 	if e.lock != nil {
