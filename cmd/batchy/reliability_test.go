@@ -420,17 +420,7 @@ func TestKilledDuringLoad(t *testing.T) {
 				t.Fatalf("load: %d %s", code, body)
 			}
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		l := startLoad(ctx, p.url, jobs, 8)
-		time.Sleep(time.Duration(300+rand.IntN(400)) * time.Millisecond)
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
-		cancel()
-		l.wait()
-		a, _, bad := l.snapshot()
-		for _, b := range bad {
-			t.Errorf("unexpected answer: %s", b)
-		}
+		a := killDuringLoad(t, p, jobs, 8, 300*time.Millisecond, 400)
 		acks = append(acks, a...)
 		t.Logf("round %d: killed after %d acknowledged transitions", round, len(a))
 	}
@@ -474,17 +464,7 @@ func TestEmbeddedKilledDuringWrites(t *testing.T) {
 		} else {
 			checkAcked(t, p.url, acks)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		l := startLoad(ctx, p.url, jobs, 6)
-		time.Sleep(time.Duration(150+rand.IntN(350)) * time.Millisecond)
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
-		cancel()
-		l.wait()
-		a, _, bad := l.snapshot()
-		for _, b := range bad {
-			t.Errorf("unexpected answer: %s", b)
-		}
+		a := killDuringLoad(t, p, jobs, 6, 150*time.Millisecond, 350)
 		acks = append(acks, a...)
 
 		raw, err := os.ReadFile(data)
@@ -522,6 +502,24 @@ func TestEmbeddedKilledDuringWrites(t *testing.T) {
 }
 
 // checkAcked checks through the API that every acknowledged transition is in history.
+// killDuringLoad runs workers clients against p and SIGKILLs it after at least min plus up to
+// spreadMS random milliseconds; it returns the transitions acknowledged before the kill.
+func killDuringLoad(t *testing.T, p *process, jobs batch.Jobs, workers int, min time.Duration, spreadMS int) []ack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := startLoad(ctx, p.url, jobs, workers)
+	time.Sleep(min + time.Duration(rand.IntN(spreadMS))*time.Millisecond)
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	cancel()
+	l.wait()
+	a, _, bad := l.snapshot()
+	for _, b := range bad {
+		t.Errorf("unexpected answer: %s", b)
+	}
+	return a
+}
+
 func checkAcked(t *testing.T, url string, acks []ack) {
 	t.Helper()
 	records := map[int64]map[string]batch.Fields{}
