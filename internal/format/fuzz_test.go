@@ -79,14 +79,25 @@ func FuzzJSON(f *testing.F) {
 	})
 }
 
+// sameJSON compares two JSON values by meaning (key order, spacing). Numbers compare by their
+// text, since a valid JSON number such as 1E700 does not fit a float64.
 func sameJSON(a, b json.RawMessage) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+	x, errX := decodeJSON(a)
+	y, errY := decodeJSON(b)
+	if errX != nil || errY != nil {
 		return false
 	}
 	xa, _ := json.Marshal(x)
 	ya, _ := json.Marshal(y)
 	return bytes.Equal(xa, ya)
+}
+
+func decodeJSON(data []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var v any
+	err := d.Decode(&v)
+	return v, err
 }
 
 // FuzzInfa: whatever the values and the date format, the infa output is one section line per job
