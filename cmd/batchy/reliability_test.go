@@ -21,6 +21,7 @@ import (
 
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/rdb"
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
 )
@@ -178,6 +179,49 @@ func (l *load) cycle(ctx context.Context, hc *http.Client, rnd *rand.Rand) {
 	id, _ := j.Fields.Int(batch.FieldBatchID)
 	end, _ := j.Fields.String(batch.FieldBatchEnd)
 	l.record(ack{job: job, id: id, status: status, end: end})
+}
+
+// checkEvents checks that the workflow's event stream holds exactly the events of the history in
+// d: an open per job and batch, and a close, fail or abandon for each one that ended, none twice
+// and none for a change that did not happen, however batchy died.
+func checkEvents(t *testing.T, client redis.UniversalClient, d *batch.Dump) {
+	t.Helper()
+	want := map[string]int{}
+	for _, b := range d.Batches {
+		for _, j := range b.Jobs {
+			want[fmt.Sprintf("open %s %d", j.Name, b.ID)]++
+			switch j.Fields.Status() {
+			case batch.StatusSuccess:
+				want[fmt.Sprintf("close %s %d", j.Name, b.ID)]++
+			case batch.StatusFailed:
+				want[fmt.Sprintf("fail %s %d", j.Name, b.ID)]++
+			case "abandoned":
+				want[fmt.Sprintf("abandon %s %d", j.Name, b.ID)]++
+			}
+		}
+	}
+	events, err := event.NewStream(client, rdb.Keys{Prefix: "batchy"}, 0).Read(context.Background(), d.Workflow, event.Query{After: "0-0", Limit: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, e := range events {
+		switch e.Type {
+		case event.TypeOpen, event.TypeClose, event.TypeFail, event.TypeAbandon:
+			got[fmt.Sprintf("%s %s %d", e.Type, e.Job, e.BatchID)]++
+		}
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("event %q recorded %d times, want %d", k, got[k], n)
+		}
+	}
+	for k, n := range got {
+		if want[k] == 0 {
+			t.Errorf("event %q recorded %d times for a change history does not hold", k, n)
+		}
+	}
+	t.Logf("%d events match %d batches of history", len(events), len(d.Batches))
 }
 
 // checkState checks a workflow's dump: history and current state agree, each window follows
@@ -397,12 +441,13 @@ func TestRedisDownDuringLoad(t *testing.T) {
 		t.Fatalf("batchy exited: %v", p.cmd.ProcessState)
 	}
 
-	store := rdb.New(redis.NewClient(&redis.Options{Addr: r.addr}), rdb.Options{})
-	d, err := store.Dump(context.Background(), "rel")
+	client := redis.NewClient(&redis.Options{Addr: r.addr})
+	d, err := rdb.New(client, rdb.Options{}).Dump(context.Background(), "rel")
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkState(t, d, jobs, acks)
+	checkEvents(t, client, d)
 	p.stop(t)
 }
 
@@ -434,6 +479,7 @@ func TestKilledDuringLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkState(t, d, jobs, acks)
+	checkEvents(t, srv.Client(t), d)
 	for _, path := range []string{"/open_batch/rel", "/close_batch/rel"} {
 		if code, body := curl(t, p.url+path); code != 200 {
 			t.Errorf("%s after restart: %d %s", path, code, body)

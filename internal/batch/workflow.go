@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -112,9 +113,10 @@ type State struct {
 	Exclusive   bool      `json:"exclusive"`
 	Settings    Settings  `json:"settings"`
 	LoadedAt    time.Time `json:"loaded_at"`
-	// Abandoned names, after an Open, the jobs whose open batch it abandoned, with that batch's
-	// id (exact: from the same atomic step). Not part of the state shown.
-	Abandoned map[string]int64 `json:"-"`
+	// Events are, after a change, the events the change recorded in the workflow's event stream in
+	// the same atomic step, each as JSON with its stream entry ID, for the other sinks. Not part of
+	// the state shown.
+	Events []json.RawMessage `json:"-"`
 }
 
 // Batch is one batch as recorded in history: each job's fields as the batch left them (status

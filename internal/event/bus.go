@@ -66,12 +66,28 @@ func (b *Bus) Emit(ctx context.Context, events ...Event) {
 		}
 		cancel()
 	}
+	b.Publish(ctx, events...)
+}
+
+// Publish hands events already in the stream (the store's scripts write a change's events
+// themselves) to the secondary sinks and the observers.
+func (b *Bus) Publish(ctx context.Context, events ...Event) {
+	if b == nil || len(events) == 0 {
+		return
+	}
 	for _, s := range b.secondaries {
 		s.Emit(events...)
 	}
 	for _, f := range b.observers {
 		f(ctx, events)
 	}
+}
+
+func (b *Bus) logger() *slog.Logger {
+	if b == nil {
+		return slog.Default()
+	}
+	return b.log
 }
 
 // Close flushes the secondaries until ctx ends.

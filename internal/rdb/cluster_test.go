@@ -126,7 +126,7 @@ func TestClusterAcrossNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, wf := range names {
-			got, err := stream.Read(ctx, wf, event.Query{After: "0"})
+			got, err := stream.Read(ctx, wf, event.Query{After: "0", Type: "test"}) // not the transitions
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -188,15 +188,59 @@ local function record(id, job, obj)
     redis.call('HSET', base .. 'batch:' .. id, job, obj)
   end
 end
+
+-- Events. A changing script appends the events of its change to the workflow's stream (keys.Events)
+-- itself, so that a change is never made without its events, and returns them, each as JSON with its
+-- entry ID, for batchy to hand on to its other sinks. Changing scripts get the stream's cap as
+-- ARGV[1], before their own arguments: begin_change takes it off, so theirs keep their positions.
+local EVENTS_KEEP = 100000
+local recorded = {}
+
+local function begin_change()
+  EVENTS_KEEP = tonumber(table.remove(ARGV, 1)) or EVENTS_KEEP
+end
+
+-- unquote turns stored JSON text of a string or a number into its text.
+local function unquote(j)
+  if not j then return nil end
+  return (string.gsub(j, '^"(.*)"$', '%1'))
+end
+
+-- batch_number reads a stored batch_id as a number an event can carry exactly; nil otherwise.
+local function batch_number(j)
+  local n = tonumber(unquote(j) or '')
+  if n and n == math.floor(n) and math.abs(n) < 1e14 then return n end -- cjson writes 14 digits
+  return nil
+end
+
+-- event records one event (fields of event.Event but time and workflow) at time now (µs). A failed
+-- append never fails the change it reports (redis.pcall): the state is the authority.
+local function event(now, e)
+  e.time = unquote(format_time(now))
+  e.workflow = wfname
+  e.level = e.level or 'info'
+  local id = redis.pcall('XADD', base .. 'events', 'MAXLEN', '~', EVENTS_KEEP, '*', 'e', cjson.encode(e))
+  if type(id) ~= 'string' then return end
+  e.id = id
+  recorded[#recorded + 1] = cjson.encode(e)
+end
+
+-- changed ends a changing script: it tells the replicas (notify) and returns the script's result
+-- with the events it recorded.
+local function changed(result)
+  notify()
+  return {result, recorded}
+end
 `
 
 // scriptLoad stores a workflow's configuration.
-// KEYS[1] meta. ARGV[1] now (µs), ARGV[2] reset "1"/"0", ARGV[3] exclusive "1"/"0", ARGV[4] the
+// KEYS[1] meta. ARGV[0] the event stream's cap (see begin_change), ARGV[1] now (µs), ARGV[2] reset "1"/"0", ARGV[3] exclusive "1"/"0", ARGV[4] the
 // job names as a JSON array, ARGV[5] the workflow settings as JSON, then per job: name, field count n, n pairs of field and JSON value.
 // Runtime fields are set only where the job has none yet (unless reset), other fields replace the
 // job's configuration fields, and jobs no longer in the file are removed (history keeps them).
-// Result: the state.
+// Result: {state, events}.
 var scriptLoad = redis.NewScript(luaLib + `
+begin_change()
 local now, reset = tonumber(ARGV[1]), ARGV[2] == '1'
 local newjobs = cjson.decode(ARGV[4])
 local keep = {}
@@ -224,8 +268,10 @@ while i <= #ARGV do
 end
 redis.call('HSET', meta, 'jobs', ARGV[4], 'exclusive', ARGV[3], 'settings', ARGV[5], 'loaded_at', format_time(now))
 redis.call('HSETNX', meta, 'last_batch_id', '0')
-notify()
-return state()
+local msg = 'configuration loaded: ' .. #newjobs .. ' jobs'
+if reset then msg = msg .. ', runtime state reset' end
+event(now, {type = 'load', message = msg, fields = {reset = reset}})
+return changed(state())
 `)
 
 // scriptState reads a workflow's state in one consistent snapshot.
@@ -236,12 +282,14 @@ return state()
 `)
 
 // scriptOpen opens a batch (SPEC.md "open").
-// KEYS[1] meta. ARGV[1] now (µs), ARGV[2] time zone table, ARGV[3] history batches to keep,
-// ARGV[4] backfill from (µs) or "", ARGV[5] backfill to (µs) or "", ARGV[6..] jobs (none: all).
-// Result: {abandoned, state}, where abandoned lists job, batch id pairs of the open batches this
-// open abandoned; or ENOTFOUND (workflow, job), ECONFLICT (open job in an exclusive workflow, or in
+// KEYS[1] meta. ARGV[0] the event stream's cap, ARGV[1] now (µs), ARGV[2] time zone table,
+// ARGV[3] history batches to keep, ARGV[4] backfill from (µs) or "", ARGV[5] backfill to (µs) or
+// "", ARGV[6..] jobs (none: all).
+// Result: {state, events}: an abandon event for each open batch this open abandoned, then an open
+// event per job; or ENOTFOUND (workflow, job), ECONFLICT (open job in an exclusive workflow, or in
 // a backfill).
 var scriptOpen = redis.NewScript(luaLib + `
+begin_change()
 if redis.call('EXISTS', meta) == 0 then return not_loaded() end
 local now, keep = tonumber(ARGV[1]), tonumber(ARGV[3])
 load_tz(ARGV[2])
@@ -268,14 +316,15 @@ for _, h in ipairs(states) do now = not_before(now, h) end
 local nowj = format_time(now)
 redis.call('HSET', meta, 'last_batch_id', sid)
 redis.call('ZADD', base .. 'batches', id, sid)
-local abandoned = {}
+local opened = {}
 for i, job in ipairs(jobs) do
   local key = base .. 'job:' .. job
   local h = states[i]
   if h.status == '"open"' then
     record(h.batch_id, job, json_object(h, {status = '"abandoned"', batch_end = nowj}))
-    table.insert(abandoned, job)
-    table.insert(abandoned, h.batch_id or '0')
+    local old = unquote(h.batch_id) or '?'
+    event(now, {job = job, batch_id = batch_number(h.batch_id), type = 'abandon', level = 'warn',
+      message = 'batch ' .. old .. ' abandoned: job opened again in batch ' .. sid .. ' before it ended'})
   end
   local from, to = bf_from, bf_to
   if bf_from then
@@ -300,6 +349,17 @@ for i, job in ipairs(jobs) do
   if bf_from then redis.call('HSET', key, 'backfill', 'true') else redis.call('HDEL', key, 'backfill') end
   redis.call('HDEL', key, 'metadata') -- the previous batch's run metadata stays in its history
   record(sid, job, json_object(hash(key)))
+  opened[i] = {unquote(format_time(from)), unquote(format_time(to))}
+end
+for i, job in ipairs(jobs) do
+  local from, to = opened[i][1], opened[i][2]
+  local e = {job = job, batch_id = id, type = 'open', fields = {from_date = from, to_date = to},
+    message = 'batch ' .. sid .. ' opened: window ' .. from .. ' to ' .. to}
+  if bf_from then
+    e.fields.backfill = true
+    e.message = 'backfill ' .. e.message
+  end
+  event(now, e)
 end
 local n = redis.call('ZCARD', base .. 'batches')
 if n > keep then
@@ -308,17 +368,18 @@ if n > keep then
   end
   redis.call('ZREMRANGEBYRANK', base .. 'batches', 0, n - keep - 1)
 end
-notify()
-return {abandoned, state()}
+return changed(state())
 `)
 
 // scriptEnd closes or fails a batch (SPEC.md "close", "fail").
-// KEYS[1] meta. ARGV[1] now (µs), ARGV[2] new status as JSON text, ARGV[3] strict "1"/"0" (only
-// open jobs), ARGV[4] expected batch id or "", ARGV[5] run metadata as a JSON object or "",
-// ARGV[6..] jobs (none: all).
-// Result: the state, or ENOTFOUND, ECONFLICT (a job not open when strict, or in another batch).
-// A job ending a backfill gets its regular state back from its stash.
+// KEYS[1] meta. ARGV[0] the event stream's cap, ARGV[1] now (µs), ARGV[2] new status as JSON
+// text, ARGV[3] strict "1"/"0" (only open jobs), ARGV[4] expected batch id or "", ARGV[5] run
+// metadata as a JSON object or "", ARGV[6..] jobs (none: all).
+// Result: {state, events} (a close or fail event per job), or ENOTFOUND, ECONFLICT (a job not open
+// when strict, or in another batch). A job ending a backfill gets its regular state back from its
+// stash; its event names the backfill's batch.
 var scriptEnd = redis.NewScript(luaLib + `
+begin_change()
 if redis.call('EXISTS', meta) == 0 then return not_loaded() end
 local now, strict, want, metadata = tonumber(ARGV[1]), ARGV[3] == '1', ARGV[4], ARGV[5]
 local jobs, unknown = scope(6)
@@ -334,12 +395,19 @@ for _, job in ipairs(jobs) do
   now = not_before(now, {batch_start = m[3], batch_end = m[4]})
 end
 local nowj = format_time(now)
+local typ, level, verb = 'close', 'info', 'succeeded'
+if ARGV[2] == '"failed"' then typ, level, verb = 'fail', 'error', 'failed' end
 for _, job in ipairs(jobs) do
   local key = base .. 'job:' .. job
   redis.call('HSET', key, 'status', ARGV[2], 'batch_end', nowj)
   if metadata ~= '' then redis.call('HSET', key, 'metadata', metadata) end
   local h = hash(key)
   record(h.batch_id, job, json_object(h))
+  local e = {job = job, batch_id = batch_number(h.batch_id), type = typ, level = level,
+    message = 'batch ' .. (unquote(h.batch_id) or '0') .. ' ' .. verb}
+  local s, en = parse_time(h.batch_start), parse_time(h.batch_end)
+  if s and en then e.fields = {duration_seconds = (en - s) / 1000000} end
+  event(now, e)
   local stash = base .. 'stash:' .. job
   if redis.call('EXISTS', stash) == 1 then
     local s = hash(stash)
@@ -349,26 +417,29 @@ for _, job in ipairs(jobs) do
     redis.call('DEL', stash)
   end
 end
-notify()
-return state()
+return changed(state())
 `)
 
 // scriptWatermark sets where a job's next window starts: from_date, with status new so that the
 // next open keeps it (SPEC.md open, step 1).
-// KEYS[1] meta. ARGV[1] from_date as JSON text, ARGV[2] the job.
-// Result: the state, or ENOTFOUND, ECONFLICT (the job is open).
+// KEYS[1] meta. ARGV[0] the event stream's cap, ARGV[1] from_date as JSON text, ARGV[2] now (µs),
+// ARGV[3] the job.
+// Result: {state, events} (a rewind event), or ENOTFOUND, ECONFLICT (the job is open).
 var scriptWatermark = redis.NewScript(luaLib + `
+begin_change()
 if redis.call('EXISTS', meta) == 0 then return not_loaded() end
-local jobs, unknown = scope(2)
+local jobs, unknown = scope(3)
 if not jobs then return fail('ENOTFOUND', 'job ' .. unknown .. ' is not in workflow ' .. wfname) end
-local key = base .. 'job:' .. ARGV[2]
+local key = base .. 'job:' .. ARGV[3]
 local st = redis.call('HGET', key, 'status')
 if st == '"open"' then
-  return fail('ECONFLICT', 'job ' .. ARGV[2] .. ' is open: close or fail it before moving its watermark')
+  return fail('ECONFLICT', 'job ' .. ARGV[3] .. ' is open: close or fail it before moving its watermark')
 end
 redis.call('HSET', key, 'from_date', ARGV[1], 'status', '"new"')
-notify()
-return state()
+local from = unquote(ARGV[1])
+event(tonumber(ARGV[2]), {job = ARGV[3], type = 'rewind', level = 'warn', fields = {from_date = from},
+  message = 'watermark set: the next window starts at ' .. from})
+return changed(state())
 `)
 
 // scriptBatches lists history, newest first.

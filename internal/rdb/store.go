@@ -28,6 +28,9 @@ type Options struct {
 	// AfterWrite runs after every successful change, before the change is reported; the embedded
 	// store saves its data file there. Nil means nothing.
 	AfterWrite func(context.Context) error
+	// EventsKeep caps each workflow's event stream, which every change appends its events to
+	// (about this many kept); zero means 100,000.
+	EventsKeep int64
 }
 
 // Store is the batch.Store on Redis (single node, Sentinel or Cluster through a universal client).
@@ -53,6 +56,9 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.EventsKeep <= 0 {
+		opts.EventsKeep = 100_000
 	}
 	return &Store{client: client, keys: Keys{Prefix: opts.Prefix}, opts: opts, tz: zoneTable(opts.Location)}
 }
@@ -83,16 +89,28 @@ func (s *Store) eval(ctx context.Context, c redis.Scripter, op string, sc *redis
 	return v, nil
 }
 
-// write runs a changing script, then AfterWrite.
+// write runs a changing script (its first argument the event stream's cap, see begin_change),
+// then AfterWrite, and returns the state with the events the change recorded.
 func (s *Store) write(ctx context.Context, op string, sc *redis.Script, wf string, args ...any) (*batch.State, error) {
-	v, err := s.runOnce(ctx, op, sc, wf, args...)
+	v, err := s.runOnce(ctx, op, sc, wf, append([]any{s.opts.EventsKeep}, args...)...)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.afterWrite(ctx, op); err != nil {
 		return nil, err
 	}
-	return parseState(wf, v)
+	reply := asList(v)
+	if len(reply) != 2 {
+		return nil, fmt.Errorf("%s: unexpected reply %T", op, v)
+	}
+	st, err := parseState(wf, reply[0])
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range asList(reply[1]) {
+		st.Events = append(st.Events, json.RawMessage(str(e)))
+	}
+	return st, nil
 }
 
 func (s *Store) afterWrite(ctx context.Context, op string) error {
@@ -158,29 +176,7 @@ func (s *Store) Open(ctx context.Context, wf string, req batch.OpenRequest) (*ba
 		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
 	}
 	args := append([]any{now, s.tz, s.opts.HistoryKeep, from, to}, jobs...)
-	v, err := s.runOnce(ctx, "rdb.Open", scriptOpen, wf, args...)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.afterWrite(ctx, "rdb.Open"); err != nil {
-		return nil, err
-	}
-	reply := asList(v)
-	if len(reply) != 2 {
-		return nil, fmt.Errorf("rdb.Open: unexpected reply %T", v)
-	}
-	st, err := parseState(wf, reply[1])
-	if err != nil {
-		return nil, err
-	}
-	pairs := asList(reply[0])
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if st.Abandoned == nil {
-			st.Abandoned = map[string]int64{}
-		}
-		st.Abandoned[str(pairs[i])], _ = strconv.ParseInt(strings.Trim(str(pairs[i+1]), `"`), 10, 64)
-	}
-	return st, nil
+	return s.write(ctx, "rdb.Open", scriptOpen, wf, args...)
 }
 
 // End implements batch.Store.
@@ -215,7 +211,7 @@ func (s *Store) SetWatermark(ctx context.Context, wf, job string, from time.Time
 		return nil, err
 	}
 	date, _ := json.Marshal(batch.FormatTime(from))
-	return s.write(ctx, "rdb.SetWatermark", scriptWatermark, wf, string(date), job)
+	return s.write(ctx, "rdb.SetWatermark", scriptWatermark, wf, string(date), s.now(), job)
 }
 
 // Batches implements batch.Store.

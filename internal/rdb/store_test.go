@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/rdb"
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
 )
@@ -60,6 +63,15 @@ func newFixture(t *testing.T, b rdbtest.Backend, opts rdb.Options) *fixture {
 		opts.AfterWrite = emb.Save
 	}
 	return &fixture{store: rdb.New(client, opts), client: client, clock: c, emb: emb}
+}
+
+func mustParse(t *testing.T, name, yaml string) *batch.Workflow {
+	t.Helper()
+	wf, err := config.Parse(name, []byte(yaml), config.Limits{})
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return wf
 }
 
 func (f *fixture) load(t *testing.T, name, yaml string, reset bool) *batch.State {
@@ -250,8 +262,11 @@ func TestReopenAbandonsOrConflicts(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantField(t, st2, "a", "from_date", "2020-01-01T00:00:00.000000Z") // same window again
-		if len(st1.Abandoned) != 0 || !reflect.DeepEqual(st2.Abandoned, map[string]int64{"a": st1.LastBatchID}) {
-			t.Errorf("Abandoned = %v then %v, want none then a: %d", st1.Abandoned, st2.Abandoned, st1.LastBatchID)
+		if got, want := eventSummary(st1), []string{"open a"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("first open's events = %v, want %v", got, want)
+		}
+		if got, want := eventSummary(st2), []string{"abandon a " + strconv.FormatInt(st1.LastBatchID, 10), "open a"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("second open's events = %v, want %v", got, want)
 		}
 		old, err := f.store.Batch(ctx, "w", st1.LastBatchID)
 		if err != nil {
@@ -664,7 +679,7 @@ func TestKeysAreReadable(t *testing.T) {
 			t.Errorf("HGETALL etl:{w}:job:a = %v", got)
 		}
 		keys := allKeys(t, f.client, "etl:{w}:*")
-		want := []string{"etl:{w}:batch:" + strconv.FormatInt(st.LastBatchID, 10), "etl:{w}:batches", "etl:{w}:job:a", "etl:{w}:meta"}
+		want := []string{"etl:{w}:batch:" + strconv.FormatInt(st.LastBatchID, 10), "etl:{w}:batches", "etl:{w}:events", "etl:{w}:job:a", "etl:{w}:meta"}
 		sort.Strings(keys)
 		if !reflect.DeepEqual(keys, want) {
 			t.Errorf("keys = %v, want %v", keys, want)
@@ -700,4 +715,112 @@ func allKeys(t *testing.T, c redis.UniversalClient, pattern string) []string {
 		t.Fatal(err)
 	}
 	return keys
+}
+
+// eventSummary reads the events a change returned as "type job" (and the batch id of an abandon).
+func eventSummary(st *batch.State) []string {
+	var out []string
+	for _, e := range event.Decode(st.Events, slog.Default()) {
+		s := e.Type + " " + e.Job
+		if e.Type == event.TypeAbandon {
+			s += " " + strconv.FormatInt(e.BatchID, 10)
+		}
+		out = append(out, strings.TrimSpace(s))
+	}
+	return out
+}
+
+// TestChangesRecordTheirEvents: every change appends its events to the workflow's stream in its
+// own script, and returns exactly those, with their stream IDs; a refused change records none.
+func TestChangesRecordTheirEvents(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		stream := event.NewStream(f.client, f.store.Keys(), 0)
+		var returned []event.Event
+		check := func(st *batch.State, err error) *batch.State {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+			returned = append(returned, event.Decode(st.Events, slog.Default())...)
+			return st
+		}
+		check(f.store.Load(ctx, mustParse(t, "w", "a:\n  from_date: 2020-01-01T00:00\nb: {}\n"), false))
+		st := check(f.store.Open(ctx, "w", batch.OpenRequest{}))
+		id := st.LastBatchID
+		f.clock.Set("2026-11-22T14:00:00Z")
+		bf := mustTime("2026-11-22T14:00:00Z").Unix() // the backfill's batch id
+		check(f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"a"}, Status: batch.StatusSuccess}))
+		check(f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"b"}, Status: batch.StatusFailed}))
+		check(f.store.SetWatermark(ctx, "w", "a", mustTime("2026-01-01T00:00:00Z")))
+		check(f.store.Open(ctx, "w", batch.OpenRequest{From: mustTime("2025-01-01T00:00:00Z"), To: mustTime("2025-02-01T00:00:00Z")}))
+		// Refused changes record nothing.
+		_, err := f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess, BatchID: 1})
+		wantCode(t, err, batch.ECONFLICT)
+		_, err = f.store.Open(ctx, "w", batch.OpenRequest{Jobs: []string{"nope"}})
+		wantCode(t, err, batch.ENOTFOUND)
+
+		stored, err := stream.Read(ctx, "w", event.Query{After: "0-0", Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(stored, returned) {
+			t.Fatalf("the stream holds\n%+v\nthe changes returned\n%+v", stored, returned)
+		}
+		type want struct {
+			typ, job, level string
+			batch           int64
+			message         string
+			fields          map[string]any
+		}
+		wants := []want{
+			{"load", "", "info", 0, "configuration loaded: 2 jobs", map[string]any{"reset": false}},
+			{"open", "a", "info", id, fmt.Sprintf("batch %d opened: window 2020-01-01T00:00:00.000000Z to 2026-11-22T13:49:30.000000Z", id),
+				map[string]any{"from_date": "2020-01-01T00:00:00.000000Z", "to_date": "2026-11-22T13:49:30.000000Z"}},
+			{"open", "b", "info", id, fmt.Sprintf("batch %d opened: window 1776-07-04T23:59:00.000000Z to 2026-11-22T13:49:30.000000Z", id),
+				map[string]any{"from_date": "1776-07-04T23:59:00.000000Z", "to_date": "2026-11-22T13:49:30.000000Z"}},
+			{"close", "a", "info", id, fmt.Sprintf("batch %d succeeded", id), map[string]any{"duration_seconds": 630.0}},
+			{"fail", "b", "error", id, fmt.Sprintf("batch %d failed", id), map[string]any{"duration_seconds": 630.0}},
+			{"rewind", "a", "warn", 0, "watermark set: the next window starts at 2026-01-01T00:00:00.000000Z",
+				map[string]any{"from_date": "2026-01-01T00:00:00.000000Z"}},
+			{"open", "a", "info", bf, fmt.Sprintf("backfill batch %d opened: window 2025-01-01T00:00:00.000000Z to 2025-02-01T00:00:00.000000Z", bf),
+				map[string]any{"from_date": "2025-01-01T00:00:00.000000Z", "to_date": "2025-02-01T00:00:00.000000Z", "backfill": true}},
+			{"open", "b", "info", bf, fmt.Sprintf("backfill batch %d opened: window 2025-01-01T00:00:00.000000Z to 2025-02-01T00:00:00.000000Z", bf),
+				map[string]any{"from_date": "2025-01-01T00:00:00.000000Z", "to_date": "2025-02-01T00:00:00.000000Z", "backfill": true}},
+		}
+		if len(stored) != len(wants) {
+			t.Fatalf("%d events, want %d: %+v", len(stored), len(wants), stored)
+		}
+		for i, w := range wants {
+			e := stored[i]
+			got := want{e.Type, e.Job, e.Level, e.BatchID, e.Message, e.Fields}
+			if !reflect.DeepEqual(got, w) || e.Workflow != "w" || e.ID == "" || e.Time.IsZero() {
+				t.Errorf("event %d = %+v, want %+v", i, e, w)
+			}
+		}
+		if at := stored[3].Time; !at.Equal(mustTime("2026-11-22T14:00:00Z")) {
+			t.Errorf("the close event's time = %v, want the change's", at)
+		}
+	})
+}
+
+// TestEventStreamCapped: the stream keeps about EventsKeep events (trimmed as Redis's MAXLEN ~ does).
+func TestEventStreamCapped(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{EventsKeep: 10})
+		f.load(t, "w", "a: {}\n", false)
+		for i := 0; i < 150; i++ {
+			if _, err := f.store.Open(ctx, "w", batch.OpenRequest{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := f.client.XLen(ctx, f.store.Keys().Events("w")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Approximate trimming removes whole stream nodes (100 entries by default) at a time.
+		if n < 10 || n > 200 {
+			t.Errorf("stream length after 150 opens (300 events) with EventsKeep 10 = %d", n)
+		}
+	})
 }
