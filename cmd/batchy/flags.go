@@ -35,6 +35,9 @@ type storeFlags struct {
 	prefix   string
 	tz       string
 	history  int
+	// eventsKeep caps the event streams the store's scripts write; serve sets it from
+	// --events-keep (export and import make no transitions).
+	eventsKeep int64
 }
 
 func (f *storeFlags) register(fs *pflag.FlagSet) {
@@ -116,7 +119,7 @@ func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	opts := rdb.Options{Prefix: f.prefix, Location: loc, HistoryKeep: f.history}
+	opts := rdb.Options{Prefix: f.prefix, Location: loc, HistoryKeep: f.history, EventsKeep: f.eventsKeep}
 	if f.redisURL == "" && len(f.redisCluster) == 0 && len(f.redisSentinel) == 0 {
 		e, err := rdb.StartEmbedded(f.dataFile)
 		if err != nil {

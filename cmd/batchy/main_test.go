@@ -212,6 +212,26 @@ func TestServeRedis(t *testing.T) {
 	p.stop(t)
 }
 
+// TestEventsKeep: --events-keep caps each workflow's stream, which the transitions' scripts write.
+func TestEventsKeep(t *testing.T) {
+	srv := rdbtest.StartRedis(t)
+	cfg, _ := filepath.Abs("../../cfg")
+	p := startServe(t, nil, "--redis-url", "redis://"+srv.Addr+"/0", "--cfg-dir", cfg, "--events-keep", "5", "--scheduler", "off")
+	curl(t, p.url+"/load_cfg/wf1")
+	for range 100 {
+		if code, body := curl(t, p.url+"/open_batch/wf1"); code != 200 {
+			t.Fatalf("open: %d %s", code, body)
+		}
+	}
+	// 100 opens of 3 jobs: 3 open and 3 abandon events each. Redis trims approximately, a stream
+	// node (100 entries) at a time.
+	n, err := srv.Client(t).XLen(context.Background(), "batchy:{wf1}:events").Result()
+	if err != nil || n < 5 || n > 200 {
+		t.Errorf("events kept with --events-keep 5 after about 600: %d (%v)", n, err)
+	}
+	p.stop(t)
+}
+
 // TestExportImport moves the state from the embedded store to Redis.
 func TestExportImport(t *testing.T) {
 	dir := t.TempDir()

@@ -251,6 +251,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	cfg.store.eventsKeep = cfg.eventsKeep
 	store, err := cfg.store.open(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
