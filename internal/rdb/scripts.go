@@ -219,14 +219,15 @@ local function event(now, e)
   e.time = unquote(format_time(now))
   e.workflow = wfname
   e.level = e.level or 'info'
-  local id = redis.pcall('XADD', base .. 'events', 'MAXLEN', '~', EVENTS_KEEP, '*', 'e', cjson.encode(e))
+  local body = cjson.encode(e)
+  local id = redis.pcall('XADD', base .. 'events', 'MAXLEN', '~', EVENTS_KEEP, '*', 'e', body)
   if type(id) ~= 'string' then return end
-  e.id = id
-  recorded[#recorded + 1] = cjson.encode(e)
+  recorded[#recorded + 1] = id
+  recorded[#recorded + 1] = body
 end
 
 -- changed ends a changing script: it tells the replicas (notify) and returns the script's result
--- with the events it recorded.
+-- with the events it recorded, as entry ID and JSON pairs.
 local function changed(result)
   notify()
   return {result, recorded}

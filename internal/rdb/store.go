@@ -107,10 +107,16 @@ func (s *Store) write(ctx context.Context, op string, sc *redis.Script, wf strin
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range asList(reply[1]) {
-		st.Events = append(st.Events, json.RawMessage(str(e)))
+	events := asList(reply[1])
+	for i := 0; i+1 < len(events); i += 2 {
+		st.Events = append(st.Events, withID(str(events[i]), str(events[i+1])))
 	}
 	return st, nil
+}
+
+// withID puts a stream entry's ID into its event's JSON object, as the stream's readers do.
+func withID(id, body string) json.RawMessage {
+	return json.RawMessage(`{"id":` + strconv.Quote(id) + "," + strings.TrimPrefix(body, "{"))
 }
 
 func (s *Store) afterWrite(ctx context.Context, op string) error {
