@@ -235,8 +235,9 @@ end
 `
 
 // scriptLoad stores a workflow's configuration.
-// KEYS[1] meta. ARGV[0] the event stream's cap (see begin_change), ARGV[1] now (µs), ARGV[2] reset "1"/"0", ARGV[3] exclusive "1"/"0", ARGV[4] the
-// job names as a JSON array, ARGV[5] the workflow settings as JSON, then per job: name, field count n, n pairs of field and JSON value.
+// KEYS[1] meta. ARGV[0] the event stream's cap (see begin_change), ARGV[1] now (µs), ARGV[2]
+// reset "1"/"0", ARGV[3] exclusive "1"/"0", ARGV[4] the job names as a JSON array, ARGV[5] the
+// workflow settings as JSON, then per job: name, field count n, n pairs of field and JSON value.
 // Runtime fields are set only where the job has none yet (unless reset), other fields replace the
 // job's configuration fields, and jobs no longer in the file are removed (history keeps them).
 // Result: {state, events}.
