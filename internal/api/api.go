@@ -279,7 +279,7 @@ func (s *Server) render(c *gin.Context, f format.Format, wf string, batchID int6
 	c.Data(http.StatusOK, f.ContentType(), []byte(b.String()))
 }
 
-// decode reads a JSON request body into v, strictly: unknown fields and trailing data are errors.
+// decode reads a JSON request body into v, strictly (see strictJSON).
 // An empty body leaves v as it is, so every body is optional.
 func (s *Server) decode(c *gin.Context, v any) error {
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes)
@@ -294,13 +294,8 @@ func (s *Server) decode(c *gin.Context, v any) error {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := strictJSON(data, v); err != nil {
 		return batch.Errorf(batch.EINVALID, "request body: %s", jsonError(err))
-	}
-	if dec.More() {
-		return batch.Errorf(batch.EINVALID, "request body: unexpected data after the JSON object")
 	}
 	return nil
 }

@@ -280,6 +280,7 @@ func bodyCases() []badCase {
 			{"jobs string", `{"jobs":"job1"}`, "jobs"},
 			{"bad job name", `{"jobs":["a?b"]}`, "job name"},
 			{"bad from_date", `{"from_date":"x"}`, "from_date"},
+			{"field twice", `{"from_date":"2026-01-01T00:00:00Z","from_date":""}`, "twice"},
 		},
 		"/v1/workflows/wf1/runs/r1/cancel": {
 			{"reason number", `{"reason":1}`, "reason"},
@@ -297,6 +298,8 @@ func bodyCases() []badCase {
 		add("malformed", `{"jobs":`, 400, "json")
 		add("not an object", `[1,2]`, 400, "request body")
 		add("trailing data", `{} {}`, 400, "after the json")
+		add("stray closing brace", `{}}`, 400, "after the json")
+		add("field name in another case", `{"JOBS":[]}`, 400, "jobs")
 		add("unknown field", `{"nope":1}`, 400, "nope")
 		add("huge", huge, 413, "larger than")
 		add("deep array", deepArray, 400, "request body")
@@ -315,6 +318,9 @@ func bodyCases() []badCase {
 		{"unknown field", "application/json", `{"msg":"x"}`, 400, "msg"},
 		{"bad job", "application/json", `{"message":"x","job":"a*"}`, 400, "job"},
 		{"malformed", "application/json", `{"message":`, 400, "json"},
+		{"stray bracket", "application/json", `{"message":"x"}]`, 400, "after the json"},
+		{"field name in another case", "application/json", `[{"Message":"x"}]`, 400, "message"},
+		{"content type in capitals", "Application/JSON", `{"msg":"x"}`, 400, "msg"},
 		{"deep", "application/json", deepArray, 400, "request body"},
 		{"huge JSON", "application/json", huge, 413, "larger than"},
 		{"huge text", "text/plain", strings.Repeat("a line\n", 300_000), 413, "too long"},

@@ -58,7 +58,7 @@ func (s *Server) postLogs(c *gin.Context) error {
 		}
 	}
 	var lines []LogLine
-	if strings.HasPrefix(c.ContentType(), "application/json") {
+	if strings.HasPrefix(strings.ToLower(c.ContentType()), "application/json") { // media types ignore case
 		var raw json.RawMessage
 		if err := s.decode(c, &raw); err != nil {
 			return err
@@ -128,13 +128,6 @@ func (s *Server) postLogs(c *gin.Context) error {
 	s.opts.Events.Emit(c.Request.Context(), events...)
 	c.JSON(http.StatusAccepted, gin.H{"accepted": len(events)})
 	return nil
-}
-
-// strictJSON decodes data into v, refusing unknown fields.
-func strictJSON(data []byte, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
 }
 
 // eventQuery reads the filters of the event routes.
