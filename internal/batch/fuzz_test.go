@@ -87,6 +87,9 @@ func FuzzParseTime(f *testing.F) {
 		if got.Nanosecond()%1000 != 0 {
 			t.Errorf("ParseTime(%q) = %v: finer than a microsecond", s, got)
 		}
+		if got.Nanosecond() != 0 && (got.Year() < 1700 || got.Year() > 2199) {
+			t.Errorf("ParseTime(%q) = %v: a fraction of a second outside 1700-2199, which the scripts would round", s, got)
+		}
 		stored := batch.FormatTime(got)
 		if !storedDate.MatchString(stored) {
 			t.Fatalf("ParseTime(%q) is stored as %q, which the scripts cannot read", s, stored)

@@ -39,10 +39,22 @@ func ParseTime(s string) (time.Time, error) {
 	return time.Time{}, Errorf(EINVALID, "%q is not a date: use RFC 3339 (2026-11-22T13:49:30Z) or YYYY-MM-DDTHH:MM[:SS]", clip(s))
 }
 
-// check keeps dates within the years that the stored form and the Lua date arithmetic handle.
+// The store's scripts compute with dates as microseconds held in a Lua double: exact up to 2^53
+// microseconds from 1970 (the years 1685 to 2255) and, for whole seconds, far beyond year 9999.
+// A date with a fraction of a second outside fractionFrom..fractionTo would be rounded (and
+// 9999-12-31T23:59:59.999999Z would become year 10000), so such dates take whole seconds.
+var (
+	fractionFrom = time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC)
+	fractionTo   = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// check keeps dates within what the stored form and the Lua date arithmetic handle exactly.
 func check(t time.Time, s string) (time.Time, error) {
 	if t.Year() < 1 || t.Year() > 9999 {
 		return time.Time{}, Errorf(EINVALID, "date %q is out of range (years 0001-9999)", clip(s))
+	}
+	if t.Nanosecond() != 0 && (t.Before(fractionFrom) || !t.Before(fractionTo)) {
+		return time.Time{}, Errorf(EINVALID, "date %q has a fraction of a second, which only dates from 1700 to 2199 may have: give whole seconds", clip(s))
 	}
 	return t, nil
 }

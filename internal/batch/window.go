@@ -26,6 +26,10 @@ func NextFrom(f Fields, loc *time.Location) time.Time {
 	return from
 }
 
+// MaxReprocessHours bounds reprocess_hours (100 years): a window reaching further back would leave
+// the years the store handles, and a time.Duration overflows past about 292 years.
+const MaxReprocessHours = 876_000
+
 // ReprocessDuration is reprocess_hours as a duration, rounded to the microsecond as the store's
 // script rounds it.
 func ReprocessDuration(f Fields) time.Duration {
@@ -33,14 +37,41 @@ func ReprocessDuration(f Fields) time.Duration {
 	return time.Duration(math.Floor(hours*3600e6+0.5)) * time.Microsecond
 }
 
-// Midnight returns the start of t's day in loc.
+// Midnight returns the start of t's day in loc, and never a time before year 0001 (the first day
+// starts earlier in a zone west of UTC): dates stay within the years the store handles.
 func Midnight(t time.Time, loc *time.Location) time.Time {
 	if loc == nil {
 		loc = time.UTC
 	}
 	y, m, d := t.In(loc).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, loc).UTC()
+	onDay := func(c time.Time) bool {
+		cy, cm, cd := c.In(loc).Date()
+		return cy == y && cm == m && cd == d
+	}
+	// The day starts at 00:00 in one of the offsets in force around it or, where the clocks jump
+	// over midnight, at the jump: the earliest of these that falls on the day. (time.Date leaves
+	// the choice open when midnight is skipped or happens twice, and the store's script must
+	// compute the same start: see midnight in internal/rdb/scripts.go.)
+	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	start := t.UTC()
+	for _, h := range []time.Duration{-26, -12, 0, 12, 26} {
+		probe := day.Add(h * time.Hour).In(loc)
+		_, off := probe.Zone()
+		jump, _ := probe.ZoneBounds()
+		for _, c := range []time.Time{day.Add(-time.Duration(off) * time.Second), jump.UTC()} {
+			if !c.IsZero() && c.Before(start) && onDay(c) {
+				start = c
+			}
+		}
+	}
+	if start.Before(firstTime) {
+		return firstTime
+	}
+	return start
 }
+
+// firstTime is the earliest time the store holds.
+var firstTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // NextBatchID returns the id of a batch opened at now after the batch last: now's unix seconds, or
 // last + 1 when the clock has not moved past last, so ids stay unique and strictly increasing.

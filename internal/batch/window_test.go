@@ -246,3 +246,53 @@ func TestNextBatchID(t *testing.T) {
 		})
 	}
 }
+
+// midnightZones have days that start at a jump: clocks that skip midnight or show it twice
+// (Havana, Santiago, Beirut, Sao Paulo until 2019), half-hour changes (Lord Howe) and a skipped
+// day (Apia, 2011-12-30).
+var midnightZones = []string{"UTC", "Europe/Berlin", "America/New_York", "America/Havana", "America/Santiago",
+	"America/Sao_Paulo", "Asia/Beirut", "Australia/Lord_Howe", "Pacific/Apia", "Asia/Kolkata"}
+
+// bruteMidnight finds the start of t's local day by walking back a minute at a time.
+func bruteMidnight(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.In(loc).Date()
+	c := t.Truncate(time.Minute)
+	for {
+		py, pm, pd := c.Add(-time.Minute).In(loc).Date()
+		if py != y || pm != m || pd != d {
+			return c.UTC()
+		}
+		c = c.Add(-time.Minute)
+	}
+}
+
+// TestMidnightAroundTransitions: around every clock change from 2010 to 2030 in zones with
+// awkward ones, Midnight is the first minute of the local day.
+func TestMidnightAroundTransitions(t *testing.T) {
+	for _, name := range midnightZones {
+		loc := mustLoadLocation(t, name)
+		cases := 0
+		for at := time.Date(2010, 1, 1, 0, 0, 0, 0, loc); at.Year() < 2030; {
+			_, end := at.ZoneBounds()
+			if end.IsZero() || !end.After(at) {
+				break
+			}
+			for _, h := range []time.Duration{-25, -13, -1, 0, 1, 13, 25} {
+				tm := end.Add(h*time.Hour + 17*time.Minute)
+				if got, want := batch.Midnight(tm, loc), bruteMidnight(tm, loc); !got.Equal(want) {
+					t.Errorf("%s: Midnight(%s) = %s, want %s", name, tm.In(loc), got.In(loc), want.In(loc))
+				}
+				cases++
+			}
+			at = end
+		}
+		if name != "UTC" && name != "Asia/Kolkata" && cases == 0 {
+			t.Errorf("%s: no transitions found", name)
+		}
+	}
+	// The first day starts before year 0001 in a zone west of UTC: Midnight stops at 0001.
+	ny := mustLoadLocation(t, "America/New_York")
+	if got := batch.Midnight(time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), ny); !got.Equal(time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("Midnight of 0001-01-01T00:00Z in New York = %s, want 0001-01-01T00:00:00Z", batch.FormatTime(got))
+	}
+}

@@ -434,8 +434,8 @@ func checkSpecial(name string, raw json.RawMessage, n *yaml.Node) (json.RawMessa
 		}
 		return json.Marshal(batch.FormatTime(t))
 	case name == batch.FieldReprocessHours:
-		if v, ok := f.Float(name); !ok || v < 0 {
-			return nil, fmt.Errorf("must be a number of hours, 0 or more, got %q", n.Value)
+		if v, ok := f.Float(name); !ok || v < 0 || v > batch.MaxReprocessHours {
+			return nil, fmt.Errorf("must be a number of hours from 0 to %d, got %q", batch.MaxReprocessHours, n.Value)
 		}
 	case name == batch.FieldTruncStart:
 		if _, ok := f.Bool(name); !ok {

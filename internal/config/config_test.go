@@ -123,6 +123,7 @@ func TestParseValues(t *testing.T) {
 		{"legacy status failure read as failed", "j:\n  status: failure\n", `{"j":{"status":"failed"}}`},
 		{"fractional reprocess_hours", "j:\n  reprocess_hours: 1.5\n", `{"j":{"reprocess_hours":1.5}}`},
 		{"reprocess_hours 0", "j:\n  reprocess_hours: 0\n", `{"j":{"reprocess_hours":0}}`},
+		{"reprocess_hours 100 years", "j:\n  reprocess_hours: 876000\n", `{"j":{"reprocess_hours":876000}}`},
 		{"batch_id", "j:\n  batch_id: 1479822570\n", `{"j":{"batch_id":1479822570}}`},
 		{"infa_section", "j:\n  infa_section: 'Global: s_m_load'\n", `{"j":{"infa_section":"Global: s_m_load"}}`},
 		{"user types kept", "j:\n  s: hello\n  q: \"12\"\n  n: 12\n  f: 2.5\n  b: false\n  nul:\n  list: [1, a]\n  map: {k: v}\n",
@@ -183,6 +184,9 @@ func TestParseInvalid(t *testing.T) {
 	}{
 		{"reprocess_hours not a number", "job1:\n  reprocess_hours: abc\n", []string{"job1", "reprocess_hours", "abc"}},
 		{"reprocess_hours negative", "job1:\n  reprocess_hours: -1\n", []string{"job1", "reprocess_hours"}},
+		{"reprocess_hours past 100 years", "job1:\n  reprocess_hours: 1e8\n", []string{"job1", "reprocess_hours", "876000"}},
+		{"reprocess_hours huge", "job1:\n  reprocess_hours: 1e300\n", []string{"job1", "reprocess_hours"}},
+		{"date with a fraction the store would round", "job1:\n  from_date: 9999-12-31T23:59:59.999999Z\n", []string{"job1", "from_date", "fraction"}},
 		{"reprocess_hours a string of digits", "job1:\n  reprocess_hours: \"2\"\n", []string{"job1", "reprocess_hours"}},
 		{"trunc_start not a boolean", "job1:\n  trunc_start: \"yes please\"\n", []string{"job1", "trunc_start", "yes please"}},
 		{"trunc_start quoted true", "job1:\n  trunc_start: \"true\"\n", []string{"job1", "trunc_start"}},

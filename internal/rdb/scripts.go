@@ -12,7 +12,8 @@ import "github.com/redis/go-redis/v9"
 // leaves the state exactly as it was.
 
 // luaLib is shared by the scripts: dates as integer microseconds since the epoch (exact in a Lua
-// double for years 0001-9999), the time zone table for trunc_start, and state helpers.
+// double for whole seconds in years 0001-9999, and to the microsecond in 1700-2199, the dates
+// batch.ParseTime accepts), the time zone table for trunc_start, and state helpers.
 const luaLib = `
 local DAY = 86400000000
 local RUNTIME = {'status', 'batch_id', 'from_date', 'to_date', 'batch_start', 'batch_end', 'backfill', 'metadata'}
@@ -101,14 +102,24 @@ local function offset_at(us)
   return tz_o[lo] * 1000000
 end
 
--- midnight returns the start of the local day holding us.
+-- midnight returns the start of the local day holding us, never before year 0001 (batch.Midnight).
+local FIRST = -62135596800000000 -- 0001-01-01T00:00:00Z
+-- The day starts at 00:00 in one of the offsets in force around it or, where the clocks jump over
+-- midnight, at the jump: the earliest of these that falls on the day (as batch.Midnight).
+local HOUR = 3600000000
 local function midnight(us)
-  local off = offset_at(us)
-  local day = math.floor((us + off) / DAY) * DAY
-  local m = day - off
-  local off2 = offset_at(m)
-  if off2 ~= off then m = day - off2 end
-  return m
+  local day = math.floor((us + offset_at(us)) / DAY) * DAY -- the local day's 00:00, read as UTC
+  local start = us
+  local function consider(c)
+    if c < start and math.floor((c + offset_at(c)) / DAY) * DAY == day then start = c end
+  end
+  for _, h in ipairs({-26, -12, 0, 12, 26}) do consider(day - offset_at(day + h * HOUR)) end
+  for i = 2, #tz_t do
+    local jump = tz_t[i] * 1000000
+    if jump >= day - 26 * HOUR and jump <= day + 26 * HOUR then consider(jump) end
+  end
+  if start < FIRST then start = FIRST end
+  return start
 end
 
 local function hash(key)

@@ -824,3 +824,53 @@ func TestEventStreamCapped(t *testing.T) {
 		}
 	})
 }
+
+// TestScriptMidnightAroundTransitions: trunc_start's midnight in the open script is the one
+// batch.Midnight computes, on days whose clocks skip midnight, show it twice, or skip the day.
+func TestScriptMidnightAroundTransitions(t *testing.T) {
+	for _, zone := range []string{"America/Havana", "America/Santiago", "Pacific/Apia"} {
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var times []time.Time
+		for at := time.Date(2011, 6, 1, 0, 0, 0, 0, loc); at.Year() < 2016; {
+			_, end := at.ZoneBounds()
+			if end.IsZero() || !end.After(at) {
+				break
+			}
+			times = append(times, end.Add(-50*time.Minute), end.Add(30*time.Minute), end.Add(20*time.Hour))
+			at = end
+		}
+		t.Run(zone, func(t *testing.T) {
+			rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+				f := newFixture(t, b, rdb.Options{Location: loc})
+				for _, tm := range times {
+					fields := batch.Fields{"status": quote("new"), "from_date": quote(batch.FormatTime(tm)), "trunc_start": json.RawMessage("true")}
+					if _, err := f.store.Load(ctx, &batch.Workflow{Name: "w", Jobs: batch.Jobs{{Name: "a", Fields: fields}}}, true); err != nil {
+						t.Fatal(err)
+					}
+					st, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, _ := st.Jobs[0].Fields.Time("from_date")
+					if want := batch.NextFrom(fields, loc); !got.Equal(want) {
+						t.Errorf("from_date %s (%s): script's midnight %s, batch.Midnight %s", batch.FormatTime(tm), tm.In(loc), got.In(loc), want.In(loc))
+					}
+				}
+			})
+		})
+	}
+	// A west zone's first day starts before year 0001: both stop at 0001-01-01.
+	ny, _ := time.LoadLocation("America/New_York")
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{Location: ny})
+		f.load(t, "w", "a:\n  from_date: 0001-01-01T00:00:00Z\n  trunc_start: true\n", false)
+		st, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantField(t, st, "a", "from_date", "0001-01-01T00:00:00.000000Z")
+	})
+}
