@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -69,11 +70,16 @@ func LoadFile(dir, name string, lim Limits) (*batch.Workflow, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	// Non-blocking, so that a FIFO in the directory cannot hold the request: only a regular file is
+	// read.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("config.LoadFile: %w", err)
 	}
 	defer f.Close()
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		return nil, batch.Errorf(batch.EINVALID, "workflow %q: %s in the configuration directory is not a regular file", name, filepath.Base(p))
+	}
 	lim = lim.withDefaults()
 	data, err := io.ReadAll(io.LimitReader(f, lim.MaxBytes+1))
 	if err != nil {

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
@@ -436,6 +438,31 @@ func TestPathAndLoadFile(t *testing.T) {
 	t.Run("LoadFile missing directory", func(t *testing.T) {
 		_, err := config.LoadFile(filepath.Join(root, "nope"), "a", config.Limits{})
 		wantError(t, err, batch.ENOTFOUND)
+	})
+
+	// A directory or a FIFO named like a workflow file is refused at once (a FIFO would block a
+	// plain open until something writes to it).
+	t.Run("LoadFile not a regular file", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.Mkdir(filepath.Join(dir, "d.yaml"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(filepath.Join(dir, "f.yaml"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"d", "f"} {
+			done := make(chan error, 1)
+			go func() { _, err := config.LoadFile(dir, name, config.Limits{}); done <- err }()
+			select {
+			case err := <-done:
+				wantError(t, err, batch.EINVALID)
+				if !strings.Contains(batch.ErrorMessage(err), "not a regular file") {
+					t.Errorf("LoadFile(%s): %v", name, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("LoadFile(%s) blocks", name)
+			}
+		}
 	})
 }
 
