@@ -47,22 +47,31 @@ func EnvVars(wf string, batchID int64, jobs batch.Jobs) []string {
 type envVar struct{ name, value string }
 
 func envVars(wf string, batchID int64, jobs batch.Jobs) []envVar {
-	vars := []envVar{{EnvWorkflow, noNUL(wf)}}
+	reserved := []envVar{{EnvWorkflow, noNUL(wf)}}
 	if batchID > 0 {
-		vars = append(vars, envVar{EnvBatchID, strconv.FormatInt(batchID, 10)})
+		reserved = append(reserved, envVar{EnvBatchID, strconv.FormatInt(batchID, 10)})
 	}
+	vars := append([]envVar(nil), reserved...)
+	collided := false
 	for _, j := range jobs {
 		for _, name := range j.Fields.Names() {
-			vars = append(vars, envVar{EnvName(j.Name, name), noNUL(text(j.Fields[name]))})
+			v := envVar{EnvName(j.Name, name), noNUL(text(j.Fields[name]))}
+			collided = collided || v.name == EnvWorkflow || v.name == EnvBatchID
+			vars = append(vars, v)
 		}
+	}
+	if collided {
+		// A job's field named like a variable of the batch (job "batch", field "id") must not
+		// change it: the batch's variables are set again, last, so they win.
+		vars = append(vars, reserved...)
 	}
 	return vars
 }
 
 // EnvName returns the variable of a job's field, BATCHY_<JOB>_<FIELD>: upper-cased, with every
 // character outside [A-Z0-9_] written as _, so that any job or field name gives a valid shell
-// name. Distinct names can therefore collide (job-a and job_a; job "batch" with field "id" and
-// BATCHY_BATCH_ID); the later variable wins.
+// name. Distinct names can therefore collide (job-a and job_a); the later variable wins, except
+// over BATCHY_WF and BATCHY_BATCH_ID (job "batch", field "id"), which always hold the batch's.
 func EnvName(job, field string) string {
 	return "BATCHY_" + envPart(job) + "_" + envPart(field)
 }

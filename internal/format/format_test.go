@@ -377,6 +377,25 @@ func TestEnvVars(t *testing.T) {
 	}
 }
 
+// TestEnvReservedNamesWin: a job "batch" with a field "id" (BATCHY_BATCH_ID) cannot change the
+// batch's variables: they are set again after the jobs', and a shell ends with the batch's.
+func TestEnvReservedNamesWin(t *testing.T) {
+	jobs := batch.Jobs{{Name: "batch", Fields: fields(t, "id", str("not-the-batch-id"))}, {Name: "b", Fields: fields(t, "x", `1`)}}
+	got := EnvVars("wf1", 42, jobs)
+	want := []string{"BATCHY_WF=wf1", "BATCHY_BATCH_ID=42", "BATCHY_BATCH_ID=not-the-batch-id", "BATCHY_B_X=1", "BATCHY_WF=wf1", "BATCHY_BATCH_ID=42"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var b strings.Builder
+	if err := EnvScript(&b, "wf1", 42, jobs); err != nil {
+		t.Fatal(err)
+	}
+	values, _ := shell(t, b.String(), []string{"BATCHY_BATCH_ID", "BATCHY_WF"})
+	if len(values) != 2 || values[0] != "42" || values[1] != "wf1" {
+		t.Errorf("after eval: BATCHY_BATCH_ID, BATCHY_WF = %q, want 42, wf1", values)
+	}
+}
+
 func TestEnvScript(t *testing.T) {
 	jobs := batch.Jobs{{Name: "j", Fields: fields(t, "q", str("it's"), "z", `null`)}}
 	want := "export BATCHY_WF='wf'\nexport BATCHY_BATCH_ID='7'\nexport BATCHY_J_Q='it'\\''s'\nexport BATCHY_J_Z=''\n"
