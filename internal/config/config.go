@@ -158,8 +158,8 @@ func Parse(name string, data []byte, lim Limits) (*batch.Workflow, error) {
 		}
 		seen[jobName] = true
 		if jobName == batch.SettingsKey {
-			if err := parseSettings(val, &wf.Settings); err != nil {
-				return nil, batch.Errorf(batch.EINVALID, "workflow %s: %q is the reserved key for workflow settings, not a job name: %v", name, batch.SettingsKey, err)
+			if err := parseSettings(data, &wf.Settings); err != nil {
+				return nil, batch.Errorf(batch.EINVALID, "workflow %s: settings (%s:): %v", name, batch.SettingsKey, err)
 			}
 			continue
 		}
@@ -181,17 +181,26 @@ func Parse(name string, data []byte, lim Limits) (*batch.Workflow, error) {
 	return wf, nil
 }
 
-func parseSettings(n *yaml.Node, s *batch.Settings) error {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	if err := enc.Encode(n); err != nil {
-		return err
+// parseSettings reads the settings under the reserved key from the whole file (already checked by
+// checkSize), strictly: decoding the file itself keeps the lines of errors right and lets the
+// settings use anchors defined elsewhere in it.
+func parseSettings(data []byte, s *batch.Settings) error {
+	var doc struct {
+		Settings batch.Settings       `yaml:"batchy"`
+		Jobs     map[string]yaml.Node `yaml:",inline"`
 	}
-	dec := yaml.NewDecoder(&buf)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(s); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(&doc); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msg := strings.Join(te.Errors, "; ")
+			msg = strings.ReplaceAll(msg, "not found in type batch.Settings", "is not a setting (\"batchy\" is the reserved key for workflow settings, not a job name)")
+			return errors.New(strings.ReplaceAll(msg, "not found in type batch.Retries", "is not a retries setting"))
+		}
 		return err
 	}
+	*s = doc.Settings
 	return checkSettings(s)
 }
 

@@ -163,6 +163,7 @@ func TestParseSettings(t *testing.T) {
 		{"exclusive", "batchy:\n  exclusive: true\njob1:\n  x: 1\n", true, `{"job1":{"x":1}}`},
 		{"explicitly not exclusive", "job1:\n  x: 1\nbatchy:\n  exclusive: false\n", false, `{"job1":{"x":1}}`},
 		{"empty settings", "batchy:\njob1:\n  x: 1\n", false, `{"job1":{"x":1}}`},
+		{"settings use an anchor of a job", "job1:\n  x: &yes true\nbatchy:\n  exclusive: *yes\n", true, `{"job1":{"x":true}}`},
 		{"no settings", "job1:\n  x: 1\n", false, `{"job1":{"x":1}}`},
 	}
 	for _, tt := range tests {
@@ -226,6 +227,9 @@ func TestParseInvalid(t *testing.T) {
 		{"job value is a scalar", "job1: hello\n", []string{"job1", "map"}},
 		{"settings with an unknown key", "batchy:\n  exclusiv: true\njob1:\n  x: 1\n", []string{"batchy", "exclusiv"}},
 		{"settings exclusive not a boolean", "batchy:\n  exclusive: sometimes\njob1:\n  x: 1\n", []string{"batchy"}},
+		{"settings error on its line", "job1:\n  x: 1\nbatchy:\n  exclusive: true\n  bogus: 1\n", []string{"settings", "line 5", "bogus"}},
+		{"settings key twice", "batchy:\n  exclusive: true\n  exclusive: false\njob1: {}\n", []string{"line 3", "exclusive", "line 2"}},
+		{"unknown retries key", "batchy:\n  retries:\n    cnt: 1\njob1: {}\n", []string{"retries", "cnt"}},
 		{"settings not a map", "batchy: [1]\njob1:\n  x: 1\n", []string{"batchy"}},
 		{"infinity", "job1:\n  x: .inf\n", []string{"job1", "x", "infinity"}},
 		{"negative infinity", "job1:\n  x: -.Inf\n", []string{"job1", "x"}},
