@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -304,7 +305,10 @@ func (s *Server) decode(c *gin.Context, v any) error {
 func jsonError(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		return "field " + typeErr.Field + " must be " + typeErr.Type.String() + ", got " + typeErr.Value
+		if typeErr.Field == "" {
+			return "the body must be " + jsonKind(typeErr.Type) + ", got " + typeErr.Value
+		}
+		return "field " + typeErr.Field + " must be " + jsonKind(typeErr.Type) + ", got " + typeErr.Value
 	}
 	var syntaxErr *json.SyntaxError
 	if errors.As(err, &syntaxErr) {
@@ -316,6 +320,28 @@ func jsonError(err error) string {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "json: ")
 	return msg
+}
+
+// jsonKind words a Go type as the JSON a client should send.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(jsonKind(t.Elem()), "a "), "an ") + "s"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "a JSON value"
 }
 
 // handle adapts a route's work to gin: the work answers the request itself, or returns the

@@ -29,6 +29,10 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 func ParseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		// Go accepts an offset of ±24:00; RFC 3339's hours stop at 23.
+		if _, off := t.Zone(); off >= 24*3600 || off <= -24*3600 {
+			return time.Time{}, Errorf(EINVALID, "date %q has a time zone offset of 24 hours or more", clip(s))
+		}
 		return check(t.UTC().Truncate(time.Microsecond), s)
 	}
 	for _, layout := range naiveLayouts {

@@ -74,6 +74,8 @@ func TestParseTimeInvalid(t *testing.T) {
 		{"year 0 after conversion to UTC", "0001-01-01T00:30:00+01:00", ""},
 		{"year 10000 after conversion to UTC", "9999-12-31T23:00:00-02:00", ""},
 		{"five-digit year", "10000-01-01T00:00:00Z", ""},
+		{"offset of 24 hours", "2026-01-01T00:00:00+24:00", ""},
+		{"offset of -24 hours", "2026-01-01T00:00:00-24:00", ""},
 		{"fraction after 2199 (the store would round it to year 10000)", "9999-12-31T23:59:59.999999Z", ""},
 		{"fraction before 1700", "1699-12-31T23:59:59.5Z", ""},
 		{"long input is clipped", strings.Repeat("9", 100), strings.Repeat("9", 64) + "..."},
