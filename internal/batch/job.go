@@ -329,8 +329,14 @@ func HideURLSecrets(raw string) string {
 	if err != nil {
 		return Hidden
 	}
-	if u.User == nil && u.RawQuery == "" {
+	if URLMisread(raw) {
+		return u.Scheme + "://" + Hidden
+	}
+	if u.User == nil && u.RawQuery == "" && u.Fragment == "" {
 		return raw // nothing to hide: the URL stays exactly as given
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = "xxxxx", ""
 	}
 	if u.User != nil {
 		if _, hasPassword := u.User.Password(); hasPassword {
@@ -349,6 +355,18 @@ func HideURLSecrets(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+// URLMisread reports whether a URL's user information cannot be read as such: a password holding
+// an unescaped '#', '/' or '?' ends it early, and url.Parse then reads the password as part of the
+// path, query or fragment and the host as whatever follows. Such a URL is neither shown nor used
+// (go-redis would quietly connect to localhost).
+func URLMisread(raw string) bool {
+	if !strings.Contains(raw, "@") {
+		return false
+	}
+	u, err := url.Parse(raw)
+	return err != nil || u.User == nil || strings.Contains(u.Path+u.RawQuery+u.Fragment+u.Opaque, "@")
 }
 
 // credentialName reports whether a query parameter's name says it holds a credential.

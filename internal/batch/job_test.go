@@ -438,6 +438,12 @@ func TestHideURLSecrets(t *testing.T) {
 		{"nats://natsTok3n@h:4222", "nats://xxxxx@h:4222"},
 		{"https://ci.example.com/job?token=T0KEN", "https://ci.example.com/job?token=xxxxx"},
 		{"%zz", batch.Hidden},
+		// A password with an unescaped '#', '/' or '?' is misread by url.Parse: hidden whole.
+		{"redis://:#Pw9s3cr3t@redis.internal:6379/0", "redis://" + batch.Hidden},
+		{"redis://default:/Pw9s3cr3t@redis.internal:6379/0", "redis://" + batch.Hidden},
+		{"nats://etl:#Pw9s3cr3t@h:4222", "nats://" + batch.Hidden},
+		{"redis://:12?x=Pw9s3cr3t@h", "redis://" + batch.Hidden},
+		{"redis://h:6379/0#Pw9s3cr3t", "redis://h:6379/0#xxxxx"},
 	} {
 		if got := batch.HideURLSecrets(c.in); got != c.want {
 			t.Errorf("HideURLSecrets(%q) = %q, want %q", c.in, got, c.want)

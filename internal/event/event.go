@@ -102,6 +102,9 @@ func (r *Registry) Schemes() []string {
 
 // Open opens the sink a URL names. Errors never quote the URL's password.
 func (r *Registry) Open(raw string) (Sink, error) {
+	if batch.URLMisread(raw) {
+		return nil, fmt.Errorf("log sink %s could not be read: percent-encode special characters ('#', '/', '?', '@') in its user name and password", Redact(raw))
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
 		return nil, fmt.Errorf("log sink %q is not a URL such as file:///var/log/batchy.jsonl", Redact(raw))

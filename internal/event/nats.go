@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,7 +54,8 @@ func NewNATSSink(u *url.URL) (*NATSSink, error) {
 	}
 	q.Del("subject_prefix")
 	if len(q) > 0 {
-		return nil, fmt.Errorf("event.NewNATSSink: unknown parameters %q (known: subject_prefix)", q.Encode())
+		// Name the parameters, never their values: one may be a credential (?token=).
+		return nil, fmt.Errorf("event.NewNATSSink: unknown parameters %s (known: subject_prefix; a token goes in the URL as nats://TOKEN@host)", strings.Join(slices.Sorted(maps.Keys(q)), ", "))
 	}
 	server := &url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host}
 	nc, err := nats.Connect(server.String(),

@@ -159,6 +159,28 @@ func TestNATSSinkRejectsBadURLs(t *testing.T) {
 	}
 }
 
+// TestSinkURLSecretsNeverShown: an unknown parameter's value (a token given as ?token=) and a
+// password the URL parser misreads (an unescaped '#' or '/') appear in no error.
+func TestSinkURLSecretsNeverShown(t *testing.T) {
+	const secret = "S3CRET-NATS-TOKEN"
+	for _, raw := range []string{
+		"nats://127.0.0.1:4222?token=" + secret,
+		"nats://etl:#" + secret + "@127.0.0.1:4222",
+		"nats://etl:/" + secret + "@127.0.0.1:4222",
+		"postgres://u:?" + secret + "@127.0.0.1:5432/test",
+	} {
+		s, err := DefaultRegistry(RegistryOptions{}).Open(raw)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", raw)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("Open: the error shows the secret: %v", err)
+		}
+	}
+}
+
 func TestNATSSinkUnreachableHidesPassword(t *testing.T) {
 	const secret = "n4ts-s3cret"
 	raw := "nats://batchy:" + secret + "@127.0.0.1:1"

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/batchy/batchy/internal/batch"
 )
 
 // ConnectOptions say how to reach Redis. Exactly one of URL, ClusterAddrs or SentinelAddrs is set.
@@ -80,6 +82,9 @@ func connectURL(o ConnectOptions) (redis.UniversalClient, string, error) {
 		return nil, "", errors.New("rdb.Connect: a Redis URL carries its own user, password, database and TLS choice (rediss://): set them in the URL")
 	}
 	ropts, err := redis.ParseURL(o.URL)
+	if err == nil && batch.URLMisread(o.URL) {
+		err = errors.New("misread") // urlError says why, without the URL
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("rdb.Connect: the Redis URL is not valid: %s", urlError(o.URL, err))
 	}
@@ -187,7 +192,7 @@ func orDefault(d, def time.Duration) time.Duration {
 // are shown with it masked.
 func urlError(raw string, err error) string {
 	u, perr := url.Parse(raw)
-	if strings.Contains(raw, "@") && (perr != nil || u.User == nil || strings.Contains(u.Path+u.RawQuery+u.Fragment, "@")) {
+	if batch.URLMisread(raw) {
 		return "it could not be read (not shown, as it holds credentials: percent-encode special characters in the user name and password)"
 	}
 	if perr != nil {

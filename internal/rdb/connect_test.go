@@ -140,6 +140,8 @@ func TestConnectHidesPasswords(t *testing.T) {
 		"rediss://user:hunter2@h:1/0?protocol=x",  // bad number option
 		"redis://user:hunter%32@h:1/0?bogus=1",    // an escaped password
 		"unix://user:hunter2@/run/r.sock?db=nope", // unix socket
+		"redis://:#hunter2@redis.internal:6379/0", // '#': go-redis reads localhost:6379, batchy refuses
+		"redis://default:/hunter2@h:6379/0",       // '/' with nothing before it: likewise
 	} {
 		t.Run(raw, func(t *testing.T) {
 			c, where, err := rdb.Connect(rdb.ConnectOptions{URL: raw})
