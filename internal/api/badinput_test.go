@@ -269,6 +269,7 @@ func bodyCases() []badCase {
 		},
 		"/v1/workflows/wf1/jobs/job1/fail": {
 			{"metadata null name", `{"metadata":{"":1}}`, "metadata field"},
+			{"metadata number beyond a float", `{"metadata":{"rows":[1,{"x":1e999}]}}`, "too large"},
 		},
 		"/v1/workflows/wf2/jobs/a/watermark": {
 			{"no from_date", `{}`, "from_date"},

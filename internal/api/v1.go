@@ -1,7 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -264,9 +268,12 @@ func (s *Server) postEnd(status batch.Status) gin.HandlerFunc {
 		if body.BatchID < 0 {
 			return batch.Errorf(batch.EINVALID, "batch_id must be positive, got %d", body.BatchID)
 		}
-		for name := range body.Metadata {
+		for name, v := range body.Metadata {
 			if err := batch.CheckName("metadata field", name); err != nil {
 				return err
+			}
+			if !finiteNumbers(v) {
+				return batch.Errorf(batch.EINVALID, "metadata field %s: a number is too large (beyond a 64-bit float), as workflow files refuse too", name)
 			}
 		}
 		req := batch.EndRequest{Jobs: jobsOf(c, body.Jobs), Status: status, Strict: true, BatchID: body.BatchID, Metadata: body.Metadata}
@@ -277,6 +284,24 @@ func (s *Server) postEnd(status batch.Status) gin.HandlerFunc {
 		c.JSON(http.StatusOK, st)
 		return nil
 	})
+}
+
+// finiteNumbers reports whether every number in a JSON value fits a 64-bit float: 1e999 is valid
+// JSON, but most readers of the metadata (Go, JavaScript) cannot hold it.
+func finiteNumbers(raw json.RawMessage) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return errors.Is(err, io.EOF)
+		}
+		if n, ok := tok.(json.Number); ok {
+			if _, err := n.Float64(); err != nil {
+				return false
+			}
+		}
+	}
 }
 
 // WatermarkRequest is the body of POST .../jobs/{job}/watermark.
