@@ -50,7 +50,7 @@ func (b *Bus) Emit(ctx context.Context, events ...Event) {
 	if b == nil || len(events) == 0 {
 		return
 	}
-	now := b.now().UTC()
+	now := b.now().UTC().Truncate(time.Microsecond) // the precision of every stored time
 	for i := range events {
 		if events[i].Time.IsZero() {
 			events[i].Time = now
