@@ -79,10 +79,15 @@ end
 local INITIAL = parse_time('"1776-07-04T23:59:00.000000Z"')
 
 -- The time zone table: "<offset>;<unix second>:<offset>;..." with offsets in seconds east of UTC,
--- the first one in force before the first transition.
+-- the first one in force before the first transition. It is read only when a midnight is needed
+-- (trunc_start): a zone with daylight saving time has hundreds of transitions, and reading them
+-- on every open doubled the open's cost in Redis.
 local tz_t, tz_o = {}, {}
-local function load_tz(spec)
-  for part in string.gmatch(spec, '[^;]+') do
+local tz_spec
+local function load_tz(spec) tz_spec = spec end
+local function read_tz()
+  if not tz_spec then return end
+  for part in string.gmatch(tz_spec, '[^;]+') do
     local t, o = string.match(part, '^(%-?%d+):(%-?%d+)$')
     if t then
       tz_t[#tz_t + 1] = tonumber(t); tz_o[#tz_o + 1] = tonumber(o)
@@ -90,9 +95,11 @@ local function load_tz(spec)
       tz_t[1] = -1e300; tz_o[1] = tonumber(part)
     end
   end
+  tz_spec = nil
 end
 
 local function offset_at(us)
+  read_tz()
   local s = us / 1000000
   local lo, hi = 1, #tz_t
   while lo < hi do
