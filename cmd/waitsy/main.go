@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	_ "time/tzdata" // --tz works without a zoneinfo database
@@ -99,6 +101,16 @@ func parse(args []string, stderr io.Writer) (*options, int, bool) {
 	fs.BoolVar(&o.json, "json", false, "print a final JSON report on stdout")
 	fs.Usage = func() { fmt.Fprint(stderr, usageHead+fs.FlagUsages()) }
 
+	// pflag reads "--fail-fast false" as the flag and a target named "false": say how to write it.
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--fail-fast", "--json", "--quiet", "-q":
+			if v := args[i+1]; v == "true" || v == "false" {
+				fmt.Fprintf(stderr, "waitsy: write %s=%s: a flag's value follows an equals sign (see waitsy --help)\n", args[i], v)
+				return nil, exitUsage, false
+			}
+		}
+	}
 	if err := fs.Parse(legacyFlags(args)); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil, exitReady, false
@@ -173,7 +185,7 @@ func parseSince(s string, now time.Time, loc *time.Location) (time.Time, error) 
 	}
 	t, err := batch.ParseTime(s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("--since %q: use today, a duration such as 6h, or an RFC 3339 time", s)
+		return time.Time{}, fmt.Errorf("--since %q: use today, a duration such as 6h, or an RFC 3339 time (%s)", s, batch.ErrorMessage(err))
 	}
 	return t, nil
 }
@@ -184,7 +196,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	out := newReporter(stderr, o.quiet)
+	tickCtx, stopTicking := context.WithCancel(ctx)
+	go out.tick(tickCtx, time.Now())
 	res, code := wait(ctx, o, client.New(o.url, o.token), out)
+	stopTicking()
 	out.finish(res, code)
 	if o.json {
 		report := struct {
@@ -219,26 +234,34 @@ func wait(ctx context.Context, o *options, c *client.Client, out *reporter) (*cl
 	backoff := 100 * time.Millisecond
 	var last *client.WaitResult
 	reached := false // the last attempt reached the server
-	for {
+	for attempt := 0; ; attempt++ {
 		if ctx.Err() != nil {
 			return last, exitInterrupted
 		}
+		// The first request answers at once, so the state shows from the start; the next ones
+		// hold until something changes.
 		req := client.WaitRequest{Targets: o.targets, Since: o.since, FailFast: o.failFast, Timeout: 60 * time.Second}
+		if attempt == 0 {
+			req.Timeout = 0
+		}
+		// A request gives up after the server's hold plus a margin, and never much past --timeout:
+		// a server that accepts and never answers must not hold waitsy beyond it.
+		reqDeadline := time.Now().Add(req.Timeout + 15*time.Second)
 		if !deadline.IsZero() {
 			left := time.Until(deadline)
-			if left <= 0 {
+			if left <= 0 && attempt > 0 {
 				if reached {
 					return last, exitTimeout
 				}
 				return last, exitUnreachable
 			}
-			req.Timeout = min(req.Timeout, left.Round(time.Millisecond)+time.Millisecond)
+			req.Timeout = max(0, min(req.Timeout, left.Round(time.Millisecond)+time.Millisecond))
+			reqDeadline = deadline.Add(time.Second) // time for the server's answer at the deadline
 		}
 		var res *client.WaitResult
 		var err error
 		if push {
-			// The request's own deadline covers the server's hold plus a margin.
-			rctx, cancel := context.WithTimeout(ctx, req.Timeout+15*time.Second)
+			rctx, cancel := context.WithDeadline(ctx, reqDeadline)
 			res, err = c.Wait(rctx, req)
 			cancel()
 			if errors.Is(err, client.ErrNoWaitEndpoint) {
@@ -247,7 +270,7 @@ func wait(ctx context.Context, o *options, c *client.Client, out *reporter) (*cl
 				continue
 			}
 		} else {
-			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			rctx, cancel := context.WithDeadline(ctx, minTime(reqDeadline, time.Now().Add(30*time.Second)))
 			res, err = c.Poll(rctx, req)
 			cancel()
 		}
@@ -256,14 +279,20 @@ func wait(ctx context.Context, o *options, c *client.Client, out *reporter) (*cl
 		}
 		if err != nil {
 			var apiErr *client.Error
-			if errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 {
+			busy := errors.As(err, &apiErr) && (apiErr.Status == http.StatusTooManyRequests || apiErr.Status == http.StatusRequestTimeout)
+			if apiErr != nil && apiErr.Status >= 400 && apiErr.Status < 500 && !busy {
 				// An unknown workflow or job, a bad parameter, a refused token: waiting won't help.
 				out.errorf("%s", apiErr.Message)
 				return last, exitUsage
 			}
-			// Not reached, or reached but unable to answer (5xx: its store is down): retry.
-			reached = false
-			out.note("cannot reach %s (%v): retrying in %s", o.url, err, backoff.Round(time.Millisecond))
+			// Reached but busy (429: this client holds its most waits), unable to answer (5xx:
+			// its store is down), or not reached: retry.
+			reached = busy
+			if busy {
+				out.note("the server is busy (%s): retrying in %s", apiErr.Message, backoff.Round(time.Millisecond))
+			} else {
+				out.note("cannot reach %s (%v): retrying in %s", o.url, err, backoff.Round(time.Millisecond))
+			}
 			if !sleep(ctx, jitter(backoff), deadline) {
 				if ctx.Err() != nil {
 					return last, exitInterrupted
@@ -311,17 +340,27 @@ func sleep(ctx context.Context, d time.Duration, deadline time.Time) bool {
 	}
 }
 
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-// reporter prints progress: one live line on a terminal, timestamped lines on changes otherwise.
+// reporter prints progress: one live line on a terminal, its clock ticking every second, and
+// timestamped lines on changes otherwise. Its methods may be called from several goroutines.
 type reporter struct {
+	mu       sync.Mutex
 	w        io.Writer
 	quiet    bool
 	terminal bool
 	lastLine string
-	live     bool // a live line is on screen
+	live     bool   // a live line is on screen
+	summary  string // the live line's text
 }
 
 func newReporter(w io.Writer, quiet bool) *reporter {
@@ -360,14 +399,42 @@ func summary(res *client.WaitResult) string {
 	return s
 }
 
+// tick redraws the live line every second until ctx ends, so its clock moves while a wait is held.
+func (r *reporter) tick(ctx context.Context, start time.Time) {
+	if !r.terminal || r.quiet {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.mu.Lock()
+			if r.live {
+				r.drawLive(time.Since(start))
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+func (r *reporter) drawLive(elapsed time.Duration) {
+	fmt.Fprintf(r.w, "\r\033[K%s [%s]", r.summary, elapsed.Round(time.Second))
+	r.live = true
+}
+
 func (r *reporter) progress(res *client.WaitResult, elapsed time.Duration) {
 	if r.quiet {
 		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	line := summary(res)
 	if r.terminal {
-		fmt.Fprintf(r.w, "\r\033[K%s [%s]", line, elapsed.Round(time.Second))
-		r.live = true
+		r.summary = line
+		r.drawLive(elapsed)
 		return
 	}
 	if line != r.lastLine {
@@ -387,17 +454,23 @@ func (r *reporter) note(format string, a ...any) {
 	if r.quiet {
 		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.clearLive()
 	fmt.Fprintf(r.w, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, a...))
 	r.lastLine = ""
 }
 
 func (r *reporter) errorf(format string, a ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.clearLive()
 	fmt.Fprintf(r.w, "waitsy: %s\n", fmt.Sprintf(format, a...))
 }
 
 func (r *reporter) finish(res *client.WaitResult, code int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.clearLive()
 	if r.quiet && code != exitFailed && code != exitUnreachable {
 		return

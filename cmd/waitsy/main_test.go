@@ -235,6 +235,7 @@ func TestUsageAndUnknown(t *testing.T) {
 		{"wf1", "--timeout", "-1s"},
 		{"wf1", "--url", "localhost:5000"},
 		{"wf1", "--no-such-flag"},
+		{"wf1", "--fail-fast", "false"}, // would wait for a workflow named "false"
 	}
 	for _, args := range cases {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -253,6 +254,63 @@ func TestUnreachable(t *testing.T) {
 	l.Close()
 	r := start(context.Background(), "wf1", "--url=http://"+addr, "--timeout", "700ms")
 	r.wantExit(t, exitUnreachable)
+}
+
+// TestTimeoutWithHungServer: a server that accepts and never answers cannot hold waitsy much past
+// --timeout (the request's own margin was 15 s).
+func TestTimeoutWithHungServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	r := start(context.Background(), "wf1", "--url=http://"+l.Addr().String(), "--timeout", "500ms")
+	if !r.exited(8 * time.Second) {
+		t.Fatalf("waitsy --timeout 500ms still waits on a server that never answers; output:\n%s", r.stderr.String())
+	}
+	if r.code != exitUnreachable {
+		t.Errorf("exit code %d, want %d (unreachable); output:\n%s", r.code, exitUnreachable, r.stderr.String())
+	}
+}
+
+// TestBusyServerRetries: a 429 (this client holds its most waits) is temporary: waitsy retries
+// and finishes, instead of exiting as for an unknown workflow.
+func TestBusyServerRetries(t *testing.T) {
+	var mu sync.Mutex
+	refused := 0
+	s := newServer(t, rdbtest.Backends[0], func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			mu.Lock()
+			busy := req.URL.Path == "/v1/wait" && refused < 2
+			if busy {
+				refused++
+			}
+			mu.Unlock()
+			if busy {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusTooManyRequests)
+				w.Write([]byte(`{"error":{"code":"too_many_requests","message":"this client already holds 1 waits"}}`))
+				return
+			}
+			h.ServeHTTP(w, req)
+		})
+	})
+	s.open("wf2")
+	s.end("wf2", batch.StatusSuccess)
+	r := start(context.Background(), "wf2", url(s), "--timeout", "15s")
+	r.wantExit(t, exitReady)
+	if !strings.Contains(r.stderr.String(), "busy") {
+		t.Errorf("no word of the busy server: %s", r.stderr.String())
+	}
 }
 
 func TestInterrupt(t *testing.T) {
