@@ -275,6 +275,17 @@ func TestValidate(t *testing.T) {
 	if !strings.Contains(out.String(), "reprocess_hours") || !strings.Contains(out.String(), "job") {
 		t.Errorf("the error does not name the job and field: %s", out.String())
 	}
+	// after: cycles across files.
+	cyc := t.TempDir()
+	os.WriteFile(filepath.Join(cyc, "a.yaml"), []byte("batchy:\n  after: [b]\nj: {}\n"), 0o644)
+	os.WriteFile(filepath.Join(cyc, "b.yaml"), []byte("batchy:\n  after: [\"a:j\"]\nj: {}\n"), 0o644)
+	os.WriteFile(filepath.Join(cyc, "c.yaml"), []byte("batchy:\n  after: [a]\nj: {}\n"), 0o644)
+	out.Reset()
+	if code := run(context.Background(), []string{"validate", cyc}, &out, &errb); code != exitError ||
+		!strings.Contains(out.String(), "invalid a.yaml: workflow a: after: waits for itself (a after b after a)") ||
+		!strings.Contains(out.String(), "ok      c.yaml") {
+		t.Errorf("validate of an after: cycle = %d:\n%s", code, out.String())
+	}
 	// The same size limit as serve's.
 	out.Reset()
 	if code := run(context.Background(), []string{"validate", "--max-config-bytes", "100", "../../cfg"}, &out, &errb); code != exitError ||

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -50,28 +51,47 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "batchy validate: %v\n", err)
 		return exitError
 	}
-	bad, seen := 0, 0
+	type result struct {
+		file string
+		wf   *batch.Workflow
+		err  error
+	}
+	var results []result
+	after := map[string][]string{} // the valid workflows' after: targets, for cycles across files
 	for _, e := range entries {
 		ext := filepath.Ext(e.Name())
 		if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
 			continue
 		}
-		seen++
 		name := strings.TrimSuffix(e.Name(), ext)
 		data, err := os.ReadFile(filepath.Join(cfgDir, e.Name()))
+		var wf *batch.Workflow
 		if err == nil {
-			var wf *batch.Workflow
 			if wf, err = config.Parse(name, data, config.Limits{MaxBytes: maxBytes}); err == nil {
 				err = scheduler.Validate(wf, nil, nil)
 			}
 			if err == nil {
-				fmt.Fprintf(stdout, "ok      %s: workflow %s, %d jobs\n", e.Name(), wf.Name, len(wf.Jobs))
-				continue
+				after[wf.Name] = wf.Settings.After
+			} else {
+				err = errors.New(batch.ErrorMessage(err)) // the file's problem, without error codes
 			}
-			err = fmt.Errorf("%s", batch.ErrorMessage(err))
+		}
+		results = append(results, result{e.Name(), wf, err})
+	}
+	bad, seen := 0, len(results)
+	for _, r := range results {
+		if r.err == nil {
+			lookup := func(wf string) ([]string, bool) { a, ok := after[wf]; return a, ok }
+			if cycle := scheduler.AfterCycle(r.wf.Name, r.wf.Settings.After, lookup); cycle != nil {
+				r.err = fmt.Errorf("workflow %s: after: waits for itself (%s)", r.wf.Name, strings.Join(cycle, " after "))
+			}
+		}
+		if r.err == nil {
+			fmt.Fprintf(stdout, "ok      %s: workflow %s, %d jobs\n", r.file, r.wf.Name, len(r.wf.Jobs))
+			continue
 		}
 		bad++
-		fmt.Fprintf(stdout, "invalid %s: %v\n", e.Name(), err)
+		fmt.Fprintf(stdout, "invalid %s: %v\n", r.file, r.err)
 	}
 	if seen == 0 {
 		fmt.Fprintf(stderr, "batchy validate: no .yaml or .yml files in %s\n", cfgDir)

@@ -267,6 +267,18 @@ func (s *Server) load(ctx context.Context, wf string, reset bool) (*batch.State,
 	if err := scheduler.Validate(w, nil, s.opts.Location); err != nil {
 		return nil, err
 	}
+	// A cycle of after: settings would make each run start the next, forever: refuse the load
+	// that closes one, against the other workflows as loaded.
+	lookup := func(wf string) ([]string, bool) {
+		st, err := s.opts.Store.State(ctx, wf)
+		if err != nil {
+			return nil, false
+		}
+		return st.Settings.After, true
+	}
+	if cycle := scheduler.AfterCycle(w.Name, w.Settings.After, lookup); cycle != nil {
+		return nil, batch.Errorf(batch.EINVALID, "workflow %s: after: waits for itself (%s)", w.Name, strings.Join(cycle, " after "))
+	}
 	return s.opts.Store.Load(ctx, w, reset)
 }
 

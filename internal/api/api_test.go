@@ -417,3 +417,24 @@ func TestRunMetadata(t *testing.T) {
 		}
 	})
 }
+
+// TestAfterCycleRefused: loading a workflow whose after: leads back to itself, directly or through
+// loaded workflows, is a 400 that names the cycle, and stores nothing.
+func TestAfterCycleRefused(t *testing.T) {
+	e := newEnv(t, rdbtest.Backends[0])
+	e.writeCfg(t, "self", "batchy:\n  after: [self]\na: {}\n")
+	e.writeCfg(t, "up", "batchy:\n  after: [\"down:b\"]\na: {}\n")
+	e.writeCfg(t, "down", "batchy:\n  after: [up]\nb: {}\n")
+	if r := e.get(t, "/load_cfg/self"); r.status != 400 || !strings.Contains(r.body, "self after self") {
+		t.Errorf("load self: %d %s", r.status, r.body)
+	}
+	if r := e.get(t, "/load_cfg/up"); r.status != 200 { // down is not loaded yet: no cycle so far
+		t.Fatalf("load up: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "POST", "/v1/workflows/down/load", ""); r.status != 400 || !strings.Contains(r.body, "down after up after down") {
+		t.Errorf("load down: %d %s", r.status, r.body)
+	}
+	if r := e.get(t, "/v1/workflows/down"); r.status != 404 {
+		t.Errorf("down was stored: %d %s", r.status, r.body)
+	}
+}

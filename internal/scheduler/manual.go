@@ -78,9 +78,11 @@ func (s *Scheduler) Cancel(ctx context.Context, wf, id, reason string) error {
 	return nil
 }
 
+// errCancelled is the cause a cancelled run's context carries: its reason alone, since the
+// executors report "cancelled: <cause>".
 type errCancelled string
 
-func (e errCancelled) Error() string { return "cancelled: " + string(e) }
+func (e errCancelled) Error() string { return string(e) }
 
 // Runs lists a workflow's runs, newest first.
 func (s *Scheduler) Runs(ctx context.Context, wf string, limit int) ([]*Run, error) {
@@ -96,6 +98,41 @@ func (s *Scheduler) GetRun(ctx context.Context, wf, id string) (*Run, error) {
 		return nil, err
 	}
 	return s.redis.run(ctx, wf, id)
+}
+
+// AfterCycle returns the cycle that wf's after: targets would close, as workflow names from wf
+// back to wf, or nil. after returns another workflow's after: targets (false when it has none or
+// is unknown). A cycle would make each run of one workflow start the next, forever.
+func AfterCycle(wf string, targets []string, after func(wf string) ([]string, bool)) []string {
+	var path []string
+	seen := map[string]bool{}
+	var visit func(name string, next []string) bool
+	visit = func(name string, next []string) bool {
+		path = append(path, name)
+		for _, raw := range next {
+			t, err := batch.ParseTarget(raw)
+			if err != nil {
+				continue
+			}
+			if t.Workflow == wf {
+				path = append(path, wf)
+				return true
+			}
+			if seen[t.Workflow] {
+				continue
+			}
+			seen[t.Workflow] = true
+			if up, ok := after(t.Workflow); ok && visit(t.Workflow, up) {
+				return true
+			}
+		}
+		path = path[:len(path)-1]
+		return false
+	}
+	if visit(wf, targets) {
+		return path
+	}
+	return nil
 }
 
 // Validate checks what the scheduler needs of a workflow beyond the file's structure: the cron

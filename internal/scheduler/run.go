@@ -117,7 +117,10 @@ func (s *Scheduler) finish(ctx context.Context, run *Run, now time.Time, state, 
 	run.State, run.Reason = state, reason
 	end := now
 	run.EndedAt = &end
-	_, err := s.redis.update(ctx, run, s.opts.ID, now)
+	held, err := s.redis.update(ctx, run, s.opts.ID, now)
+	if !held {
+		return s.lost(run, err)
+	}
 	s.log.Info("run finished", "workflow", run.Workflow, "run", run.ID, "state", state, "reason", reason)
 	typ, level, msg := event.TypeRunFinished, "info", "run "+state
 	switch state {
@@ -135,6 +138,17 @@ func (s *Scheduler) finish(ctx context.Context, run *Run, now time.Time, state, 
 	return err
 }
 
+// lost notes that a run's record could not be written because another replica took the run over
+// (this one stalled past its lease): what this replica saw is not the run's outcome, so it records
+// and announces nothing.
+func (s *Scheduler) lost(run *Run, err error) error {
+	if err != nil {
+		return err
+	}
+	s.log.Warn("run taken over by another replica while this one stalled: its result here is dropped", "workflow", run.Workflow, "run", run.ID)
+	return nil
+}
+
 // reap fails the attempt of a replica that died and schedules a retry if the policy allows.
 func (s *Scheduler) reap(ctx context.Context, st *batch.State, run *Run, now time.Time) error {
 	var failed []string
@@ -149,8 +163,11 @@ func (s *Scheduler) reap(ctx context.Context, st *batch.State, run *Run, now tim
 			}
 		}
 		if len(failed) > 0 && a.BatchID > 0 {
-			// Fail the jobs it left open, guarded by the batch id so a newer batch is untouched.
-			s.opts.Store.End(ctx, run.Workflow, batch.EndRequest{Jobs: failed, Status: batch.StatusFailed, BatchID: a.BatchID})
+			// Fail the jobs it left open, guarded by the batch id so a newer batch is untouched, and
+			// one at a time and strictly, so a job the dead replica did close keeps its result.
+			for _, job := range failed {
+				s.opts.Store.End(ctx, run.Workflow, batch.EndRequest{Jobs: []string{job}, Status: batch.StatusFailed, BatchID: a.BatchID, Strict: true})
+			}
 		}
 	}
 	s.log.Warn("run taken over: its replica died", "workflow", run.Workflow, "run", run.ID)
@@ -169,7 +186,10 @@ func (s *Scheduler) afterAttempt(ctx context.Context, set batch.Settings, run *R
 		run.State = StateWaitingRetry
 		run.NotBefore = now.Add(backoff(set.Retries, retries+1))
 		run.Reason = why
-		_, err := s.redis.update(ctx, run, s.opts.ID, now)
+		held, err := s.redis.update(ctx, run, s.opts.ID, now)
+		if !held {
+			return s.lost(run, err)
+		}
 		s.log.Info("run will be retried", "workflow", run.Workflow, "run", run.ID, "attempt", len(run.Attempts)+1, "at", run.NotBefore)
 		s.emit(run, event.TypeRunRetried, "warn", fmt.Sprintf("attempt %d failed (%s): retry at %s", len(run.Attempts), why, run.NotBefore.UTC().Format(time.RFC3339)))
 		return err
@@ -400,7 +420,10 @@ func (s *Scheduler) endJob(ctx context.Context, run *Run, a *Attempt, mu *sync.M
 	default:
 		status = batch.StatusFailed
 	}
-	_, err := s.opts.Store.End(context.WithoutCancel(ctx), run.Workflow, batch.EndRequest{Jobs: []string{job}, Status: status, BatchID: a.BatchID})
+	// Strict and guarded by the batch id: a replica that stalled past its lease finds its job
+	// already failed by the replica that took the run over (or in a newer batch) and changes
+	// nothing.
+	_, err := s.opts.Store.End(context.WithoutCancel(ctx), run.Workflow, batch.EndRequest{Jobs: []string{job}, Status: status, BatchID: a.BatchID, Strict: true})
 	if err != nil {
 		s.log.Warn("ending a job", "workflow", run.Workflow, "job", job, "run", run.ID, "err", err)
 	}

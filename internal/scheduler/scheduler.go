@@ -19,6 +19,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -365,6 +366,12 @@ func (s *Scheduler) schedule(set batch.Settings) (cron.Schedule, error) {
 
 // ParseSchedule reads a cron expression: 5 fields, or a descriptor such as @daily or @every 15m.
 func ParseSchedule(expr string, loc *time.Location) (cron.Schedule, error) {
+	// robfig/cron reads "@every -5s" and "@every 0s" as every second: refuse them instead.
+	if every, ok := strings.CutPrefix(strings.TrimSpace(expr), "@every "); ok {
+		if d, err := time.ParseDuration(strings.TrimSpace(every)); err == nil && d < time.Second {
+			return nil, batch.Errorf(batch.EINVALID, "schedule %q: @every needs a duration of 1s or more", expr)
+		}
+	}
 	p := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	sc, err := p.Parse("CRON_TZ=" + loc.String() + " " + expr)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/rdb"
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
 	"github.com/batchy/batchy/internal/scheduler"
@@ -501,5 +502,77 @@ func TestDeadReplicaRunIsTakenOver(t *testing.T) {
 	}
 	if r, _ := s2.GetRun(ctx, "w", run.ID); len(r.Attempts) != 1 {
 		t.Errorf("the old replica wrote to a run it no longer holds: %d attempts", len(r.Attempts))
+	}
+}
+
+// TestStalledReplicaCannotChangeTheOutcome: a replica that stalls past its lease (a paused VM)
+// and then finishes its job finds the run taken over: it neither closes the job the takeover
+// failed nor announces a result of its own.
+func TestStalledReplicaCannotChangeTheOutcome(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	bus := event.NewBus(event.NewStream(e.client, e.store.Keys(), 0), nil, nil)
+	mk := func(id string) *scheduler.Scheduler {
+		s := scheduler.New(scheduler.Options{Store: event.RecordingStore{Store: e.store, Bus: bus}, Client: e.client,
+			Keys: e.store.Keys(), ID: id, Lease: 10 * time.Second, Now: clk.Now, Events: bus})
+		t.Cleanup(func() { s.Stop("test over") })
+		return s
+	}
+	s1, s2 := mk("s1"), mk("s2")
+	e.load("w", "a:\n  run: {type: exec, command: [\"sleep\", \"1\"]}\n")
+	run, _ := s1.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	tick(t, s1, clk.Now()) // s1 leads and starts the run, then stalls: it ticks no more
+	time.Sleep(300 * time.Millisecond)
+	clk.Set(t0.Add(11 * time.Second))
+	tick(t, s2, clk.Now()) // s2 takes the run over: the job fails, the run fails (no retries)
+	s1.Wait()              // s1's process ends and s1 tries to close the job and finish the run
+	if got := e.status("w", "a"); got != batch.StatusFailed {
+		t.Errorf("job a = %s after the stalled replica finished, want failed (as the takeover left it)", got)
+	}
+	if r, _ := s2.GetRun(ctx, "w", run.ID); r.State != scheduler.StateFailed {
+		t.Errorf("run state = %s, want failed", r.State)
+	}
+	evs, err := bus.Stream().Read(ctx, "w", event.Query{After: "0-0", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, ev := range evs {
+		count[ev.Type]++
+	}
+	if count[event.TypeClose] != 0 || count[event.TypeFail] != 1 || count[event.TypeRunFinished] != 1 {
+		t.Errorf("events by type = %v, want one fail, one run.finished and no close", count)
+	}
+}
+
+// TestEveryNeedsAPositiveDuration: robfig/cron reads "@every -5s" as every second.
+func TestEveryNeedsAPositiveDuration(t *testing.T) {
+	for _, expr := range []string{"@every -5s", "@every 0s", "@every 500ms"} {
+		if _, err := scheduler.ParseSchedule(expr, time.UTC); err == nil || !strings.Contains(batch.ErrorMessage(err), "1s or more") {
+			t.Errorf("ParseSchedule(%q) = %v, want an error asking for 1s or more", expr, err)
+		}
+	}
+	if _, err := scheduler.ParseSchedule("@every 1s", time.UTC); err != nil {
+		t.Errorf("@every 1s: %v", err)
+	}
+}
+
+// TestAfterCycle: after: targets that lead back to the workflow are a cycle, with its path.
+func TestAfterCycle(t *testing.T) {
+	after := map[string][]string{"b": {"c:job"}, "c": {"a"}, "d": {"e"}}
+	lookup := func(wf string) ([]string, bool) { a, ok := after[wf]; return a, ok }
+	for _, c := range []struct {
+		wf      string
+		targets []string
+		want    string
+	}{
+		{"a", []string{"a"}, "a a"},
+		{"a", []string{"b"}, "a b c a"},
+		{"a", []string{"d", "x"}, ""},
+		{"a", nil, ""},
+	} {
+		if got := strings.Join(scheduler.AfterCycle(c.wf, c.targets, lookup), " "); got != c.want {
+			t.Errorf("AfterCycle(%s, %v) = %q, want %q", c.wf, c.targets, got, c.want)
+		}
 	}
 }
