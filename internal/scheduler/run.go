@@ -43,6 +43,9 @@ func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now
 				return err
 			}
 		}
+		if peek.FireTime != nil && s.olderCatchupQueued(ctx, st.Workflow, peek) {
+			return nil // catch-up runs start oldest first, and scheduled runs after them
+		}
 		if running := s.runningOther(ctx, st.Workflow, id); running != nil {
 			switch st.Settings.Concurrency {
 			case "allow":
@@ -52,6 +55,9 @@ func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now
 				}
 				return nil // starts once the replaced run has ended
 			default: // forbid
+				if peek.Trigger == TriggerCatchup || running.Trigger == TriggerCatchup {
+					return nil // catch-up (catchup: all) runs each missed fire time, one after another
+				}
 				return s.finishUntaken(ctx, st.Workflow, id, now, StateSkipped, "run "+running.ID+" was still running (concurrency: forbid)")
 			}
 		}
@@ -84,6 +90,22 @@ func (s *Scheduler) afterSince(ctx context.Context, st *batch.State, now time.Ti
 		}
 	}
 	return batch.Midnight(now, s.location(st.Settings))
+}
+
+// olderCatchupQueued reports whether a catch-up run for an earlier fire time than run's is still
+// queued: it starts first.
+func (s *Scheduler) olderCatchupQueued(ctx context.Context, wf string, run *Run) bool {
+	ids, _ := s.redis.active(ctx, wf)
+	for _, other := range ids {
+		if other == run.ID {
+			continue
+		}
+		r, err := s.redis.run(ctx, wf, other)
+		if err == nil && r.State == StateQueued && r.Trigger == TriggerCatchup && r.FireTime != nil && r.FireTime.Before(*run.FireTime) {
+			return true
+		}
+	}
+	return false
 }
 
 // runningOther returns another running run of the workflow, if any.

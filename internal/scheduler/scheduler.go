@@ -426,8 +426,8 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) er
 	var runs []*Run
 	mk := func(t time.Time) *Run {
 		trigger := TriggerCron
-		if now.Sub(t) > recentFire {
-			trigger = TriggerCatchup
+		if now.Sub(t) > recentFire || !t.Equal(latest) {
+			trigger = TriggerCatchup // missed: late, or followed by another fire time already
 		}
 		ft := t
 		return s.newRun(st.Workflow, trigger, &ft, now, len(set.After) > 0)

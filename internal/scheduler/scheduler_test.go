@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -573,6 +574,48 @@ func TestAfterCycle(t *testing.T) {
 	} {
 		if got := strings.Join(scheduler.AfterCycle(c.wf, c.targets, lookup), " "); got != c.want {
 			t.Errorf("AfterCycle(%s, %v) = %q, want %q", c.wf, c.targets, got, c.want)
+		}
+	}
+}
+
+// TestCatchupAllUnderForbid: catchup: all runs every missed fire time, oldest first, one after
+// another, though concurrency: forbid skips a fire that comes while a run is running.
+func TestCatchupAllUnderForbid(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	e.load("w", "batchy:\n  schedule: \"@every 10s\"\n  catchup: all\na:\n  run: {type: exec, command: [\"sleep\", \"0.2\"]}\n")
+	tick(t, s, clk.Now())
+	clk.Set(t0.Add(35 * time.Second)) // fire times 10s, 20s and 30s were missed
+	for i := 0; i < 60; i++ {
+		tick(t, s, clk.Now())
+		time.Sleep(50 * time.Millisecond)
+		done := 0
+		for _, r := range e.runs(s, "w") {
+			if r.State == scheduler.StateSucceeded || r.State == scheduler.StateSkipped {
+				done++
+			}
+		}
+		if done == 3 {
+			break
+		}
+	}
+	s.Wait()
+	runs := e.runs(s, "w")
+	if len(runs) != 3 {
+		t.Fatalf("runs = %d, want 3", len(runs))
+	}
+	// Oldest fire time first: their batches were opened in that order (ids increase).
+	sort.Slice(runs, func(i, j int) bool { return runs[i].FireTime.Before(*runs[j].FireTime) })
+	var prev int64
+	for _, r := range runs {
+		if r.State != scheduler.StateSucceeded || len(r.Attempts) != 1 {
+			t.Fatalf("run for %s: %s (%s), want succeeded in one attempt", r.FireTime, r.State, r.Reason)
+		}
+		if id := r.Attempts[0].BatchID; id <= prev {
+			t.Errorf("run for %s opened batch %d after batch %d of an earlier fire time: not oldest first", r.FireTime, id, prev)
+		} else {
+			prev = id
 		}
 	}
 }
