@@ -58,7 +58,10 @@ func NewHTTP(m map[string]any) (Executor, error) {
 		return nil, s.errorf("url", "is not a valid URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, s.errorf("url", "must start with http:// or https://, not %q", redactURL(&url.URL{Scheme: u.Scheme, Host: u.Host}))
+		if u.Scheme == "" {
+			return nil, s.errorf("url", "must start with http:// or https://")
+		}
+		return nil, s.errorf("url", "must start with http:// or https://, not %s://", u.Scheme)
 	}
 	if u.Host == "" {
 		return nil, s.errorf("url", "%s has no host", redactURL(u))
