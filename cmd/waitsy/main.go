@@ -297,6 +297,9 @@ func wait(ctx context.Context, o *options, c *client.Client, out *reporter) (*cl
 				if ctx.Err() != nil {
 					return last, exitInterrupted
 				}
+				if reached {
+					return last, exitTimeout // the server answered, busy: the targets are what timed out
+				}
 				return last, exitUnreachable
 			}
 			backoff = min(backoff*2, 5*time.Second)
