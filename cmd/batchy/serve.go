@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -257,11 +258,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
 		return exitError
 	}
-	defer func() {
+	closeStore := sync.OnceFunc(func() {
 		if err := store.Close(); err != nil {
 			log.Error("closing the store", "err", err)
 		}
-	}()
+	})
+	defer closeStore()
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if err := store.Ping(pingCtx); err != nil {
 		// Start anyway: requests answer 503 until the store is back, and /readyz says why.
@@ -271,15 +273,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	var secondaries []*event.Async
 	for _, sink := range sinks {
-		secondaries = append(secondaries, event.NewAsync(sink, event.AsyncOptions{}))
+		secondaries = append(secondaries, event.NewAsync(sink, event.AsyncOptions{Log: log}))
 		log.Info("log sink", "sink", sink.String())
 	}
 	bus := event.NewBus(event.NewStream(store.Client, store.Keys(), cfg.eventsKeep), secondaries, log)
-	defer func() {
+	flushSinks := sync.OnceFunc(func() {
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		bus.Close(fctx) // flush the secondary sinks
-	}()
+	})
+	defer flushSinks()
 	recording := event.RecordingStore{Store: store, Bus: bus}
 
 	notifiers := cfg.alertNotifiers()
@@ -399,6 +402,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Error("shutdown", "err", err)
 	}
+	flushSinks()
+	closeStore()
 	log.Info("stopped")
 	return exitOK
 }

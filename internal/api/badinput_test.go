@@ -324,7 +324,8 @@ func bodyCases() []badCase {
 		{"content type in capitals", "Application/JSON", `{"msg":"x"}`, 400, "msg"},
 		{"deep", "application/json", deepArray, 400, "request body"},
 		{"huge JSON", "application/json", huge, 413, "larger than"},
-		{"huge text", "text/plain", strings.Repeat("a line\n", 300_000), 413, "too long"},
+		{"huge text", "text/plain", strings.Repeat("a line\n", 300_000), 413, "larger than"},
+		{"text line over 64 KiB", "text/plain", "ok\n" + strings.Repeat("a", 64<<10+1) + "\n", 400, "line 2: message must be 1 to 65536 bytes"},
 		{"empty text", "text/plain", "\n\n", 400, "no log lines"},
 	} {
 		out = append(out, badCase{name: "POST " + logs + " " + c.label, method: "POST", path: logs, ctype: c.ctype, body: c.body, status: c.status, mention: []string{c.mention}})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -76,14 +77,21 @@ func (s *Server) postLogs(c *gin.Context) error {
 	} else {
 		body := http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes)
 		sc := bufio.NewScanner(body)
-		sc.Buffer(make([]byte, 64<<10), maxLogMessage)
+		// Room for a line of maxLogMessage bytes with its "\r\n": a longer one is refused below.
+		sc.Buffer(make([]byte, 64<<10), maxLogMessage+2)
 		for sc.Scan() {
 			if line := strings.TrimRight(sc.Text(), "\r"); strings.TrimSpace(line) != "" {
 				lines = append(lines, LogLine{Message: line})
 			}
 		}
-		if err := sc.Err(); err != nil {
-			return batch.Errorf(batch.ETOOLARGE, "request body: a line or the body is too long (%v)", err)
+		var tooBig *http.MaxBytesError
+		switch err := sc.Err(); {
+		case errors.As(err, &tooBig):
+			return batch.Errorf(batch.ETOOLARGE, "request body is larger than %d bytes", s.opts.MaxBodyBytes)
+		case errors.Is(err, bufio.ErrTooLong):
+			return batch.Errorf(batch.EINVALID, "line %d: message must be 1 to %d bytes", len(lines)+1, maxLogMessage)
+		case err != nil:
+			return batch.Errorf(batch.EINVALID, "reading request body: %v", err)
 		}
 	}
 	if len(lines) == 0 {

@@ -118,9 +118,15 @@ func TestLogIngestion(t *testing.T) {
 		}
 		r := e.do(t, "POST", "/v1/workflows/wf1/logs", `[{"level":"warn","message":"slow source","job":"job3","fields":{"rows":5}},{"message":"done"}]`)
 		wantStatus(t, r, 202)
+		// A text line of exactly 64 KiB is accepted (a longer one is a 400: TestBadInputEveryRoute).
+		req, _ = http.NewRequest("POST", e.url+"/v1/workflows/wf1/logs", strings.NewReader(strings.Repeat("a", 64<<10)+"\r\n"))
+		req.Header.Set("Content-Type", "text/plain")
+		if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != 202 {
+			t.Fatalf("a 64 KiB text line: %v %v", err, res.Status)
+		}
 
 		logs := e.events(t, "?type=log")
-		if got := types(logs); got != "log: log:job3 log:job2 log:job2" {
+		if got := types(logs); got != "log: log: log:job3 log:job2 log:job2" {
 			t.Fatalf("log events: %s", got)
 		}
 		if l := logs.Events[2]; l.Message != "wrote 10 rows" || l.BatchID == 0 || l.Level != "info" {
