@@ -439,6 +439,13 @@ func TestBrowser(t *testing.T) {
 		}
 		tb.do("click close", chromedp.Click(chromedp.ID("act-marketing_spend-close")))
 		tb.waitFor("marketing_spend to show success", `document.querySelector('#wf-marketing_spend').dataset.status === 'success'`)
+
+		// The session ends behind the page's back: its next refresh says so instead of showing
+		// the old state as up to date.
+		tb.eval(`fetch('/logout', {redirect: 'manual'}).then(() => window.batchyRefresh()).then(() => 'ok')`)
+		if msg := tb.eval(`document.getElementById('live-status').textContent`); !strings.Contains(msg, "session has expired") {
+			t.Errorf("after the session ended the page says %q, want that the session has expired", msg)
+		}
 	})
 
 	t.Run("phone width", func(t *testing.T) {

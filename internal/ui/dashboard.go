@@ -207,22 +207,28 @@ func (u *UI) workflows(ctx context.Context) ([]*wfView, error) {
 		if err != nil && batch.ErrorCode(err) != batch.ENOTFOUND {
 			return nil, err
 		}
-		added := false
 		for _, name := range configured {
 			if !loaded[name] {
 				out = append(out, unloaded(name))
-				added = true
 			}
 		}
-		if added {
-			sortViews(out)
-		}
 	}
+	sortViews(out)
 	return out, nil
 }
 
+// sortViews puts the workflows that need a person (failing, late, long open) first, so that the
+// first page shows them, then orders by name.
 func sortViews(views []*wfView) {
-	slices.SortFunc(views, func(a, b *wfView) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(views, func(a, b *wfView) int {
+		if a.Attention() != b.Attention() {
+			if a.Attention() {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 }
 
 func (u *UI) rules() viewRules {

@@ -52,8 +52,9 @@ func TestDashboardListsWorkflows(t *testing.T) {
 		e.post(t, "/v1/workflows/wf1/jobs/job3/fail", "")
 
 		body := e.page(t, "/")
-		// sales is configured but not loaded: listed, with a load action.
-		if got, want := strings.Join(rows(body), " "), "sales=not loaded wf1=failed"; got != want {
+		// sales is configured but not loaded: listed, with a load action. The failing wf1 comes
+		// first: workflows that need a person lead the list.
+		if got, want := strings.Join(rows(body), " "), "wf1=failed sales=not loaded"; got != want {
 			t.Errorf("rows: got %s, want %s", got, want)
 		}
 		wantContains(t, body,

@@ -31,17 +31,26 @@
   let inflight = null;
   let again = false;
 
+  // setLive shows the live parts' state. The region is announced to screen readers only when
+  // that state changes (paused, expired, back), not at every refresh's new time.
+  let lastProblem = null;
   function setLive(text, problem) {
+    liveStatus.setAttribute('aria-live', problem !== lastProblem ? 'polite' : 'off');
+    lastProblem = problem;
     liveStatus.textContent = text;
     liveStatus.classList.toggle('problem', problem);
   }
 
   // apply swaps in the fresh live parts that changed, keeping open <details> open and the
   // keyboard focus where it was.
+  // It returns false when the answer holds no live part: not the page's fragment (the login page,
+  // once the session has expired).
   function apply(html) {
     const tpl = document.createElement('template');
     tpl.innerHTML = html;
-    tpl.content.querySelectorAll('[data-live]').forEach((fresh) => {
+    const parts = tpl.content.querySelectorAll('[data-live]');
+    if (parts.length === 0) return false;
+    parts.forEach((fresh) => {
       const cur = document.getElementById(fresh.id);
       if (!cur || lastHTML.get(fresh.id) === fresh.innerHTML) return;
       const open = [...cur.querySelectorAll('details[open]')].map((d) => d.id).filter(Boolean);
@@ -52,6 +61,7 @@
       open.forEach((id) => { const d = document.getElementById(id); if (d) d.open = true; });
       if (focusId) { const el = document.getElementById(focusId); if (el) el.focus(); }
     });
+    return true;
   }
 
   async function refresh() {
@@ -62,7 +72,9 @@
       try {
         const res = await fetch(url, { headers: { Accept: 'text/html' }, cache: 'no-store', credentials: 'same-origin' });
         if (!res.ok) throw new Error('HTTP ' + res.status);
-        apply(await res.text());
+        if (res.redirected || !apply(await res.text())) {
+          throw new Error('your session has expired: reload the page to log in again');
+        }
         setLive('Updated ' + new Date().toISOString().slice(11, 19) + 'Z', false);
       } catch (err) {
         setLive('Live updates paused: ' + err.message, true);
@@ -99,6 +111,8 @@
         say(text, false);
         const menu = el.closest('details.menu');
         if (menu) { menu.open = false; const s = menu.querySelector('summary'); if (s) s.focus(); }
+        // A page without live parts (a workflow not loaded yet) shows the change by loading again.
+        if (!body.dataset.fragment) { setTimeout(() => window.location.reload(), 800); return; }
       }
     } catch (err) {
       say('the request did not reach batchy: ' + err.message, true);
