@@ -35,6 +35,8 @@ var funcs = template.FuncMap{
 	"loadAction": func(wf string) actButton { return workflowActions(unloaded(wf), false)[0] },
 	"deref":      deref,
 	"setdur":     func(d batch.Duration) string { return time.Duration(d).String() },
+	// sentinel: a window that starts at the original's "everything" date reads as such.
+	"sentinel": func(t time.Time) bool { return t.Equal(batch.DefaultInitialFromDate) },
 }
 
 // deref reads the optional (pointer) fields of runs.

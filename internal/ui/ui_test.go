@@ -52,6 +52,9 @@ func TestDashboardListsWorkflows(t *testing.T) {
 		e.post(t, "/v1/workflows/wf1/jobs/job3/fail", "")
 
 		body := e.page(t, "/")
+		// wf1's job1 has no watermark: its window starts at the original's "everything" date,
+		// which reads as such.
+		wantContains(t, body, `<span title="1776-07-04 23:59:00Z: no watermark yet, so everything">the beginning</span>`)
 		// sales is configured but not loaded: listed, with a load action. The failing wf1 comes
 		// first: workflows that need a person lead the list.
 		if got, want := strings.Join(rows(body), " "), "wf1=failed sales=not loaded"; got != want {
