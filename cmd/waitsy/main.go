@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -193,6 +194,10 @@ func parseSince(s string, now time.Time, loc *time.Location) (time.Time, error) 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, code, ok := parse(args, stderr)
 	if !ok {
+		if code == exitUsage && slices.ContainsFunc(args, func(a string) bool { return a == "--json" || a == "--json=true" }) {
+			// A script reading the report gets one for a usage error too.
+			writeReport(stdout, code, time.Time{}, nil)
+		}
 		return code
 	}
 	out := newReporter(stderr, o.quiet)
@@ -202,20 +207,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	stopTicking()
 	out.finish(res, code)
 	if o.json {
-		report := struct {
-			State    string              `json:"state"`
-			ExitCode int                 `json:"exit_code"`
-			Since    string              `json:"since"`
-			Jobs     []batch.JobStanding `json:"jobs"`
-		}{State: stateName(code), ExitCode: code, Since: batch.FormatTime(o.since), Jobs: []batch.JobStanding{}}
-		if res != nil {
-			report.Jobs = res.Jobs
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(report)
+		writeReport(stdout, code, o.since, res)
 	}
 	return code
+}
+
+// writeReport prints the --json report; since is empty when the arguments were not understood.
+func writeReport(w io.Writer, code int, since time.Time, res *client.WaitResult) {
+	report := struct {
+		State    string              `json:"state"`
+		ExitCode int                 `json:"exit_code"`
+		Since    string              `json:"since"`
+		Jobs     []batch.JobStanding `json:"jobs"`
+	}{State: stateName(code), ExitCode: code, Jobs: []batch.JobStanding{}}
+	if !since.IsZero() {
+		report.Since = batch.FormatTime(since)
+	}
+	if res != nil {
+		report.Jobs = res.Jobs
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(report)
 }
 
 func stateName(code int) string {

@@ -246,6 +246,16 @@ func TestUsageAndUnknown(t *testing.T) {
 			}
 		})
 	}
+	// With --json, a usage error also prints the report a script reads.
+	r := start(context.Background(), "wf1", "--since", "yesterday", "--json")
+	r.wantExit(t, exitUsage)
+	var report struct {
+		State    string `json:"state"`
+		ExitCode int    `json:"exit_code"`
+	}
+	if err := json.Unmarshal(r.stdout.Bytes(), &report); err != nil || report.State != "error" || report.ExitCode != exitUsage {
+		t.Errorf("--json report of a usage error: %q (%v)", r.stdout.String(), err)
+	}
 }
 
 func TestUnreachable(t *testing.T) {
