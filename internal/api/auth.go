@@ -85,7 +85,8 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	if !ok {
 		if isPage(route) && c.Request.Method == http.MethodGet {
-			c.Redirect(http.StatusSeeOther, "/login")
+			// Back to the page asked for once logged in.
+			c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request.URL.RequestURI()))
 			c.Abort()
 			return
 		}
@@ -180,25 +181,42 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <title>batchy: log in</title><link rel="icon" href="data:,"></head>
 <body style="font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem">
 <h1>batchy</h1>
-{{if .}}<p role="alert" style="color:#b00020">{{.}}</p>{{end}}
+{{with .Error}}<p role="alert" style="color:#b00020">{{.}}</p>{{end}}
 <form method="post" action="/login">
+{{with .Next}}<input type="hidden" name="next" value="{{.}}">{{end}}
 <label for="token">API token</label><br>
 <input id="token" name="token" type="password" autocomplete="current-password" required style="width:100%;padding:.4rem">
 <p><button type="submit">Log in</button></p>
 </form></body></html>`))
 
+// loginData fills the login page: an error to show, and the page to go back to.
+type loginData struct{ Error, Next string }
+
+// localPath returns p when it is a path on this server ("/ui/workflows/wf1?page=2"), "" for
+// anything else: a login must not send the browser to another site ("//evil.example", "/\\evil").
+func localPath(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+		return ""
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" {
+		return ""
+	}
+	return p
+}
+
 func (s *Server) routesLogin() {
 	s.engine.GET("/login", func(c *gin.Context) {
 		c.Status(http.StatusOK)
 		c.Header("Content-Type", "text/html; charset=utf-8")
-		loginPage.Execute(c.Writer, "")
+		loginPage.Execute(c.Writer, loginData{Next: localPath(c.Query("next"))})
 	})
 	s.engine.POST("/login", func(c *gin.Context) {
 		secret := c.PostForm("token")
 		if _, ok := s.opts.Tokens.Authenticate(secret); !ok {
 			c.Status(http.StatusUnauthorized)
 			c.Header("Content-Type", "text/html; charset=utf-8")
-			loginPage.Execute(c.Writer, "That token is not valid.")
+			loginPage.Execute(c.Writer, loginData{Error: "That token is not valid.", Next: localPath(c.PostForm("next"))})
 			return
 		}
 		// The cookie lasts a working day; Secure when the browser came over HTTPS, to batchy or to
@@ -206,7 +224,11 @@ func (s *Server) routesLogin() {
 		// header costs nothing).
 		http.SetCookie(c.Writer, &http.Cookie{Name: cookieName, Value: secret, Path: "/", HttpOnly: true, MaxAge: int(loginFor.Seconds()),
 			SameSite: http.SameSiteStrictMode, Secure: c.Request.TLS != nil || c.GetHeader("X-Forwarded-Proto") == "https"})
-		c.Redirect(http.StatusSeeOther, "/")
+		next := localPath(c.PostForm("next"))
+		if next == "" {
+			next = "/"
+		}
+		c.Redirect(http.StatusSeeOther, next)
 	})
 	s.engine.GET("/logout", func(c *gin.Context) {
 		http.SetCookie(c.Writer, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})

@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -167,5 +169,46 @@ func TestLoopbackOnlyWithoutTokens(t *testing.T) {
 	path = "/get_status/wf1"
 	if got := call("", navigate...); got != 200 {
 		t.Errorf("a cross-site navigation to /get_status: %d, want 200", got)
+	}
+}
+
+// TestLoginReturnsToThePage: a login goes back to the page that asked for it, on this server
+// only: a next that leads elsewhere goes to the dashboard.
+func TestLoginReturnsToThePage(t *testing.T) {
+	const secret = "read-secret-0123456789abc"
+	tokens, err := auth.Parse("read viewer " + secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, _ := rdbtest.Backends[0].New(t)
+	srv := httptest.NewServer(api.New(api.Options{Store: rdb.New(client, rdb.Options{}), CfgDir: t.TempDir(), Tokens: tokens}).Handler())
+	defer srv.Close()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for next, want := range map[string]string{
+		"/ui/workflows/wf1?page=2": "/ui/workflows/wf1?page=2",
+		"":                         "/",
+		"//evil.example/x":         "/",
+		"/\\evil.example":          "/",
+		"https://evil.example/":    "/",
+		"ui/workflows/wf1":         "/",
+	} {
+		res, err := noRedirect.PostForm(srv.URL+"/login", url.Values{"token": {secret}, "next": {next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || got != want {
+			t.Errorf("login with next %q: %d to %q, want 303 to %q", next, res.StatusCode, got, want)
+		}
+	}
+	// The login page carries the next page through its form.
+	res, err := http.Get(srv.URL + "/login?next=" + url.QueryEscape("/ui/workflows/wf1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), `<input type="hidden" name="next" value="/ui/workflows/wf1">`) {
+		t.Errorf("login page without the next page:\n%s", body)
 	}
 }

@@ -446,6 +446,14 @@ func TestBrowser(t *testing.T) {
 		if msg := tb.eval(`document.getElementById('live-status').textContent`); !strings.Contains(msg, "session has expired") {
 			t.Errorf("after the session ended the page says %q, want that the session has expired", msg)
 		}
+
+		// A bookmarked workflow page asks for a login, then shows that page.
+		tb.do("open a workflow page", chromedp.Navigate(a.url+"/ui/workflows/marketing_spend"), chromedp.WaitVisible(chromedp.ID("token")))
+		tb.do("log in", chromedp.SendKeys(chromedp.ID("token"), readSecret), chromedp.Submit(chromedp.ID("token")),
+			chromedp.WaitVisible(chromedp.CSS("main h1")))
+		if got := tb.eval(`location.pathname`); got != "/ui/workflows/marketing_spend" {
+			t.Errorf("after logging in from a workflow page the browser is at %q", got)
+		}
 	})
 
 	t.Run("phone width", func(t *testing.T) {
