@@ -155,10 +155,15 @@ func parse(args []string, stderr io.Writer) (*options, int, bool) {
 }
 
 // legacyFlags lets the original's single-dash "-wf" through pflag, which would read it as -w -f.
+// Arguments after "--" are targets, left as they are.
 func legacyFlags(args []string) []string {
 	out := make([]string, len(args))
+	flags := true
 	for i, a := range args {
-		if a == "-wf" || strings.HasPrefix(a, "-wf=") {
+		if a == "--" {
+			flags = false
+		}
+		if flags && (a == "-wf" || strings.HasPrefix(a, "-wf=")) {
 			a = "-" + a
 		}
 		out[i] = a

@@ -246,6 +246,12 @@ func TestUsageAndUnknown(t *testing.T) {
 			}
 		})
 	}
+	// After "--" an argument is a target as typed, even -wf.
+	r0 := start(context.Background(), url(s), "--", "-wf")
+	r0.wantExit(t, exitUsage)
+	if out := r0.stderr.String(); strings.Contains(out, "--wf") || !strings.Contains(out, "-wf") {
+		t.Errorf("waitsy -- -wf: %q", out)
+	}
 	// With --json, a usage error also prints the report a script reads.
 	r := start(context.Background(), "wf1", "--since", "yesterday", "--json")
 	r.wantExit(t, exitUsage)

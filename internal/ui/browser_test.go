@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/batchy/batchy/internal/auth"
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
@@ -363,6 +364,17 @@ func TestBrowser(t *testing.T) {
 		tb.fitsWidth("the workflow page", 1366)
 		tb.screenshot("ui-workflow")
 		e.post(t, "/v1/workflows/sales/jobs/load_daily_totals/close", "")
+	})
+
+	t.Run("keyboard focus stays after an action", func(t *testing.T) {
+		e.post(t, "/v1/workflows/sales/open", "")
+		tb := newTab(t, browser)
+		tb.do("open the workflow page", chromedp.Navigate(e.url+"/ui/workflows/sales"), chromedp.WaitVisible(chromedp.ID("act-sales-close")))
+		tb.do("close with the keyboard", chromedp.Focus(chromedp.ID("act-sales-close")), chromedp.KeyEvent(kb.Enter))
+		tb.waitFor("the batch to close", `document.querySelector('#job-extract_orders').dataset.status === 'success' && !document.getElementById('act-sales-close')`)
+		// The Close button is gone with the open batch: the focus is on its part of the page, not
+		// back at the top.
+		tb.waitFor("the focus to stay in the page", `document.activeElement !== document.body && document.activeElement.closest('[data-live]') !== null`)
 	})
 
 	t.Run("read-only shows no actions", func(t *testing.T) {

@@ -236,7 +236,7 @@ func TestWorkflowPage(t *testing.T) {
 		"1m30s <span class=\"muted\">so far</span>",
 		"<dt>source_table</dt><dd>orders</dd>", // parameters
 		"<dt>batch_size</dt><dd>5000</dd>",
-		`<svg class="durations"`, "Durations of the last 4 batches, oldest on the left: median 10m00s, longest 25m00s",
+		`<svg class="durations"`, "Durations of the 4 batches listed, oldest on the left: median 10m00s, longest 25m00s",
 		`<rect class="bar st-failed"`, `<rect class="bar-hatch"`,
 		`<title>batch 1795140000: success, 10m00s</title>`,
 		`&#34;rows_read&#34;:42`, // metadata in history

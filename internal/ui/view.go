@@ -302,7 +302,7 @@ func durationChart(batches []batchView) *chart {
 		}
 		c.Bars = append(c.Bars, bar{X: float64(i) * slot, Y: height - h, W: slot - gap, H: h, Status: b.Status, Label: label})
 	}
-	c.Summary = fmt.Sprintf("Durations of the last %d batches, oldest on the left", n)
+	c.Summary = fmt.Sprintf("Durations of the %d batches listed, oldest on the left", n)
 	if len(ended) > 0 {
 		sort.Slice(ended, func(i, j int) bool { return ended[i] < ended[j] })
 		c.Summary += fmt.Sprintf(": median %s, longest %s (batch %d)", fmtDuration(ended[len(ended)/2]), fmtDuration(longest), longestID)

@@ -122,7 +122,7 @@ func TestViewBatchAndChart(t *testing.T) {
 	if c.Bars[3].H != float64(c.Height-2) || c.Bars[3].Y != 2 {
 		t.Errorf("the longest bar is %+v", c.Bars[3])
 	}
-	if want := "Durations of the last 4 batches, oldest on the left: median 31m00s, longest 1h00m (batch 1)"; c.Summary != want {
+	if want := "Durations of the 4 batches listed, oldest on the left: median 31m00s, longest 1h00m (batch 1)"; c.Summary != want {
 		t.Errorf("summary %q", c.Summary)
 	}
 	if durationChart(nil) != nil {

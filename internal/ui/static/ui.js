@@ -55,11 +55,17 @@
       if (!cur || lastHTML.get(fresh.id) === fresh.innerHTML) return;
       const open = [...cur.querySelectorAll('details[open]')].map((d) => d.id).filter(Boolean);
       const active = document.activeElement;
-      const focusId = active && cur.contains(active) ? active.id : '';
+      const hadFocus = !!active && active !== cur && cur.contains(active);
+      const focusId = hadFocus ? active.id : '';
       cur.innerHTML = fresh.innerHTML;
       lastHTML.set(fresh.id, fresh.innerHTML);
       open.forEach((id) => { const d = document.getElementById(id); if (d) d.open = true; });
-      if (focusId) { const el = document.getElementById(focusId); if (el) el.focus(); }
+      if (hadFocus) {
+        // Keep the focus on the same control, or, when the refresh removed it (the Close button of
+        // a batch just closed), on its live part, so a keyboard user does not start over at the top.
+        const el = focusId && document.getElementById(focusId);
+        if (el) { el.focus(); } else { cur.tabIndex = -1; cur.focus(); }
+      }
     });
     return true;
   }
@@ -95,6 +101,8 @@
   // ---- Actions: POST to the v1 API, say what happened, refresh.
   async function act(el, url, payload, question, done, controls) {
     if (question && !window.confirm(question)) return;
+    // Disabling the focused control sends the focus to the page's top: give it back afterwards.
+    const focused = document.activeElement;
     controls.forEach((c) => { c.disabled = true; });
     const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
     if (csrf) headers['X-CSRF-Token'] = csrf.content;
@@ -118,6 +126,7 @@
       say('the request did not reach batchy: ' + err.message, true);
     } finally {
       controls.forEach((c) => { c.disabled = false; });
+      if (focused && focused.isConnected && document.activeElement === document.body) focused.focus();
     }
     await refresh();
   }
