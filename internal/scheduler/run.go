@@ -448,6 +448,13 @@ func (s *Scheduler) endJob(ctx context.Context, run *Run, a *Attempt, mu *sync.M
 	_, err := s.opts.Store.End(context.WithoutCancel(ctx), run.Workflow, batch.EndRequest{Jobs: []string{job}, Status: status, BatchID: a.BatchID, Strict: true})
 	if err != nil {
 		s.log.Warn("ending a job", "workflow", run.Workflow, "job", job, "run", run.ID, "err", err)
+		if batch.ErrorCode(err) == batch.ENOTFOUND {
+			// A reload removed the job (or the workflow) while it ran: its result has nowhere to
+			// go, so the run does not count it as a success.
+			mu.Lock()
+			r.Status, r.Error = batch.StatusFailed.String(), batch.ErrorMessage(err)
+			mu.Unlock()
+		}
 	}
 }
 

@@ -619,3 +619,24 @@ func TestCatchupAllUnderForbid(t *testing.T) {
 		}
 	}
 }
+
+// TestJobRemovedWhileRunning: a reload that removes a running job leaves its result nowhere to
+// go: the run does not count it as a success.
+func TestJobRemovedWhileRunning(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	e.load("w", "a:\n  run: {type: exec, command: [\"true\"]}\nb:\n  run: {type: exec, command: [\"sleep\", \"0.5\"]}\n")
+	run, _ := s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	tick(t, s, clk.Now())
+	time.Sleep(200 * time.Millisecond) // b is running
+	e.load("w", "a:\n  run: {type: exec, command: [\"true\"]}\n")
+	s.Wait()
+	r, _ := s.GetRun(ctx, "w", run.ID)
+	if r.State != scheduler.StateFailed {
+		t.Fatalf("run state = %s, want failed", r.State)
+	}
+	if jr := r.Attempts[0].Jobs["b"]; jr == nil || jr.Status != "failed" || !strings.Contains(jr.Error, "not in workflow") {
+		t.Errorf("job b's result = %+v, want failed: not in workflow", jr)
+	}
+}
