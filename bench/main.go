@@ -388,7 +388,7 @@ func measureMemory(ctx context.Context, rc *redis.Client, hc *http.Client, base 
 	m.UsedDelta = after - before
 	keys := rdb.Keys{Prefix: "batchy"}
 	events := keys.Events(memWF)
-	iter := rc.Scan(ctx, 0, strings.TrimSuffix(keys.Meta(memWF), "meta")+"*", 1000).Iterator()
+	iter := rc.Scan(ctx, 0, strings.TrimSuffix(keys.State(memWF), "state")+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		k := iter.Val()
 		n, err := rc.MemoryUsage(ctx, k, 0).Result() // SAMPLES 0: every element counted

@@ -267,7 +267,7 @@ func rawOps(rc *redis.Client, rs rawScripts, prefix string, workers int) []op {
 	keys := rdb.Keys{Prefix: prefix}
 	metas := make([][]string, workers)
 	for w := range metas {
-		metas[w] = []string{keys.Meta(wfName(w))}
+		metas[w] = []string{keys.State(wfName(w))}
 	}
 	withNow := func(argv []any) []any {
 		a := slices.Clone(argv)

@@ -130,7 +130,7 @@ func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {
 		if f.dataFile != "" {
 			where = "data file " + f.dataFile
 		}
-		return &openedStore{Store: rdb.New(e.Client(), opts), Client: e.Client(), Name: "embedded", Where: where, close: e.Close}, nil
+		return migrated(ctx, &openedStore{Store: rdb.New(e.Client(), opts), Client: e.Client(), Name: "embedded", Where: where, close: e.Close})
 	}
 	client, where, err := rdb.Connect(rdb.ConnectOptions{
 		URL: f.redisURL, ClusterAddrs: f.redisCluster, SentinelAddrs: f.redisSentinel, SentinelMaster: f.redisMaster,
@@ -141,7 +141,17 @@ func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {
 		// to a user, who gave flags.
 		return nil, errors.New(strings.Replace(err.Error(), "rdb.Connect: ", "", 1))
 	}
-	return &openedStore{Store: rdb.New(client, opts), Client: client, Name: "redis", Where: where, close: client.Close}, nil
+	return migrated(ctx, &openedStore{Store: rdb.New(client, opts), Client: client, Name: "redis", Where: where, close: client.Close})
+}
+
+// migrated brings the store's data to this batchy's layout (rdb.Migrate) before anything uses it;
+// a store it cannot bring across is closed and the error returned.
+func migrated(ctx context.Context, s *openedStore) (*openedStore, error) {
+	if _, err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", s.Where, err)
+	}
+	return s, nil
 }
 
 // applyEnv sets every flag that was not given on the command line from BATCHY_<FLAG>, so flags win

@@ -200,7 +200,7 @@ func checkEvents(t *testing.T, client redis.UniversalClient, d *batch.Dump) {
 			}
 		}
 	}
-	events, err := event.NewStream(client, rdb.Keys{Prefix: "batchy"}, 0).Read(context.Background(), d.Workflow, event.Query{After: "0-0", Limit: 100_000})
+	events, err := rdb.NewEventStream(client, rdb.Keys{Prefix: "batchy"}, 0).Read(context.Background(), d.Workflow, event.Query{After: "0-0", Limit: 100_000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/batchy/batchy/internal/format"
 	"github.com/batchy/batchy/internal/metrics"
 	"github.com/batchy/batchy/internal/notify"
+	"github.com/batchy/batchy/internal/rdb"
 	"github.com/batchy/batchy/internal/scheduler"
 	"github.com/batchy/batchy/internal/ui"
 )
@@ -276,7 +277,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		secondaries = append(secondaries, event.NewAsync(sink, event.AsyncOptions{Log: log}))
 		log.Info("log sink", "sink", sink.String())
 	}
-	bus := event.NewBus(event.NewStream(store.Client, store.Keys(), cfg.eventsKeep), secondaries, log)
+	bus := event.NewBus(rdb.NewEventStream(store.Client, store.Keys(), cfg.eventsKeep), secondaries, log)
 	flushSinks := sync.OnceFunc(func() {
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

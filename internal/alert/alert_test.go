@@ -66,7 +66,7 @@ func setup(t *testing.T, notifiers ...alert.Notifier) (*env, *alert.Alerter) {
 	t.Helper()
 	client := rdbtest.StartRedis(t).Client(t)
 	raw := rdb.New(client, rdb.Options{})
-	bus := event.NewBus(event.NewStream(client, raw.Keys(), 0), nil, nil)
+	bus := event.NewBus(rdb.NewEventStream(client, raw.Keys(), 0), nil, nil)
 	a := alert.New(alert.Options{Store: raw, Client: client, Keys: raw.Keys(), Notifiers: notifiers, Events: bus})
 	bus.Observe(a.Observe)
 	// A second replica's alerter on the same Redis: alerts still go out once.
@@ -160,7 +160,7 @@ func TestHangingSinkAndWebhookDoNotSlowTransitions(t *testing.T) {
 	defer close(block) // before Close, which waits for the blocked handlers
 	client := rdbtest.StartRedis(t).Client(t)
 	raw := rdb.New(client, rdb.Options{})
-	bus := event.NewBus(event.NewStream(client, raw.Keys(), 0), []*event.Async{event.NewAsync(hangingSink{}, event.AsyncOptions{Buffer: 10})}, nil)
+	bus := event.NewBus(rdb.NewEventStream(client, raw.Keys(), 0), []*event.Async{event.NewAsync(hangingSink{}, event.AsyncOptions{Buffer: 10})}, nil)
 	bus.Observe(alert.New(alert.Options{Store: raw, Client: client, Keys: raw.Keys(), Events: bus,
 		Notifiers: []alert.Notifier{&alert.Webhook{URL: slow.URL}}}).Observe)
 	store := event.RecordingStore{Store: raw, Bus: bus}

@@ -29,7 +29,7 @@ func (s *Server) routesEvents(v1 *gin.RouterGroup) {
 	v1.GET("/workflows/:wf/events/stream", s.handle(s.streamEvents))
 }
 
-func (s *Server) stream() (*event.Stream, error) {
+func (s *Server) stream() (event.Stream, error) {
 	if st := s.opts.Events.Stream(); st != nil {
 		return st, nil
 	}
@@ -173,7 +173,7 @@ func eventQuery(c *gin.Context) (event.Query, error) {
 }
 
 // eventRequest reads what both event readers need: a loaded workflow, the filters, the stream.
-func (s *Server) eventRequest(c *gin.Context) (string, event.Query, *event.Stream, error) {
+func (s *Server) eventRequest(c *gin.Context) (string, event.Query, event.Stream, error) {
 	wf, err := workflow(c)
 	if err != nil {
 		return "", event.Query{}, nil, err

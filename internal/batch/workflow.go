@@ -2,7 +2,6 @@ package batch
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -113,10 +112,34 @@ type State struct {
 	Exclusive   bool      `json:"exclusive"`
 	Settings    Settings  `json:"settings"`
 	LoadedAt    time.Time `json:"loaded_at"`
-	// Events are, after a change, the events the change recorded in the workflow's event stream in
-	// the same atomic step, each as JSON with its stream entry ID, for the other sinks. Not part of
-	// the state shown.
-	Events []json.RawMessage `json:"-"`
+	// Changes are, after a change, what the change recorded in the workflow's event stream in the
+	// same atomic step, one per job it changed, for the other sinks. Not part of the state shown.
+	Changes []Change `json:"-"`
+}
+
+// Change is one job's part in a transition, as the store recorded it in the workflow's event
+// stream (the event package turns it into an event).
+type Change struct {
+	// ID is the event's ID in the stream.
+	ID       string
+	Time     time.Time
+	Workflow string
+	// Type is load, open, close, fail, abandon or rewind.
+	Type string
+	// Job is empty for a load.
+	Job string
+	// BatchID is the batch opened, closed, failed or abandoned; zero when there is none.
+	BatchID int64
+	// From and To are an open's window; From is a rewind's new watermark.
+	From, To time.Time
+	// Start and End are a closed or failed batch's batch_start and batch_end.
+	Start, End time.Time
+	// NextBatchID is the batch that abandoned BatchID.
+	NextBatchID int64
+	// Backfill marks an open of a backfill window, Reset a load that reset the runtime state.
+	Backfill, Reset bool
+	// Jobs is the number of jobs a load loaded.
+	Jobs int
 }
 
 // Batch is one batch as recorded in history: each job's fields as the batch left them (status

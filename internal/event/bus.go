@@ -9,7 +9,7 @@ import (
 // Bus sends every event to the authoritative stream, synchronously, and then to each secondary
 // sink through its own bounded buffer, so that a slow secondary never delays a transition.
 type Bus struct {
-	stream      *Stream
+	stream      Stream
 	secondaries []*Async
 	observers   []func(context.Context, []Event)
 	log         *slog.Logger
@@ -21,7 +21,7 @@ type Bus struct {
 func (b *Bus) Observe(f func(context.Context, []Event)) { b.observers = append(b.observers, f) }
 
 // NewBus returns a bus; stream may be nil (events then go to the secondaries only).
-func NewBus(stream *Stream, secondaries []*Async, log *slog.Logger) *Bus {
+func NewBus(stream Stream, secondaries []*Async, log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -29,7 +29,7 @@ func NewBus(stream *Stream, secondaries []*Async, log *slog.Logger) *Bus {
 }
 
 // Stream returns the authoritative stream sink, nil if there is none.
-func (b *Bus) Stream() *Stream {
+func (b *Bus) Stream() Stream {
 	if b == nil {
 		return nil
 	}
@@ -81,6 +81,12 @@ func (b *Bus) Publish(ctx context.Context, events ...Event) {
 	for _, f := range b.observers {
 		f(ctx, events)
 	}
+}
+
+// listened reports whether any secondary sink or observer would see a published event: without
+// one, a transition's events need not even be built.
+func (b *Bus) listened() bool {
+	return b != nil && (len(b.secondaries) > 0 || len(b.observers) > 0)
 }
 
 func (b *Bus) logger() *slog.Logger {

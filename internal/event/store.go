@@ -2,8 +2,7 @@ package event
 
 import (
 	"context"
-	"encoding/json"
-	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/batchy/batchy/internal/batch"
@@ -54,24 +53,56 @@ func (s RecordingStore) Restore(ctx context.Context, d *batch.Dump) error {
 // observers, and then returns the change's result.
 func (s RecordingStore) publish(ctx context.Context) func(*batch.State, error) (*batch.State, error) {
 	return func(st *batch.State, err error) (*batch.State, error) {
-		if err == nil && len(st.Events) > 0 {
-			s.Bus.Publish(ctx, Decode(st.Events, s.Bus.logger())...)
+		if err == nil && len(st.Changes) > 0 && s.Bus.listened() {
+			s.Bus.Publish(ctx, FromChanges(st.Changes)...)
 		}
 		return st, err
 	}
 }
 
-// Decode reads events as the store's scripts record them; one that does not decode is logged and
-// left out.
-func Decode(raw []json.RawMessage, log *slog.Logger) []Event {
-	events := make([]Event, 0, len(raw))
-	for _, r := range raw {
-		var e Event
-		if err := json.Unmarshal(r, &e); err != nil {
-			log.Warn("an event recorded by the store does not decode", "event", string(r), "err", err)
-			continue
+// FromChanges turns the changes a transition recorded into its events, one per job changed.
+func FromChanges(changes []batch.Change) []Event {
+	out := make([]Event, 0, len(changes))
+	for _, c := range changes {
+		e := Event{ID: c.ID, Time: c.Time, Workflow: c.Workflow, Job: c.Job, BatchID: c.BatchID, Type: c.Type, Level: "info"}
+		batchID := strconv.FormatInt(c.BatchID, 10)
+		switch c.Type {
+		case TypeLoad:
+			e.Message = "configuration loaded: " + strconv.Itoa(c.Jobs) + " jobs"
+			if c.Reset {
+				e.Message += ", runtime state reset"
+			}
+			e.Fields = map[string]any{"reset": c.Reset}
+		case TypeOpen:
+			from, to := batch.FormatTime(c.From), batch.FormatTime(c.To)
+			e.Message = "batch " + batchID + " opened: window " + from + " to " + to
+			e.Fields = map[string]any{"from_date": from, "to_date": to}
+			if c.Backfill {
+				e.Message = "backfill " + e.Message
+				e.Fields["backfill"] = true
+			}
+		case TypeAbandon:
+			old := "?"
+			if c.BatchID != 0 {
+				old = batchID
+			}
+			e.Level = "warn"
+			e.Message = "batch " + old + " abandoned: job opened again in batch " + strconv.FormatInt(c.NextBatchID, 10) + " before it ended"
+		case TypeClose, TypeFail:
+			e.Message = "batch " + batchID + " succeeded"
+			if c.Type == TypeFail {
+				e.Level, e.Message = "error", "batch "+batchID+" failed"
+			}
+			if !c.Start.IsZero() && !c.End.IsZero() {
+				e.Fields = map[string]any{"duration_seconds": float64(c.End.Sub(c.Start).Microseconds()) / 1e6}
+			}
+		case TypeRewind:
+			from := batch.FormatTime(c.From)
+			e.Level = "warn"
+			e.Message = "watermark set: the next window starts at " + from
+			e.Fields = map[string]any{"from_date": from}
 		}
-		events = append(events, e)
+		out = append(out, e)
 	}
-	return events
+	return out
 }

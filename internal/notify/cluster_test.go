@@ -35,7 +35,7 @@ func TestClusterWakesAcrossNodes(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; len(names) < len(c.Addrs()) && i < 1000; i++ {
 		wf := fmt.Sprintf("w%d", i)
-		if node := c.NodeFor(t, keys.Meta(wf)); !seen[node] {
+		if node := c.NodeFor(t, keys.State(wf)); !seen[node] {
 			seen[node] = true
 			names = append(names, wf)
 		}
@@ -60,7 +60,7 @@ func TestClusterWakesAcrossNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !signalled(waiters[wf], 2*time.Second) {
-			t.Errorf("a change of %s (on %s) did not wake its waiter (subscription on %s)", wf, c.NodeFor(t, keys.Meta(wf)), subNode)
+			t.Errorf("a change of %s (on %s) did not wake its waiter (subscription on %s)", wf, c.NodeFor(t, keys.State(wf)), subNode)
 		}
 	}
 

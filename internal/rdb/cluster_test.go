@@ -22,7 +22,7 @@ func onEachNode(t *testing.T, c *rdbtest.Cluster, keys rdb.Keys) []string {
 	byNode := map[string]string{}
 	for i := 0; len(byNode) < len(c.Addrs()) && i < 1000; i++ {
 		wf := fmt.Sprintf("w%d", i)
-		if node := c.NodeFor(t, keys.Meta(wf)); byNode[node] == "" {
+		if node := c.NodeFor(t, keys.State(wf)); byNode[node] == "" {
 			byNode[node] = wf
 		}
 	}
@@ -115,7 +115,7 @@ func TestClusterAcrossNodes(t *testing.T) {
 	})
 
 	t.Run("event streams", func(t *testing.T) {
-		stream := event.NewStream(client, keys, 100)
+		stream := rdb.NewEventStream(client, keys, 100)
 		var evs []event.Event
 		for i, wf := range names {
 			for j := range 3 {
@@ -142,8 +142,8 @@ func TestClusterAcrossNodes(t *testing.T) {
 
 	t.Run("keys of all nodes", func(t *testing.T) {
 		// batchy itself never lists keys; a tool that does must ask every master.
-		if got := allKeys(t, client, keys.Prefix+":{*}:meta"); len(got) != len(names) {
-			t.Errorf("meta keys over all masters: %v, want %d", got, len(names))
+		if got := allKeys(t, client, keys.Prefix+":{*}:state"); len(got) != len(names) {
+			t.Errorf("state keys over all masters: %v, want %d", got, len(names))
 		}
 	})
 }
@@ -167,7 +167,7 @@ func TestClusterFailover(t *testing.T) {
 	f := &fixture{store: store, client: client}
 	const workers = 3
 	f.load(t, "w", "j0: {}\nj1: {}\nj2: {}\n", false)
-	victim := c.NodeFor(t, store.Keys().Meta("w"))
+	victim := c.NodeFor(t, store.Keys().State("w"))
 
 	type ack struct {
 		id     int64

@@ -2,22 +2,30 @@
 // the embedded in-process store used when no Redis is configured.
 package rdb
 
-import (
-	"strconv"
-)
+// Layout is the version of the key layout below, stored in every state hash and in the layout key.
+// Layout 1 (batchy before it) kept a hash per job and per batch; Migrate carries it across.
+const Layout = "2"
 
 // Keys builds every Redis key batchy uses. All keys of one workflow share the hash tag {<wf>}, so
-// they live in one Redis Cluster slot and a single script may touch them all. The Lua scripts
-// derive the per-workflow keys from the meta key by the same rules (see scripts.go).
+// they live in one Redis Cluster slot and a single script may touch them all. Scripts get every
+// key they touch in KEYS, built here.
 //
+//	<prefix>:layout                     STRING the layout version of the data (Layout)
 //	<prefix>:workflows                  SET   names of loaded workflows
 //	<prefix>:changed                    pub/sub channel: every change publishes the workflow's name
-//	<prefix>:{<wf>}:meta                HASH  jobs (JSON array, file order), last_batch_id, exclusive, loaded_at
-//	<prefix>:{<wf>}:job:<job>           HASH  the job's fields, each value as JSON text
-//	<prefix>:{<wf>}:stash:<job>         HASH  the job's regular state while a backfill batch is open
+//	<prefix>:{<wf>}:state               HASH  the workflow: jobs (names, space-separated, file order),
+//	                                          last_batch_id, exclusive, settings (JSON), loaded_at,
+//	                                          layout, hist_n (batches in history), tz and tzname (the
+//	                                          zone table of trunc_start), and per job run:<job>,
+//	                                          cfg:<job>, win:<job> and, while a backfill is open,
+//	                                          stash:<job> (see lua/lib.lua and record.go)
 //	<prefix>:{<wf>}:batches             ZSET  batch ids, scored by id (history index)
-//	<prefix>:{<wf>}:batch:<batch_id>    HASH  job -> the job's fields in that batch, as a JSON object
-//	<prefix>:{<wf>}:events              STREAM the workflow's events (transitions, run steps, log lines)
+//	<prefix>:{<wf>}:history             HASH  <batch_id> -> the batch's jobs (space-separated),
+//	                                          <batch_id>:<job> -> the job's runtime record, a newline,
+//	                                          its configured fields (JSON), as the batch left them
+//	<prefix>:{<wf>}:events              STREAM the workflow's events: a transition's in one entry
+//	                                          (field x, see events.go), run steps and log lines one
+//	                                          event an entry (field e, JSON)
 //	<prefix>:{<wf>}:alert:<key>         STRING an alert sent (dedupe: one per condition per batch or day)
 //	<prefix>:scheduler:leader           HASH  holder, expires (ms): the scheduler's leader lease
 //	<prefix>:{<wf>}:sched               HASH  last_fire (ms), last_after (µs): the scheduler's claimed fires
@@ -37,19 +45,25 @@ func (k Keys) Changed() string { return k.Prefix + ":changed" }
 // base is the common start of a workflow's keys.
 func (k Keys) base(wf string) string { return k.Prefix + ":{" + wf + "}:" }
 
-// Meta is a workflow's settings and job list.
-func (k Keys) Meta(wf string) string { return k.base(wf) + "meta" }
+// Layout holds the layout version of the data under the prefix.
+func (k Keys) Layout() string { return k.Prefix + ":layout" }
 
-// Job holds one job's current fields.
-func (k Keys) Job(wf, job string) string { return k.base(wf) + "job:" + job }
+// State is a workflow's settings, jobs and their current fields.
+func (k Keys) State(wf string) string { return k.base(wf) + "state" }
 
 // Batches is a workflow's history index.
 func (k Keys) Batches(wf string) string { return k.base(wf) + "batches" }
 
-// Batch is one batch of a workflow's history.
-func (k Keys) Batch(wf string, id int64) string {
-	return k.base(wf) + "batch:" + strconv.FormatInt(id, 10)
-}
+// History holds the batches of a workflow's history.
+func (k Keys) History(wf string) string { return k.base(wf) + "history" }
+
+// legacyKeys are the keys of layout 1 that Migrate reads and deletes.
+type legacyKeys struct{ Keys }
+
+func (k legacyKeys) meta(wf string) string       { return k.base(wf) + "meta" }
+func (k legacyKeys) job(wf, job string) string   { return k.base(wf) + "job:" + job }
+func (k legacyKeys) stash(wf, job string) string { return k.base(wf) + "stash:" + job }
+func (k legacyKeys) batch(wf, id string) string  { return k.base(wf) + "batch:" + id }
 
 // Leader is the scheduler's leader lease.
 func (k Keys) Leader() string { return k.Prefix + ":scheduler:leader" }

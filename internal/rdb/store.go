@@ -1,6 +1,7 @@
 package rdb
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,7 +22,8 @@ type Options struct {
 	Prefix string
 	// Location is the time zone of trunc_start's midnight; nil means UTC.
 	Location *time.Location
-	// HistoryKeep is how many batches of history a workflow keeps; zero means 1000.
+	// HistoryKeep is how many batches of history a workflow keeps at least (up to a sixteenth
+	// more, trimmed in steps); zero means 1000.
 	HistoryKeep int
 	// Now is the clock; nil means time.Now. Tests inject their own.
 	Now func() time.Time
@@ -29,21 +31,26 @@ type Options struct {
 	// store saves its data file there. Nil means nothing.
 	AfterWrite func(context.Context) error
 	// EventsKeep caps each workflow's event stream, which every change appends its events to
-	// (about this many kept); zero means 100,000.
+	// (about this many entries kept); zero means 100,000.
 	EventsKeep int64
 }
 
 // Store is the batch.Store on Redis (single node, Sentinel or Cluster through a universal client).
+// A transition is one script reading the workflow's state hash once and writing it, its history
+// and its event stream once each (see lua/).
 type Store struct {
 	client redis.UniversalClient
 	keys   Keys
 	opts   Options
-	tz     string
+	codec  codec
+	// tzName and tzTable describe Location for the open script's midnight (see zoneTable).
+	tzName, tzTable string
 }
 
 var _ batch.Store = (*Store)(nil)
 
-// New returns a Store on client.
+// New returns a Store on client. Call Migrate before serving from a Redis that may hold data of
+// an earlier layout.
 func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = "batchy"
@@ -60,63 +67,39 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.EventsKeep <= 0 {
 		opts.EventsKeep = 100_000
 	}
-	return &Store{client: client, keys: Keys{Prefix: opts.Prefix}, opts: opts, tz: zoneTable(opts.Location)}
+	table := zoneTable(opts.Location)
+	return &Store{client: client, keys: Keys{Prefix: opts.Prefix}, opts: opts, codec: newCodec(),
+		tzName: opts.Location.String() + "#" + strconv.FormatUint(uint64(fnv32(table)), 16), tzTable: table}
 }
 
 // Keys returns the key builder, for tests and troubleshooting tools.
 func (s *Store) Keys() Keys { return s.keys }
 
+// Client returns the Redis client the store runs on.
+func (s *Store) Client() redis.UniversalClient { return s.client }
+
 func (s *Store) now() int64 { return s.opts.Now().UnixMicro() }
 
-// run executes a reading script on a workflow and turns its errors into batch errors.
-func (s *Store) run(ctx context.Context, op string, sc *redis.Script, wf string, args ...any) (any, error) {
-	return s.eval(ctx, s.client, op, sc, wf, args...)
-}
-
-// runOnce executes a changing script, which go-redis must not send twice (see onceScripter).
-func (s *Store) runOnce(ctx context.Context, op string, sc *redis.Script, wf string, args ...any) (any, error) {
-	return s.eval(ctx, onceScripter{s.client}, op, sc, wf, args...)
-}
-
-func (s *Store) eval(ctx context.Context, c redis.Scripter, op string, sc *redis.Script, wf string, args ...any) (any, error) {
-	if err := batch.CheckName("workflow", wf); err != nil {
-		return nil, err
-	}
-	v, err := sc.Run(ctx, c, []string{s.keys.Meta(wf)}, args...).Result()
+// read runs a reading script and turns its errors into batch errors.
+func (s *Store) read(ctx context.Context, op string, sc *redis.Script, keys []string, args ...any) (any, error) {
+	v, err := sc.Run(ctx, s.client, keys, args...).Result()
 	if err != nil {
 		return nil, storeError(op, err)
 	}
 	return v, nil
 }
 
-// write runs a changing script (its first argument the event stream's cap, see begin_change),
-// then AfterWrite, and returns the state with the events the change recorded.
-func (s *Store) write(ctx context.Context, op string, sc *redis.Script, wf string, args ...any) (*batch.State, error) {
-	v, err := s.runOnce(ctx, op, sc, wf, append([]any{s.opts.EventsKeep}, args...)...)
+// change runs a changing script, which go-redis must not send twice (see onceScripter), then
+// AfterWrite, and returns the state after it with the changes it recorded.
+func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, keys []string, args ...any) (*batch.State, error) {
+	v, err := sc.Run(ctx, onceScripter{s.client}, keys, args...).Result()
 	if err != nil {
-		return nil, err
+		return nil, storeError(op, err)
 	}
 	if err := s.afterWrite(ctx, op); err != nil {
 		return nil, err
 	}
-	reply := asList(v)
-	if len(reply) != 2 {
-		return nil, fmt.Errorf("%s: unexpected reply %T", op, v)
-	}
-	st, err := parseState(wf, reply[0])
-	if err != nil {
-		return nil, err
-	}
-	events := asList(reply[1])
-	for i := 0; i+1 < len(events); i += 2 {
-		st.Events = append(st.Events, withID(str(events[i]), str(events[i+1])))
-	}
-	return st, nil
-}
-
-// withID puts a stream entry's ID into its event's JSON object, as the stream's readers do.
-func withID(id, body string) json.RawMessage {
-	return json.RawMessage(`{"id":` + strconv.Quote(id) + "," + strings.TrimPrefix(body, "{"))
+	return s.parseReply(wf, v)
 }
 
 func (s *Store) afterWrite(ctx context.Context, op string) error {
@@ -129,40 +112,99 @@ func (s *Store) afterWrite(ctx context.Context, op string) error {
 	return nil
 }
 
+// parseReply reads a changing script's reply (lua/lib.lua reply): the stream entry and record,
+// then the state.
+func (s *Store) parseReply(wf string, v any) (*batch.State, error) {
+	list, _ := v.([]any)
+	if len(list) < 6 {
+		return nil, fmt.Errorf("rdb: unexpected reply %T", v)
+	}
+	st := &batch.State{Workflow: wf, Exclusive: str(list[3]) == "1"}
+	st.LastBatchID, _ = strconv.ParseInt(str(list[2]), 10, 64)
+	st.LoadedAt, _ = batch.ParseTime(str(list[4]))
+	var err error
+	if st.Settings, err = s.codec.settings.get(str(list[5])); err != nil {
+		return nil, fmt.Errorf("rdb: workflow %s: %w", wf, err)
+	}
+	st.Jobs = make(batch.Jobs, 0, (len(list)-6)/3)
+	for i := 6; i+2 < len(list); i += 3 {
+		f, err := s.codec.jobFields(str(list[i+1]), str(list[i+2]))
+		if err != nil {
+			return nil, fmt.Errorf("rdb: workflow %s job %s: %w", wf, str(list[i]), err)
+		}
+		st.Jobs = append(st.Jobs, batch.Job{Name: str(list[i]), Fields: f})
+	}
+	st.Changes = parseChanges(wf, str(list[0]), str(list[1]))
+	return st, nil
+}
+
 // Load implements batch.Store.
 func (s *Store) Load(ctx context.Context, wf *batch.Workflow, reset bool) (*batch.State, error) {
-	names := make([]string, len(wf.Jobs))
+	if err := batch.CheckName("workflow", wf.Name); err != nil {
+		return nil, err
+	}
 	settings, err := json.Marshal(wf.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("rdb.Load: %w", err)
 	}
-	args := []any{s.now(), flag(reset), flag(wf.Settings.Exclusive), "", string(settings)}
+	names := make([]string, len(wf.Jobs))
 	for i, j := range wf.Jobs {
 		names[i] = j.Name
-		args = append(args, j.Name, len(j.Fields))
-		for _, f := range j.Fields.Names() {
-			args = append(args, f, string(j.Fields[f]))
-		}
 	}
-	list, _ := json.Marshal(names)
-	args[3] = string(list)
+	now := s.opts.Now()
+	args := []any{now.UnixMicro(), s.opts.EventsKeep, s.keys.Changed(), wf.Name, flag(reset), flag(wf.Settings.Exclusive),
+		strings.Join(names, " "), string(settings), batch.FormatTime(now), Layout}
+	for _, j := range wf.Jobs {
+		run, cfg := splitJob(j.Fields)
+		conf, _ := cfg.MarshalJSON()
+		args = append(args, j.Name, run.String(), string(conf), windowRecord(j.Fields))
+	}
 	if err := s.client.SAdd(ctx, s.keys.Workflows(), wf.Name).Err(); err != nil {
 		return nil, storeError("rdb.Load", err)
 	}
-	return s.write(ctx, "rdb.Load", scriptLoad, wf.Name, args...)
+	return s.change(ctx, "rdb.Load", wf.Name, scriptLoad, []string{s.keys.State(wf.Name), s.keys.Events(wf.Name)}, args...)
 }
 
-// State implements batch.Store.
+// State implements batch.Store: one HGETALL of the workflow's state hash.
 func (s *Store) State(ctx context.Context, wf string) (*batch.State, error) {
-	v, err := s.run(ctx, "rdb.State", scriptState, wf)
-	if err != nil {
+	if err := batch.CheckName("workflow", wf); err != nil {
 		return nil, err
 	}
-	return parseState(wf, v)
+	h, err := s.client.HGetAll(ctx, s.keys.State(wf)).Result()
+	if err != nil {
+		return nil, storeError("rdb.State", err)
+	}
+	if _, ok := h["jobs"]; !ok {
+		return nil, notLoaded(wf)
+	}
+	return s.stateFromHash(wf, h)
+}
+
+func notLoaded(wf string) error {
+	return batch.Errorf(batch.ENOTFOUND, "workflow %s is not loaded: load its configuration first (GET /load_cfg/%s)", wf, wf)
+}
+
+// stateFromHash reads a state hash as HGETALL returns it.
+func (s *Store) stateFromHash(wf string, h map[string]string) (*batch.State, error) {
+	list := []any{"", "", h["last_batch_id"], h["exclusive"], h["loaded_at"], orDefaultString(h["settings"], "{}")}
+	for _, j := range strings.Fields(h["jobs"]) {
+		list = append(list, j, h["run:"+j], orDefaultString(h["cfg:"+j], "{}"))
+	}
+	return s.parseReply(wf, list)
+}
+
+func orDefaultString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // Open implements batch.Store.
 func (s *Store) Open(ctx context.Context, wf string, req batch.OpenRequest) (*batch.State, error) {
+	if err := batch.CheckName("workflow", wf); err != nil {
+		return nil, err
+	}
 	jobs, err := jobArgs(req.Jobs)
 	if err != nil {
 		return nil, err
@@ -181,12 +223,27 @@ func (s *Store) Open(ctx context.Context, wf string, req batch.OpenRequest) (*ba
 	} else if !req.To.IsZero() {
 		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
 	}
-	args := append([]any{now, s.tz, s.opts.HistoryKeep, from, to}, jobs...)
-	return s.write(ctx, "rdb.Open", scriptOpen, wf, args...)
+	keys := []string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf), s.keys.Events(wf)}
+	table := ""
+	if len(s.tzTable) <= 64 {
+		table = s.tzTable // a zone without daylight saving time: cheaper to send than to ask for
+	}
+	for {
+		args := append([]any{now, s.opts.EventsKeep, s.opts.HistoryKeep, s.keys.Changed(), wf, s.tzName, table, from, to}, jobs...)
+		st, err := s.change(ctx, "rdb.Open", wf, scriptOpen, keys, args...)
+		if table == "" && errors.Is(err, errZoneNeeded) {
+			table = s.tzTable // the workflow's stored zone table is not this server's: send it once
+			continue
+		}
+		return st, err
+	}
 }
 
 // End implements batch.Store.
 func (s *Store) End(ctx context.Context, wf string, req batch.EndRequest) (*batch.State, error) {
+	if err := batch.CheckName("workflow", wf); err != nil {
+		return nil, err
+	}
 	if req.Status != batch.StatusSuccess && req.Status != batch.StatusFailed {
 		return nil, batch.Errorf(batch.EINVALID, "a batch ends as success or failed, not %q", req.Status)
 	}
@@ -198,26 +255,32 @@ func (s *Store) End(ctx context.Context, wf string, req batch.EndRequest) (*batc
 	if req.BatchID != 0 {
 		want = strconv.FormatInt(req.BatchID, 10)
 	}
-	status, _ := json.Marshal(string(req.Status))
 	metadata := ""
 	if len(req.Metadata) > 0 {
-		m, err := req.Metadata.MarshalJSON()
-		if err != nil {
-			return nil, err
+		// Compact, as given (json.Marshal would escape <, > and &): the runtime record holds it on
+		// one line.
+		m, _ := req.Metadata.MarshalJSON()
+		var b bytes.Buffer
+		if err := json.Compact(&b, m); err != nil {
+			return nil, batch.Errorf(batch.EINVALID, "metadata is not valid JSON: %v", err)
 		}
-		metadata = string(m)
+		metadata = b.String()
 	}
-	args := append([]any{s.now(), string(status), flag(req.Strict), want, metadata}, jobs...)
-	return s.write(ctx, "rdb.End", scriptEnd, wf, args...)
+	keys := []string{s.keys.State(wf), s.keys.History(wf), s.keys.Events(wf)}
+	args := append([]any{s.now(), s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), flag(req.Strict), want, metadata}, jobs...)
+	return s.change(ctx, "rdb.End", wf, scriptEnd, keys, args...)
 }
 
 // SetWatermark implements batch.Store.
 func (s *Store) SetWatermark(ctx context.Context, wf, job string, from time.Time) (*batch.State, error) {
+	if err := batch.CheckName("workflow", wf); err != nil {
+		return nil, err
+	}
 	if err := batch.CheckName("job", job); err != nil {
 		return nil, err
 	}
-	date, _ := json.Marshal(batch.FormatTime(from))
-	return s.write(ctx, "rdb.SetWatermark", scriptWatermark, wf, string(date), s.now(), job)
+	keys := []string{s.keys.State(wf), s.keys.Events(wf)}
+	return s.change(ctx, "rdb.SetWatermark", wf, scriptWatermark, keys, s.now(), s.opts.EventsKeep, s.keys.Changed(), wf, from.UnixMicro(), job)
 }
 
 // Batches implements batch.Store.
@@ -227,41 +290,76 @@ func (s *Store) Batches(ctx context.Context, wf string, opts batch.ListOptions) 
 	}
 	before := "+inf"
 	if opts.Before > 0 {
-		before = strconv.FormatInt(opts.Before, 10)
+		before = "(" + strconv.FormatInt(opts.Before, 10)
 	}
-	v, err := s.run(ctx, "rdb.Batches", scriptBatches, wf, opts.Limit, before)
-	if err != nil {
-		return nil, err
-	}
-	state, err := s.State(ctx, wf)
-	if err != nil {
-		return nil, err
-	}
-	return parseBatches(v, jobOrder(state.Jobs))
+	return s.batches(ctx, wf, opts.Limit, before, "-inf")
 }
 
 // Batch implements batch.Store.
 func (s *Store) Batch(ctx context.Context, wf string, id int64) (*batch.Batch, error) {
-	state, err := s.State(ctx, wf)
+	sid := strconv.FormatInt(id, 10)
+	list, err := s.batches(ctx, wf, 1, sid, sid)
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.client.HGetAll(ctx, s.keys.Batch(wf, id)).Result()
-	if err != nil {
-		return nil, storeError("rdb.Batch", err)
-	}
-	if len(v) == 0 {
+	if len(list) == 0 {
 		return nil, batch.Errorf(batch.ENOTFOUND, "workflow %s has no batch %d in its history", wf, id)
 	}
-	flat := make([]any, 0, 2*len(v))
-	for k, val := range v {
-		flat = append(flat, k, val)
+	return &list[0], nil
+}
+
+func (s *Store) batches(ctx context.Context, wf string, limit int, max, min string) ([]batch.Batch, error) {
+	if err := batch.CheckName("workflow", wf); err != nil {
+		return nil, err
 	}
-	b, err := parseBatch(id, flat, jobOrder(state.Jobs))
+	v, err := s.read(ctx, "rdb.Batches", scriptBatches, []string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf)}, limit, max, min, wf)
 	if err != nil {
 		return nil, err
 	}
-	return &b, nil
+	reply := asList(v)
+	if len(reply) != 2 {
+		return nil, fmt.Errorf("rdb.Batches: unexpected reply %T", v)
+	}
+	order := jobOrder(strings.Fields(str(reply[0])))
+	var out []batch.Batch
+	for _, item := range asList(reply[1]) {
+		pair := asList(item)
+		if len(pair) != 2 {
+			return nil, fmt.Errorf("rdb.Batches: unexpected batch %T", item)
+		}
+		id, _ := strconv.ParseInt(str(pair[0]), 10, 64)
+		b, err := s.parseBatch(id, asList(pair[1]), order)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// parseBatch reads a history batch's job and entry pairs, ordering jobs as the workflow does and
+// jobs no longer in it after them, by name.
+func (s *Store) parseBatch(id int64, pairs []any, order map[string]int) (batch.Batch, error) {
+	b := batch.Batch{ID: id}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		f, err := s.codec.historyFields(str(pairs[i+1]))
+		if err != nil {
+			return b, fmt.Errorf("rdb: batch %d job %s: %w", id, str(pairs[i]), err)
+		}
+		b.Jobs = append(b.Jobs, batch.Job{Name: str(pairs[i]), Fields: f})
+	}
+	sort.SliceStable(b.Jobs, func(x, y int) bool {
+		ox, okx := order[b.Jobs[x].Name]
+		oy, oky := order[b.Jobs[y].Name]
+		if okx != oky {
+			return okx
+		}
+		if okx && ox != oy {
+			return ox < oy
+		}
+		return b.Jobs[x].Name < b.Jobs[y].Name
+	})
+	return b, nil
 }
 
 // Workflows implements batch.Store.
@@ -275,7 +373,7 @@ func (s *Store) Workflows(ctx context.Context) ([]string, error) {
 	pipe := s.client.Pipeline()
 	exists := make([]*redis.IntCmd, len(names))
 	for i, n := range names {
-		exists[i] = pipe.Exists(ctx, s.keys.Meta(n))
+		exists[i] = pipe.Exists(ctx, s.keys.State(n))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, storeError("rdb.Workflows", err)
@@ -290,32 +388,58 @@ func (s *Store) Workflows(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// Dump implements batch.Store.
+// Dump implements batch.Store. The dump's form is the layout's own business: it is the same for
+// every layout (export and import carry data across them).
 func (s *Store) Dump(ctx context.Context, wf string) (*batch.Dump, error) {
-	v, err := s.run(ctx, "rdb.Dump", scriptDump, wf)
+	if err := batch.CheckName("workflow", wf); err != nil {
+		return nil, err
+	}
+	v, err := s.read(ctx, "rdb.Dump", scriptDump, []string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf)}, wf)
 	if err != nil {
 		return nil, err
 	}
-	parts, ok := v.([]any)
-	if !ok || len(parts) != 4 {
+	parts := asList(v)
+	if len(parts) != 3 {
 		return nil, fmt.Errorf("rdb.Dump: unexpected reply %T", v)
 	}
-	d := &batch.Dump{Workflow: wf, Jobs: map[string]batch.Fields{}, Stash: map[string]map[string]string{}}
-	d.Meta = strMap(parts[0])
-	pairs := asList(parts[1])
-	for i := 0; i+1 < len(pairs); i += 2 {
-		d.Jobs[str(pairs[i])] = fields(pairs[i+1])
+	state, history := strMap(parts[0]), strMap(parts[2])
+	names := strings.Fields(state["jobs"])
+	list, _ := json.Marshal(names)
+	d := &batch.Dump{Workflow: wf, Jobs: map[string]batch.Fields{}, Stash: map[string]map[string]string{},
+		Meta: map[string]string{"jobs": string(list), "last_batch_id": orDefaultString(state["last_batch_id"], "0"),
+			"exclusive": orDefaultString(state["exclusive"], "0"), "settings": orDefaultString(state["settings"], "{}")}}
+	if t, err := batch.ParseTime(state["loaded_at"]); err == nil {
+		d.Meta["loaded_at"] = strconv.Quote(batch.FormatTime(t))
 	}
-	pairs = asList(parts[2])
-	for i := 0; i+1 < len(pairs); i += 2 {
-		d.Stash[str(pairs[i])] = strMap(pairs[i+1])
+	for _, j := range names {
+		f, err := s.codec.jobFields(state["run:"+j], orDefaultString(state["cfg:"+j], "{}"))
+		if err != nil {
+			return nil, fmt.Errorf("rdb.Dump: job %s: %w", j, err)
+		}
+		d.Jobs[j] = f
+		if stash, ok := state["stash:"+j]; ok {
+			m := map[string]string{"_stashed": "1"}
+			runtime := batch.Fields{}
+			if err := parseRun(stash).appendTo(runtime); err != nil {
+				return nil, fmt.Errorf("rdb.Dump: job %s: %w", j, err)
+			}
+			for k, v := range runtime {
+				m[k] = string(v)
+			}
+			d.Stash[j] = m
+		}
 	}
-	var order []string
-	_ = json.Unmarshal([]byte(d.Meta["jobs"]), &order)
-	pairs = asList(parts[3])
-	for i := 0; i+1 < len(pairs); i += 2 {
-		id, _ := strconv.ParseInt(str(pairs[i]), 10, 64)
-		b, err := parseBatch(id, asList(pairs[i+1]), jobOrder(orderJobs(order)))
+	order := jobOrder(names)
+	for _, id := range asList(parts[1]) {
+		sid := str(id)
+		var pairs []any
+		for _, j := range strings.Fields(history[sid]) {
+			if e, ok := history[sid+":"+j]; ok {
+				pairs = append(pairs, j, e)
+			}
+		}
+		n, _ := strconv.ParseInt(sid, 10, 64)
+		b, err := s.parseBatch(n, pairs, order)
 		if err != nil {
 			return nil, err
 		}
@@ -329,41 +453,69 @@ func (s *Store) Restore(ctx context.Context, d *batch.Dump) error {
 	if err := checkDump(d); err != nil {
 		return err
 	}
-	args := []any{len(d.Meta)}
-	for _, k := range sortedKeys(d.Meta) {
-		args = append(args, k, d.Meta[k])
-	}
-	args = append(args, len(d.Jobs))
-	for _, job := range sortedKeys(d.Jobs) {
-		f := d.Jobs[job]
-		args = append(args, job, len(f))
-		for _, name := range f.Names() {
-			args = append(args, name, string(f[name]))
-		}
-	}
-	args = append(args, len(d.Stash))
-	for _, job := range sortedKeys(d.Stash) {
-		st := d.Stash[job]
-		args = append(args, job, len(st))
-		for _, k := range sortedKeys(st) {
-			args = append(args, k, st[k])
-		}
-	}
-	args = append(args, len(d.Batches))
-	for _, b := range d.Batches {
-		args = append(args, strconv.FormatInt(b.ID, 10), len(b.Jobs))
-		for _, j := range b.Jobs {
-			obj, _ := j.Fields.MarshalJSON()
-			args = append(args, j.Name, string(obj))
-		}
-	}
 	if err := s.client.SAdd(ctx, s.keys.Workflows(), d.Workflow).Err(); err != nil {
 		return storeError("rdb.Restore", err)
 	}
-	if _, err := s.runOnce(ctx, "rdb.Restore", scriptRestore, d.Workflow, args...); err != nil {
+	if err := s.restore(ctx, d, nil); err != nil {
 		return err
 	}
 	return s.afterWrite(ctx, "rdb.Restore")
+}
+
+// restore writes a dump in this layout in one script, deleting the given keys of an earlier layout
+// in the same step.
+func (s *Store) restore(ctx context.Context, d *batch.Dump, old []string) error {
+	wf := d.Workflow
+	var order []string
+	_ = json.Unmarshal([]byte(d.Meta["jobs"]), &order) // checked by checkDump
+	state := []any{"jobs", strings.Join(order, " "), "layout", Layout,
+		"last_batch_id", orDefaultString(d.Meta["last_batch_id"], "0"),
+		"exclusive", orDefaultString(d.Meta["exclusive"], "0"),
+		"settings", orDefaultString(d.Meta["settings"], "{}"),
+		"hist_n", len(d.Batches)}
+	var loaded string
+	if json.Unmarshal([]byte(d.Meta["loaded_at"]), &loaded) == nil {
+		state = append(state, "loaded_at", loaded)
+	}
+	for _, j := range order {
+		f := d.Jobs[j]
+		run, cfg := splitJob(f)
+		conf, _ := cfg.MarshalJSON()
+		state = append(state, "run:"+j, run.String(), "cfg:"+j, string(conf), "win:"+j, windowRecord(f))
+		if st, ok := d.Stash[j]; ok {
+			fields := batch.Fields{}
+			for k, v := range st {
+				if k != "_stashed" {
+					fields[k] = json.RawMessage(v)
+				}
+			}
+			stash, _ := splitJob(fields)
+			state = append(state, "stash:"+j, stash.String())
+		}
+	}
+	var history, ids []any
+	for _, b := range d.Batches {
+		sid := strconv.FormatInt(b.ID, 10)
+		names := make([]string, len(b.Jobs))
+		for i, j := range b.Jobs {
+			names[i] = j.Name
+			run, cfg := splitJob(j.Fields)
+			conf, _ := cfg.MarshalJSON()
+			history = append(history, sid+":"+j.Name, run.String()+"\n"+string(conf))
+		}
+		history = append(history, sid, strings.Join(names, " "))
+		ids = append(ids, sid)
+	}
+	args := []any{s.keys.Changed(), wf, len(state) / 2}
+	args = append(args, state...)
+	args = append(args, len(history)/2)
+	args = append(args, history...)
+	args = append(args, ids...)
+	keys := append([]string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf)}, old...)
+	if err := scriptRestore.Run(ctx, onceScripter{s.client}, keys, args...).Err(); err != nil {
+		return storeError("rdb.Restore", err)
+	}
+	return nil
 }
 
 // checkDump validates a dump before it replaces anything.
@@ -393,6 +545,13 @@ func checkDump(d *batch.Dump) error {
 			}
 		}
 	}
+	for _, b := range d.Batches {
+		for _, j := range b.Jobs {
+			if err := batch.CheckName("job", j.Name); err != nil {
+				return batch.Errorf(batch.EINVALID, "workflow %s: batch %d: %s", d.Workflow, b.ID, batch.ErrorMessage(err))
+			}
+		}
+	}
 	return nil
 }
 
@@ -404,6 +563,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// errZoneNeeded is the open script's request for the server's time zone table (lua/open.lua).
+var errZoneNeeded = errors.New("rdb: the time zone table is needed")
+
 // storeError turns a Redis error into a batch error: script replies keep their code and message,
 // anything that means "Redis is not there" becomes EUNAVAILABLE, the rest EINTERNAL.
 func storeError(op string, err error) error {
@@ -413,6 +575,9 @@ func storeError(op string, err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		msg := rerr.Error()
+		if strings.HasPrefix(msg, "ETZ ") {
+			return errZoneNeeded
+		}
 		for _, code := range []string{batch.ENOTFOUND, batch.ECONFLICT, batch.EINVALID} {
 			prefix := "E" + strings.ToUpper(strings.ReplaceAll(code, "_", "")) + " "
 			if rest, ok := strings.CutPrefix(msg, prefix); ok {
@@ -452,81 +617,12 @@ func flag(b bool) string {
 	return "0"
 }
 
-// parseState reads the scripts' state reply: last_batch_id, exclusive, loaded_at, settings, then
-// job, pairs.
-func parseState(wf string, v any) (*batch.State, error) {
-	list := asList(v)
-	if len(list) < 4 {
-		return nil, fmt.Errorf("rdb: unexpected state reply %T", v)
-	}
-	st := &batch.State{Workflow: wf, Exclusive: str(list[1]) == "1"}
-	st.LastBatchID, _ = strconv.ParseInt(str(list[0]), 10, 64)
-	var loaded string
-	if err := json.Unmarshal([]byte(str(list[2])), &loaded); err == nil {
-		st.LoadedAt, _ = batch.ParseTime(loaded)
-	}
-	if err := json.Unmarshal([]byte(str(list[3])), &st.Settings); err != nil {
-		return nil, fmt.Errorf("rdb: workflow %s: stored settings: %w", wf, err)
-	}
-	for i := 4; i+1 < len(list); i += 2 {
-		st.Jobs = append(st.Jobs, batch.Job{Name: str(list[i]), Fields: fields(list[i+1])})
-	}
-	return st, nil
-}
-
-func parseBatches(v any, order map[string]int) ([]batch.Batch, error) {
-	list := asList(v)
-	out := make([]batch.Batch, 0, len(list)/2)
-	for i := 0; i+1 < len(list); i += 2 {
-		id, _ := strconv.ParseInt(str(list[i]), 10, 64)
-		b, err := parseBatch(id, asList(list[i+1]), order)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, nil
-}
-
-// parseBatch reads a history record's job -> JSON object pairs, ordering jobs as the workflow does
-// and jobs no longer in it after them, by name.
-func parseBatch(id int64, pairs []any, order map[string]int) (batch.Batch, error) {
-	b := batch.Batch{ID: id}
-	for i := 0; i+1 < len(pairs); i += 2 {
-		var f batch.Fields
-		if err := json.Unmarshal([]byte(str(pairs[i+1])), &f); err != nil {
-			return b, fmt.Errorf("rdb: batch %d job %s: %w", id, str(pairs[i]), err)
-		}
-		b.Jobs = append(b.Jobs, batch.Job{Name: str(pairs[i]), Fields: f})
-	}
-	sort.Slice(b.Jobs, func(x, y int) bool {
-		ox, okx := order[b.Jobs[x].Name]
-		oy, oky := order[b.Jobs[y].Name]
-		if okx != oky {
-			return okx
-		}
-		if okx && ox != oy {
-			return ox < oy
-		}
-		return b.Jobs[x].Name < b.Jobs[y].Name
-	})
-	return b, nil
-}
-
-func jobOrder(jobs batch.Jobs) map[string]int {
-	m := make(map[string]int, len(jobs))
-	for i, j := range jobs {
-		m[j.Name] = i
+func jobOrder(names []string) map[string]int {
+	m := make(map[string]int, len(names))
+	for i, n := range names {
+		m[n] = i
 	}
 	return m
-}
-
-func orderJobs(names []string) batch.Jobs {
-	jobs := make(batch.Jobs, len(names))
-	for i, n := range names {
-		jobs[i].Name = n
-	}
-	return jobs
 }
 
 func asList(v any) []any {
@@ -539,15 +635,6 @@ func str(v any) string {
 	return s
 }
 
-func fields(v any) batch.Fields {
-	list := asList(v)
-	f := make(batch.Fields, len(list)/2)
-	for i := 0; i+1 < len(list); i += 2 {
-		f[str(list[i])] = json.RawMessage(str(list[i+1]))
-	}
-	return f
-}
-
 func strMap(v any) map[string]string {
 	list := asList(v)
 	m := make(map[string]string, len(list)/2)
@@ -557,16 +644,17 @@ func strMap(v any) map[string]string {
 	return m
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// fnv32 is the FNV-1a hash, naming a zone table's content.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
 	}
-	sort.Strings(keys)
-	return keys
+	return h
 }
 
-// zoneTable writes loc's UTC offsets up to 2100 in the form the scripts' load_tz reads, from the
+// zoneTable writes loc's UTC offsets up to 2100 in the form the open script reads, from the
 // zone's first entry (local mean time, so that trunc_start of the 1776 sentinel matches Go).
 // Dates after 2100 use the last offset.
 func zoneTable(loc *time.Location) string {

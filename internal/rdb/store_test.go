@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -456,8 +455,12 @@ func TestHistory(t *testing.T) {
 		}
 		_, err = f.store.Batch(ctx, "w", ids[0])
 		wantCode(t, err, batch.ENOTFOUND)
-		if n, _ := f.client.Exists(ctx, f.store.Keys().Batch("w", ids[0])).Result(); n != 0 {
+		old := strconv.FormatInt(ids[0], 10)
+		if n, _ := f.client.HExists(ctx, f.store.Keys().History("w"), old).Result(); n {
 			t.Errorf("trimmed batch %d is still stored", ids[0])
+		}
+		if n, _ := f.client.HExists(ctx, f.store.Keys().History("w"), old+":a").Result(); n {
+			t.Errorf("trimmed batch %d's job is still stored", ids[0])
 		}
 	})
 }
@@ -671,20 +674,27 @@ func TestKeysAreReadable(t *testing.T) {
 		f := newFixture(t, b, rdb.Options{Prefix: "etl"})
 		f.load(t, "w", "a:\n  p: 1\n", false)
 		st, _ := f.store.Open(ctx, "w", batch.OpenRequest{})
-		got, err := f.client.HGetAll(ctx, "etl:{w}:job:a").Result()
+		got, err := f.client.HGetAll(ctx, "etl:{w}:state").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got["status"] != `"open"` || got["p"] != "1" {
-			t.Errorf("HGETALL etl:{w}:job:a = %v", got)
+		id := strconv.FormatInt(st.LastBatchID, 10)
+		start := strconv.FormatInt(f.clock.Now().UnixMicro(), 10)
+		if want := "open " + id + " 1776-07-04 " + start + " " + start + " n - -"; got["run:a"] != strings.Replace(want, "1776-07-04", strconv.FormatInt(batch.DefaultInitialFromDate.UnixMicro(), 10), 1) ||
+			got["cfg:a"] != `{"p":1}` || got["jobs"] != "a" || got["layout"] != rdb.Layout {
+			t.Errorf("HGETALL etl:{w}:state = %v", got)
+		}
+		hist, _ := f.client.HGetAll(ctx, "etl:{w}:history").Result()
+		if hist[id] != "a" || hist[id+":a"] != got["run:a"]+"\n"+got["cfg:a"] {
+			t.Errorf("HGETALL etl:{w}:history = %v", hist)
 		}
 		keys := allKeys(t, f.client, "etl:{w}:*")
-		want := []string{"etl:{w}:batch:" + strconv.FormatInt(st.LastBatchID, 10), "etl:{w}:batches", "etl:{w}:events", "etl:{w}:job:a", "etl:{w}:meta"}
+		want := []string{"etl:{w}:batches", "etl:{w}:events", "etl:{w}:history", "etl:{w}:state"}
 		sort.Strings(keys)
 		if !reflect.DeepEqual(keys, want) {
 			t.Errorf("keys = %v, want %v", keys, want)
 		}
-		if n, _ := f.client.Exists(ctx, "batchy:{w}:meta").Result(); n != 0 {
+		if n, _ := f.client.Exists(ctx, "batchy:{w}:state").Result(); n != 0 {
 			t.Errorf("a key with the default prefix exists")
 		}
 	})
@@ -720,7 +730,7 @@ func allKeys(t *testing.T, c redis.UniversalClient, pattern string) []string {
 // eventSummary reads the events a change returned as "type job" (and the batch id of an abandon).
 func eventSummary(st *batch.State) []string {
 	var out []string
-	for _, e := range event.Decode(st.Events, slog.Default()) {
+	for _, e := range event.FromChanges(st.Changes) {
 		s := e.Type + " " + e.Job
 		if e.Type == event.TypeAbandon {
 			s += " " + strconv.FormatInt(e.BatchID, 10)
@@ -735,14 +745,14 @@ func eventSummary(st *batch.State) []string {
 func TestChangesRecordTheirEvents(t *testing.T) {
 	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
 		f := newFixture(t, b, rdb.Options{})
-		stream := event.NewStream(f.client, f.store.Keys(), 0)
+		stream := rdb.NewEventStream(f.client, f.store.Keys(), 0)
 		var returned []event.Event
 		check := func(st *batch.State, err error) *batch.State {
 			t.Helper()
 			if err != nil {
 				t.Fatal(err)
 			}
-			returned = append(returned, event.Decode(st.Events, slog.Default())...)
+			returned = append(returned, event.FromChanges(st.Changes)...)
 			return st
 		}
 		check(f.store.Load(ctx, mustParse(t, "w", "a:\n  from_date: 2020-01-01T00:00\nb: {}\n"), false))

@@ -25,7 +25,7 @@ func TestClusterExactlyOnce(t *testing.T) {
 	byNode := map[string]string{}
 	for i := 0; len(byNode) < len(c.Addrs()) && i < 1000; i++ {
 		wf := fmt.Sprintf("w%d", i)
-		if node := c.NodeFor(t, keys.Meta(wf)); byNode[node] == "" {
+		if node := c.NodeFor(t, keys.State(wf)); byNode[node] == "" {
 			byNode[node] = wf
 		}
 	}

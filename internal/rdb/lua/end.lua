@@ -1,0 +1,62 @@
+-- end.lua: closes or fails a batch (SPEC.md "close", "fail").
+-- KEYS[1] state, KEYS[2] history, KEYS[3] events
+-- ARGV[1] now (µs), ARGV[2] events kept, ARGV[3] pub/sub channel, ARGV[4] workflow,
+-- ARGV[5] the new status (success or failed), ARGV[6] strict '1'/'0' (only open jobs),
+-- ARGV[7] expected batch id or '', ARGV[8] run metadata as compact JSON or '', ARGV[9..] jobs (none: all)
+-- Result: reply() with a close or fail line per job, or ENOTFOUND, ECONFLICT (a job not open when
+-- strict, or in another batch). A job ending a backfill gets its regular state back from its
+-- stash; its line names the backfill's batch.
+local s = hgetall(KEYS[1])
+local wf = ARGV[4]
+if not s.jobs then return not_loaded(wf) end
+local now, status, strict, want, metadata = tonumber(ARGV[1]), ARGV[5], ARGV[6] == '1', ARGV[7], ARGV[8]
+local all = words(s.jobs)
+local jobs, unknown = scope(all, 9)
+if not jobs then return fail('ENOTFOUND', 'job ' .. unknown .. ' is not in workflow ' .. wf) end
+local runs = {}
+for i, job in ipairs(jobs) do
+  local r = parse_run(s['run:' .. job])
+  runs[i] = r
+  if strict and r.status ~= 'open' then
+    local st = 'none'
+    if r.status ~= '-' then st = '"' .. r.status .. '"' end
+    return fail('ECONFLICT', 'job ' .. job .. ' is not open (status ' .. st .. ')')
+  end
+  if want ~= '' and r.id ~= want then
+    return fail('ECONFLICT', 'job ' .. job .. ' is in batch ' .. (r.id ~= '-' and r.id or 'none') .. ', not ' .. want)
+  end
+  now = not_before(now, r)
+end
+local nows = us(now)
+local typ = 'close'
+if status == 'failed' then typ = 'fail' end
+local set, hist, lines, unstash = {}, {}, {}, {}
+local in_history = {}
+for i, job in ipairs(jobs) do
+  local r = runs[i]
+  r.status, r.en = status, nows
+  if metadata ~= '' then r.md = metadata end
+  local run = run_text(r)
+  if r.id ~= '-' then
+    if in_history[r.id] == nil then in_history[r.id] = redis.call('HEXISTS', KEYS[2], r.id) == 1 end
+    if in_history[r.id] then
+      hist[#hist + 1] = r.id .. ':' .. job
+      hist[#hist + 1] = run .. '\n' .. (s['cfg:' .. job] or '{}')
+    end
+  end
+  lines[#lines + 1] = typ .. ' ' .. nows .. ' ' .. job .. ' ' .. r.id .. ' ' .. r.start .. ' ' .. nows .. ' -'
+  local stash = s['stash:' .. job]
+  if stash then
+    run = stash
+    unstash[#unstash + 1] = 'stash:' .. job
+    s['stash:' .. job] = nil
+  end
+  s['run:' .. job] = run
+  set[#set + 1] = 'run:' .. job
+  set[#set + 1] = run
+end
+hset(KEYS[1], set)
+if #unstash > 0 then redis.call('HDEL', KEYS[1], unpack(unstash)) end
+if #hist > 0 then hset(KEYS[2], hist) end
+local record = table.concat(lines, '\n')
+return reply(s, record_change(KEYS[3], ARGV[2], record, ARGV[3], wf), record, all)

@@ -1,0 +1,177 @@
+-- open.lua: opens a batch (SPEC.md "open").
+-- KEYS[1] state, KEYS[2] batches (history index), KEYS[3] history, KEYS[4] events
+-- ARGV[1] now (µs), ARGV[2] events kept, ARGV[3] history batches kept, ARGV[4] pub/sub channel,
+-- ARGV[5] workflow, ARGV[6] time zone name, ARGV[7] the zone's table or '' (see midnight),
+-- ARGV[8] backfill from (µs) or '', ARGV[9] backfill to (µs) or '', ARGV[10..] jobs (none: all)
+-- Result: reply() with an abandon line for each open batch this open abandoned, then an open line
+-- per job; or ENOTFOUND (workflow, job), ECONFLICT (an open job of an exclusive workflow, or in a
+-- backfill), ETZ (the zone table is needed: call again with it).
+local s = hgetall(KEYS[1])
+local wf = ARGV[5]
+if not s.jobs then return not_loaded(wf) end
+local now, keep = tonumber(ARGV[1]), tonumber(ARGV[3])
+local bf_from, bf_to = tonumber(ARGV[8]), tonumber(ARGV[9])
+local all = words(s.jobs)
+local jobs, unknown = scope(all, 10)
+if not jobs then return fail('ENOTFOUND', 'job ' .. unknown .. ' is not in workflow ' .. wf) end
+local exclusive = s.exclusive == '1'
+
+-- The time zone table of trunc_start's midnight: "<offset>;<unix second>:<offset>;..." with offsets
+-- in seconds east of UTC, the first one in force before the first transition (rdb.zoneTable). A
+-- zone with daylight saving time has hundreds of transitions, so the table is kept in the state
+-- hash (tz, tzname) and sent again only when the server's zone differs from the stored one.
+local tz_t, tz_o = {}, {}
+local tz_read, tz_new = false, false
+local function read_tz()
+  if tz_read then return true end
+  local spec = s.tz
+  if s.tzname ~= ARGV[6] then
+    if ARGV[7] == '' then return false end
+    spec, tz_new = ARGV[7], true
+  end
+  for part in string.gmatch(spec, '[^;]+') do
+    local t, o = string.match(part, '^(%-?%d+):(%-?%d+)$')
+    if t then
+      tz_t[#tz_t + 1] = tonumber(t); tz_o[#tz_o + 1] = tonumber(o)
+    else
+      tz_t[1] = -1e300; tz_o[1] = tonumber(part)
+    end
+  end
+  tz_read = true
+  return true
+end
+
+local function offset_at(t)
+  local sec = t / 1000000
+  local lo, hi = 1, #tz_t
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if tz_t[mid] <= sec then lo = mid else hi = mid - 1 end
+  end
+  return tz_o[lo] * 1000000
+end
+
+-- midnight returns the start of the local day holding t, never before year 0001 (batch.Midnight):
+-- 00:00 in one of the offsets in force around the day or, where the clocks jump over midnight, the
+-- jump: the earliest of these that falls on the day.
+local DAY, HOUR = 86400000000, 3600000000
+local FIRST = -62135596800000000 -- 0001-01-01T00:00:00Z
+local function midnight(t)
+  local day = math.floor((t + offset_at(t)) / DAY) * DAY -- the local day's 00:00, read as UTC
+  local start = t
+  local function consider(c)
+    if c < start and math.floor((c + offset_at(c)) / DAY) * DAY == day then start = c end
+  end
+  for _, h in ipairs({-26, -12, 0, 12, 26}) do consider(day - offset_at(day + h * HOUR)) end
+  for i = 2, #tz_t do
+    local jump = tz_t[i] * 1000000
+    if jump >= day - 26 * HOUR and jump <= day + 26 * HOUR then consider(jump) end
+  end
+  if start < FIRST then start = FIRST end
+  return start
+end
+
+-- Check every job and compute every window before writing anything.
+local runs = {}
+for i, job in ipairs(jobs) do
+  local r = parse_run(s['run:' .. job])
+  runs[i] = r
+  if r.status == 'open' then
+    local which = 'job ' .. job .. ' is already open in batch ' .. (r.id ~= '-' and r.id or '?')
+    if r.bf == '1' then return fail('ECONFLICT', which .. ', a backfill: close or fail it first') end
+    if bf_from then return fail('ECONFLICT', which .. ': close or fail it before a backfill') end
+    if exclusive then return fail('ECONFLICT', which .. ' and workflow ' .. wf .. ' is exclusive') end
+  end
+  now = not_before(now, r)
+end
+local froms = {}
+for i, job in ipairs(jobs) do
+  local r = runs[i]
+  if bf_from then
+    froms[i] = bf_from
+  else
+    local w = words(s['win:' .. job])
+    local start, from = tonumber(r.start), nil
+    if r.status == 'success' and start then
+      from = start - (tonumber(w[1]) or 0)
+    else
+      from = tonumber(r.from) or tonumber(w[3])
+    end
+    if w[2] == '1' then
+      if not read_tz() then return fail('ETZ', 'time zone table needed') end
+      from = midnight(from)
+    end
+    froms[i] = from
+  end
+end
+
+local last = tonumber(s.last_batch_id or '0')
+local id = math.floor(now / 1000000)
+if id <= last then id = last + 1 end
+local sid, nows = us(id), us(now)
+s.last_batch_id = sid
+local set = {'last_batch_id', sid}
+local hist = {sid, table.concat(jobs, ' ')}
+local lines = {}
+local in_history = {}
+for i, job in ipairs(jobs) do
+  local r = runs[i]
+  local cfg = s['cfg:' .. job] or '{}'
+  if r.status == 'open' then
+    -- The abandoned batch keeps this job's record in history (if still there), marked abandoned.
+    if in_history[r.id] == nil then in_history[r.id] = redis.call('HEXISTS', KEYS[3], r.id) == 1 end
+    if in_history[r.id] then
+      local a = parse_run(run_text(r))
+      a.status, a.en = 'abandoned', nows
+      hist[#hist + 1] = r.id .. ':' .. job
+      hist[#hist + 1] = run_text(a) .. '\n' .. cfg
+    end
+    lines[#lines + 1] = 'abandon ' .. nows .. ' ' .. job .. ' ' .. r.id .. ' ' .. sid .. ' - -'
+  end
+  local to, bf = now, '-'
+  if bf_from then
+    to, bf = bf_to, '1'
+    set[#set + 1] = 'stash:' .. job
+    set[#set + 1] = run_text(r)
+    s['stash:' .. job] = run_text(r)
+  end
+  local from = us(froms[i])
+  local run = 'open ' .. sid .. ' ' .. from .. ' ' .. us(to) .. ' ' .. nows .. ' n ' .. bf .. ' -'
+  s['run:' .. job] = run
+  set[#set + 1] = 'run:' .. job
+  set[#set + 1] = run
+  hist[#hist + 1] = sid .. ':' .. job
+  hist[#hist + 1] = run .. '\n' .. cfg
+end
+for i, job in ipairs(jobs) do
+  local bf = '-'
+  if bf_from then bf = '1' end
+  lines[#lines + 1] = 'open ' .. nows .. ' ' .. job .. ' ' .. sid .. ' ' .. us(froms[i]) .. ' ' .. (bf_from and us(bf_to) or nows) .. ' ' .. bf
+end
+
+-- History keeps between keep and keep + keep/16 batches: trimming in steps costs a few calls
+-- every keep/16 opens instead of on every one.
+local n = (tonumber(s.hist_n) or redis.call('ZCARD', KEYS[2])) + 1
+if n > keep + math.floor(keep / 16) then
+  local old = redis.call('ZRANGE', KEYS[2], 0, n - keep - 1)
+  local lists = redis.call('HMGET', KEYS[3], unpack(old))
+  local gone = {}
+  for k, oid in ipairs(old) do
+    gone[#gone + 1] = oid
+    for _, j in ipairs(words(lists[k] or '')) do gone[#gone + 1] = oid .. ':' .. j end
+  end
+  hdel(KEYS[3], gone)
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - keep - 1)
+  n = keep
+end
+set[#set + 1] = 'hist_n'
+set[#set + 1] = us(n)
+if tz_new then
+  set[#set + 1] = 'tz'; set[#set + 1] = ARGV[7]
+  set[#set + 1] = 'tzname'; set[#set + 1] = ARGV[6]
+end
+hset(KEYS[1], set)
+hset(KEYS[3], hist)
+redis.call('ZADD', KEYS[2], id, sid)
+local record = table.concat(lines, '\n')
+return reply(s, record_change(KEYS[4], ARGV[2], record, ARGV[4], wf), record, all)
