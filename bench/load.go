@@ -53,6 +53,11 @@ type Result struct {
 	// ServerCPU, RedisCPU and ClientCPU are the cores batchy, redis-server and the bench itself
 	// (the load generator) kept busy meanwhile (1.0: one core); zero when not measured.
 	ServerCPU, RedisCPU, ClientCPU float64
+	// Requests is how many HTTP requests (or bare EVALs) were sent over the whole measurement,
+	// warm-up and errors included (a pair is two); ServerUsec is batchy's CPU time over the same
+	// span (/proc/<pid>/stat) divided by Requests, in µs.
+	Requests   int
+	ServerUsec float64
 }
 
 // OpsPerSec is the measured throughput of the operation.
@@ -69,6 +74,7 @@ func measure(ctx context.Context, target string, o op, conc int, warm, d time.Du
 		lat   []time.Duration
 		parts [][]time.Duration
 		errs  int
+		total int // every op this worker ran, warm-up and errors included
 		first error
 	}
 	samples := make([]sample, conc)
@@ -90,6 +96,7 @@ func measure(ctx context.Context, target string, o op, conc int, warm, d time.Du
 				}
 				err := o.run(ctx, w, rec)
 				end := time.Now()
+				s.total++
 				if begin.Before(measureFrom) {
 					continue // warm-up
 				}
@@ -119,6 +126,7 @@ func measure(ctx context.Context, target string, o op, conc int, warm, d time.Du
 	parts := make([][]time.Duration, len(o.parts))
 	for _, s := range samples {
 		all = append(all, s.lat...)
+		r.Requests += s.total * max(1, len(o.parts))
 		r.Errors += s.errs
 		if s.first != nil && r.FirstErr == "" {
 			r.FirstErr = s.first.Error()

@@ -1,7 +1,10 @@
-// Command bench measures batchy end to end on this machine and writes docs/benchmarks.md: HTTP
-// throughput and latency of open+close and state reads (original and v1 routes, Redis and the
-// embedded store), the same store operations without HTTP, the bare Redis round trip of the same
-// Lua scripts, waitsy's wake-up latency with 100 and 1,000 waits, and memory.
+// Command bench measures batchy end to end on this machine and writes docs/benchmarks.md: what each
+// transition (open, close, fail) costs Redis and batchy per request (calibration: INFO commandstats,
+// MONITOR and /proc), HTTP throughput, latency and batchy CPU per request of the open alone, the
+// open+close and open+fail pairs and state reads (original and v1 routes, Redis and the embedded
+// store), against the reference: a bare 3-call EVAL sent by the bench in the same run at the same
+// concurrency; waitsy's wake-up latency with 100 and 1,000 waits, and memory. Optionally (the direct
+// part, direct.go) the store without HTTP and batchy's own scripts replayed.
 //
 //	go run ./bench                      # or: make bench
 //	go run ./bench --duration 5s --out ''
@@ -25,10 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
-
-	"github.com/batchy/batchy/internal/rdb"
 )
 
 func main() {
@@ -55,6 +55,8 @@ type benchConfig struct {
 	keepTmp    bool
 	profile    string
 	verbose    bool
+	calib      int
+	monitor    int
 }
 
 // Workflow names besides the workers' wf-1..wf-N.
@@ -75,7 +77,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.history, "history", 1000, "batches of history of the workflow whose Redis memory is measured")
 	fs.StringVar(&cfg.out, "out", "docs/benchmarks.md", "where to write the report; empty: print only")
 	fs.StringVar(&cfg.redisBin, "redis-server", "redis-server", "the redis-server binary")
-	fs.StringSliceVar(&cfg.parts, "parts", allParts, "what to measure: http (Redis), direct (store and bare scripts), memory, wake, embedded")
+	fs.StringSliceVar(&cfg.parts, "parts", allParts, "what to measure: "+partsHelp())
+	fs.IntVar(&cfg.calib, "calibrate", 300, "requests of each transition measured one at a time with INFO commandstats (part http; 0: none)")
+	fs.IntVar(&cfg.monitor, "monitor", 20, "requests of each transition watched with MONITOR to tell round trips from script calls (part http; 0: none)")
 	fs.BoolVar(&cfg.keepTmp, "keep-tmp", false, "keep the temporary directory (binaries, config, data file)")
 	fs.BoolVarP(&cfg.verbose, "verbose", "v", false, "print each wake-up round's figures")
 	fs.StringVar(&cfg.profile, "profile", "", "write CPU profiles of the c16 HTTP measurements and of every wake-up, and heap profiles with the waits held, to this directory (batchy built with a pprof hook)")
@@ -87,6 +91,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if len(cfg.conc) == 0 || slices.Min(cfg.conc) < 1 || len(cfg.waits) == 0 || slices.Min(cfg.waits) < 1 || cfg.wakeRounds < 1 || cfg.history < 1 {
 		fmt.Fprintln(stderr, "bench: --concurrency, --waits, --wake-rounds and --history must be 1 or more")
+		return 2
+	}
+	if cfg.calib < 0 || cfg.monitor < 0 {
+		fmt.Fprintln(stderr, "bench: --calibrate and --monitor must be 0 or more")
 		return 2
 	}
 	for _, p := range cfg.parts {
@@ -116,22 +124,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // allParts are the measurements, in the order they run (http and direct take turns, one
-// concurrency at a time).
-var allParts = []string{"wake", "memory", "http", "direct", "embedded"}
+// concurrency at a time). direct.go adds "direct" when it is compiled in.
+var allParts = []string{"wake", "memory", "http", "embedded"}
+
+func partsHelp() string {
+	h := "wake (wake-up latency), memory, http (calibration, bare EVAL reference and HTTP against Redis), embedded"
+	if slices.Contains(allParts, "direct") {
+		h += ", direct (the store without HTTP and its own scripts replayed: extra information)"
+	}
+	return h
+}
+
+// targetOp is an operation of the direct part and its target's name.
+type targetOp struct {
+	target string
+	o      op
+}
+
+// directSuite is the direct part, when direct.go is compiled in.
+type directSuite struct {
+	ops   []targetOp
+	close func()
+}
+
+// newDirect is set by direct.go.
+var newDirect func(ctx context.Context, redisURL string, workers int) (*directSuite, error)
 
 func (c benchConfig) does(part string) bool { return slices.Contains(c.parts, part) }
 
 // Report is everything one run measured.
 type Report struct {
-	Machine  Machine
-	Command  string
-	Config   benchConfig
-	HTTP     []Result // both stores, both APIs
-	Direct   []Result // rdb.Store without HTTP, and the bare scripts
-	Wake     []WakeResult
-	Mem      Memory
-	Took     time.Duration
-	Warnings []string
+	Machine Machine
+	Command string
+	Config  benchConfig
+	HTTP    []Result // both stores, both APIs
+	Bare    []Result // the bare EVAL reference, one per concurrency
+	Direct  []Result // rdb.Store without HTTP, and batchy's own scripts replayed (direct part)
+	// Transitions is the calibration: Redis calls, round trips, Redis µs and batchy CPU per request.
+	Transitions []Transition
+	Wake        []WakeResult
+	Mem         Memory
+	Took        time.Duration
+	Warnings    []string
 }
 
 // Memory is the memory figures.
@@ -171,7 +205,12 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 		return nil, err
 	}
 	names := []string{wakeWF, memWF}
+	loaded := []string{wakeWF} // memWF is loaded by the memory part: its keys are those that appear then
+	if !cfg.does("memory") {
+		loaded = append(loaded, memWF)
+	}
 	for w := range workers {
+		loaded = append(loaded, wfName(w))
 		names = append(names, wfName(w))
 	}
 	for _, n := range names {
@@ -218,10 +257,11 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 	}
 	defer rp.stop()
 	logf("redis-server %s on %s", rep.Machine.Redis, redisURL)
-	ropts, _ := redis.ParseURL(redisURL)
-	ropts.PoolSize = 2 * workers // the pool is never what limits the direct measurements
-	rc := redis.NewClient(ropts)
-	defer rc.Close()
+	ref, err := newRedisRef(redisURL, 2*workers)
+	if err != nil {
+		return nil, err
+	}
+	defer ref.Close()
 
 	bp, base, err := startBatchy(ctx, env, bin, append([]string{"--redis-url", redisURL}, extra...)...)
 	if err != nil {
@@ -229,7 +269,7 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 	}
 	defer bp.stop()
 	hc := newHTTPClient(workers + 16)
-	for _, n := range names {
+	for _, n := range loaded {
 		if err := do(ctx, hc, http.MethodGet, base+"/load_cfg/"+n+"?reset=true"); err != nil {
 			return nil, err
 		}
@@ -260,43 +300,56 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 	// 2. Memory: a workflow with a full history.
 	if cfg.does("memory") {
 		logf("memory: %d batches of history on workflow %s", cfg.history, memWF)
-		if rep.Mem, err = measureMemory(ctx, rc, hc, base, cfg.history); err != nil {
+		if rep.Mem, err = measureMemory(ctx, ref, hc, base, cfg.history); err != nil {
 			return nil, fmt.Errorf("memory: %w", err)
 		}
 	}
 
-	// 3. At each concurrency in turn: HTTP against Redis, then the store without HTTP and the bare
-	// scripts on the same Redis under other prefixes. Close together in time, so that the ratios
-	// compare measurements made under the same conditions.
-	var (
-		st      *rdb.Store
-		scripts rawScripts
-	)
-	if cfg.does("direct") {
-		st = rdb.New(rc, rdb.Options{Prefix: "benchstore"})
-		if err := loadStore(ctx, st, workers); err != nil {
-			return nil, err
+	// 3. Calibration at c1, not timed: what one request of each transition costs Redis and batchy,
+	// and the same accounting of the bare EVAL (which must show 3 calls in 1 round trip).
+	var bare *bareRef
+	if cfg.does("http") {
+		if bare, err = newBareRef(ctx, ref, workers); err != nil {
+			return nil, fmt.Errorf("bare EVAL: %w", err)
 		}
-		if scripts, err = captureScripts(ctx, redisURL, "benchraw", workers); err != nil {
-			return nil, fmt.Errorf("capturing the store's scripts: %w", err)
+		if cfg.calib > 0 {
+			logf("calibration: %d requests of each transition with INFO commandstats, %d with MONITOR", cfg.calib, cfg.monitor)
+			if rep.Transitions, err = calibrate(ctx, hc, base, wfName(0), ref, redisURL, bare, bp.pid(), cfg.calib, cfg.monitor); err != nil {
+				return nil, fmt.Errorf("calibration: %w", err)
+			}
+			for _, t := range rep.Transitions {
+				logf("  %-17s %5.2f calls (%d-%d), %4.2f round trips, %6.1f µs Redis, %6.1f µs batchy: %s", t.Name, t.Calls, t.CallsMin, t.CallsMax, t.RoundTrips, t.RedisUsec, t.BatchyUsec, commandsCell(t))
+			}
+			if w := checkBareAccounting(rep.Transitions, cfg.monitor > 0); w != "" {
+				rep.Warnings = append(rep.Warnings, w)
+			}
 		}
+	}
+
+	// 4. At each concurrency in turn: the bare EVAL, then HTTP against Redis (the open alone first,
+	// right after the bare EVAL its ratio compares with), then the direct part if any. Close
+	// together in time, so that the ratios compare measurements made under the same conditions.
+	var direct *directSuite
+	if cfg.does("direct") && newDirect != nil {
+		if direct, err = newDirect(ctx, redisURL, workers); err != nil {
+			return nil, fmt.Errorf("direct part: %w", err)
+		}
+		defer direct.close()
 	}
 	for _, c := range cfg.conc {
 		if cfg.does("http") {
+			rep.Bare = append(rep.Bare, timed(ctx, "bare-eval", bare.op(), c, cfg, bp.pid(), rp.pid(), logf))
 			rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, []int{c}, "redis", hc, base, bp.pid(), rp.pid(), prof, logf)...)
 		}
-		if cfg.does("direct") {
-			for _, o := range storeOps(st) {
-				rep.Direct = append(rep.Direct, timed(ctx, "store", o, c, cfg, 0, rp.pid(), logf))
-			}
-			for _, o := range rawOps(rc, scripts, "benchraw", workers) {
-				rep.Direct = append(rep.Direct, timed(ctx, "raw-lua", o, c, cfg, 0, rp.pid(), logf))
+		if direct != nil {
+			for _, t := range direct.ops {
+				rep.Direct = append(rep.Direct, timed(ctx, t.target, t.o, c, cfg, 0, rp.pid(), logf))
 			}
 		}
 	}
 	bp.stop()
 
-	// 4. HTTP against the embedded store.
+	// 5. HTTP against the embedded store (open+close and the state read only: it is slow).
 	if cfg.does("embedded") {
 		ep, ebase, err := startBatchy(ctx, env, bin, append([]string{"--data-file", filepath.Join(tmp, "data", "batchy.json")}, extra...)...)
 		if err != nil {
@@ -308,7 +361,7 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 				return nil, err
 			}
 		}
-		rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, cfg.conc, "embedded", hc, ebase, ep.pid(), 0, prof, logf)...)
+		rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, cfg.conc, "embedded", hc, ebase, ep.pid(), 0, prof, logf, opPair, opState)...)
 		ep.stop()
 	}
 	rep.Took = time.Since(began)
@@ -316,13 +369,14 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 	return rep, ctx.Err()
 }
 
-// httpSuite measures both APIs' operations at each concurrency of concs against one server.
-func httpSuite(ctx context.Context, cfg benchConfig, concs []int, store string, hc *http.Client, base string, serverPID, redisPID int, prof *profiler, logf func(string, ...any)) []Result {
+// httpSuite measures both APIs' operations (those named in only, if any) at each concurrency of
+// concs against one server.
+func httpSuite(ctx context.Context, cfg benchConfig, concs []int, store string, hc *http.Client, base string, serverPID, redisPID int, prof *profiler, logf func(string, ...any), only ...string) []Result {
 	var out []Result
 	workers := slices.Max(cfg.conc)
 	for _, c := range concs {
 		for _, api := range []apiRoutes{originalRoutes, v1Routes} {
-			for _, o := range httpOps(hc, base, api, workers) {
+			for _, o := range httpOps(hc, base, api, workers, only...) {
 				var p *profiler
 				if c == targetConc {
 					p = prof
@@ -343,12 +397,16 @@ func timed(ctx context.Context, target string, o op, conc int, cfg benchConfig, 
 	wall := r.Elapsed + cfg.warmup
 	r.ClientCPU = float64(cpuOf(os.Getpid())-c0) / float64(wall)
 	if serverPID != 0 {
-		r.ServerCPU = float64(cpuOf(serverPID)-s0) / float64(wall)
+		d := cpuOf(serverPID) - s0
+		r.ServerCPU = float64(d) / float64(wall)
+		if r.Requests > 0 && !strings.HasPrefix(target, "bare") {
+			r.ServerUsec = float64(d.Microseconds()) / float64(r.Requests)
+		}
 	}
 	if redisPID != 0 {
 		r.RedisCPU = float64(cpuOf(redisPID)-r0) / float64(wall)
 	}
-	logf("%-22s %-10s c=%-3d %8.0f ops/s  p50 %-8s p99 %-8s errors %d", target, o.name, conc, r.OpsPerSec(), ms(r.Lat.P50), ms(r.Lat.P99), r.Errors)
+	logf("%-22s %-10s c=%-3d %8.0f ops/s  p50 %-8s p99 %-8s batchy %5.1f µs/req  errors %d", target, o.name, conc, r.OpsPerSec(), ms(r.Lat.P50), ms(r.Lat.P99), r.ServerUsec, r.Errors)
 	if r.FirstErr != "" {
 		logf("  first error: %s", r.FirstErr)
 	}
@@ -363,10 +421,14 @@ func cpuOf(pid int) time.Duration {
 }
 
 // measureMemory loads memWF, runs history open+close pairs on it over HTTP, and measures what
-// Redis holds for it.
-func measureMemory(ctx context.Context, rc *redis.Client, hc *http.Client, base string, history int) (Memory, error) {
+// Redis holds for it: the keys that appeared meanwhile (nothing else runs then), whatever their names.
+func measureMemory(ctx context.Context, ref *redisRef, hc *http.Client, base string, history int) (Memory, error) {
 	m := Memory{Batches: history}
-	before, err := usedMemory(ctx, rc)
+	before, err := ref.usedMemory(ctx)
+	if err != nil {
+		return m, err
+	}
+	old, err := ref.keys(ctx)
 	if err != nil {
 		return m, err
 	}
@@ -381,40 +443,30 @@ func measureMemory(ctx context.Context, rc *redis.Client, hc *http.Client, base 
 			return m, err
 		}
 	}
-	after, err := usedMemory(ctx, rc)
+	after, err := ref.usedMemory(ctx)
 	if err != nil {
 		return m, err
 	}
 	m.UsedDelta = after - before
-	keys := rdb.Keys{Prefix: "batchy"}
-	events := keys.Events(memWF)
-	iter := rc.Scan(ctx, 0, strings.TrimSuffix(keys.State(memWF), "state")+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		n, err := rc.MemoryUsage(ctx, k, 0).Result() // SAMPLES 0: every element counted
+	now, err := ref.keys(ctx)
+	if err != nil {
+		return m, err
+	}
+	for k := range now {
+		if old[k] {
+			continue
+		}
+		n, typ, entries, err := ref.keyMemory(ctx, k)
 		if err != nil {
 			return m, err
 		}
 		m.Keys++
-		if k == events {
+		if typ == "stream" {
 			m.EventsBytes += n
-			m.Events, _ = rc.XLen(ctx, k).Result()
+			m.Events += entries
 		} else {
 			m.StateBytes += n
 		}
 	}
-	return m, iter.Err()
-}
-
-func usedMemory(ctx context.Context, rc *redis.Client) (int64, error) {
-	info, err := rc.Info(ctx, "memory").Result()
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return 0, errors.New("INFO memory has no used_memory")
+	return m, nil
 }

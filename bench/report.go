@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,12 +18,17 @@ var analysis string
 
 // Targets.
 const (
-	targetRatio   = 0.30                  // HTTP open+close throughput / bare-script open+close, at c16
-	targetP99     = 5 * time.Millisecond  // every HTTP request at c16, Redis
-	targetWakeP99 = 20 * time.Millisecond // wake-up at 1,000 waits
-	targetRSS     = 64 << 20              // batchy's RSS with 1,000 waits
-	targetConc    = 16
-	targetWaits   = 1000
+	targetCalls       = 8                     // Redis calls per open, close or fail of the 3-job workflow
+	targetRedisUsec   = 40                    // Redis CPU per request, µs (INFO commandstats)
+	targetBatchyUsec  = 60                    // batchy CPU per request, µs (/proc, timed phases)
+	targetOpenRatio   = 0.30                  // GET /open_batch req/s / bare EVAL req/s, at c16
+	targetOpenStretch = 0.45                  // the same, stretch
+	targetRatio       = 0.30                  // HTTP open+close throughput / batchy's own scripts' open+close, at c16
+	targetP99         = 5 * time.Millisecond  // every HTTP request at c16, Redis
+	targetWakeP99     = 20 * time.Millisecond // wake-up at 1,000 waits
+	targetRSS         = 64 << 20              // batchy's RSS with 1,000 waits
+	targetConc        = 16
+	targetWaits       = 1000
 )
 
 // Check is one target with its figure.
@@ -50,11 +56,105 @@ func find(rs []Result, target, op string, conc int) (Result, bool) {
 	return Result{}, false
 }
 
+func findTransition(ts []Transition, name string) (Transition, bool) {
+	for _, t := range ts {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Transition{}, false
+}
+
+// transitionOps maps a transition to the timed operation whose batchy CPU per request it is given
+// (the open alone, or the pair it is part of: a pair's figure is the mean of its two requests).
+var transitionOps = []struct{ tr, op string }{
+	{trOpenOpen, opOpen}, {trOpenClose, opPair}, {trClose, opPair}, {trFail, opFail},
+}
+
+// checkBareAccounting checks the calibration's accounting on the bare EVAL: 3 calls (HGETALL and 2
+// HSET) in 1 EVALSHA; it returns a warning if not.
+func checkBareAccounting(ts []Transition, monitored bool) string {
+	t, ok := findTransition(ts, trBare)
+	if !ok {
+		return ""
+	}
+	near := func(x, want float64) bool { return x > want-0.05 && x < want+0.05 }
+	ok = t.CallsMedian == 3 && near(t.Calls, 3) && near(t.ByCommand["hgetall"], 1) && near(t.ByCommand["hset"], 2) && near(t.ByCommand["evalsha"], 1)
+	if monitored {
+		ok = ok && near(t.RoundTrips, 1) && near(t.Direct["evalsha"], 1)
+	}
+	if ok {
+		return ""
+	}
+	return fmt.Sprintf("the calibration's accounting does not find the bare EVAL's 3 calls in 1 round trip (%s calls, %s round trips: %s): its per-transition figures are suspect",
+		num(t.Calls), num(t.RoundTrips), commandsCell(t))
+}
+
+// usecCell lists batchy's CPU per request of op (original routes) at every concurrency, and the worst.
+func usecCells(rep *Report, op string) (string, float64, bool) {
+	var cells []string
+	worst, any := 0.0, false
+	for _, c := range rep.Config.conc {
+		if r, ok := find(rep.HTTP, "http-redis/original", op, c); ok && r.ServerUsec > 0 {
+			cells = append(cells, fmt.Sprintf("c%d %.1f", c, r.ServerUsec))
+			worst, any = max(worst, r.ServerUsec), true
+		}
+	}
+	return strings.Join(cells, ", ") + " µs", worst, any
+}
+
 func checks(rep *Report) []Check {
 	var out []Check
+	for _, to := range transitionOps {
+		t, ok := findTransition(rep.Transitions, to.tr)
+		what := to.tr
+		if ok {
+			what = fmt.Sprintf("%s (`%s`)", to.tr, t.Request)
+		}
+		calls := Check{Target: fmt.Sprintf("%s: ≤ %d Redis calls per request", what, targetCalls)}
+		usec := Check{Target: fmt.Sprintf("%s: ≤ %d µs of Redis CPU per request", what, targetRedisUsec)}
+		if ok {
+			rt := "round trips not counted (--monitor 0)"
+			if t.MonitorSamples > 0 {
+				rt = fmt.Sprintf("%s round trip(s)", num(t.RoundTrips))
+			}
+			calls.Measured, calls.Met = true, t.CallsMax <= targetCalls
+			calls.Figure = fmt.Sprintf("%s calls, %s", callsCell(t), rt)
+			usec.Measured, usec.Met = true, t.RedisUsec <= targetRedisUsec
+			usec.Figure = fmt.Sprintf("%.1f µs", t.RedisUsec)
+		}
+		cpu := Check{Target: fmt.Sprintf("%s: ≤ %d µs of batchy CPU per request (%s phases, original routes, every concurrency)", to.tr, targetBatchyUsec, to.op)}
+		if cells, worst, ok2 := usecCells(rep, to.op); ok2 {
+			cpu.Measured, cpu.Met = true, worst <= targetBatchyUsec
+			cpu.Figure = cells
+			if ok {
+				cpu.Figure += fmt.Sprintf("; this request alone at c1: %.1f µs", t.BatchyUsec)
+			}
+		}
+		out = append(out, calls, usec, cpu)
+	}
+	bare, bareOK := find(rep.Bare, "bare-eval", opBare, targetConc)
+	open, openOK := find(rep.HTTP, "http-redis/original", opOpen, targetConc)
+	c := Check{Target: fmt.Sprintf("`GET /open_batch/<wf>` ≥ %.2f × the bare EVAL's rate at c%d (stretch %.2f)", targetOpenRatio, targetConc, targetOpenStretch)}
+	if bareOK && openOK && bare.OpsPerSec() > 0 {
+		ratio := open.OpsPerSec() / bare.OpsPerSec()
+		c.Measured, c.Met = true, ratio >= targetOpenRatio
+		stretch := "stretch not met"
+		if ratio >= targetOpenStretch {
+			stretch = "stretch met"
+		}
+		c.Figure = fmt.Sprintf("%.2f (%.0f / %.0f req/s); %s", ratio, open.OpsPerSec(), bare.OpsPerSec(), stretch)
+	}
+	out = append(out, c)
+	c = Check{Target: fmt.Sprintf("`GET /open_batch/<wf>` p99 ≤ %s at c%d", ms(targetP99), targetConc)}
+	if openOK {
+		c.Measured, c.Met = true, open.Lat.P99 <= targetP99
+		c.Figure = fmt.Sprintf("%s (p50 %s)", ms(open.Lat.P99), ms(open.Lat.P50))
+	}
+	out = append(out, c)
 	raw, rawOK := find(rep.Direct, "raw-lua", opPair, targetConc)
 	for _, api := range []string{"original", "v1"} {
-		c := Check{Target: fmt.Sprintf("open+close over HTTP (%s routes, Redis) ≥ %.2f × bare Lua open+close, at c%d", api, targetRatio, targetConc)}
+		c := Check{Target: fmt.Sprintf("open+close over HTTP (%s routes, Redis) ≥ %.2f × batchy's own scripts replayed (raw-lua, direct part; not the reference), at c%d", api, targetRatio, targetConc)}
 		if h, ok := find(rep.HTTP, "http-redis/"+api, opPair, targetConc); ok && rawOK && raw.OpsPerSec() > 0 {
 			ratio := h.OpsPerSec() / raw.OpsPerSec()
 			c.Measured, c.Met = true, ratio >= targetRatio
@@ -125,6 +225,42 @@ func partCell(r Result, part string) string {
 	return fmt.Sprintf("%s / %s", ms(l.P50), ms(l.P99))
 }
 
+// endCell is a pair's second request's latency (close or fail).
+func endCell(r Result) string {
+	if _, ok := r.Parts["close"]; ok {
+		return partCell(r, "close")
+	}
+	return partCell(r, "fail")
+}
+
+func usecCell(r Result) string {
+	if r.ServerUsec == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", r.ServerUsec)
+}
+
+func callsCell(t Transition) string {
+	if t.CallsMin == t.CallsMax {
+		return num(t.Calls)
+	}
+	return fmt.Sprintf("%s (%d-%d, median %d)", num(t.Calls), t.CallsMin, t.CallsMax, t.CallsMedian)
+}
+
+func roundTripsCell(t Transition) string {
+	if t.MonitorSamples == 0 {
+		return "-"
+	}
+	return num(t.RoundTrips)
+}
+
+func batchyCell(t Transition) string {
+	if t.Name == trBare {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", t.BatchyUsec)
+}
+
 // opsCell is the throughput in operations and, for a pair, in requests.
 func opsCell(r Result) string {
 	if len(r.Parts) > 0 {
@@ -150,11 +286,18 @@ func clip(s string, n int) string {
 // printTable writes the figures for a terminal.
 func printTable(w io.Writer, rep *Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\ntarget\top\tc\tops/s\tp50\tp99\topen p50/p99\tclose p50/p99\tbatchy CPU\tredis CPU\tbench CPU\terrors")
-	for _, rs := range [][]Result{rep.HTTP, rep.Direct} {
+	if len(rep.Transitions) > 0 {
+		fmt.Fprintln(tw, "\ntransition\trequest\tRedis calls\tround trips\tRedis µs\tbatchy µs (alone, c1)\tcommands per request")
+		for _, t := range rep.Transitions {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\n", t.Name, t.Request, callsCell(t), roundTripsCell(t), t.RedisUsec, batchyCell(t), commandsCell(t))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(tw, "\ntarget\top\tc\tops/s\tp50\tp99\topen p50/p99\tclose|fail p50/p99\tbatchy µs/req\tbatchy CPU\tredis CPU\tbench CPU\terrors")
+	for _, rs := range [][]Result{rep.Bare, rep.HTTP, rep.Direct} {
 		for _, r := range rs {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Target, r.Op, r.Conc, opsCell(r), ms(r.Lat.P50), ms(r.Lat.P99),
-				partCell(r, "open"), partCell(r, "close"), cores(r.ServerCPU), cores(r.RedisCPU), cores(r.ClientCPU), errCell(r))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Target, r.Op, r.Conc, opsCell(r), ms(r.Lat.P50), ms(r.Lat.P99),
+				partCell(r, "open"), endCell(r), usecCell(r), cores(r.ServerCPU), cores(r.RedisCPU), cores(r.ClientCPU), errCell(r))
 		}
 	}
 	tw.Flush()
@@ -186,9 +329,11 @@ func markdown(rep *Report) string {
 	p("")
 	p("Figures from one run of the benchmark program in `bench/` (generated: rerun it rather than edit them).")
 	p("It starts its own `redis-server` on a free loopback port and a `batchy serve` built from `./cmd/batchy`")
-	p("(`--scheduler off --log-level warn`), loads a workflow of 3 jobs, and measures everything below in one run.")
-	p("The order: the wake-ups first, on the freshly started server; then the Redis memory; then, at each")
-	p("concurrency in turn, HTTP, the store and the bare scripts, so that the ratios compare neighbouring")
+	p("(`--scheduler off --log-level warn`), loads a workflow of 3 jobs, and measures everything below in one run,")
+	p("through HTTP, `INFO commandstats` (and `MONITOR`) and `/proc` only: nothing depends on batchy's scripts or keys.")
+	p("The order: the wake-ups first, on the freshly started server; then the Redis memory; then the calibration")
+	p("(each transition request by request, not timed); then, at each concurrency in turn, the reference (a bare")
+	p("3-call EVAL sent by the bench) immediately followed by HTTP, so that the ratios compare neighbouring")
 	p("measurements; last, the embedded store.")
 	p("")
 	p("```sh")
@@ -232,47 +377,130 @@ func markdown(rep *Report) string {
 		p("Warning: %s.", warn)
 	}
 	p("")
+	p("## Per transition: Redis calls, Redis CPU, batchy CPU")
+	p("")
+	p("Calibration, not timed: %d requests of each kind, one at a time (c1) on `wf-1`, each after its setup", rep.Config.calib)
+	p("request (an open before `open after open`, `close after open` and `fail after open`, a close before `open after close`).")
+	p("Around each measured request the bench reads `INFO commandstats` before, and after it once Redis has seen no")
+	p("command for %s (so that work batchy does after answering, such as an alert after a fail, counts too).", settleGap)
+	p("*Redis calls*: the sum of `calls` of every command but the script runners (`evalsha`, `eval`, `fcall`) and")
+	p("connection/admin commands (`info`, `ping`, `client`, `hello`, `script`, `multi`/`exec`, ...): the commands the")
+	p("scripts ran (Redis 7 counts them under their own names) plus the ones batchy sent directly. *Redis µs*: the `usec`")
+	p("of the top-level commands only (a runner's usec includes its script's calls, which are not counted again), plus")
+	p("the direct commands'. *Round trips*: from a second pass of %d requests of each kind with `MONITOR` on (its cost", rep.Config.monitor)
+	p("does not reach the figures above), the commands batchy's own connections sent (a pipeline's commands count")
+	p("one each), told apart from those run inside scripts (`[0 lua]`). *batchy µs*: batchy's CPU over the same")
+	p("window (`/proc/<pid>/task/*/schedstat`), a single request on an otherwise idle server; the targets use the timed")
+	p("phases' figures below instead. The bare EVAL row checks the accounting: it must show 3 calls (`hgetall`, 2")
+	p("`hset`) in 1 round trip (`evalsha`). Averages per request; a range when the requests differed.")
+	p("")
+	p("| transition | request | Redis calls | round trips | Redis µs | batchy µs (alone, c1) | commands per request |")
+	p("|---|---|---|---|---|---|---|")
+	for _, t := range rep.Transitions {
+		p("| %s | `%s` | %s | %s | %.1f | %s | %s |", t.Name, t.Request, callsCell(t), roundTripsCell(t), t.RedisUsec, batchyCell(t), commandsCell(t))
+	}
+	p("")
+	p("## The reference: the bare EVAL and the open")
+	p("")
+	p("The bare EVAL is the Redis work an open needs, as one Lua script (below) sent with `EVALSHA` by the bench")
+	p("itself (go-redis, a pool as large as the concurrency) to the same redis-server, on keys `bare:{wf-N}:state`")
+	p("(10 fields preloaded) and `bare:{wf-N}:history` (batch ids cycle through %d, so it stays small). At each", bareHistoryIDs)
+	p("concurrency it runs immediately before `GET /open_batch/<wf>` (each request re-opens the open batch).")
+	p("")
+	p("```lua")
+	b.WriteString(bareScript)
+	p("```")
+	p("")
+	p("| c | bare EVAL req/s | p50 / p99 | `GET /open_batch` req/s | p50 / p99 | ratio | batchy µs per open | redis CPU (bare / open) |")
+	p("|---|---|---|---|---|---|---|---|")
+	for _, c := range rep.Config.conc {
+		bare, ok1 := find(rep.Bare, "bare-eval", opBare, c)
+		open, ok2 := find(rep.HTTP, "http-redis/original", opOpen, c)
+		if !ok1 || !ok2 || bare.OpsPerSec() == 0 {
+			continue
+		}
+		p("| %d | %.0f | %s / %s | %.0f | %s / %s | %.2f | %s | %s / %s |", c, bare.OpsPerSec(), ms(bare.Lat.P50), ms(bare.Lat.P99),
+			open.OpsPerSec(), ms(open.Lat.P50), ms(open.Lat.P99), open.OpsPerSec()/bare.OpsPerSec(), usecCell(open), cores(bare.RedisCPU), cores(open.RedisCPU))
+	}
+	p("")
+	p("## batchy CPU per request")
+	p("")
+	p("batchy's user+system CPU time (`/proc/<pid>/stat`, 10 ms ticks) over each timed phase, warm-up included,")
+	p("divided by every request sent in it (a pair is two requests). µs per request:")
+	p("")
+	hdr, sep := "| routes | op |", "|---|---|"
+	for _, c := range rep.Config.conc {
+		hdr += fmt.Sprintf(" c%d |", c)
+		sep += "---|"
+	}
+	p("%s", hdr)
+	p("%s", sep)
+	for _, api := range []string{"original", "v1"} {
+		for _, o := range []string{opOpen, opPair, opFail, opState} {
+			row := fmt.Sprintf("| %s | %s |", api, o)
+			any := false
+			for _, c := range rep.Config.conc {
+				r, ok := find(rep.HTTP, "http-redis/"+api, o, c)
+				if ok {
+					any = true
+					row += " " + usecCell(r) + " |"
+				} else {
+					row += " - |"
+				}
+			}
+			if any {
+				p("%s", row)
+			}
+		}
+	}
+	p("")
 	p("## HTTP: throughput and latency")
 	p("")
 	p("Each of *c* clients loops over one operation on its own workflow (`wf-1` ... `wf-64`, each loaded")
-	p("with `/load_cfg`), so open+close pairs never meet. The headline operation is the **open+close pair**:")
-	p("its ops/s are pairs per second (two requests each), p50 and p99 are of the whole pair, and the open and")
-	p("close columns are each request's own p50 / p99. `original` is `GET /open_batch/<wf>`, `GET /close_batch/<wf>`,")
-	p("`GET /get_status/<wf>`; `v1` is `POST /v1/workflows/<wf>/open`, `POST .../close` (strict) and `GET /v1/workflows/<wf>`.")
-	p("Every change also writes its events to the workflow's Redis stream, in its own script, as always.")
-	p("`embedded` is `batchy serve` without `--redis-url`, saving its data file after every change.")
+	p("with `/load_cfg`), so pairs never meet. `open` is the open route again and again (each re-opens the open")
+	p("batch); `open+close` and `open+fail` are pairs: their ops/s are pairs per second (two requests each), p50")
+	p("and p99 are of the whole pair, and the open and close|fail columns are each request's own p50 / p99.")
+	p("`original` is `GET /open_batch/<wf>`, `GET /close_batch/<wf>`, `GET /fail_batch/<wf>`, `GET /get_status/<wf>`;")
+	p("`v1` is `POST /v1/workflows/<wf>/open`, `POST .../close` and `POST .../fail` (strict) and `GET /v1/workflows/<wf>`.")
+	p("Every change also writes its events to the workflow's Redis stream, as always. `bare-eval` is the reference")
+	p("above. `embedded` is `batchy serve` without `--redis-url`, saving its data file after every change (open+close")
+	p("and get_status only). *batchy µs/req* is the table above's figure.")
 	p("")
-	resultTable(p, rep.HTTP)
+	resultTable(p, append(slices.Clone(rep.Bare), rep.HTTP...))
 	p("")
-	p("## The store without HTTP, and the bare Lua scripts")
-	p("")
-	p("`store`: the same operations through `internal/rdb.Store` called directly with go-redis (its Go work:")
-	p("arguments, reply parsing; no HTTP, and no other sink than the stream the scripts write). `raw-lua`: the")
-	p("store's own scripts sent with `EVALSHA` alone (the bench records the store's calls and replays them), so")
-	p("only the Redis round trip and the script's run in Redis, events included. Both on the same redis-server")
-	p("under other key prefixes, with a pool as large as the concurrency.")
-	p("")
-	resultTable(p, rep.Direct)
-	p("")
-	p("Ratios of open+close pairs per second to the bare scripts':")
-	p("")
-	p("| c | store / raw-lua | http-redis/original / raw-lua | http-redis/v1 / raw-lua |")
-	p("|---|---|---|---|")
-	for _, c := range rep.Config.conc {
-		raw, ok := find(rep.Direct, "raw-lua", opPair, c)
-		if !ok || raw.OpsPerSec() == 0 {
-			continue
-		}
-		cell := func(rs []Result, target string) string {
-			r, ok := find(rs, target, opPair, c)
-			if !ok {
-				return "-"
+	if len(rep.Direct) > 0 {
+		p("## Extra: the store without HTTP, and batchy's own scripts")
+		p("")
+		p("Not the reference (the bare EVAL is): this compares batchy with its own scripts, and is the one part that")
+		p("uses batchy's internals (`bench/direct.go`, `--parts direct`; delete the file when it no longer compiles).")
+		p("`store`: the same operations through `internal/rdb.Store` called directly with go-redis (its Go work:")
+		p("arguments, reply parsing; no HTTP, and no other sink than the stream the scripts write). `raw-lua`: the")
+		p("store's own scripts sent with `EVALSHA` alone (the bench records the store's calls and replays them), so")
+		p("only the Redis round trip and the script's run in Redis, events included. Both on the same redis-server")
+		p("under other key prefixes, with a pool as large as the concurrency.")
+		p("")
+		resultTable(p, rep.Direct)
+		p("")
+		p("Ratios of open+close pairs per second to batchy's own scripts replayed (raw-lua):")
+		p("")
+		p("| c | store / raw-lua | http-redis/original / raw-lua | http-redis/v1 / raw-lua |")
+		p("|---|---|---|---|")
+		for _, c := range rep.Config.conc {
+			raw, ok := find(rep.Direct, "raw-lua", opPair, c)
+			if !ok || raw.OpsPerSec() == 0 {
+				continue
 			}
-			return fmt.Sprintf("%.2f", r.OpsPerSec()/raw.OpsPerSec())
+			cell := func(rs []Result, target string) string {
+				r, ok := find(rs, target, opPair, c)
+				if !ok {
+					return "-"
+				}
+				return fmt.Sprintf("%.2f", r.OpsPerSec()/raw.OpsPerSec())
+			}
+			p("| %d | %s | %s | %s |", c, cell(rep.Direct, "store"), cell(rep.HTTP, "http-redis/original"), cell(rep.HTTP, "http-redis/v1"))
 		}
-		p("| %d | %s | %s | %s |", c, cell(rep.Direct, "store"), cell(rep.HTTP, "http-redis/original"), cell(rep.HTTP, "http-redis/v1"))
+		p("")
 	}
-	p("")
 	p("## waitsy: wake-up latency")
 	p("")
 	p("*n* long polls (`GET /v1/wait?target=wake`, through `client.Wait` as waitsy does) are held by a")
@@ -298,8 +526,8 @@ func markdown(rep *Report) string {
 	p("| | |")
 	p("|---|---|")
 	p("| `INFO memory` used_memory, after minus before | %s |", kb(mem.UsedDelta))
-	p("| `MEMORY USAGE` (SAMPLES 0) of state and history keys | %s (%.0f bytes per batch) |", kb(mem.StateBytes), float64(mem.StateBytes)/float64(max(mem.Batches, 1)))
-	p("| `MEMORY USAGE` of the event stream | %s (%d events: an open and a close per job and batch) |", kb(mem.EventsBytes), mem.Events)
+	p("| `MEMORY USAGE` (SAMPLES 0) of the keys that appeared meanwhile, streams aside (state, history) | %s (%.0f bytes per batch) |", kb(mem.StateBytes), float64(mem.StateBytes)/float64(max(mem.Batches, 1)))
+	p("| `MEMORY USAGE` of the streams among them (events) | %s (%d events: an open and a close per job and batch) |", kb(mem.EventsBytes), mem.Events)
 	p("| keys | %d |", mem.Keys)
 	p("")
 	p("The stream keeps up to `--events-keep` (100,000) events per workflow, about %d batches of 3 jobs: a", 100000/6)
@@ -310,10 +538,10 @@ func markdown(rep *Report) string {
 }
 
 func resultTable(p func(string, ...any), rs []Result) {
-	p("| target | op | c | ops/s | p50 | p99 | open p50 / p99 | close p50 / p99 | batchy CPU | redis CPU | bench CPU | errors |")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	p("| target | op | c | ops/s | p50 | p99 | open p50 / p99 | close\\|fail p50 / p99 | batchy µs/req | batchy CPU | redis CPU | bench CPU | errors |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
-		p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.Target, r.Op, r.Conc, opsCell(r), ms(r.Lat.P50), ms(r.Lat.P99),
-			partCell(r, "open"), partCell(r, "close"), cores(r.ServerCPU), cores(r.RedisCPU), cores(r.ClientCPU), strings.ReplaceAll(errCell(r), "|", "\\|"))
+		p("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.Target, r.Op, r.Conc, opsCell(r), ms(r.Lat.P50), ms(r.Lat.P99),
+			partCell(r, "open"), endCell(r), usecCell(r), cores(r.ServerCPU), cores(r.RedisCPU), cores(r.ClientCPU), strings.ReplaceAll(errCell(r), "|", "\\|"))
 	}
 }
