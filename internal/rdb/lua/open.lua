@@ -57,6 +57,12 @@ end
 local DAY, HOUR = 86400000000, 3600000000
 local FIRST = -62135596800000000 -- 0001-01-01T00:00:00Z
 local function midnight(t)
+  if #tz_t == 1 then -- one offset all along (UTC): the day starts at 00:00 in it
+    local off = tz_o[1] * 1000000
+    local start = math.floor((t + off) / DAY) * DAY - off
+    if start < FIRST then start = FIRST end
+    return start
+  end
   local day = math.floor((t + offset_at(t)) / DAY) * DAY -- the local day's 00:00, read as UTC
   local start = t
   local function consider(c)
@@ -90,14 +96,14 @@ for i, job in ipairs(jobs) do
   if bf_from then
     froms[i] = bf_from
   else
-    local w = words(s['win:' .. job])
+    local reprocess, trunc, initial = string.match(s['win:' .. job] or '', '^(%S+) (%S+) (%S+)$')
     local start, from = tonumber(r.start), nil
     if r.status == 'success' and start then
-      from = start - (tonumber(w[1]) or 0)
+      from = start - (tonumber(reprocess) or 0)
     else
-      from = tonumber(r.from) or tonumber(w[3])
+      from = tonumber(r.from) or tonumber(initial)
     end
-    if w[2] == '1' then
+    if trunc == '1' then
       if not read_tz() then return fail('ETZ', 'time zone table needed') end
       from = midnight(from)
     end
@@ -112,7 +118,7 @@ local sid, nows = us(id), us(now)
 s.last_batch_id = sid
 local set = {'last_batch_id', sid}
 local hist = {sid, table.concat(jobs, ' ')}
-local lines = {}
+local lines, opens = {}, {}
 local in_history = {}
 for i, job in ipairs(jobs) do
   local r = runs[i]
@@ -121,10 +127,8 @@ for i, job in ipairs(jobs) do
     -- The abandoned batch keeps this job's record in history (if still there), marked abandoned.
     if in_history[r.id] == nil then in_history[r.id] = redis.call('HEXISTS', KEYS[3], r.id) == 1 end
     if in_history[r.id] then
-      local a = parse_run(run_text(r))
-      a.status, a.en = 'abandoned', nows
       hist[#hist + 1] = r.id .. ':' .. job
-      hist[#hist + 1] = run_text(a) .. '\n' .. cfg
+      hist[#hist + 1] = 'abandoned ' .. r.id .. ' ' .. r.from .. ' ' .. r.to .. ' ' .. r.start .. ' ' .. nows .. ' ' .. r.bf .. ' ' .. r.md .. '\n' .. cfg
     end
     lines[#lines + 1] = 'abandon ' .. nows .. ' ' .. job .. ' ' .. r.id .. ' ' .. sid .. ' - -'
   end
@@ -135,34 +139,38 @@ for i, job in ipairs(jobs) do
     set[#set + 1] = run_text(r)
     s['stash:' .. job] = run_text(r)
   end
-  local from = us(froms[i])
-  local run = 'open ' .. sid .. ' ' .. from .. ' ' .. us(to) .. ' ' .. nows .. ' n ' .. bf .. ' -'
+  local from, tos = us(froms[i]), nows
+  if bf_from then tos = us(to) end
+  local run = 'open ' .. sid .. ' ' .. from .. ' ' .. tos .. ' ' .. nows .. ' n ' .. bf .. ' -'
+  opens[i] = 'open ' .. nows .. ' ' .. job .. ' ' .. sid .. ' ' .. from .. ' ' .. tos .. ' ' .. bf
   s['run:' .. job] = run
   set[#set + 1] = 'run:' .. job
   set[#set + 1] = run
   hist[#hist + 1] = sid .. ':' .. job
   hist[#hist + 1] = run .. '\n' .. cfg
 end
-for i, job in ipairs(jobs) do
-  local bf = '-'
-  if bf_from then bf = '1' end
-  lines[#lines + 1] = 'open ' .. nows .. ' ' .. job .. ' ' .. sid .. ' ' .. us(froms[i]) .. ' ' .. (bf_from and us(bf_to) or nows) .. ' ' .. bf
-end
+for _, line in ipairs(opens) do lines[#lines + 1] = line end
 
 -- History keeps between keep and keep + keep/16 batches: trimming in steps costs a few calls
--- every keep/16 opens instead of on every one.
-local n = (tonumber(s.hist_n) or redis.call('ZCARD', KEYS[2])) + 1
+-- every keep/16 opens instead of on every one. hist_n counts them without a ZCARD on every open.
+hset(KEYS[3], hist)
+redis.call('ZADD', KEYS[2], id, sid)
+local n = (tonumber(s.hist_n) or redis.call('ZCARD', KEYS[2]) - 1) + 1
 if n > keep + math.floor(keep / 16) then
-  local old = redis.call('ZRANGE', KEYS[2], 0, n - keep - 1)
-  local lists = redis.call('HMGET', KEYS[3], unpack(old))
-  local gone = {}
-  for k, oid in ipairs(old) do
-    gone[#gone + 1] = oid
-    for _, j in ipairs(words(lists[k] or '')) do gone[#gone + 1] = oid .. ':' .. j end
+  n = redis.call('ZCARD', KEYS[2])
+  local old = {}
+  if n > keep then old = redis.call('ZRANGE', KEYS[2], 0, math.min(n - keep, 4000) - 1) end
+  if #old > 0 then
+    local lists = redis.call('HMGET', KEYS[3], unpack(old))
+    local gone = {}
+    for k, oid in ipairs(old) do
+      gone[#gone + 1] = oid
+      for _, j in ipairs(words(lists[k] or '')) do gone[#gone + 1] = oid .. ':' .. j end
+    end
+    hdel(KEYS[3], gone)
+    redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #old - 1)
+    n = n - #old
   end
-  hdel(KEYS[3], gone)
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - keep - 1)
-  n = keep
 end
 set[#set + 1] = 'hist_n'
 set[#set + 1] = us(n)
@@ -171,7 +179,5 @@ if tz_new then
   set[#set + 1] = 'tzname'; set[#set + 1] = ARGV[6]
 end
 hset(KEYS[1], set)
-hset(KEYS[3], hist)
-redis.call('ZADD', KEYS[2], id, sid)
 local record = table.concat(lines, '\n')
 return reply(s, record_change(KEYS[4], ARGV[2], record, ARGV[4], wf), record, all)
