@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
 	"github.com/batchy/batchy/internal/rdb"
@@ -98,8 +97,8 @@ func (f *storeFlags) location() (*time.Location, error) {
 // openedStore is a store with what it runs on.
 type openedStore struct {
 	*rdb.Store
-	// Client is the Redis client the store uses, for the notification hub.
-	Client redis.UniversalClient
+	// Client is the Redis client the store uses, for the event stream.
+	Client rdb.Client
 	// Name is "embedded" or "redis".
 	Name string
 	// Where says where the data is, with any password hidden.

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
@@ -184,7 +182,7 @@ func (l *load) cycle(ctx context.Context, hc *http.Client, rnd *rand.Rand) {
 // checkEvents checks that the workflow's event stream holds exactly the events of the history in
 // d: an open per job and batch, and a close, fail or abandon for each one that ended, none twice
 // and none for a change that did not happen, however batchy died.
-func checkEvents(t *testing.T, client redis.UniversalClient, d *batch.Dump) {
+func checkEvents(t *testing.T, client rdb.Client, d *batch.Dump) {
 	t.Helper()
 	want := map[string]int{}
 	for _, b := range d.Batches {
@@ -327,14 +325,8 @@ func (r *aofRedis) start(t *testing.T) {
 	}
 	r.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(r.cmd, r.exited)
-	c := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not answer within 10s", r.addr)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := rdbtest.WaitUp(r.addr, 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -441,7 +433,7 @@ func TestRedisDownDuringLoad(t *testing.T) {
 		t.Fatalf("batchy exited: %v", p.cmd.ProcessState)
 	}
 
-	client := redis.NewClient(&redis.Options{Addr: r.addr})
+	client := rdbtest.Dial(t, r.addr)
 	d, err := rdb.New(client, rdb.Options{}).Dump(context.Background(), "rel")
 	if err != nil {
 		t.Fatal(err)

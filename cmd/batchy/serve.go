@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
 	"github.com/batchy/batchy/internal/alert"
@@ -183,13 +182,6 @@ func (c *serveConfig) alertNotifiers() []alert.Notifier {
 	return notifiers
 }
 
-// redisLogger passes go-redis's messages to slog.
-type redisLogger struct{ log *slog.Logger }
-
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
-}
-
 // isLoopback reports whether addr's host only accepts connections from this machine.
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
@@ -224,7 +216,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// go-redis reports connection trouble through its own logger: route it to ours, so that
 	// --log-format json stays JSON.
-	redis.SetLogger(redisLogger{log})
+	rdb.SetLogger(log)
 	loc, _ := cfg.store.location()
 	tokens, err := cfg.loadTokens()
 	if err != nil {
@@ -287,7 +279,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	recording := event.RecordingStore{Store: store, Bus: bus}
 
 	notifiers := cfg.alertNotifiers()
-	alerter := alert.New(alert.Options{Store: store, Client: store.Client, Keys: store.Keys(), Notifiers: notifiers, Events: bus, Location: loc, Logger: log})
+	alerter := alert.New(alert.Options{Store: store, Marker: store, Notifiers: notifiers, Events: bus, Location: loc, Logger: log})
 	bus.Observe(alerter.Observe)
 	for _, n := range notifiers {
 		log.Info("alert notifier", "notifier", n.String())
@@ -297,12 +289,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer stopHub()
 	go event.WatchSIGHUP(hubCtx, sinks, log)
 	go alerter.Run(hubCtx, 30*time.Second)
-	hub := notify.NewHub(store.Client, store.Keys().Changed(), log)
+	hub := notify.NewHub(store, log)
 	go hub.Run(hubCtx)
 
 	var sch *scheduler.Scheduler
 	if cfg.schedulerMode == "on" {
-		sch = scheduler.New(scheduler.Options{Store: recording, Client: store.Client, Keys: store.Keys(), Location: loc, Lease: cfg.leaseTime, Logger: log, Events: bus})
+		sch = scheduler.New(scheduler.Options{Store: recording, Runs: store.Scheduler(), Location: loc, Lease: cfg.leaseTime, Logger: log, Events: bus})
 		go sch.Run(hubCtx)
 		log.Info("scheduler on", "replica", sch.ID())
 	}

@@ -41,7 +41,7 @@ func newServer(t *testing.T, b rdbtest.Backend, wrap func(http.Handler) http.Han
 		opts.AfterWrite = emb.Save
 	}
 	s := &server{t: t, store: rdb.New(client, opts), wrap: wrap}
-	s.hub = notify.NewHub(client, s.store.Keys().Changed(), nil)
+	s.hub = notify.NewHub(s.store, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go s.hub.Run(ctx)

@@ -16,11 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/event"
-	"github.com/batchy/batchy/internal/rdb"
 )
 
 // Conditions.
@@ -118,11 +115,18 @@ func (w *Webhook) Notify(ctx context.Context, a Alert) error {
 	return nil
 }
 
+// Marker records that an alert was sent, across replicas (rdb.Store).
+type Marker interface {
+	// MarkAlert marks the alert key of a workflow as sent at at, for ttl; true for the first
+	// caller only.
+	MarkAlert(ctx context.Context, wf, key string, at time.Time, ttl time.Duration) (bool, error)
+}
+
 // Options configure an Alerter.
 type Options struct {
-	Store     batch.Store
-	Client    redis.UniversalClient
-	Keys      rdb.Keys
+	Store batch.Store
+	// Marker makes each alert go out once, whichever replica raises it. Required.
+	Marker    Marker
 	Notifiers []Notifier
 	// Events records each alert as an event; nil means none.
 	Events *event.Bus
@@ -176,7 +180,7 @@ func (a *Alerter) Raise(ctx context.Context, al Alert, key string) bool {
 	if al.Time.IsZero() {
 		al.Time = a.opts.Now().UTC()
 	}
-	first, err := a.opts.Client.SetNX(ctx, a.opts.Keys.Alert(al.Workflow, key), al.Time.Format(time.RFC3339Nano), 8*24*time.Hour).Result()
+	first, err := a.opts.Marker.MarkAlert(ctx, al.Workflow, key, al.Time, 8*24*time.Hour)
 	if err != nil {
 		a.opts.Logger.Warn("alert not sent: cannot mark it in Redis", "workflow", al.Workflow, "condition", al.Condition, "err", err)
 		return false

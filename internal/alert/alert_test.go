@@ -67,10 +67,10 @@ func setup(t *testing.T, notifiers ...alert.Notifier) (*env, *alert.Alerter) {
 	client := rdbtest.StartRedis(t).Client(t)
 	raw := rdb.New(client, rdb.Options{})
 	bus := event.NewBus(rdb.NewEventStream(client, raw.Keys(), 0), nil, nil)
-	a := alert.New(alert.Options{Store: raw, Client: client, Keys: raw.Keys(), Notifiers: notifiers, Events: bus})
+	a := alert.New(alert.Options{Store: raw, Marker: raw, Notifiers: notifiers, Events: bus})
 	bus.Observe(a.Observe)
 	// A second replica's alerter on the same Redis: alerts still go out once.
-	bus.Observe(alert.New(alert.Options{Store: raw, Client: client, Keys: raw.Keys(), Notifiers: notifiers, Events: bus}).Observe)
+	bus.Observe(alert.New(alert.Options{Store: raw, Marker: raw, Notifiers: notifiers, Events: bus}).Observe)
 	return &env{store: event.RecordingStore{Store: raw, Bus: bus}, raw: raw, bus: bus}, a
 }
 
@@ -161,7 +161,7 @@ func TestHangingSinkAndWebhookDoNotSlowTransitions(t *testing.T) {
 	client := rdbtest.StartRedis(t).Client(t)
 	raw := rdb.New(client, rdb.Options{})
 	bus := event.NewBus(rdb.NewEventStream(client, raw.Keys(), 0), []*event.Async{event.NewAsync(hangingSink{}, event.AsyncOptions{Buffer: 10})}, nil)
-	bus.Observe(alert.New(alert.Options{Store: raw, Client: client, Keys: raw.Keys(), Events: bus,
+	bus.Observe(alert.New(alert.Options{Store: raw, Marker: raw, Events: bus,
 		Notifiers: []alert.Notifier{&alert.Webhook{URL: slow.URL}}}).Observe)
 	store := event.RecordingStore{Store: raw, Bus: bus}
 	wf, _ := config.Parse("w", []byte("a: {}\n"), config.Limits{})

@@ -95,7 +95,7 @@ func New(opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	if opts.Hub == nil {
-		opts.Hub = notify.NewHub(nil, "", opts.Logger)
+		opts.Hub = notify.NewHub(nil, opts.Logger)
 	}
 	opts.Store = shownStore{opts.Store}
 	gin.SetMode(gin.ReleaseMode)

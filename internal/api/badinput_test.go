@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,10 +12,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/batchy/batchy/internal/api"
 	"github.com/batchy/batchy/internal/event"
@@ -86,7 +82,7 @@ func testBadInputEveryRoute(t *testing.T, b rdbtest.Backend) {
 	log := slog.New(slog.DiscardHandler)
 	bus := event.NewBus(rdb.NewEventStream(client, store.Keys(), 1000), nil, log)
 	// The scheduler is there so that its routes check their input, but never runs.
-	sch := scheduler.New(scheduler.Options{Store: store, Client: client, Keys: store.Keys(), Logger: log, Events: bus})
+	sch := scheduler.New(scheduler.Options{Store: store, Runs: store.Scheduler(), Logger: log, Events: bus})
 	srv := api.New(api.Options{Store: store, CfgDir: cfg, Events: bus, Scheduler: sch, StoreName: b.Name, Logger: log})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -116,10 +112,10 @@ func testBadInputEveryRoute(t *testing.T, b rdbtest.Backend) {
 	for _, c := range cases {
 		covered[c.method+" "+routeOf(c.path)] = true
 		t.Run(c.name, func(t *testing.T) {
-			before := snapshot(t, client)
+			before := rdbtest.Snapshot(t, client)
 			r := e.doType(t, c.method, c.path, c.ctype, c.body)
 			checkError(t, r, c.status, c.mention)
-			if after := snapshot(t, client); !reflect.DeepEqual(before, after) {
+			if after := rdbtest.Snapshot(t, client); !reflect.DeepEqual(before, after) {
 				t.Errorf("the store changed:\n%s", diffSnapshots(before, after))
 			}
 		})
@@ -465,60 +461,6 @@ func checkError(t *testing.T, r response, status int, mention []string) {
 			t.Errorf("message %q does not mention %q", body.Error.Message, m)
 		}
 	}
-}
-
-// snapshot reads every key of the store with its value.
-func snapshot(t *testing.T, c redis.UniversalClient) map[string]string {
-	t.Helper()
-	var keys []string
-	var err error
-	if cc, ok := c.(*redis.ClusterClient); ok {
-		var mu sync.Mutex
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-			k, err := m.Keys(ctx, "*").Result()
-			mu.Lock()
-			keys = append(keys, k...)
-			mu.Unlock()
-			return err
-		})
-	} else {
-		keys, err = c.Keys(ctx, "*").Result()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, k := range keys {
-		typ, err := c.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v any
-		switch typ {
-		case "hash":
-			v, err = c.HGetAll(ctx, k).Result()
-		case "zset":
-			v, err = c.ZRangeWithScores(ctx, k, 0, -1).Result()
-		case "set":
-			var m []string
-			m, err = c.SMembers(ctx, k).Result()
-			sort.Strings(m)
-			v = m
-		case "list":
-			v, err = c.LRange(ctx, k, 0, -1).Result()
-		case "string":
-			v, err = c.Get(ctx, k).Result()
-		case "stream":
-			v, err = c.XRange(ctx, k, "-", "+").Result()
-		default:
-			t.Fatalf("key %s has type %s", k, typ)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[k] = typ + " " + fmt.Sprint(v)
-	}
-	return out
 }
 
 func diffSnapshots(before, after map[string]string) string {

@@ -49,7 +49,7 @@ func newWakeEnv(b *testing.B, be rdbtest.Backend) *wakeEnv {
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	e := &wakeEnv{store: rdb.New(rc, opts)}
-	e.hub = notify.NewHub(rc, e.store.Keys().Changed(), quiet)
+	e.hub = notify.NewHub(e.store, quiet)
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	b.Cleanup(stopHub)
 	go e.hub.Run(hubCtx)

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/notify"
 	"github.com/batchy/batchy/internal/rdb"
@@ -25,7 +23,7 @@ func TestClusterWakesAcrossNodes(t *testing.T) {
 	client := c.Client(t)
 	store := rdb.New(client, rdb.Options{})
 	keys := store.Keys()
-	hub := notify.NewHub(client, keys.Changed(), nil)
+	hub := notify.NewHub(store, nil)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go hub.Run(runCtx)
@@ -71,8 +69,7 @@ func TestClusterWakesAcrossNodes(t *testing.T) {
 		}
 	}
 	c.StartNode(t, subNode)
-	nc := redis.NewClient(&redis.Options{Addr: subNode})
-	defer nc.Close()
+	nc := rdbtest.Dial(t, subNode)
 	deadline := time.Now().Add(10 * time.Second)
 	for nc.PubSubNumSub(ctx, keys.Changed()).Val()[keys.Changed()] != 1 {
 		if time.Now().After(deadline) {

@@ -1,7 +1,7 @@
 // Package notify wakes the waiters of a batchy process when a workflow changes. Every transition
 // script publishes the workflow's name on one Redis channel; a Hub holds ONE subscription to it
-// and fans each message out to the waiters of that workflow inside the process, so a thousand
-// waiters cost one Redis connection, not a thousand.
+// (through a Source, rdb.Store) and fans each message out to the waiters of that workflow inside
+// the process, so a thousand waiters cost one Redis connection, not a thousand.
 package notify
 
 import (
@@ -9,15 +9,20 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
+
+// Source delivers the change notifications (rdb.Store).
+type Source interface {
+	// ListenChanges holds one subscription until it fails or ctx ends, and returns why. It calls
+	// subscribed each time the subscription is established (messages published before may have
+	// been missed) and changed with the name of each workflow that changed.
+	ListenChanges(ctx context.Context, subscribed func(), changed func(wf string)) error
+}
 
 // Hub fans workflow change notifications out to waiters.
 type Hub struct {
-	client  redis.UniversalClient
-	channel string
-	log     *slog.Logger
+	source Source
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	waiters map[string]map[*Waiter]struct{} // by workflow
@@ -33,12 +38,13 @@ type Waiter struct {
 	hub       *Hub
 }
 
-// NewHub returns a hub for the channel; call Run to start the subscription.
-func NewHub(client redis.UniversalClient, channel string, log *slog.Logger) *Hub {
+// NewHub returns a hub on source; call Run to start the subscription. Source may be nil for a hub
+// whose Run is never called: its waiters are never woken.
+func NewHub(source Source, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hub{client: client, channel: channel, log: log, waiters: map[string]map[*Waiter]struct{}{}}
+	return &Hub{source: source, log: log, waiters: map[string]map[*Waiter]struct{}{}}
 }
 
 // Watch registers a waiter for the workflows. Register before reading the state it waits on, so
@@ -111,7 +117,7 @@ func (h *Hub) wakeAll() {
 func (h *Hub) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := h.subscribe(ctx)
+		err := h.source.ListenChanges(ctx, h.wakeAll, h.wake)
 		if ctx.Err() != nil {
 			return
 		}
@@ -123,25 +129,5 @@ func (h *Hub) Run(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
-// subscribe holds one subscription until it fails.
-func (h *Hub) subscribe(ctx context.Context) error {
-	ps := h.client.Subscribe(ctx, h.channel)
-	defer ps.Close()
-	for {
-		msg, err := ps.Receive(ctx)
-		if err != nil {
-			return err
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				h.wakeAll()
-			}
-		case *redis.Message:
-			h.wake(m.Payload)
-		}
 	}
 }

@@ -33,7 +33,7 @@ func TestTransitionsWakeTheirWaiters(t *testing.T) {
 	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
 		client, _ := b.New(t)
 		store := rdb.New(client, rdb.Options{})
-		hub := notify.NewHub(client, store.Keys().Changed(), nil)
+		hub := notify.NewHub(store, nil)
 		runCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go hub.Run(runCtx)
@@ -81,7 +81,7 @@ func TestOneSubscriptionAndRecovery(t *testing.T) {
 	srv := rdbtest.StartRedis(t)
 	client := srv.Client(t)
 	store := rdb.New(client, rdb.Options{})
-	hub := notify.NewHub(client, store.Keys().Changed(), nil)
+	hub := notify.NewHub(store, nil)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go hub.Run(runCtx)

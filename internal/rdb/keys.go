@@ -32,6 +32,7 @@ const Layout = "2"
 //	<prefix>:{<wf>}:runs                ZSET  run ids scored by creation time (ms)
 //	<prefix>:{<wf>}:active              SET   ids of runs not yet finished
 //	<prefix>:{<wf>}:run:<id>            HASH  record (JSON), state, holder, lease, not_before, cancel
+//	<prefix>:{<wf>}:trimmed             SET   ids of finished runs the run index dropped, whose records are to delete
 type Keys struct {
 	Prefix string
 }
@@ -85,3 +86,7 @@ func (k Keys) Events(wf string) string { return k.base(wf) + "events" }
 
 // Alert marks an alert as sent, so that it goes out once.
 func (k Keys) Alert(wf, key string) string { return k.base(wf) + "alert:" + key }
+
+// Trimmed holds the ids of finished runs that left a workflow's run index, until their records
+// are deleted.
+func (k Keys) Trimmed(wf string) string { return k.base(wf) + "trimmed" }

@@ -49,7 +49,7 @@ func (s *Scheduler) Trigger(ctx context.Context, wf string, req TriggerRequest) 
 			run.To = &to
 		}
 	}
-	if _, err := s.redis.claim(ctx, wf, "", "", "", now, run); err != nil {
+	if _, err := s.state.claim(ctx, wf, "", "", "", now, run); err != nil {
 		return nil, err
 	}
 	s.log.Info("manual run created", "workflow", wf, "run", run.ID)
@@ -65,7 +65,7 @@ func (s *Scheduler) Cancel(ctx context.Context, wf, id, reason string) error {
 	if reason == "" {
 		reason = "cancelled through the API"
 	}
-	if err := s.redis.cancel(ctx, wf, id, reason); err != nil {
+	if err := s.state.cancel(ctx, wf, id, reason); err != nil {
 		return err
 	}
 	// Act at once if this replica executes it.
@@ -89,7 +89,7 @@ func (s *Scheduler) Runs(ctx context.Context, wf string, limit int) ([]*Run, err
 	if _, err := s.opts.Store.State(ctx, wf); err != nil {
 		return nil, err
 	}
-	return s.redis.runs(ctx, wf, limit)
+	return s.state.runs(ctx, wf, limit)
 }
 
 // GetRun returns one run.
@@ -97,7 +97,7 @@ func (s *Scheduler) GetRun(ctx context.Context, wf, id string) (*Run, error) {
 	if err := batch.CheckName("workflow", wf); err != nil {
 		return nil, err
 	}
-	return s.redis.run(ctx, wf, id)
+	return s.state.run(ctx, wf, id)
 }
 
 // AfterCycle returns the cycle that wf's after: targets would close, as workflow names from wf

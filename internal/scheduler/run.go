@@ -14,8 +14,6 @@ import (
 	"github.com/batchy/batchy/internal/format"
 )
 
-var errorsAs = errors.As
-
 // advance moves one active run on, as the leader: start it when due, or take it over when the
 // replica executing it died.
 func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now time.Time) error {
@@ -25,10 +23,10 @@ func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now
 	if mine {
 		return nil
 	}
-	peek, err := s.redis.run(ctx, st.Workflow, id)
+	peek, err := s.state.run(ctx, st.Workflow, id)
 	if err != nil {
 		if batch.ErrorCode(err) == batch.ENOTFOUND {
-			s.opts.Client.SRem(ctx, s.opts.Keys.Active(st.Workflow), id)
+			s.opts.Runs.Forget(ctx, st.Workflow, id)
 			return nil
 		}
 		return err
@@ -51,7 +49,7 @@ func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now
 			case "allow":
 			case "replace":
 				if running.cancel == "" {
-					s.redis.cancel(ctx, st.Workflow, running.ID, "replaced by run "+id)
+					s.state.cancel(ctx, st.Workflow, running.ID, "replaced by run "+id)
 				}
 				return nil // starts once the replaced run has ended
 			default: // forbid
@@ -62,7 +60,7 @@ func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now
 			}
 		}
 	}
-	run, before, err := s.redis.take(ctx, st.Workflow, id, s.opts.ID, now, s.opts.Lease)
+	run, before, err := s.state.take(ctx, st.Workflow, id, s.opts.ID, now, s.opts.Lease)
 	if err != nil || run == nil {
 		return err
 	}
@@ -81,7 +79,7 @@ func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now
 // afterSince is the time upstream must be ready since for a scheduled run with after:: the start
 // of the workflow's previous run, or today's midnight.
 func (s *Scheduler) afterSince(ctx context.Context, st *batch.State, now time.Time) time.Time {
-	runs, err := s.redis.runs(ctx, st.Workflow, 5)
+	runs, err := s.state.runs(ctx, st.Workflow, 5)
 	if err == nil {
 		for _, r := range runs {
 			if r.StartedAt != nil {
@@ -95,12 +93,12 @@ func (s *Scheduler) afterSince(ctx context.Context, st *batch.State, now time.Ti
 // olderCatchupQueued reports whether a catch-up run for an earlier fire time than run's is still
 // queued: it starts first.
 func (s *Scheduler) olderCatchupQueued(ctx context.Context, wf string, run *Run) bool {
-	ids, _ := s.redis.active(ctx, wf)
+	ids, _ := s.state.active(ctx, wf)
 	for _, other := range ids {
 		if other == run.ID {
 			continue
 		}
-		r, err := s.redis.run(ctx, wf, other)
+		r, err := s.state.run(ctx, wf, other)
 		if err == nil && r.State == StateQueued && r.Trigger == TriggerCatchup && r.FireTime != nil && r.FireTime.Before(*run.FireTime) {
 			return true
 		}
@@ -110,12 +108,12 @@ func (s *Scheduler) olderCatchupQueued(ctx context.Context, wf string, run *Run)
 
 // runningOther returns another running run of the workflow, if any.
 func (s *Scheduler) runningOther(ctx context.Context, wf, id string) *Run {
-	ids, _ := s.redis.active(ctx, wf)
+	ids, _ := s.state.active(ctx, wf)
 	for _, other := range ids {
 		if other == id {
 			continue
 		}
-		if r, err := s.redis.run(ctx, wf, other); err == nil && r.State == StateRunning {
+		if r, err := s.state.run(ctx, wf, other); err == nil && r.State == StateRunning {
 			return r
 		}
 	}
@@ -124,10 +122,10 @@ func (s *Scheduler) runningOther(ctx context.Context, wf, id string) *Run {
 
 // finishUntaken ends a run that never started (skipped, cancelled while queued).
 func (s *Scheduler) finishUntaken(ctx context.Context, wf, id string, now time.Time, state, reason string) error {
-	if err := s.redis.cancel(ctx, wf, id, reason); err != nil {
+	if err := s.state.cancel(ctx, wf, id, reason); err != nil {
 		return err
 	}
-	run, _, err := s.redis.take(ctx, wf, id, s.opts.ID, now, s.opts.Lease)
+	run, _, err := s.state.take(ctx, wf, id, s.opts.ID, now, s.opts.Lease)
 	if err != nil || run == nil {
 		return err
 	}
@@ -139,7 +137,7 @@ func (s *Scheduler) finish(ctx context.Context, run *Run, now time.Time, state, 
 	run.State, run.Reason = state, reason
 	end := now
 	run.EndedAt = &end
-	held, err := s.redis.update(ctx, run, s.opts.ID, now)
+	held, err := s.state.update(ctx, run, s.opts.ID, now)
 	if !held {
 		return s.lost(run, err)
 	}
@@ -208,7 +206,7 @@ func (s *Scheduler) afterAttempt(ctx context.Context, set batch.Settings, run *R
 		run.State = StateWaitingRetry
 		run.NotBefore = now.Add(backoff(set.Retries, retries+1))
 		run.Reason = why
-		held, err := s.redis.update(ctx, run, s.opts.ID, now)
+		held, err := s.state.update(ctx, run, s.opts.ID, now)
 		if !held {
 			return s.lost(run, err)
 		}
@@ -284,7 +282,7 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 	}
 	run.Attempts = append(run.Attempts, a)
 	run.State = StateRunning
-	if ok, err := s.redis.update(bg, run, s.opts.ID, s.opts.Now().Add(s.opts.Lease)); err != nil || !ok {
+	if ok, err := s.state.update(bg, run, s.opts.ID, s.opts.Now().Add(s.opts.Lease)); err != nil || !ok {
 		return fmt.Errorf("recording the attempt: lost the run (%v)", err)
 	}
 	s.emit(run, event.TypeRunStarted, "info", fmt.Sprintf("attempt %d started on %s: %d jobs", a.Number, s.opts.ID, len(jobs)))
@@ -321,7 +319,7 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 
 // cancelReason reads a cancel request for the run.
 func (s *Scheduler) cancelReason(ctx context.Context, run *Run) (string, bool) {
-	r, err := s.redis.run(ctx, run.Workflow, run.ID)
+	r, err := s.state.run(ctx, run.Workflow, run.ID)
 	if err != nil || r.cancel == "" {
 		return "", false
 	}

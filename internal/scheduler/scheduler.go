@@ -23,13 +23,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/executor"
-	"github.com/batchy/batchy/internal/rdb"
 )
 
 // Run states.
@@ -106,9 +104,9 @@ type LogFunc func(wf, job, runID string, attempt int, stream, line string)
 type Options struct {
 	// Store keeps the batch state. Required.
 	Store batch.Store
-	// Client and Keys reach the scheduler's own Redis state. Required.
-	Client redis.UniversalClient
-	Keys   rdb.Keys
+	// Runs keeps the scheduler's own state, shared by all replicas (rdb.Store.Scheduler).
+	// Required.
+	Runs RunStore
 	// Executors builds job executors; nil means executor.Default().
 	Executors *executor.Registry
 	// Location is the default time zone of schedules and "today"; nil means UTC.
@@ -136,7 +134,7 @@ type Options struct {
 // Scheduler evaluates triggers and executes runs.
 type Scheduler struct {
 	opts  Options
-	redis *redisState
+	state *runState
 	log   *slog.Logger
 
 	mu        sync.Mutex
@@ -200,7 +198,7 @@ func New(opts Options) *Scheduler {
 	}
 	return &Scheduler{
 		opts:      opts,
-		redis:     &redisState{client: opts.Client, keys: opts.Keys, keep: opts.RunsKept},
+		state:     &runState{store: opts.Runs, keep: opts.RunsKept},
 		log:       opts.Logger,
 		executing: map[string]*execution{},
 		schedules: map[string]cron.Schedule{},
@@ -245,7 +243,7 @@ func (s *Scheduler) Stop(reason string) {
 	s.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	s.redis.release(ctx, s.opts.ID)
+	s.state.release(ctx, s.opts.ID)
 }
 
 // Wait blocks until every run attempt this replica started has finished (for tests and shutdown).
@@ -255,7 +253,7 @@ func (s *Scheduler) Wait() { s.wg.Wait() }
 // triggers, take over runs of dead replicas and start due runs.
 func (s *Scheduler) Tick(ctx context.Context, now time.Time) error {
 	s.renewOwn(ctx, now)
-	leader, err := s.redis.lease(ctx, s.opts.ID, now, s.opts.Lease)
+	leader, err := s.state.lease(ctx, s.opts.ID, now, s.opts.Lease)
 	s.mu.Lock()
 	s.leader = leader && err == nil
 	s.mu.Unlock()
@@ -300,7 +298,7 @@ func (s *Scheduler) renewOwn(ctx context.Context, now time.Time) {
 	}
 	s.mu.Unlock()
 	for _, e := range own {
-		reason, err := s.redis.renew(ctx, e.run.Workflow, e.run.ID, s.opts.ID, now.Add(s.opts.Lease))
+		reason, err := s.state.renew(ctx, e.run.Workflow, e.run.ID, s.opts.ID, now.Add(s.opts.Lease))
 		switch {
 		case err != nil && isLost(err):
 			e.cancel(fmt.Errorf("another replica took the run over"))
@@ -310,9 +308,9 @@ func (s *Scheduler) renewOwn(ctx context.Context, now time.Time) {
 	}
 }
 
+// isLost reports whether renewing a run's lease failed because another replica took it over.
 func isLost(err error) bool {
-	var rerr redis.Error
-	return err != nil && errorsAs(err, &rerr) && len(rerr.Error()) >= 4 && rerr.Error()[:4] == "LOST"
+	return batch.ErrorCode(err) == batch.ECONFLICT
 }
 
 func (s *Scheduler) tickWorkflow(ctx context.Context, wf string, now time.Time) error {
@@ -325,7 +323,7 @@ func (s *Scheduler) tickWorkflow(ctx context.Context, wf string, now time.Time) 
 			return err
 		}
 	}
-	ids, err := s.redis.active(ctx, wf)
+	ids, err := s.state.active(ctx, wf)
 	if err != nil {
 		return err
 	}
@@ -386,7 +384,7 @@ const recentFire = time.Minute
 // fire claims the workflow's due fire times and creates their runs.
 func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) error {
 	set := st.Settings
-	sched, err := s.redis.sched(ctx, st.Workflow)
+	sched, err := s.state.sched(ctx, st.Workflow)
 	if err != nil {
 		return err
 	}
@@ -400,7 +398,7 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) er
 	last := sched["last_fire"]
 	if last == "" {
 		// A new schedule starts from now: it does not catch up on fire times before it existed.
-		_, err := s.redis.claim(ctx, st.Workflow, "last_fire", "", msString(now), now)
+		_, err := s.state.claim(ctx, st.Workflow, "last_fire", "", msString(now), now)
 		return err
 	}
 	lastMs, _ := parseMs(last)
@@ -417,7 +415,7 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) er
 	if len(due) == 0 {
 		if next := sc.Next(time.UnixMilli(lastMs)); !next.After(now) {
 			// Every missed fire is beyond the lookback: just move on.
-			_, err := s.redis.claim(ctx, st.Workflow, "last_fire", last, msString(now), now)
+			_, err := s.state.claim(ctx, st.Workflow, "last_fire", last, msString(now), now)
 			return err
 		}
 		return nil
@@ -449,7 +447,7 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) er
 		// queue another run behind the same condition.
 		runs = nil
 	}
-	ok, err := s.redis.claim(ctx, st.Workflow, "last_fire", last, msString(latest), now, runs...)
+	ok, err := s.state.claim(ctx, st.Workflow, "last_fire", last, msString(latest), now, runs...)
 	if ok && len(runs) > 0 {
 		s.log.Info("scheduled", "workflow", st.Workflow, "runs", len(runs), "fire_time", latest)
 		for _, r := range runs {
@@ -474,7 +472,7 @@ func (s *Scheduler) fireAfter(ctx context.Context, st *batch.State, sched map[st
 		return err
 	}
 	run := s.newRun(st.Workflow, TriggerAfter, nil, now, false)
-	ok, err := s.redis.claim(ctx, st.Workflow, "last_after", last, strconv.FormatInt(now.UnixMicro(), 10), now, run)
+	ok, err := s.state.claim(ctx, st.Workflow, "last_after", last, strconv.FormatInt(now.UnixMicro(), 10), now, run)
 	if ok {
 		s.log.Info("upstream ready: run created", "workflow", st.Workflow, "run", run.ID)
 		s.emit(run, event.TypeRunScheduled, "info", "upstream ready: run scheduled")
@@ -484,9 +482,9 @@ func (s *Scheduler) fireAfter(ctx context.Context, st *batch.State, sched map[st
 
 // waitingForUpstream reports whether a queued run of the workflow waits for its after: targets.
 func (s *Scheduler) waitingForUpstream(ctx context.Context, wf string) bool {
-	ids, _ := s.redis.active(ctx, wf)
+	ids, _ := s.state.active(ctx, wf)
 	for _, id := range ids {
-		if r, err := s.redis.run(ctx, wf, id); err == nil && r.State == StateQueued && r.WaitAfter {
+		if r, err := s.state.run(ctx, wf, id); err == nil && r.State == StateQueued && r.WaitAfter {
 			return true
 		}
 	}

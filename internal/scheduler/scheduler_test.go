@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
@@ -29,7 +27,7 @@ var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 // env is a real Redis with a store and a way to make schedulers on it.
 type env struct {
 	t      *testing.T
-	client redis.UniversalClient
+	client rdb.Client
 	store  *rdb.Store
 	mu     sync.Mutex
 	logs   []string
@@ -57,7 +55,7 @@ func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 // scheduler returns a scheduler on the test clock (the tests move it and call Tick).
 func (e *env) scheduler(id string, clk *clock) *scheduler.Scheduler {
 	s := scheduler.New(scheduler.Options{
-		Store: e.store, Client: e.client, Keys: e.store.Keys(), ID: id, Lease: 10 * time.Second,
+		Store: e.store, Runs: e.store.Scheduler(), ID: id, Lease: 10 * time.Second,
 		Now: clk.Now,
 		Log: func(wf, job, runID string, attempt int, stream, line string) {
 			e.mu.Lock()
@@ -514,8 +512,8 @@ func TestStalledReplicaCannotChangeTheOutcome(t *testing.T) {
 	clk := newClock(t0)
 	bus := event.NewBus(rdb.NewEventStream(e.client, e.store.Keys(), 0), nil, nil)
 	mk := func(id string) *scheduler.Scheduler {
-		s := scheduler.New(scheduler.Options{Store: event.RecordingStore{Store: e.store, Bus: bus}, Client: e.client,
-			Keys: e.store.Keys(), ID: id, Lease: 10 * time.Second, Now: clk.Now, Events: bus})
+		s := scheduler.New(scheduler.Options{Store: event.RecordingStore{Store: e.store, Bus: bus}, Runs: e.store.Scheduler(),
+			ID: id, Lease: 10 * time.Second, Now: clk.Now, Events: bus})
 		t.Cleanup(func() { s.Stop("test over") })
 		return s
 	}

@@ -33,7 +33,7 @@ func BenchmarkTick(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			s := scheduler.New(scheduler.Options{Store: store, Client: client, Keys: store.Keys(), ID: "bench", Lease: time.Minute})
+			s := scheduler.New(scheduler.Options{Store: store, Runs: store.Scheduler(), ID: "bench", Lease: time.Minute})
 			b.Cleanup(func() { s.Stop("bench over") })
 			now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 			if err := s.Tick(ctx, now); err != nil { // the first tick records the schedules' start

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/batchy/batchy/internal/api"
 	"github.com/batchy/batchy/internal/auth"
 	"github.com/batchy/batchy/internal/batch"
@@ -51,7 +49,7 @@ func (c *clock) Set(t time.Time) {
 // env is the API and the UI on one real listener, over one store, as batchy serves them.
 type env struct {
 	url    string
-	client redis.UniversalClient
+	client rdb.Client
 	store  *rdb.Store
 	rec    batch.Store
 	bus    *event.Bus
@@ -74,7 +72,7 @@ type envOptions struct {
 
 // newEnv starts the API and the UI over a fresh store of backend b. The scheduler exists (its
 // runs can be listed and queued) but does not run: nothing executes by itself.
-func newEnv(t testing.TB, client redis.UniversalClient, o envOptions) *env {
+func newEnv(t testing.TB, client rdb.Client, o envOptions) *env {
 	t.Helper()
 	e := &env{cfg: t.TempDir(), client: client, clock: &clock{}}
 	e.store = rdb.New(client, rdb.Options{Now: e.clock.Now})
@@ -84,7 +82,7 @@ func newEnv(t testing.TB, client redis.UniversalClient, o envOptions) *env {
 		e.rec = event.RecordingStore{Store: e.store, Bus: e.bus}
 	}
 	if !o.noScheduler {
-		e.sch = scheduler.New(scheduler.Options{Store: e.rec, Client: client, Keys: e.store.Keys(), Events: e.bus})
+		e.sch = scheduler.New(scheduler.Options{Store: e.rec, Runs: e.store.Scheduler(), Events: e.bus})
 	}
 	for _, f := range []string{"wf1", "sales"} {
 		if o.noCfg {
