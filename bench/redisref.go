@@ -1,8 +1,8 @@
 package main
 
-// Every use of go-redis by the bench itself is in this file (direct.go, the optional part that drives
-// internal/rdb, has its own): the bench's own redis-server is reached here for INFO, memory figures
-// and the bare EVAL reference. batchy is only ever measured through HTTP, INFO commandstats and /proc.
+// The bench's own redis-server is reached here, through the store's client (rdb.Connect: go-redis
+// is imported by internal/rdb alone), for INFO, memory figures and the bare EVAL reference. batchy
+// is only ever measured through HTTP, INFO commandstats and /proc.
 
 import (
 	"context"
@@ -11,21 +11,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/batchy/batchy/internal/rdb"
 )
 
 // redisRef is the bench's own connection pool to its redis-server.
 type redisRef struct {
-	rc *redis.Client
+	rc rdb.Client
 }
 
 func newRedisRef(url string, pool int) (*redisRef, error) {
-	opts, err := redis.ParseURL(url)
+	// The pool is never what limits the bare EVAL measurement.
+	rc, _, err := rdb.Connect(rdb.ConnectOptions{URL: url + "?pool_size=" + strconv.Itoa(pool)})
 	if err != nil {
 		return nil, err
 	}
-	opts.PoolSize = pool // the pool is never what limits the bare EVAL measurement
-	return &redisRef{rc: redis.NewClient(opts)}, nil
+	return &redisRef{rc: rc}, nil
 }
 
 func (r *redisRef) Close() error { return r.rc.Close() }

@@ -15,47 +15,63 @@ import (
 )
 
 // A workflow's event stream (Keys.Events) holds two kinds of entries:
-//   - a transition's, written by its script: field x, one line per job it changed,
-//     "<type> <time µs> <job> <batch_id> <a> <b> <c>" ('-' where a value is absent):
-//     open: a, b the window (µs), c '1' for a backfill; abandon: a the batch that replaced it;
-//     close, fail: a, b the batch's start and end (µs); rewind: a the new from_date (µs);
-//     load (job and batch '-'): a the number of jobs, b '1' when the runtime state was reset.
+//   - a transition's, written by its script (lua/lib.lua record_change): field x "<kind> <time µs>"
+//     (a load adds "<jobs> <reset 1|0>"), field j the jobs it changed, space-separated, then per
+//     job its runtime record after the change (record.go), and for an open that abandoned a job's
+//     batch, field "~<job>" with that batch's id. The script passes the records it wrote anyway,
+//     so the entry costs it no formatting, and Go turns it into events (parseChanges).
 //   - any other event (run steps, log lines, alerts): field e, the event as JSON.
-// Every event has an ID: its entry's ID, or for the second and later lines of a transition's
-// entry the entry's ID followed by "." and the line's index (1, 2, ...), so that paging and
+// Every event has an ID: its entry's ID, or for the second and later events of a transition's
+// entry the entry's ID followed by "." and the event's index (1, 2, ...), so that paging and
 // Last-Event-ID resume can stop and start inside an entry.
 
-// parseChanges reads a transition's entry.
-func parseChanges(wf, entry, record string) []batch.Change {
-	if record == "" {
+// parseChanges reads a transition's entry: its abandons first, then one change per job, in the
+// order of field j.
+func parseChanges(wf, entry string, fields map[string]string) []batch.Change {
+	kind, rest, _ := strings.Cut(fields["x"], " ")
+	if kind == "" {
 		return nil
 	}
-	lines := strings.Split(record, "\n")
-	out := make([]batch.Change, 0, len(lines))
-	for i, line := range lines {
-		p := strings.Fields(line)
-		if len(p) != 7 {
+	at, rest, _ := strings.Cut(rest, " ")
+	base := batch.Change{Workflow: wf, Type: kind, Time: micros(at)}
+	if kind == event.TypeLoad {
+		n, reset, _ := strings.Cut(rest, " ")
+		base.Jobs, _ = strconv.Atoi(n)
+		base.Reset = reset == "1"
+		base.ID = entry
+		return []batch.Change{base}
+	}
+	jobs := strings.Fields(fields["j"])
+	out := make([]batch.Change, 0, 2*len(jobs))
+	for _, job := range jobs {
+		old, ok := fields["~"+job]
+		if !ok {
 			continue
 		}
-		c := batch.Change{ID: subID(entry, i), Workflow: wf, Type: p[0], Time: micros(p[1])}
-		if p[2] != "-" {
-			c.Job = p[2]
-		}
-		c.BatchID, _ = strconv.ParseInt(p[3], 10, 64)
-		switch c.Type {
+		c := base
+		c.Type, c.Job = event.TypeAbandon, job
+		c.BatchID, _ = strconv.ParseInt(old, 10, 64)
+		c.NextBatchID, _ = strconv.ParseInt(parseRun(fields[job]).batchID, 10, 64)
+		out = append(out, c)
+	}
+	for _, job := range jobs {
+		r := parseRun(fields[job])
+		c := base
+		c.Job = job
+		switch kind {
 		case event.TypeOpen:
-			c.From, c.To, c.Backfill = micros(p[4]), micros(p[5]), p[6] == "1"
-		case event.TypeAbandon:
-			c.NextBatchID, _ = strconv.ParseInt(p[4], 10, 64)
+			c.BatchID, _ = strconv.ParseInt(r.batchID, 10, 64)
+			c.From, c.To, c.Backfill = micros(r.from), micros(r.to), r.backfill == "1"
 		case event.TypeClose, event.TypeFail:
-			c.Start, c.End = micros(p[4]), micros(p[5])
+			c.BatchID, _ = strconv.ParseInt(r.batchID, 10, 64)
+			c.Start, c.End = micros(r.start), micros(r.end)
 		case event.TypeRewind:
-			c.From = micros(p[4])
-		case event.TypeLoad:
-			c.Jobs, _ = strconv.Atoi(p[4])
-			c.Reset = p[5] == "1"
+			c.From = micros(r.from)
 		}
 		out = append(out, c)
+	}
+	for i := range out {
+		out[i].ID = subID(entry, i)
 	}
 	return out
 }
@@ -141,8 +157,11 @@ func decode(wf string, m redis.XMessage) []event.Event {
 		e.ID = m.ID
 		return []event.Event{e}
 	}
-	record, _ := m.Values["x"].(string)
-	return event.FromChanges(parseChanges(wf, m.ID, record))
+	fields := make(map[string]string, len(m.Values))
+	for k, v := range m.Values {
+		fields[k], _ = v.(string)
+	}
+	return event.FromChanges(parseChanges(wf, m.ID, fields))
 }
 
 // Read implements event.Stream: matching events, newest first, or oldest first with After.

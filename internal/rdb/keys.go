@@ -15,17 +15,18 @@ const Layout = "2"
 //	<prefix>:changed                    pub/sub channel: every change publishes the workflow's name
 //	<prefix>:{<wf>}:state               HASH  the workflow: jobs (names, space-separated, file order),
 //	                                          last_batch_id, exclusive, settings (JSON), loaded_at,
-//	                                          layout, hist_n (batches in history), tz and tzname (the
-//	                                          zone table of trunc_start), and per job run:<job>,
+//	                                          layout, hist_n (batches in history), tzname (whose
+//	                                          table the zone key holds), and per job run:<job>,
 //	                                          cfg:<job>, win:<job> and, while a backfill is open,
 //	                                          stash:<job> (see lua/lib.lua and record.go)
+//	<prefix>:{<wf>}:zone                STRING the time zone table of trunc_start's midnight
 //	<prefix>:{<wf>}:batches             ZSET  batch ids, scored by id (history index)
 //	<prefix>:{<wf>}:history             HASH  <batch_id> -> the batch's jobs (space-separated),
 //	                                          <batch_id>:<job> -> the job's runtime record, a newline,
 //	                                          its configured fields (JSON), as the batch left them
 //	<prefix>:{<wf>}:events              STREAM the workflow's events: a transition's in one entry
-//	                                          (field x, see events.go), run steps and log lines one
-//	                                          event an entry (field e, JSON)
+//	                                          (fields x, j and one per job, see events.go), run steps
+//	                                          and log lines one event an entry (field e, JSON)
 //	<prefix>:{<wf>}:alert:<key>         STRING an alert sent (dedupe: one per condition per batch or day)
 //	<prefix>:scheduler:leader           HASH  holder, expires (ms): the scheduler's leader lease
 //	<prefix>:{<wf>}:sched               HASH  last_fire (ms), last_after (µs): the scheduler's claimed fires
@@ -54,6 +55,9 @@ func (k Keys) State(wf string) string { return k.base(wf) + "state" }
 
 // Batches is a workflow's history index.
 func (k Keys) Batches(wf string) string { return k.base(wf) + "batches" }
+
+// Zone holds the time zone table of a workflow's trunc_start midnights (lua/open.lua).
+func (k Keys) Zone(wf string) string { return k.base(wf) + "zone" }
 
 // History holds the batches of a workflow's history.
 func (k Keys) History(wf string) string { return k.base(wf) + "history" }

@@ -134,7 +134,7 @@ func (s *Store) parseReply(wf string, v any) (*batch.State, error) {
 		}
 		st.Jobs = append(st.Jobs, batch.Job{Name: str(list[i]), Fields: f})
 	}
-	st.Changes = parseChanges(wf, str(list[0]), str(list[1]))
+	st.Changes = parseChanges(wf, str(list[0]), strMap(list[1]))
 	return st, nil
 }
 
@@ -186,7 +186,7 @@ func notLoaded(wf string) error {
 
 // stateFromHash reads a state hash as HGETALL returns it.
 func (s *Store) stateFromHash(wf string, h map[string]string) (*batch.State, error) {
-	list := []any{"", "", h["last_batch_id"], h["exclusive"], h["loaded_at"], orDefaultString(h["settings"], "{}")}
+	list := []any{"", nil, h["last_batch_id"], h["exclusive"], h["loaded_at"], orDefaultString(h["settings"], "{}")}
 	for _, j := range strings.Fields(h["jobs"]) {
 		list = append(list, j, h["run:"+j], orDefaultString(h["cfg:"+j], "{}"))
 	}
@@ -223,7 +223,7 @@ func (s *Store) Open(ctx context.Context, wf string, req batch.OpenRequest) (*ba
 	} else if !req.To.IsZero() {
 		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
 	}
-	keys := []string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf), s.keys.Events(wf)}
+	keys := []string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf), s.keys.Events(wf), s.keys.Zone(wf)}
 	table := ""
 	if len(s.tzTable) <= 64 {
 		table = s.tzTable // a zone without daylight saving time: cheaper to send than to ask for

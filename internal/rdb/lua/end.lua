@@ -3,9 +3,9 @@
 -- ARGV[1] now (µs), ARGV[2] events kept, ARGV[3] pub/sub channel, ARGV[4] workflow,
 -- ARGV[5] the new status (success or failed), ARGV[6] strict '1'/'0' (only open jobs),
 -- ARGV[7] expected batch id or '', ARGV[8] run metadata as compact JSON or '', ARGV[9..] jobs (none: all)
--- Result: reply() with a close or fail line per job, or ENOTFOUND, ECONFLICT (a job not open when
--- strict, or in another batch). A job ending a backfill gets its regular state back from its
--- stash; its line names the backfill's batch.
+-- Result: reply(), the entry holding each job's ended runtime record; or ENOTFOUND, ECONFLICT (a
+-- job not open when strict, or in another batch). A job ending a backfill gets its regular state
+-- back from its stash; the entry holds the backfill's ended record.
 local s = hgetall(KEYS[1])
 local wf = ARGV[4]
 if not s.jobs then return not_loaded(wf) end
@@ -28,15 +28,17 @@ for i, job in ipairs(jobs) do
   now = not_before(now, r)
 end
 local nows = us(now)
+local list = table.concat(jobs, ' ')
 local typ = 'close'
 if status == 'failed' then typ = 'fail' end
-local set, hist, lines, unstash = {}, {}, {}, {}
+local set, hist, unstash = {}, {}, {}
+local fields = {'x', typ .. ' ' .. nows, 'j', list}
 local in_history = {}
 for i, job in ipairs(jobs) do
   local r = runs[i]
-  r.status, r.en = status, nows
-  if metadata ~= '' then r.md = metadata end
-  local run = run_text(r)
+  local md = r.md
+  if metadata ~= '' then md = metadata end
+  local run = status .. ' ' .. r.id .. ' ' .. r.from .. ' ' .. r.to .. ' ' .. r.start .. ' ' .. nows .. ' ' .. r.bf .. ' ' .. md
   if r.id ~= '-' then
     if in_history[r.id] == nil then in_history[r.id] = redis.call('HEXISTS', KEYS[2], r.id) == 1 end
     if in_history[r.id] then
@@ -44,7 +46,8 @@ for i, job in ipairs(jobs) do
       hist[#hist + 1] = run .. '\n' .. (s['cfg:' .. job] or '{}')
     end
   end
-  lines[#lines + 1] = typ .. ' ' .. nows .. ' ' .. job .. ' ' .. r.id .. ' ' .. r.start .. ' ' .. nows .. ' -'
+  fields[#fields + 1] = job
+  fields[#fields + 1] = run
   local stash = s['stash:' .. job]
   if stash then
     run = stash
@@ -58,5 +61,4 @@ end
 hset(KEYS[1], set)
 if #unstash > 0 then redis.call('HDEL', KEYS[1], unpack(unstash)) end
 if #hist > 0 then hset(KEYS[2], hist) end
-local record = table.concat(lines, '\n')
-return reply(s, record_change(KEYS[3], ARGV[2], record, ARGV[3], wf), record, all)
+return reply(s, record_change(KEYS[3], ARGV[2], fields, ARGV[3], wf), fields, all)

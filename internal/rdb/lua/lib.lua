@@ -80,10 +80,11 @@ local function not_before(now, r)
   return now
 end
 
--- reply is what a changing script returns: the event stream entry it wrote (ID and record), then
--- the state after it: last_batch_id, exclusive, loaded_at, settings, then name, run, cfg per job.
-local function reply(s, entry, record, jobs)
-  local out = {entry, record, s.last_batch_id or '0', s.exclusive or '0', s.loaded_at or '', s.settings or '{}'}
+-- reply is what a changing script returns: the event stream entry it wrote (its ID and its
+-- fields), then the state after it: last_batch_id, exclusive, loaded_at, settings, then name, run,
+-- cfg per job.
+local function reply(s, entry, fields, jobs)
+  local out = {entry, fields, s.last_batch_id or '0', s.exclusive or '0', s.loaded_at or '', s.settings or '{}'}
   for _, j in ipairs(jobs) do
     out[#out + 1] = j
     out[#out + 1] = s['run:' .. j] or ''
@@ -92,12 +93,13 @@ local function reply(s, entry, record, jobs)
   return out
 end
 
--- record_change appends the transition's event record (one line per job it changed, see
--- events.go) to the workflow's stream, trimmed to about ARGV keep entries, and tells every batchy
--- replica that the workflow changed (waiters wake up and re-check). Both happen inside the
--- transition's script, so a change is never made without its event and its notification.
-local function record_change(events, keep, lines, channel, wf)
-  local entry = redis.call('XADD', events, 'MAXLEN', '~', keep, '*', 'x', lines)
+-- record_change appends the transition's entry to the workflow's event stream (fields: x "<kind>
+-- <time µs>", j the jobs it changed, then per job its runtime record after the change, and for an
+-- abandon "~<job>" the batch it abandoned; see events.go), trimmed to about keep entries, and tells
+-- every batchy replica that the workflow changed (waiters wake up and re-check). Both happen inside
+-- the transition's script, so a change is never made without its event and its notification.
+local function record_change(events, keep, fields, channel, wf)
+  local entry = redis.call('XADD', events, 'MAXLEN', '~', keep, '*', unpack(fields))
   redis.call('PUBLISH', channel, wf)
   return entry
 end

@@ -7,7 +7,7 @@
 -- gives, configured fields (cfg), window parameters (win).
 -- The runtime fields the file gives are set only where the job has none yet (unless reset), the
 -- configured fields replace the job's, and jobs no longer in the file are removed (history keeps
--- them). Result: reply() with a load line.
+-- them). Result: reply(), the entry x "load <time> <jobs> <reset 1|0>".
 local s = hgetall(KEYS[1])
 local wf, reset = ARGV[4], ARGV[5] == '1'
 local keep = {}
@@ -54,5 +54,5 @@ if #gone > 0 then hdel(KEYS[1], gone) end
 hset(KEYS[1], set)
 local flag = '0'
 if reset then flag = '1' end
-local record = 'load ' .. ARGV[1] .. ' - - ' .. njobs .. ' ' .. flag .. ' -'
-return reply(s, record_change(KEYS[2], ARGV[2], record, ARGV[3], wf), record, words(ARGV[7]))
+local fields = {'x', 'load ' .. ARGV[1] .. ' ' .. njobs .. ' ' .. flag}
+return reply(s, record_change(KEYS[2], ARGV[2], fields, ARGV[3], wf), fields, words(ARGV[7]))

@@ -1,10 +1,10 @@
 -- open.lua: opens a batch (SPEC.md "open").
--- KEYS[1] state, KEYS[2] batches (history index), KEYS[3] history, KEYS[4] events
+-- KEYS[1] state, KEYS[2] batches (history index), KEYS[3] history, KEYS[4] events, KEYS[5] zone
 -- ARGV[1] now (µs), ARGV[2] events kept, ARGV[3] history batches kept, ARGV[4] pub/sub channel,
 -- ARGV[5] workflow, ARGV[6] time zone name, ARGV[7] the zone's table or '' (see midnight),
 -- ARGV[8] backfill from (µs) or '', ARGV[9] backfill to (µs) or '', ARGV[10..] jobs (none: all)
--- Result: reply() with an abandon line for each open batch this open abandoned, then an open line
--- per job; or ENOTFOUND (workflow, job), ECONFLICT (an open job of an exclusive workflow, or in a
+-- Result: reply(), the entry holding each job's new runtime record and, for an open batch this
+-- open abandoned, its id; or ENOTFOUND (workflow, job), ECONFLICT (an open job of an exclusive workflow, or in a
 -- backfill), ETZ (the zone table is needed: call again with it).
 local s = hgetall(KEYS[1])
 local wf = ARGV[5]
@@ -18,16 +18,24 @@ local exclusive = s.exclusive == '1'
 
 -- The time zone table of trunc_start's midnight: "<offset>;<unix second>:<offset>;..." with offsets
 -- in seconds east of UTC, the first one in force before the first transition (rdb.zoneTable). A
--- zone with daylight saving time has hundreds of transitions, so the table is kept in the state
--- hash (tz, tzname) and sent again only when the server's zone differs from the stored one.
+-- zone with daylight saving time has hundreds of transitions, so its table is kept in the zone key
+-- (its name in the state's tzname) and sent again only when the server's zone differs; a zone of
+-- one offset (UTC) is always sent, it costs less than a read.
 local tz_t, tz_o = {}, {}
 local tz_read, tz_new = false, false
 local function read_tz()
   if tz_read then return true end
-  local spec = s.tz
-  if s.tzname ~= ARGV[6] then
-    if ARGV[7] == '' then return false end
-    spec, tz_new = ARGV[7], true
+  local spec = ARGV[7]
+  if spec == '' then
+    if s.tzname ~= ARGV[6] then return false end
+    spec = redis.call('GET', KEYS[5])
+    if not spec then return false end
+  elseif s.tzname ~= ARGV[6] then
+    tz_new = true
+  end
+  if not string.find(spec, ';', 1, true) then -- one offset all along (UTC)
+    tz_t[1], tz_o[1], tz_read = -1e300, tonumber(spec), true
+    return true
   end
   for part in string.gmatch(spec, '[^;]+') do
     local t, o = string.match(part, '^(%-?%d+):(%-?%d+)$')
@@ -78,21 +86,17 @@ local function midnight(t)
 end
 
 -- Check every job and compute every window before writing anything.
-local runs = {}
+local runs, froms = {}, {}
 for i, job in ipairs(jobs) do
   local r = parse_run(s['run:' .. job])
   runs[i] = r
-  if r.status == 'open' then
+  if r.status == 'open' and (r.bf == '1' or bf_from or exclusive) then
     local which = 'job ' .. job .. ' is already open in batch ' .. (r.id ~= '-' and r.id or '?')
     if r.bf == '1' then return fail('ECONFLICT', which .. ', a backfill: close or fail it first') end
     if bf_from then return fail('ECONFLICT', which .. ': close or fail it before a backfill') end
-    if exclusive then return fail('ECONFLICT', which .. ' and workflow ' .. wf .. ' is exclusive') end
+    return fail('ECONFLICT', which .. ' and workflow ' .. wf .. ' is exclusive')
   end
   now = not_before(now, r)
-end
-local froms = {}
-for i, job in ipairs(jobs) do
-  local r = runs[i]
   if bf_from then
     froms[i] = bf_from
   else
@@ -116,13 +120,16 @@ local id = math.floor(now / 1000000)
 if id <= last then id = last + 1 end
 local sid, nows = us(id), us(now)
 s.last_batch_id = sid
+local list = table.concat(jobs, ' ')
 local set = {'last_batch_id', sid}
-local hist = {sid, table.concat(jobs, ' ')}
-local lines, opens = {}, {}
+local hist = {sid, list}
+local fields = {'x', 'open ' .. nows, 'j', list}
+local tos, bf = nows, '-'
+if bf_from then tos, bf = us(bf_to), '1' end
 local in_history = {}
 for i, job in ipairs(jobs) do
   local r = runs[i]
-  local cfg = s['cfg:' .. job] or '{}'
+  local rk, cfg = 'run:' .. job, s['cfg:' .. job] or '{}'
   if r.status == 'open' then
     -- The abandoned batch keeps this job's record in history (if still there), marked abandoned.
     if in_history[r.id] == nil then in_history[r.id] = redis.call('HEXISTS', KEYS[3], r.id) == 1 end
@@ -130,26 +137,24 @@ for i, job in ipairs(jobs) do
       hist[#hist + 1] = r.id .. ':' .. job
       hist[#hist + 1] = 'abandoned ' .. r.id .. ' ' .. r.from .. ' ' .. r.to .. ' ' .. r.start .. ' ' .. nows .. ' ' .. r.bf .. ' ' .. r.md .. '\n' .. cfg
     end
-    lines[#lines + 1] = 'abandon ' .. nows .. ' ' .. job .. ' ' .. r.id .. ' ' .. sid .. ' - -'
+    fields[#fields + 1] = '~' .. job
+    fields[#fields + 1] = r.id
   end
-  local to, bf = now, '-'
   if bf_from then
-    to, bf = bf_to, '1'
+    local old = s[rk]
     set[#set + 1] = 'stash:' .. job
-    set[#set + 1] = run_text(r)
-    s['stash:' .. job] = run_text(r)
+    set[#set + 1] = old
+    s['stash:' .. job] = old
   end
-  local from, tos = us(froms[i]), nows
-  if bf_from then tos = us(to) end
-  local run = 'open ' .. sid .. ' ' .. from .. ' ' .. tos .. ' ' .. nows .. ' n ' .. bf .. ' -'
-  opens[i] = 'open ' .. nows .. ' ' .. job .. ' ' .. sid .. ' ' .. from .. ' ' .. tos .. ' ' .. bf
-  s['run:' .. job] = run
-  set[#set + 1] = 'run:' .. job
+  local run = 'open ' .. sid .. ' ' .. us(froms[i]) .. ' ' .. tos .. ' ' .. nows .. ' n ' .. bf .. ' -'
+  s[rk] = run
+  set[#set + 1] = rk
   set[#set + 1] = run
   hist[#hist + 1] = sid .. ':' .. job
   hist[#hist + 1] = run .. '\n' .. cfg
+  fields[#fields + 1] = job
+  fields[#fields + 1] = run
 end
-for _, line in ipairs(opens) do lines[#lines + 1] = line end
 
 -- History keeps between keep and keep + keep/16 batches: trimming in steps costs a few calls
 -- every keep/16 opens instead of on every one. hist_n counts them without a ZCARD on every open.
@@ -175,9 +180,8 @@ end
 set[#set + 1] = 'hist_n'
 set[#set + 1] = us(n)
 if tz_new then
-  set[#set + 1] = 'tz'; set[#set + 1] = ARGV[7]
   set[#set + 1] = 'tzname'; set[#set + 1] = ARGV[6]
+  redis.call('SET', KEYS[5], ARGV[7])
 end
 hset(KEYS[1], set)
-local record = table.concat(lines, '\n')
-return reply(s, record_change(KEYS[4], ARGV[2], record, ARGV[4], wf), record, all)
+return reply(s, record_change(KEYS[4], ARGV[2], fields, ARGV[4], wf), fields, all)
