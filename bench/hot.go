@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -57,6 +58,11 @@ func (m *redisMeter) finish(ctx context.Context, r *Result, parts int, m0 redisM
 	if perOp, ok := directPerOp(m.transitions, r.Op); ok {
 		for name, d := range perOp {
 			direct[name] = d * ops
+			if got := float64(delta[name].Calls); got < 0.9*direct[name] {
+				r.RedisNote = fmt.Sprintf("%s %s at c%d: %.0f `%s` calls where the calibration expects %.0f sent directly: its Redis µs may be off",
+					r.Target, r.Op, r.Conc, got, name, direct[name])
+				m.logf("warning: %s", r.RedisNote)
+			}
 		}
 	} else if !anyRunner(delta) {
 		// No script ran: every data command was sent by a client (get_status's HGETALL, ...).

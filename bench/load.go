@@ -66,6 +66,7 @@ type Result struct {
 	RedisMeasured            bool
 	RedisUsec, RedisProcUsec float64
 	RedisUsecLow             bool
+	RedisNote                string // the accounting's doubt, if any
 }
 
 // OpsPerSec is the measured throughput of the operation.

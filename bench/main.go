@@ -353,6 +353,13 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 			}
 		}
 	}
+	for _, rs := range [][]Result{rep.Bare, rep.HTTP, rep.Direct} {
+		for _, r := range rs {
+			if r.RedisNote != "" {
+				rep.Warnings = append(rep.Warnings, r.RedisNote)
+			}
+		}
+	}
 	bp.stop()
 
 	// 5. HTTP against the embedded store (open+close and the state read only: it is slow).

@@ -567,6 +567,8 @@ func markdown(rep *Report) string {
 	p("calibration's `MONITOR` pass; the open of an `open+fail` loop, after a fail, is counted as `open after close`;")
 	p("`get_status` runs no script, so each of its data commands was sent directly). *Redis CPU*: the whole process,")
 	p("so also reading, parsing and answering each command and the loopback TCP; the no-op EVAL is that floor.")
+	p("Redis times a command's `usec` with its clock, not as CPU time: when the cores are saturated, a command")
+	p("preempted midway counts the wait too, and *Redis µs* can then exceed *Redis CPU*.")
 	p("µs per request, *Redis µs / Redis CPU*:")
 	p("")
 	p("%s", hdr)
