@@ -59,6 +59,39 @@ func isMeta(name string) bool {
 	return false
 }
 
+// diffStats is s1 - s0 for every command whose calls changed, the bench's own INFO aside.
+func diffStats(s0, s1 map[string]cmdStat) map[string]cmdStat {
+	out := map[string]cmdStat{}
+	for name, a := range s1 {
+		d := a.Calls - s0[name].Calls
+		if d == 0 || name == "info" {
+			continue
+		}
+		out[name] = cmdStat{Calls: d, Usec: a.Usec - s0[name].Usec}
+	}
+	return out
+}
+
+// topLevelUsec is the Redis µs of a commandstats difference: the usec of the top-level commands
+// only. A script runner counts whole (its usec includes the calls its script ran, which are not
+// counted again); any other command counts for the share of its calls that clients sent directly:
+// direct[name] of them (from MONITOR), at most all. A connection or admin command a client sent
+// (SCRIPT LOAD, ...) counts whole, but EXEC, whose commands count themselves.
+func topLevelUsec(delta map[string]cmdStat, direct map[string]float64) float64 {
+	var us float64
+	for name, d := range delta {
+		switch {
+		case slices.Contains(scriptRunners, name):
+			us += float64(d.Usec)
+		case direct[name] > 0 && !isMeta(name) && d.Calls > 0:
+			us += float64(d.Usec) * min(1, direct[name]/float64(d.Calls))
+		case direct[name] > 0 && name != "exec":
+			us += float64(d.Usec)
+		}
+	}
+	return us
+}
+
 // calibKind is one transition: setup requests, then the measured one.
 type calibKind struct {
 	name    string
@@ -114,7 +147,7 @@ func calibrate(ctx context.Context, hc *http.Client, base, wf string, ref *redis
 			}
 			return nil
 		}
-		usecByName := map[string]float64{}
+		sum := map[string]cmdStat{} // commandstats differences summed over the n requests
 		var perSample []int64
 		t.CallsMin = -1
 		for range n {
@@ -138,15 +171,11 @@ func calibrate(ctx context.Context, hc *http.Client, base, wf string, ref *redis
 				t.BatchyUsec += float64(c1-c0) / 1e3
 			}
 			var calls int64
-			for name, a := range s1 {
-				d := a.Calls - s0[name].Calls
-				if d == 0 || name == "info" {
-					continue
-				}
-				t.ByCommand[name] += float64(d)
-				usecByName[name] += float64(a.Usec - s0[name].Usec)
+			for name, d := range diffStats(s0, s1) {
+				t.ByCommand[name] += float64(d.Calls)
+				sum[name] = cmdStat{Calls: sum[name].Calls + d.Calls, Usec: sum[name].Usec + d.Usec}
 				if !isMeta(name) {
-					calls += d
+					calls += d.Calls
 				}
 			}
 			t.Calls += float64(calls)
@@ -170,17 +199,11 @@ func calibrate(ctx context.Context, hc *http.Client, base, wf string, ref *redis
 		}
 		// Redis µs: the runners' usec (their scripts' calls included), plus the share of every other
 		// command that batchy sent directly (MONITOR's count over commandstats').
-		for name, u := range usecByName {
-			switch {
-			case slices.Contains(scriptRunners, name):
-				t.RedisUsec += u
-			case t.MonitorSamples > 0 && t.Direct[name] > 0 && !isMeta(name):
-				perReq := t.ByCommand[name] / float64(n)
-				t.RedisUsec += u * min(1, t.Direct[name]/perReq)
-			case t.MonitorSamples > 0 && t.Direct[name] > 0 && name != "exec":
-				t.RedisUsec += u // a connection or admin command batchy sent (SCRIPT LOAD, ...)
-			}
+		direct := map[string]float64{}
+		for name, d := range t.Direct {
+			direct[name] = d * float64(n)
 		}
+		t.RedisUsec = topLevelUsec(sum, direct)
 		slices.Sort(perSample)
 		t.CallsMedian = perSample[len(perSample)/2]
 		t.Calls /= float64(n)

@@ -58,6 +58,15 @@ type Result struct {
 	// span (/proc/<pid>/stat) divided by Requests, in µs.
 	Requests   int
 	ServerUsec float64
+	// Redis per request over the same span (RedisMeasured: both read): RedisUsec is the usec of
+	// the top-level commands (INFO commandstats, the calibration's accounting: topLevelUsec)
+	// divided by Requests, RedisUsecLow when it is a lower bound (scripts ran and the commands sent
+	// directly were not known: the runners alone); RedisProcUsec is redis-server's user+system CPU
+	// time (/proc/<pid>/stat) divided by Requests.
+	RedisMeasured            bool
+	RedisUsec, RedisProcUsec float64
+	RedisUsecLow             bool
+	RedisNote                string // the accounting's doubt, if any
 }
 
 // OpsPerSec is the measured throughput of the operation.

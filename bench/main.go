@@ -336,14 +336,27 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 		}
 		defer direct.close()
 	}
+	// Every timed phase against Redis also reads what it cost Redis per request.
+	rm := &redisMeter{ref: ref, pid: rp.pid(), transitions: rep.Transitions, logf: logf}
+	// The no-op EVAL (the floor of a round trip) is a short phase.
+	short := cfg
+	short.duration = min(cfg.duration, max(cfg.duration/2, 500*time.Millisecond))
 	for _, c := range cfg.conc {
 		if cfg.does("http") {
-			rep.Bare = append(rep.Bare, timed(ctx, "bare-eval", bare.op(), c, cfg, bp.pid(), rp.pid(), logf))
-			rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, []int{c}, "redis", hc, base, bp.pid(), rp.pid(), prof, logf)...)
+			rep.Bare = append(rep.Bare, timed(ctx, "noop-eval", bare.noopOp(), c, short, bp.pid(), rm, logf))
+			rep.Bare = append(rep.Bare, timed(ctx, "bare-eval", bare.op(), c, cfg, bp.pid(), rm, logf))
+			rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, []int{c}, "redis", hc, base, bp.pid(), rm, prof, logf)...)
 		}
 		if direct != nil {
 			for _, t := range direct.ops {
-				rep.Direct = append(rep.Direct, timed(ctx, t.target, t.o, c, cfg, 0, rp.pid(), logf))
+				rep.Direct = append(rep.Direct, timed(ctx, t.target, t.o, c, cfg, 0, rm, logf))
+			}
+		}
+	}
+	for _, rs := range [][]Result{rep.Bare, rep.HTTP, rep.Direct} {
+		for _, r := range rs {
+			if r.RedisNote != "" {
+				rep.Warnings = append(rep.Warnings, r.RedisNote)
 			}
 		}
 	}
@@ -361,7 +374,7 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 				return nil, err
 			}
 		}
-		rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, cfg.conc, "embedded", hc, ebase, ep.pid(), 0, prof, logf, opPair, opState)...)
+		rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, cfg.conc, "embedded", hc, ebase, ep.pid(), nil, prof, logf, opPair, opState)...)
 		ep.stop()
 	}
 	rep.Took = time.Since(began)
@@ -371,7 +384,7 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 
 // httpSuite measures both APIs' operations (those named in only, if any) at each concurrency of
 // concs against one server.
-func httpSuite(ctx context.Context, cfg benchConfig, concs []int, store string, hc *http.Client, base string, serverPID, redisPID int, prof *profiler, logf func(string, ...any), only ...string) []Result {
+func httpSuite(ctx context.Context, cfg benchConfig, concs []int, store string, hc *http.Client, base string, serverPID int, rm *redisMeter, prof *profiler, logf func(string, ...any), only ...string) []Result {
 	var out []Result
 	workers := slices.Max(cfg.conc)
 	for _, c := range concs {
@@ -382,7 +395,7 @@ func httpSuite(ctx context.Context, cfg benchConfig, concs []int, store string, 
 					p = prof
 				}
 				p.startCPU(ctx, fmt.Sprintf("http-%s-%s-%s-c%d", store, api.name, strings.ReplaceAll(o.name, "+", "-"), c))
-				out = append(out, timed(ctx, "http-"+store+"/"+api.name, o, c, cfg, serverPID, redisPID, logf))
+				out = append(out, timed(ctx, "http-"+store+"/"+api.name, o, c, cfg, serverPID, rm, logf))
 				p.stopCPU(ctx)
 			}
 		}
@@ -390,8 +403,14 @@ func httpSuite(ctx context.Context, cfg benchConfig, concs []int, store string, 
 	return out
 }
 
-// timed measures o and the CPU the server and Redis used meanwhile.
-func timed(ctx context.Context, target string, o op, conc int, cfg benchConfig, serverPID, redisPID int, logf func(string, ...any)) Result {
+// timed measures o and the CPU the server and Redis used meanwhile, and, with rm, what Redis did
+// per request (INFO commandstats and its CPU time).
+func timed(ctx context.Context, target string, o op, conc int, cfg benchConfig, serverPID int, rm *redisMeter, logf func(string, ...any)) Result {
+	redisPID := 0
+	if rm != nil {
+		redisPID = rm.pid
+	}
+	m0 := rm.mark(ctx)
 	s0, r0, c0 := cpuOf(serverPID), cpuOf(redisPID), cpuOf(os.Getpid())
 	r := measure(ctx, target, o, conc, cfg.warmup, cfg.duration)
 	wall := r.Elapsed + cfg.warmup
@@ -399,14 +418,16 @@ func timed(ctx context.Context, target string, o op, conc int, cfg benchConfig, 
 	if serverPID != 0 {
 		d := cpuOf(serverPID) - s0
 		r.ServerCPU = float64(d) / float64(wall)
-		if r.Requests > 0 && !strings.HasPrefix(target, "bare") {
+		if r.Requests > 0 && o.name != opBare && o.name != opNoop { // the bench's own EVALSHA: batchy is idle
 			r.ServerUsec = float64(d.Microseconds()) / float64(r.Requests)
 		}
 	}
 	if redisPID != 0 {
 		r.RedisCPU = float64(cpuOf(redisPID)-r0) / float64(wall)
 	}
-	logf("%-22s %-10s c=%-3d %8.0f ops/s  p50 %-8s p99 %-8s batchy %5.1f µs/req  errors %d", target, o.name, conc, r.OpsPerSec(), ms(r.Lat.P50), ms(r.Lat.P99), r.ServerUsec, r.Errors)
+	rm.finish(ctx, &r, len(o.parts), m0)
+	logf("%-22s %-10s c=%-3d %8.0f ops/s  p50 %-8s p99 %-8s batchy %5.1f µs/req  redis %5.1f µs/req, CPU %5.1f µs/req  errors %d",
+		target, o.name, conc, r.OpsPerSec(), ms(r.Lat.P50), ms(r.Lat.P99), r.ServerUsec, r.RedisUsec, r.RedisProcUsec, r.Errors)
 	if r.FirstErr != "" {
 		logf("  first error: %s", r.FirstErr)
 	}

@@ -99,6 +99,7 @@ const (
 	opFail  = "open+fail"  // an open, then a fail
 	opState = "get_status" // the state read
 	opBare  = "bare EVAL"  // the reference: the bare script, from the bench to Redis
+	opNoop  = "no-op EVAL" // the floor of a round trip: a script that does nothing (`return 1`)
 )
 
 // httpOps returns api's operations against the server at base: the open alone, the open+close and

@@ -133,6 +133,10 @@ redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 return 1
 `
 
+// noopScript is the floor of a round trip: a script that does nothing, sent with EVALSHA by the
+// bench like the bare script.
+const noopScript = `return 1`
+
 // bareHistoryIDs is how many batch ids each worker's history hash cycles through: it never grows
 // past that.
 const bareHistoryIDs = 100
@@ -141,6 +145,7 @@ const bareHistoryIDs = 100
 type bareRef struct {
 	r       *redisRef
 	sha     string
+	noopSHA string
 	keys    [][]string
 	next    []int // per worker: the next batch id
 	payload string
@@ -157,7 +162,11 @@ func newBareRef(ctx context.Context, r *redisRef, workers int) (*bareRef, error)
 	if err != nil {
 		return nil, err
 	}
-	b := &bareRef{r: r, sha: sha, next: make([]int, workers),
+	noopSHA, err := r.rc.ScriptLoad(ctx, noopScript).Result()
+	if err != nil {
+		return nil, err
+	}
+	b := &bareRef{r: r, sha: sha, noopSHA: noopSHA, next: make([]int, workers),
 		payload: `{"extract":{"status":"open","from_date":"2026-01-01T00:00:00Z","to_date":"2026-01-01T01:00:00Z"},"transform":{"status":"open"},"load":{"status":"open"}}`}
 	for w := range workers {
 		k := bareKeys(w)
@@ -185,6 +194,13 @@ func (b *bareRef) call(ctx context.Context, w int) error {
 // op is the bare EVAL as a measured operation.
 func (b *bareRef) op() op {
 	return op{name: opBare, run: func(ctx context.Context, w int, _ func(int, time.Duration)) error { return b.call(ctx, w) }}
+}
+
+// noopOp is the no-op script as a measured operation: one EVALSHA, no key, no call inside.
+func (b *bareRef) noopOp() op {
+	return op{name: opNoop, run: func(ctx context.Context, _ int, _ func(int, time.Duration)) error {
+		return b.r.rc.EvalSha(ctx, b.noopSHA, nil).Err()
+	}}
 }
 
 // echo sends ECHO msg (a marker in MONITOR's output).
