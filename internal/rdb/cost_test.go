@@ -46,9 +46,12 @@ func TestTransitionCost(t *testing.T) {
 	}
 	for _, wf := range []struct{ name, yaml string }{{"wf1", wf1(t)}, {"twelve", twelve}} {
 		f.load(t, wf.name, wf.yaml, false)
-		// Every script loaded (a first EVALSHA is answered NOSCRIPT), the zone stored.
-		f.store.Open(ctx, wf.name, batch.OpenRequest{})
-		f.store.End(ctx, wf.name, batch.EndRequest{Status: batch.StatusSuccess})
+		// Every script loaded (a first EVALSHA is answered NOSCRIPT), the zone stored: by a store
+		// without copies (the scripts) and by f (apply.lua).
+		cold := rdb.New(client, rdb.Options{Now: f.clock.Now})
+		cold.Open(ctx, wf.name, batch.OpenRequest{})
+		rdb.New(client, rdb.Options{Now: f.clock.Now}).End(ctx, wf.name, batch.EndRequest{Status: batch.StatusSuccess})
+		f.store.State(ctx, wf.name)
 		f.store.Open(ctx, wf.name, batch.OpenRequest{})
 		step := func(name string, want map[string]int, do func() error) {
 			t.Helper()
@@ -70,11 +73,23 @@ func TestTransitionCost(t *testing.T) {
 		end := func(s batch.Status) func() error {
 			return func() error { _, err := f.store.End(ctx, wf.name, batch.EndRequest{Status: s}); return err }
 		}
-		step("open after open", map[string]int{"evalsha": 1, "hgetall": 1, "hexists": 1, "hset": 2, "zadd": 1, "xadd": 1, "publish": 1}, open)
-		step("close", map[string]int{"evalsha": 1, "hgetall": 1, "hexists": 1, "hset": 2, "xadd": 1, "publish": 1}, end(batch.StatusSuccess))
-		step("open after close", map[string]int{"evalsha": 1, "hgetall": 1, "hset": 2, "zadd": 1, "xadd": 1, "publish": 1}, open)
-		step("fail", map[string]int{"evalsha": 1, "hgetall": 1, "hexists": 1, "hset": 2, "xadd": 1, "publish": 1}, end(batch.StatusFailed))
+		// apply.lua: batchy computed the transition from its copy of the state, at the revision
+		// HGET reads.
+		step("open after open", map[string]int{"evalsha": 1, "hget": 1, "hexists": 1, "hset": 2, "zadd": 1, "xadd": 1, "publish": 1}, open)
+		step("close", map[string]int{"evalsha": 1, "hget": 1, "hexists": 1, "hset": 2, "xadd": 1, "publish": 1}, end(batch.StatusSuccess))
+		step("open after close", map[string]int{"evalsha": 1, "hget": 1, "hset": 2, "zadd": 1, "xadd": 1, "publish": 1}, open)
+		step("fail", map[string]int{"evalsha": 1, "hget": 1, "hexists": 1, "hset": 2, "xadd": 1, "publish": 1}, end(batch.StatusFailed))
 		step("state", map[string]int{"hgetall": 1}, func() error { _, err := f.store.State(ctx, wf.name); return err })
+		// open.lua and end.lua: another replica's store has no copy; it computes in Lua.
+		other := &fixture{store: rdb.New(client, rdb.Options{Now: f.clock.Now}), client: client, clock: f.clock}
+		f, other = other, f
+		step("open after fail, in Lua", map[string]int{"evalsha": 1, "hgetall": 1, "hset": 2, "zadd": 1, "xadd": 1, "publish": 1}, open)
+		f.store = rdb.New(client, rdb.Options{Now: f.clock.Now})
+		step("close, in Lua", map[string]int{"evalsha": 1, "hgetall": 1, "hexists": 1, "hset": 2, "xadd": 1, "publish": 1}, end(batch.StatusSuccess))
+		// The first store's copy is now stale: apply.lua answers with the state, and the second
+		// try writes.
+		f = other
+		step("open from a stale copy", map[string]int{"evalsha": 2, "hget": 2, "hgetall": 1, "hset": 2, "zadd": 1, "xadd": 1, "publish": 1}, open)
 	}
 }
 

@@ -25,6 +25,9 @@ var luaEnd string
 //go:embed lua/watermark.lua
 var luaWatermark string
 
+//go:embed lua/apply.lua
+var luaApply string
+
 //go:embed lua/batches.lua
 var luaBatches string
 
@@ -39,6 +42,7 @@ var (
 	scriptOpen      = redis.NewScript(luaLib + luaOpen)
 	scriptEnd       = redis.NewScript(luaLib + luaEnd)
 	scriptWatermark = redis.NewScript(luaLib + luaWatermark)
+	scriptApply     = redis.NewScript(luaLib + luaApply)
 	scriptBatches   = redis.NewScript(luaLib + luaBatches)
 	scriptDump      = redis.NewScript(luaLib + luaDump)
 	scriptRestore   = redis.NewScript(luaLib + luaRestore)

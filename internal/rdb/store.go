@@ -43,6 +43,8 @@ type Store struct {
 	keys   Keys
 	opts   Options
 	codec  codec
+	// copies are the workflows' states as this process last saw them, for the fast path (fast.go).
+	copies *stateCopies
 	// tzName and tzTable describe Location for the open script's midnight (see zoneTable).
 	tzName, tzTable string
 }
@@ -68,7 +70,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		opts.EventsKeep = 100_000
 	}
 	table := zoneTable(opts.Location)
-	return &Store{client: client, keys: Keys{Prefix: opts.Prefix}, opts: opts, codec: newCodec(),
+	return &Store{client: client, keys: Keys{Prefix: opts.Prefix}, opts: opts, codec: newCodec(), copies: newStateCopies(),
 		tzName: opts.Location.String() + "#" + strconv.FormatUint(uint64(fnv32(table)), 16), tzTable: table}
 }
 
@@ -99,7 +101,19 @@ func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, key
 	if err := s.afterWrite(ctx, op); err != nil {
 		return nil, err
 	}
-	return s.parseReply(wf, v)
+	// The reply of lua/lib.lua commit: the event entry's ID and fields, the whole state after.
+	list, _ := v.([]any)
+	if len(list) != 3 {
+		return nil, fmt.Errorf("%s: unexpected reply %T", op, v)
+	}
+	h := strMap(list[2])
+	s.copies.put(wf, h)
+	st, err := s.stateFromHash(wf, h)
+	if err != nil {
+		return nil, err
+	}
+	st.Changes = parseChanges(wf, str(list[0]), strMap(list[1]))
+	return st, nil
 }
 
 func (s *Store) afterWrite(ctx context.Context, op string) error {
@@ -112,29 +126,24 @@ func (s *Store) afterWrite(ctx context.Context, op string) error {
 	return nil
 }
 
-// parseReply reads a changing script's reply (lua/lib.lua reply): the stream entry and record,
-// then the state.
-func (s *Store) parseReply(wf string, v any) (*batch.State, error) {
-	list, _ := v.([]any)
-	if len(list) < 6 {
-		return nil, fmt.Errorf("rdb: unexpected reply %T", v)
-	}
-	st := &batch.State{Workflow: wf, Exclusive: str(list[3]) == "1"}
-	st.LastBatchID, _ = strconv.ParseInt(str(list[2]), 10, 64)
-	st.LoadedAt, _ = batch.ParseTime(str(list[4]))
+// stateFromHash reads a workflow's state hash (as HGETALL returns it).
+func (s *Store) stateFromHash(wf string, h map[string]string) (*batch.State, error) {
+	st := &batch.State{Workflow: wf, Exclusive: h["exclusive"] == "1"}
+	st.LastBatchID, _ = strconv.ParseInt(h["last_batch_id"], 10, 64)
+	st.LoadedAt, _ = batch.ParseTime(h["loaded_at"])
 	var err error
-	if st.Settings, err = s.codec.settings.get(str(list[5])); err != nil {
+	if st.Settings, err = s.codec.settings.get(orDefaultString(h["settings"], "{}")); err != nil {
 		return nil, fmt.Errorf("rdb: workflow %s: %w", wf, err)
 	}
-	st.Jobs = make(batch.Jobs, 0, (len(list)-6)/3)
-	for i := 6; i+2 < len(list); i += 3 {
-		f, err := s.codec.jobFields(str(list[i+1]), str(list[i+2]))
+	names := strings.Fields(h["jobs"])
+	st.Jobs = make(batch.Jobs, 0, len(names))
+	for _, j := range names {
+		f, err := s.codec.jobFields(h["run:"+j], orDefaultString(h["cfg:"+j], "{}"))
 		if err != nil {
-			return nil, fmt.Errorf("rdb: workflow %s job %s: %w", wf, str(list[i]), err)
+			return nil, fmt.Errorf("rdb: workflow %s job %s: %w", wf, j, err)
 		}
-		st.Jobs = append(st.Jobs, batch.Job{Name: str(list[i]), Fields: f})
+		st.Jobs = append(st.Jobs, batch.Job{Name: j, Fields: f})
 	}
-	st.Changes = parseChanges(wf, str(list[0]), strMap(list[1]))
 	return st, nil
 }
 
@@ -177,20 +186,12 @@ func (s *Store) State(ctx context.Context, wf string) (*batch.State, error) {
 	if _, ok := h["jobs"]; !ok {
 		return nil, notLoaded(wf)
 	}
+	s.copies.put(wf, h)
 	return s.stateFromHash(wf, h)
 }
 
 func notLoaded(wf string) error {
 	return batch.Errorf(batch.ENOTFOUND, "workflow %s is not loaded: load its configuration first (GET /load_cfg/%s)", wf, wf)
-}
-
-// stateFromHash reads a state hash as HGETALL returns it.
-func (s *Store) stateFromHash(wf string, h map[string]string) (*batch.State, error) {
-	list := []any{"", nil, h["last_batch_id"], h["exclusive"], h["loaded_at"], orDefaultString(h["settings"], "{}")}
-	for _, j := range strings.Fields(h["jobs"]) {
-		list = append(list, j, h["run:"+j], orDefaultString(h["cfg:"+j], "{}"))
-	}
-	return s.parseReply(wf, list)
 }
 
 func orDefaultString(s, def string) string {
@@ -222,6 +223,9 @@ func (s *Store) Open(ctx context.Context, wf string, req batch.OpenRequest) (*ba
 		from, to = strconv.FormatInt(req.From.UnixMicro(), 10), strconv.FormatInt(end, 10)
 	} else if !req.To.IsZero() {
 		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
+	}
+	if st, ok, err := s.openFast(ctx, wf, jobs, now, from, to); ok {
+		return st, err
 	}
 	keys := []string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf), s.keys.Events(wf), s.keys.Zone(wf)}
 	table := ""
@@ -266,8 +270,12 @@ func (s *Store) End(ctx context.Context, wf string, req batch.EndRequest) (*batc
 		}
 		metadata = b.String()
 	}
+	now := s.now()
+	if st, ok, err := s.endFast(ctx, wf, jobs, now, string(req.Status), req.Strict, want, metadata); ok {
+		return st, err
+	}
 	keys := []string{s.keys.State(wf), s.keys.History(wf), s.keys.Events(wf)}
-	args := append([]any{s.now(), s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), flag(req.Strict), want, metadata}, jobs...)
+	args := append([]any{now, s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), flag(req.Strict), want, metadata}, jobs...)
 	return s.change(ctx, "rdb.End", wf, scriptEnd, keys, args...)
 }
 
@@ -472,7 +480,7 @@ func (s *Store) restore(ctx context.Context, d *batch.Dump, old []string) error 
 		"last_batch_id", orDefaultString(d.Meta["last_batch_id"], "0"),
 		"exclusive", orDefaultString(d.Meta["exclusive"], "0"),
 		"settings", orDefaultString(d.Meta["settings"], "{}"),
-		"hist_n", len(d.Batches)}
+		"hist_n", len(d.Batches), "rev", "restored " + strconv.FormatInt(time.Now().UnixNano(), 10)}
 	var loaded string
 	if json.Unmarshal([]byte(d.Meta["loaded_at"]), &loaded) == nil {
 		state = append(state, "loaded_at", loaded)
@@ -512,6 +520,7 @@ func (s *Store) restore(ctx context.Context, d *batch.Dump, old []string) error 
 	args = append(args, history...)
 	args = append(args, ids...)
 	keys := append([]string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf)}, old...)
+	s.copies.forget(wf)
 	if err := scriptRestore.Run(ctx, onceScripter{s.client}, keys, args...).Err(); err != nil {
 		return storeError("rdb.Restore", err)
 	}

@@ -3,7 +3,7 @@
 -- ARGV[1] now (µs), ARGV[2] events kept, ARGV[3] pub/sub channel, ARGV[4] workflow,
 -- ARGV[5] the new status (success or failed), ARGV[6] strict '1'/'0' (only open jobs),
 -- ARGV[7] expected batch id or '', ARGV[8] run metadata as compact JSON or '', ARGV[9..] jobs (none: all)
--- Result: reply(), the entry holding each job's ended runtime record; or ENOTFOUND, ECONFLICT (a
+-- Result: commit(), the entry holding each job's ended runtime record; or ENOTFOUND, ECONFLICT (a
 -- job not open when strict, or in another batch). A job ending a backfill gets its regular state
 -- back from its stash; the entry holds the backfill's ended record.
 local s = hgetall(KEYS[1])
@@ -58,7 +58,6 @@ for i, job in ipairs(jobs) do
   set[#set + 1] = 'run:' .. job
   set[#set + 1] = run
 end
-hset(KEYS[1], set)
 if #unstash > 0 then redis.call('HDEL', KEYS[1], unpack(unstash)) end
 if #hist > 0 then hset(KEYS[2], hist) end
-return reply(s, record_change(KEYS[3], ARGV[2], fields, ARGV[3], wf), fields, all)
+return commit(s, set, KEYS[1], KEYS[3], ARGV[2], fields, ARGV[3], wf)

@@ -80,26 +80,25 @@ local function not_before(now, r)
   return now
 end
 
--- reply is what a changing script returns: the event stream entry it wrote (its ID and its
--- fields), then the state after it: last_batch_id, exclusive, loaded_at, settings, then name, run,
--- cfg per job.
-local function reply(s, entry, fields, jobs)
-  local out = {entry, fields, s.last_batch_id or '0', s.exclusive or '0', s.loaded_at or '', s.settings or '{}'}
-  for _, j in ipairs(jobs) do
-    out[#out + 1] = j
-    out[#out + 1] = s['run:' .. j] or ''
-    out[#out + 1] = s['cfg:' .. j] or '{}'
-  end
-  return out
-end
-
--- record_change appends the transition's entry to the workflow's event stream (fields: x "<kind>
--- <time µs>", j the jobs it changed, then per job its runtime record after the change, and for an
--- abandon "~<job>" the batch it abandoned; see events.go), trimmed to about keep entries, and tells
--- every batchy replica that the workflow changed (waiters wake up and re-check). Both happen inside
--- the transition's script, so a change is never made without its event and its notification.
-local function record_change(events, keep, fields, channel, wf)
+-- commit ends a changing script: it appends the transition's entry to the workflow's event stream
+-- (fields: x "<kind> <time µs>", j the jobs it changed, then per job its runtime record after the
+-- change, and for an abandon "~<job>" the batch it abandoned; see events.go), trimmed to about
+-- keep entries; writes the state's changed fields (set) with rev, the state's revision, set to the
+-- entry's ID; and tells every batchy replica that the workflow changed (waiters wake up and
+-- re-check). All of it inside the transition's script, so a change is never made without its
+-- event and its notification. It returns the entry's ID and fields and the whole state after the
+-- change (s, as pairs), from which batchy builds its answer and its copy of the state (apply.lua).
+local function commit(s, set, keys_state, events, keep, fields, channel, wf)
   local entry = redis.call('XADD', events, 'MAXLEN', '~', keep, '*', unpack(fields))
+  set[#set + 1] = 'rev'
+  set[#set + 1] = entry
+  s.rev = entry
+  hset(keys_state, set)
   redis.call('PUBLISH', channel, wf)
-  return entry
+  local flat = {}
+  for k, v in pairs(s) do
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+  end
+  return {entry, fields, flat}
 end

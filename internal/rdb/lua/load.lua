@@ -7,7 +7,7 @@
 -- gives, configured fields (cfg), window parameters (win).
 -- The runtime fields the file gives are set only where the job has none yet (unless reset), the
 -- configured fields replace the job's, and jobs no longer in the file are removed (history keeps
--- them). Result: reply(), the entry x "load <time> <jobs> <reset 1|0>".
+-- them). Result: commit(), the entry x "load <time> <jobs> <reset 1|0>".
 local s = hgetall(KEYS[1])
 local wf, reset = ARGV[4], ARGV[5] == '1'
 local keep = {}
@@ -28,7 +28,7 @@ for _, j in ipairs(words(s.jobs)) do
   end
 end
 local set = {'jobs', ARGV[7], 'exclusive', ARGV[6], 'settings', ARGV[8], 'loaded_at', ARGV[9], 'layout', ARGV[10]}
-s.jobs, s.exclusive, s.settings, s.loaded_at = ARGV[7], ARGV[6], ARGV[8], ARGV[9]
+s.jobs, s.exclusive, s.settings, s.loaded_at, s.layout = ARGV[7], ARGV[6], ARGV[8], ARGV[9], ARGV[10]
 if not s.last_batch_id then
   s.last_batch_id = '0'
   set[#set + 1] = 'last_batch_id'
@@ -51,8 +51,7 @@ for i = 11, #ARGV, 4 do
   end
 end
 if #gone > 0 then hdel(KEYS[1], gone) end
-hset(KEYS[1], set)
 local flag = '0'
 if reset then flag = '1' end
 local fields = {'x', 'load ' .. ARGV[1] .. ' ' .. njobs .. ' ' .. flag}
-return reply(s, record_change(KEYS[2], ARGV[2], fields, ARGV[3], wf), fields, words(ARGV[7]))
+return commit(s, set, KEYS[1], KEYS[2], ARGV[2], fields, ARGV[3], wf)

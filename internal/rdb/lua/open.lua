@@ -3,7 +3,7 @@
 -- ARGV[1] now (µs), ARGV[2] events kept, ARGV[3] history batches kept, ARGV[4] pub/sub channel,
 -- ARGV[5] workflow, ARGV[6] time zone name, ARGV[7] the zone's table or '' (see midnight),
 -- ARGV[8] backfill from (µs) or '', ARGV[9] backfill to (µs) or '', ARGV[10..] jobs (none: all)
--- Result: reply(), the entry holding each job's new runtime record and, for an open batch this
+-- Result: commit(), the entry holding each job's new runtime record and, for an open batch this
 -- open abandoned, its id; or ENOTFOUND (workflow, job), ECONFLICT (an open job of an exclusive workflow, or in a
 -- backfill), ETZ (the zone table is needed: call again with it).
 local s = hgetall(KEYS[1])
@@ -181,7 +181,8 @@ set[#set + 1] = 'hist_n'
 set[#set + 1] = us(n)
 if tz_new then
   set[#set + 1] = 'tzname'; set[#set + 1] = ARGV[6]
+  s.tzname = ARGV[6]
   redis.call('SET', KEYS[5], ARGV[7])
 end
-hset(KEYS[1], set)
-return reply(s, record_change(KEYS[4], ARGV[2], fields, ARGV[4], wf), fields, all)
+s.hist_n = us(n)
+return commit(s, set, KEYS[1], KEYS[4], ARGV[2], fields, ARGV[4], wf)

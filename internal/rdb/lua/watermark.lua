@@ -3,7 +3,7 @@
 -- KEYS[1] state, KEYS[2] events
 -- ARGV[1] now (µs), ARGV[2] events kept, ARGV[3] pub/sub channel, ARGV[4] workflow, ARGV[5] the
 -- new from_date (µs), ARGV[6] the job
--- Result: reply(), the entry holding the job's new runtime record; or ENOTFOUND, ECONFLICT (the job is open).
+-- Result: commit(), the entry holding the job's new runtime record; or ENOTFOUND, ECONFLICT (the job is open).
 local s = hgetall(KEYS[1])
 local wf, job = ARGV[4], ARGV[6]
 if not s.jobs then return not_loaded(wf) end
@@ -15,6 +15,5 @@ if r.status == 'open' then
 end
 r.status, r.from = 'new', ARGV[5]
 s['run:' .. job] = run_text(r)
-redis.call('HSET', KEYS[1], 'run:' .. job, s['run:' .. job])
 local fields = {'x', 'rewind ' .. ARGV[1], 'j', job, job, s['run:' .. job]}
-return reply(s, record_change(KEYS[2], ARGV[2], fields, ARGV[3], wf), fields, all)
+return commit(s, {'run:' .. job, s['run:' .. job]}, KEYS[1], KEYS[2], ARGV[2], fields, ARGV[3], wf)
