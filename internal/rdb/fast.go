@@ -116,7 +116,8 @@ func notBefore(now int64, r runRecord) int64 {
 
 // openFast is Open's fast path; ok false means the caller runs open.lua instead.
 func (s *Store) openFast(ctx context.Context, wf string, req []any, now int64, bfFrom, bfTo string) (*batch.State, bool, error) {
-	return s.fast(ctx, wf, func(h map[string]string) (*change, bool) {
+	return s.fast(ctx, wf, now, func(h map[string]string) (*change, bool) {
+		now := now // each try starts from the request's clock
 		all := strings.Fields(h["jobs"])
 		jobs, ok := scope(all, req)
 		histN, okN := atoi(h["hist_n"])
@@ -199,7 +200,8 @@ func (s *Store) openFast(ctx context.Context, wf string, req []any, now int64, b
 
 // endFast is End's fast path; ok false means the caller runs end.lua instead.
 func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, status string, strict bool, want, metadata string) (*batch.State, bool, error) {
-	return s.fast(ctx, wf, func(h map[string]string) (*change, bool) {
+	return s.fast(ctx, wf, now, func(h map[string]string) (*change, bool) {
+		now := now // each try starts from the request's clock
 		jobs, ok := scope(strings.Fields(h["jobs"]), req)
 		if !ok {
 			return nil, false
@@ -245,7 +247,7 @@ func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, st
 // fast computes a transition from the workflow's copy (compute changes the copy it is given into
 // the state after) and applies it: at most twice, the second time from the fresh state a stale
 // copy's apply answered. ok is false when the caller should run the transition's script.
-func (s *Store) fast(ctx context.Context, wf string, compute func(h map[string]string) (*change, bool)) (*batch.State, bool, error) {
+func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h map[string]string) (*change, bool)) (*batch.State, bool, error) {
 	h := s.copies.get(wf)
 	for try := 0; try < 2 && h != nil && h["rev"] != ""; try++ {
 		after := maps.Clone(h)
@@ -253,7 +255,7 @@ func (s *Store) fast(ctx context.Context, wf string, compute func(h map[string]s
 		if !ok {
 			return nil, false, nil
 		}
-		args := []any{h["rev"], s.opts.EventsKeep, s.keys.Changed(), wf, c.addBatch, 0}
+		args := []any{h["rev"], s.opts.EventsKeep, s.keys.Changed(), wf, c.addBatch, 0, now}
 		if c.trim {
 			args[5] = s.opts.HistoryKeep
 		}
@@ -291,7 +293,7 @@ func (s *Store) fast(ctx context.Context, wf string, compute func(h map[string]s
 			continue
 		}
 		entry := str(reply[1])
-		after["rev"] = entry
+		after["rev"] = entry + " " + us(now)
 		if len(reply) > 2 && str(reply[2]) != "" {
 			after["hist_n"] = str(reply[2])
 		}

@@ -6,14 +6,15 @@
 -- KEYS[1] state, KEYS[2] batches (history index), KEYS[3] history, KEYS[4] events
 -- ARGV[1] the rev the change was computed from, ARGV[2] events kept, ARGV[3] pub/sub channel,
 -- ARGV[4] workflow, ARGV[5] a batch id to add to the history index, or '', ARGV[6] history batches
--- kept: trim when hist_n (set below) passes keep + keep/16, or '0', then four sections, each a
+-- kept: trim when hist_n (set below) passes keep + keep/16, or '0', ARGV[7] the writer's clock
+-- (µs: the new rev is the entry's ID and it, as in lib.lua commit), then four sections, each a
 -- count n and its items: state fields to set (n pairs, never empty), state fields to delete (n),
 -- history fields to set (n pairs), history fields to set only if their batch is still in history
 -- (n triples: batch id, field, value); then the event entry's fields (pairs, to the end).
 -- Result: {'OK', entry ID, hist_n after a trim or ''}, or {'STALE', the state as pairs} when the
 -- state is no longer at that revision (nothing written).
 if redis.call('HGET', KEYS[1], 'rev') ~= ARGV[1] then return {'STALE', redis.call('HGETALL', KEYS[1])} end
-local i = 7
+local i = 8
 local function section(width)
   local n = tonumber(ARGV[i])
   local first = i + 1
@@ -25,7 +26,7 @@ local del_a, del_b, ndel = section(1)
 local hist_a, hist_b = section(2)
 local cond_a, _, ncond = section(3)
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i, #ARGV))
-redis.call('HSET', KEYS[1], 'rev', entry, unpack(ARGV, set_a, set_b))
+redis.call('HSET', KEYS[1], 'rev', entry .. ' ' .. ARGV[7], unpack(ARGV, set_a, set_b))
 if ndel > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, del_a, del_b)) end
 local hist = {}
 for k = hist_a, hist_b do hist[#hist + 1] = ARGV[k] end

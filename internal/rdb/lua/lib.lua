@@ -83,16 +83,16 @@ end
 -- commit ends a changing script: it appends the transition's entry to the workflow's event stream
 -- (fields: x "<kind> <time µs>", j the jobs it changed, then per job its runtime record after the
 -- change, and for an abandon "~<job>" the batch it abandoned; see events.go), trimmed to about
--- keep entries; writes the state's changed fields (set) with rev, the state's revision, set to the
--- entry's ID; and tells every batchy replica that the workflow changed (waiters wake up and
+-- keep entries; writes the state's changed fields (set) with rev, the state's revision: the
+-- entry's ID and the writer's clock (ARGV[1] of every changing script); and tells every batchy replica that the workflow changed (waiters wake up and
 -- re-check). All of it inside the transition's script, so a change is never made without its
 -- event and its notification. It returns the entry's ID and fields and the whole state after the
 -- change (s, as pairs), from which batchy builds its answer and its copy of the state (apply.lua).
 local function commit(s, set, keys_state, events, keep, fields, channel, wf)
   local entry = redis.call('XADD', events, 'MAXLEN', '~', keep, '*', unpack(fields))
+  s.rev = entry .. ' ' .. ARGV[1] -- with the writer's clock: unique even if a failover reuses an ID
   set[#set + 1] = 'rev'
-  set[#set + 1] = entry
-  s.rev = entry
+  set[#set + 1] = s.rev
   hset(keys_state, set)
   redis.call('PUBLISH', channel, wf)
   local flat = {}
