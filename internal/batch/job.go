@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -105,11 +105,17 @@ var Null = json.RawMessage("null")
 
 // Names returns the field names, sorted.
 func (f Fields) Names() []string {
-	names := make([]string, 0, len(f))
+	return f.appendNames(make([]string, 0, len(f)))
+}
+
+// appendNames appends the field names, sorted, to names: a caller that renders a job passes an
+// array of its own, so that the list is not allocated per job.
+func (f Fields) appendNames(names []string) []string {
+	start := len(names)
 	for k := range f {
 		names = append(names, k)
 	}
-	sort.Strings(names)
+	slices.Sort(names[start:])
 	return names
 }
 
@@ -170,19 +176,37 @@ func (f Fields) Status() Status {
 
 // MarshalJSON writes the fields with sorted names, keeping each value's JSON text as stored.
 func (f Fields) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, name := range f.Names() {
+	return f.appendJSON(nil), nil
+}
+
+// appendJSON appends the fields as MarshalJSON writes them to b.
+func (f Fields) appendJSON(b []byte) []byte {
+	var buf [32]string // most jobs have fewer fields: no allocation for the sorted names
+	b = append(b, '{')
+	for i, name := range f.appendNames(buf[:0]) {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		key, _ := json.Marshal(name)
-		b.Write(key)
-		b.WriteByte(':')
-		b.Write(f[name])
+		b = appendKey(b, name)
+		b = append(b, ':')
+		b = append(b, f[name]...)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}')
+}
+
+// appendKey appends name as a JSON string, as json.Marshal writes it. Names are nearly always
+// plain ASCII, which json.Marshal would write unchanged between quotes: quoting those here saves
+// its reflection and allocations on every field of every answer.
+func appendKey(b []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			key, _ := json.Marshal(name)
+			return append(b, key...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, name...)
+	return append(b, '"')
 }
 
 // Job is one job of a workflow with its fields.
@@ -197,20 +221,24 @@ type Jobs []Job
 
 // MarshalJSON writes {job: {field: value}} keeping the jobs' order.
 func (jobs Jobs) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	return jobs.AppendJSON(nil), nil
+}
+
+// AppendJSON appends the jobs as MarshalJSON writes them to b, in one buffer for the whole answer.
+func (jobs Jobs) AppendJSON(b []byte) []byte {
+	if b == nil {
+		b = make([]byte, 0, 256*len(jobs)+2) // about a job's size: few regrowths
+	}
+	b = append(b, '{')
 	for i, j := range jobs {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		key, _ := json.Marshal(j.Name)
-		b.Write(key)
-		b.WriteByte(':')
-		fields, _ := j.Fields.MarshalJSON()
-		b.Write(fields)
+		b = appendKey(b, j.Name)
+		b = append(b, ':')
+		b = j.Fields.appendJSON(b)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}')
 }
 
 // UnmarshalJSON reads {job: {field: value}}, keeping the jobs in the order the object lists them.

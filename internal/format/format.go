@@ -61,11 +61,7 @@ func Write(w io.Writer, f Format, wf string, batchID int64, jobs batch.Jobs, opt
 	switch f {
 	case JSON, "":
 		// MarshalJSON directly rather than json.Marshal, which would HTML-escape the stored text.
-		b, err := jobs.MarshalJSON()
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
+		_, err := w.Write(jobs.AppendJSON(nil))
 		return err
 	case Infa:
 		return InfaFile(w, jobs, opts)
