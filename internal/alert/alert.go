@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -154,39 +156,84 @@ func New(opts Options) *Alerter {
 }
 
 // Observe raises alerts for the events that call for one: a failed batch, a run that exhausted
-// its retries. It sends in the background: a slow webhook never slows a transition.
+// its retries. It sends in the background: a slow webhook never slows a transition. The jobs a
+// failed batch fails are alerted on together (see raise).
 func (a *Alerter) Observe(ctx context.Context, events []event.Event) {
+	var failed []keyedAlert
 	for _, e := range events {
 		switch {
 		case e.Type == event.TypeFail:
-			go a.Raise(context.WithoutCancel(ctx), Alert{Condition: Failed, Workflow: e.Workflow, Job: e.Job, BatchID: e.BatchID,
-				Message: fmt.Sprintf("workflow %s: job %s failed (batch %d)", e.Workflow, e.Job, e.BatchID)},
-				fmt.Sprintf("%s:%s:%d", Failed, e.Job, e.BatchID))
+			failed = append(failed, keyedAlert{Alert{Condition: Failed, Workflow: e.Workflow, Job: e.Job, BatchID: e.BatchID,
+				Message: "workflow " + e.Workflow + ": job " + e.Job + " failed (batch " + strconv.FormatInt(e.BatchID, 10) + ")"},
+				Failed + ":" + e.Job + ":" + strconv.FormatInt(e.BatchID, 10)})
 		case e.Type == event.TypeRunFinished && e.Level == "error" && strings.Contains(e.Message, "retries exhausted"):
 			go a.Raise(context.WithoutCancel(ctx), Alert{Condition: RetriesExhausted, Workflow: e.Workflow, RunID: e.RunID, BatchID: e.BatchID,
 				Message: fmt.Sprintf("workflow %s: run %s failed, retries exhausted: %s", e.Workflow, e.RunID, e.Message)},
 				RetriesExhausted+":"+e.RunID)
 		}
 	}
+	if len(failed) > 0 {
+		go a.raise(context.WithoutCancel(ctx), failed)
+	}
 }
 
-// Raise sends an alert unless one with the same key was sent: the key names the condition and
-// the batch, run or day it is about.
+// keyedAlert is an alert and its key, which names the condition and the batch, run or day it is
+// about.
+type keyedAlert struct {
+	Alert
+	key string
+}
+
+// Raise sends an alert unless one with the same key was sent.
 func (a *Alerter) Raise(ctx context.Context, al Alert, key string) bool {
-	if al.Time.IsZero() {
-		al.Time = a.opts.Now().UTC()
+	return a.raise(ctx, []keyedAlert{{al, key}}) == 1
+}
+
+// raise sends the alerts not sent before and returns how many it sent. They are marked in Redis
+// in one round trip and recorded as events in one more, however many they are: a failed batch
+// raises one alert per job, each of which would otherwise cost two round trips of its own.
+func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
+	pipe := a.opts.Client.Pipeline()
+	marks := make([]*redis.BoolCmd, len(alerts))
+	for i := range alerts {
+		al := &alerts[i].Alert
+		if al.Time.IsZero() {
+			al.Time = a.opts.Now().UTC()
+		}
+		marks[i] = pipe.SetNX(ctx, a.opts.Keys.Alert(al.Workflow, alerts[i].key), al.Time.Format(time.RFC3339Nano), 8*24*time.Hour)
 	}
-	first, err := a.opts.Client.SetNX(ctx, a.opts.Keys.Alert(al.Workflow, key), al.Time.Format(time.RFC3339Nano), 8*24*time.Hour).Result()
-	if err != nil {
-		a.opts.Logger.Warn("alert not sent: cannot mark it in Redis", "workflow", al.Workflow, "condition", al.Condition, "err", err)
-		return false
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
+	var sent []Alert
+	var events []event.Event
+	for i, mark := range marks {
+		al := alerts[i].Alert
+		first, err := mark.Result()
+		if err != nil {
+			a.opts.Logger.Warn("alert not sent: cannot mark it in Redis", "workflow", al.Workflow, "condition", al.Condition, "err", err)
+			continue
+		}
+		if !first {
+			continue // already sent, by this replica or another
+		}
+		a.opts.Logger.Warn("alert", "workflow", al.Workflow, "condition", al.Condition, "message", al.Message)
+		events = append(events, event.Event{Workflow: al.Workflow, Job: al.Job, BatchID: al.BatchID, RunID: al.RunID, Type: event.TypeAlert,
+			Level: "error", Message: al.Message, Fields: map[string]any{"condition": al.Condition}})
+		sent = append(sent, al)
 	}
-	if !first {
-		return false // already sent, by this replica or another
+	a.opts.Events.Emit(ctx, events...)
+	if len(a.opts.Notifiers) > 0 {
+		// Each alert is delivered on its own, so that one's retries do not delay the others.
+		var wg sync.WaitGroup
+		for _, al := range sent {
+			wg.Go(func() { a.notify(ctx, al) })
+		}
+		wg.Wait()
 	}
-	a.opts.Logger.Warn("alert", "workflow", al.Workflow, "condition", al.Condition, "message", al.Message)
-	a.opts.Events.Emit(ctx, event.Event{Workflow: al.Workflow, Job: al.Job, BatchID: al.BatchID, RunID: al.RunID, Type: event.TypeAlert,
-		Level: "error", Message: al.Message, Fields: map[string]any{"condition": al.Condition}})
+	return len(sent)
+}
+
+// notify delivers an alert to every notifier, trying each up to three times.
+func (a *Alerter) notify(ctx context.Context, al Alert) {
 	for _, n := range a.opts.Notifiers {
 		var err error
 		for attempt := 0; attempt < 3; attempt++ {
@@ -199,7 +246,6 @@ func (a *Alerter) Raise(ctx context.Context, al Alert, key string) bool {
 			a.opts.Logger.Error("alert not delivered", "notifier", n.String(), "err", err)
 		}
 	}
-	return true
 }
 
 // Run checks deadlines and long-open batches every interval until ctx ends.
