@@ -4,7 +4,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -291,12 +290,12 @@ func (s *Server) load(ctx context.Context, wf string, reset bool) (*batch.State,
 
 // render writes jobs in format f with status 200.
 func (s *Server) render(c *gin.Context, f format.Format, wf string, batchID int64, jobs batch.Jobs) {
-	var b bytes.Buffer
-	if err := format.Write(&b, f, wf, batchID, jobs, s.opts.Format); err != nil {
+	b, err := format.Append(nil, f, wf, batchID, jobs, s.opts.Format)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.Data(http.StatusOK, f.ContentType(), b.Bytes())
+	c.Data(http.StatusOK, f.ContentType(), b)
 }
 
 // decode reads a JSON request body into v, strictly (see strictJSON).

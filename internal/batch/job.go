@@ -227,7 +227,7 @@ func (jobs Jobs) MarshalJSON() ([]byte, error) {
 // AppendJSON appends the jobs as MarshalJSON writes them to b, in one buffer for the whole answer.
 func (jobs Jobs) AppendJSON(b []byte) []byte {
 	if b == nil {
-		b = make([]byte, 0, 256*len(jobs)+2) // about a job's size: few regrowths
+		b = make([]byte, 0, jobs.jsonSize()) // one allocation for the whole answer
 	}
 	b = append(b, '{')
 	for i, j := range jobs {
@@ -239,6 +239,18 @@ func (jobs Jobs) AppendJSON(b []byte) []byte {
 		b = j.Fields.appendJSON(b)
 	}
 	return append(b, '}')
+}
+
+// jsonSize is the length of the jobs' JSON text when no name needs escaping.
+func (jobs Jobs) jsonSize() int {
+	n := 2
+	for _, j := range jobs {
+		n += len(j.Name) + 6 // "name":{},
+		for k, v := range j.Fields {
+			n += len(k) + len(v) + 4 // "k":v,
+		}
+	}
+	return n
 }
 
 // UnmarshalJSON reads {job: {field: value}}, keeping the jobs in the order the object lists them.

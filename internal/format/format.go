@@ -5,6 +5,7 @@
 package format
 
 import (
+	"bytes"
 	"io"
 
 	"github.com/batchy/batchy/internal/batch"
@@ -70,6 +71,17 @@ func Write(w io.Writer, f Format, wf string, batchID int64, jobs batch.Jobs, opt
 	}
 	_, err := Parse(string(f))
 	return err
+}
+
+// Append appends jobs rendered as Write renders them to b. JSON, every transition's answer, is
+// written straight into b, without Write's copy through a writer.
+func Append(b []byte, f Format, wf string, batchID int64, jobs batch.Jobs, opts Options) ([]byte, error) {
+	if f == JSON || f == "" {
+		return jobs.AppendJSON(b), nil
+	}
+	w := bytes.NewBuffer(b)
+	err := Write(w, f, wf, batchID, jobs, opts)
+	return w.Bytes(), err
 }
 
 // clip shortens user input quoted back in an error message, so that a long value cannot flood a

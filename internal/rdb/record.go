@@ -150,7 +150,7 @@ func (r runRecord) appendTo(f batch.Fields) error {
 				return fmt.Errorf("rdb: %s %q is not a time", d.name, d.v)
 			}
 			start := len(buf)
-			buf = append(time.UnixMicro(n).UTC().AppendFormat(append(buf, '"'), batch.TimeLayout), '"') // as batch.FormatTime
+			buf = append(batch.AppendTime(append(buf, '"'), time.UnixMicro(n)), '"')
 			f[d.name] = value(start)
 		}
 	}
