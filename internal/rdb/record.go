@@ -222,6 +222,8 @@ func (c *decodeCache[V]) get(s string) (V, error) {
 type codec struct {
 	cfg      *decodeCache[batch.Fields]
 	settings *decodeCache[batch.Settings]
+	// loadedAt reads the time a workflow was loaded, which every reply carries too.
+	loadedAt *decodeCache[time.Time]
 }
 
 func newCodec() codec {
@@ -240,6 +242,7 @@ func newCodec() codec {
 			}
 			return st, nil
 		}),
+		loadedAt: newDecodeCache(batch.ParseTime),
 	}
 }
 

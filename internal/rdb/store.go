@@ -121,7 +121,7 @@ func (s *Store) parseReply(wf string, v any) (*batch.State, error) {
 	}
 	st := &batch.State{Workflow: wf, Exclusive: str(list[3]) == "1"}
 	st.LastBatchID, _ = strconv.ParseInt(str(list[2]), 10, 64)
-	st.LoadedAt, _ = batch.ParseTime(str(list[4]))
+	st.LoadedAt, _ = s.codec.loadedAt.get(str(list[4]))
 	var err error
 	if st.Settings, err = s.codec.settings.get(str(list[5])); err != nil {
 		return nil, fmt.Errorf("rdb: workflow %s: %w", wf, err)
