@@ -313,13 +313,19 @@ var secretRunKeys = []string{"headers", "env"}
 // WithoutSecrets returns the fields with the values of run:'s headers and env replaced by Hidden
 // and the credentials of its url hidden (HideURLSecrets), for showing; f itself is not changed. Fields without such secrets are returned as they are.
 func (f Fields) WithoutSecrets() Fields {
+	g, _ := f.withoutSecrets()
+	return g
+}
+
+// withoutSecrets is WithoutSecrets, telling whether anything was hidden.
+func (f Fields) withoutSecrets() (Fields, bool) {
 	raw, ok := f[FieldRun]
 	if !ok {
-		return f
+		return f, false
 	}
 	var run map[string]any
 	if json.Unmarshal(raw, &run) != nil {
-		return f
+		return f, false
 	}
 	changed := false
 	if u, ok := run["url"].(string); ok {
@@ -336,25 +342,37 @@ func (f Fields) WithoutSecrets() Fields {
 		}
 	}
 	if !changed {
-		return f
+		return f, false
 	}
 	out, err := json.Marshal(run)
 	if err != nil {
-		return f
+		return f, false
 	}
 	g := make(Fields, len(f))
 	for k, v := range f {
 		g[k] = v
 	}
 	g[FieldRun] = out
-	return g
+	return g, true
 }
 
-// WithoutSecrets returns the jobs with their fields' secrets hidden (see Fields.WithoutSecrets).
+// WithoutSecrets returns the jobs with their fields' secrets hidden (see Fields.WithoutSecrets);
+// jobs is not changed. Jobs without such secrets, as most are, are returned as they are: every
+// answer is shown through here, and most would otherwise be copied for nothing.
 func (jobs Jobs) WithoutSecrets() Jobs {
-	out := make(Jobs, len(jobs))
+	var out Jobs
 	for i, j := range jobs {
-		out[i] = Job{Name: j.Name, Fields: j.Fields.WithoutSecrets()}
+		f, changed := j.Fields.withoutSecrets()
+		if !changed {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(jobs)
+		}
+		out[i] = Job{Name: j.Name, Fields: f}
+	}
+	if out == nil {
+		return jobs
 	}
 	return out
 }
