@@ -121,6 +121,17 @@ func dateRecord(v json.RawMessage) (string, bool) {
 	return strconv.FormatInt(t.UnixMicro(), 10), true
 }
 
+// count is the number of fields the record holds.
+func (r runRecord) count() int {
+	n := 0
+	for _, v := range [...]string{r.status, r.batchID, r.from, r.to, r.start, r.end, r.backfill, r.metadata} {
+		if v != "-" {
+			n++
+		}
+	}
+	return n
+}
+
 // appendTo adds the record's fields to f. Every state read and every transition's answer runs it
 // for every job, so the values are written into one buffer, one allocation for all of them.
 func (r runRecord) appendTo(f batch.Fields) error {
@@ -252,11 +263,13 @@ func (c codec) jobFields(run, cfg string) (batch.Fields, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := make(batch.Fields, len(conf)+8)
+	r := parseRun(run)
+	// Sized exactly: a map of up to 8 fields is one small allocation, a larger one several.
+	f := make(batch.Fields, len(conf)+r.count())
 	for k, v := range conf {
 		f[k] = v
 	}
-	if err := parseRun(run).appendTo(f); err != nil {
+	if err := r.appendTo(f); err != nil {
 		return nil, err
 	}
 	return f, nil
