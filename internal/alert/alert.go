@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/batchy/batchy/internal/batch"
@@ -115,11 +117,12 @@ func (w *Webhook) Notify(ctx context.Context, a Alert) error {
 	return nil
 }
 
-// Marker records that an alert was sent, across replicas (rdb.Store).
+// Marker records that alerts were sent, across replicas (rdb.Store).
 type Marker interface {
-	// MarkAlert marks the alert key of a workflow as sent at at, for ttl; true for the first
-	// caller only.
-	MarkAlert(ctx context.Context, wf, key string, at time.Time, ttl time.Duration) (bool, error)
+	// MarkAlerts marks keys of a workflow's alerts as sent (keys[i] at at[i]), for ttl, in one
+	// round trip; first[i] is true for the first caller of keys[i] only, whichever replica it runs
+	// on. A key that could not be marked is reported in errs[i].
+	MarkAlerts(ctx context.Context, wf string, keys []string, at []time.Time, ttl time.Duration) (first []bool, errs []error)
 }
 
 // Options configure an Alerter.
@@ -158,39 +161,96 @@ func New(opts Options) *Alerter {
 }
 
 // Observe raises alerts for the events that call for one: a failed batch, a run that exhausted
-// its retries. It sends in the background: a slow webhook never slows a transition.
+// its retries. It sends in the background: a slow webhook never slows a transition. The jobs a
+// failed batch fails are alerted on together (see raise).
 func (a *Alerter) Observe(ctx context.Context, events []event.Event) {
+	var failed []keyedAlert
 	for _, e := range events {
 		switch {
 		case e.Type == event.TypeFail:
-			go a.Raise(context.WithoutCancel(ctx), Alert{Condition: Failed, Workflow: e.Workflow, Job: e.Job, BatchID: e.BatchID,
-				Message: fmt.Sprintf("workflow %s: job %s failed (batch %d)", e.Workflow, e.Job, e.BatchID)},
-				fmt.Sprintf("%s:%s:%d", Failed, e.Job, e.BatchID))
+			failed = append(failed, keyedAlert{Alert{Condition: Failed, Workflow: e.Workflow, Job: e.Job, BatchID: e.BatchID,
+				Message: "workflow " + e.Workflow + ": job " + e.Job + " failed (batch " + strconv.FormatInt(e.BatchID, 10) + ")"},
+				Failed + ":" + e.Job + ":" + strconv.FormatInt(e.BatchID, 10)})
 		case e.Type == event.TypeRunFinished && e.Level == "error" && strings.Contains(e.Message, "retries exhausted"):
 			go a.Raise(context.WithoutCancel(ctx), Alert{Condition: RetriesExhausted, Workflow: e.Workflow, RunID: e.RunID, BatchID: e.BatchID,
 				Message: fmt.Sprintf("workflow %s: run %s failed, retries exhausted: %s", e.Workflow, e.RunID, e.Message)},
 				RetriesExhausted+":"+e.RunID)
 		}
 	}
+	if len(failed) > 0 {
+		go a.raise(context.WithoutCancel(ctx), failed)
+	}
 }
 
-// Raise sends an alert unless one with the same key was sent: the key names the condition and
-// the batch, run or day it is about.
+// keyedAlert is an alert and its key, which names the condition and the batch, run or day it is
+// about.
+type keyedAlert struct {
+	Alert
+	key string
+}
+
+// Raise sends an alert unless one with the same key was sent.
 func (a *Alerter) Raise(ctx context.Context, al Alert, key string) bool {
-	if al.Time.IsZero() {
-		al.Time = a.opts.Now().UTC()
+	return a.raise(ctx, []keyedAlert{{al, key}}) == 1
+}
+
+// raise sends the alerts not sent before and returns how many it sent. They are marked in Redis
+// in one round trip and recorded as events in one more, however many they are: a failed batch
+// raises one alert per job, each of which would otherwise cost two round trips of its own.
+func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
+	// The alerts of one call are nearly always of one workflow (a failed batch's jobs): marked
+	// together.
+	byWorkflow := map[string][]int{}
+	for i := range alerts {
+		al := &alerts[i].Alert
+		if al.Time.IsZero() {
+			al.Time = a.opts.Now().UTC()
+		}
+		byWorkflow[al.Workflow] = append(byWorkflow[al.Workflow], i)
 	}
-	first, err := a.opts.Marker.MarkAlert(ctx, al.Workflow, key, al.Time, 8*24*time.Hour)
-	if err != nil {
-		a.opts.Logger.Warn("alert not sent: cannot mark it in Redis", "workflow", al.Workflow, "condition", al.Condition, "err", err)
-		return false
+	first := make([]bool, len(alerts))
+	errs := make([]error, len(alerts))
+	for wf, idx := range byWorkflow {
+		keys := make([]string, len(idx))
+		at := make([]time.Time, len(idx))
+		for k, i := range idx {
+			keys[k], at[k] = alerts[i].key, alerts[i].Time
+		}
+		f, e := a.opts.Marker.MarkAlerts(ctx, wf, keys, at, 8*24*time.Hour)
+		for k, i := range idx {
+			first[i], errs[i] = f[k], e[k]
+		}
 	}
-	if !first {
-		return false // already sent, by this replica or another
+	var sent []Alert
+	var events []event.Event
+	for i := range alerts {
+		al := alerts[i].Alert
+		if errs[i] != nil {
+			a.opts.Logger.Warn("alert not sent: cannot mark it in Redis", "workflow", al.Workflow, "condition", al.Condition, "err", errs[i])
+			continue
+		}
+		if !first[i] {
+			continue // already sent, by this replica or another
+		}
+		a.opts.Logger.Warn("alert", "workflow", al.Workflow, "condition", al.Condition, "message", al.Message)
+		events = append(events, event.Event{Workflow: al.Workflow, Job: al.Job, BatchID: al.BatchID, RunID: al.RunID, Type: event.TypeAlert,
+			Level: "error", Message: al.Message, Fields: map[string]any{"condition": al.Condition}})
+		sent = append(sent, al)
 	}
-	a.opts.Logger.Warn("alert", "workflow", al.Workflow, "condition", al.Condition, "message", al.Message)
-	a.opts.Events.Emit(ctx, event.Event{Workflow: al.Workflow, Job: al.Job, BatchID: al.BatchID, RunID: al.RunID, Type: event.TypeAlert,
-		Level: "error", Message: al.Message, Fields: map[string]any{"condition": al.Condition}})
+	a.opts.Events.Emit(ctx, events...)
+	if len(a.opts.Notifiers) > 0 {
+		// Each alert is delivered on its own, so that one's retries do not delay the others.
+		var wg sync.WaitGroup
+		for _, al := range sent {
+			wg.Go(func() { a.notify(ctx, al) })
+		}
+		wg.Wait()
+	}
+	return len(sent)
+}
+
+// notify delivers an alert to every notifier, trying each up to three times.
+func (a *Alerter) notify(ctx context.Context, al Alert) {
 	for _, n := range a.opts.Notifiers {
 		var err error
 		for attempt := 0; attempt < 3; attempt++ {
@@ -203,7 +263,6 @@ func (a *Alerter) Raise(ctx context.Context, al Alert, key string) bool {
 			a.opts.Logger.Error("alert not delivered", "notifier", n.String(), "err", err)
 		}
 	}
-	return true
 }
 
 // Run checks deadlines and long-open batches every interval until ctx ends.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +110,32 @@ func TestFailureAlertOnce(t *testing.T) {
 	e.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed})
 	if got := h.waitFor(2); len(got) != 2 {
 		t.Errorf("webhook calls after a second failed batch = %d, want 2", len(got))
+	}
+}
+
+// TestFailedJobsAlertedTogether checks that the jobs one failed batch fails, raised together,
+// are each alerted on once, with one alert event each.
+func TestFailedJobsAlertedTogether(t *testing.T) {
+	h := newHook(t)
+	e, _ := setup(t, &alert.Webhook{URL: h.srv.URL})
+	e.load(t, "w", "a: {}\nb: {}\nc: {}\n")
+	e.store.Open(ctx, "w", batch.OpenRequest{})
+	e.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed})
+	got := h.waitFor(3)
+	jobs := map[string]int{}
+	for _, body := range got {
+		var a alert.Alert
+		if err := json.Unmarshal([]byte(body), &a); err != nil || a.Condition != alert.Failed {
+			t.Errorf("alert = %s (%v)", body, err)
+		}
+		jobs[a.Job]++
+	}
+	if want := map[string]int{"a": 1, "b": 1, "c": 1}; !reflect.DeepEqual(jobs, want) {
+		t.Errorf("alerts per job = %v, want %v", jobs, want)
+	}
+	evs, _ := e.bus.Stream().Read(ctx, "w", event.Query{Type: event.TypeAlert})
+	if len(evs) != 3 {
+		t.Errorf("alert events = %d, want 3", len(evs))
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -105,11 +105,17 @@ var Null = json.RawMessage("null")
 
 // Names returns the field names, sorted.
 func (f Fields) Names() []string {
-	names := make([]string, 0, len(f))
+	return f.appendNames(make([]string, 0, len(f)))
+}
+
+// appendNames appends the field names, sorted, to names: a caller that renders a job passes an
+// array of its own, so that the list is not allocated per job.
+func (f Fields) appendNames(names []string) []string {
+	start := len(names)
 	for k := range f {
 		names = append(names, k)
 	}
-	sort.Strings(names)
+	slices.Sort(names[start:])
 	return names
 }
 
@@ -170,19 +176,37 @@ func (f Fields) Status() Status {
 
 // MarshalJSON writes the fields with sorted names, keeping each value's JSON text as stored.
 func (f Fields) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, name := range f.Names() {
+	return f.appendJSON(nil), nil
+}
+
+// appendJSON appends the fields as MarshalJSON writes them to b.
+func (f Fields) appendJSON(b []byte) []byte {
+	var buf [32]string // most jobs have fewer fields: no allocation for the sorted names
+	b = append(b, '{')
+	for i, name := range f.appendNames(buf[:0]) {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		key, _ := json.Marshal(name)
-		b.Write(key)
-		b.WriteByte(':')
-		b.Write(f[name])
+		b = appendKey(b, name)
+		b = append(b, ':')
+		b = append(b, f[name]...)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}')
+}
+
+// appendKey appends name as a JSON string, as json.Marshal writes it. Names are nearly always
+// plain ASCII, which json.Marshal would write unchanged between quotes: quoting those here saves
+// its reflection and allocations on every field of every answer.
+func appendKey(b []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			key, _ := json.Marshal(name)
+			return append(b, key...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, name...)
+	return append(b, '"')
 }
 
 // Job is one job of a workflow with its fields.
@@ -197,20 +221,36 @@ type Jobs []Job
 
 // MarshalJSON writes {job: {field: value}} keeping the jobs' order.
 func (jobs Jobs) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	return jobs.AppendJSON(nil), nil
+}
+
+// AppendJSON appends the jobs as MarshalJSON writes them to b, in one buffer for the whole answer.
+func (jobs Jobs) AppendJSON(b []byte) []byte {
+	if b == nil {
+		b = make([]byte, 0, jobs.jsonSize()) // one allocation for the whole answer
+	}
+	b = append(b, '{')
 	for i, j := range jobs {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		key, _ := json.Marshal(j.Name)
-		b.Write(key)
-		b.WriteByte(':')
-		fields, _ := j.Fields.MarshalJSON()
-		b.Write(fields)
+		b = appendKey(b, j.Name)
+		b = append(b, ':')
+		b = j.Fields.appendJSON(b)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(b, '}')
+}
+
+// jsonSize is the length of the jobs' JSON text when no name needs escaping.
+func (jobs Jobs) jsonSize() int {
+	n := 2
+	for _, j := range jobs {
+		n += len(j.Name) + 6 // "name":{},
+		for k, v := range j.Fields {
+			n += len(k) + len(v) + 4 // "k":v,
+		}
+	}
+	return n
 }
 
 // UnmarshalJSON reads {job: {field: value}}, keeping the jobs in the order the object lists them.
@@ -273,13 +313,19 @@ var secretRunKeys = []string{"headers", "env"}
 // WithoutSecrets returns the fields with the values of run:'s headers and env replaced by Hidden
 // and the credentials of its url hidden (HideURLSecrets), for showing; f itself is not changed. Fields without such secrets are returned as they are.
 func (f Fields) WithoutSecrets() Fields {
+	g, _ := f.withoutSecrets()
+	return g
+}
+
+// withoutSecrets is WithoutSecrets, telling whether anything was hidden.
+func (f Fields) withoutSecrets() (Fields, bool) {
 	raw, ok := f[FieldRun]
 	if !ok {
-		return f
+		return f, false
 	}
 	var run map[string]any
 	if json.Unmarshal(raw, &run) != nil {
-		return f
+		return f, false
 	}
 	changed := false
 	if u, ok := run["url"].(string); ok {
@@ -296,25 +342,37 @@ func (f Fields) WithoutSecrets() Fields {
 		}
 	}
 	if !changed {
-		return f
+		return f, false
 	}
 	out, err := json.Marshal(run)
 	if err != nil {
-		return f
+		return f, false
 	}
 	g := make(Fields, len(f))
 	for k, v := range f {
 		g[k] = v
 	}
 	g[FieldRun] = out
-	return g
+	return g, true
 }
 
-// WithoutSecrets returns the jobs with their fields' secrets hidden (see Fields.WithoutSecrets).
+// WithoutSecrets returns the jobs with their fields' secrets hidden (see Fields.WithoutSecrets);
+// jobs is not changed. Jobs without such secrets, as most are, are returned as they are: every
+// answer is shown through here, and most would otherwise be copied for nothing.
 func (jobs Jobs) WithoutSecrets() Jobs {
-	out := make(Jobs, len(jobs))
+	var out Jobs
 	for i, j := range jobs {
-		out[i] = Job{Name: j.Name, Fields: j.Fields.WithoutSecrets()}
+		f, changed := j.Fields.withoutSecrets()
+		if !changed {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(jobs)
+		}
+		out[i] = Job{Name: j.Name, Fields: f}
+	}
+	if out == nil {
+		return jobs
 	}
 	return out
 }

@@ -308,6 +308,25 @@ func TestFieldsMarshalJSON(t *testing.T) {
 	}
 }
 
+// TestFieldNamesQuotedAsJSON checks that names are quoted as encoding/json quotes them, both the
+// plain ones MarshalJSON quotes itself and the others.
+func TestFieldNamesQuotedAsJSON(t *testing.T) {
+	for _, name := range []string{"param1", "batch_end_date", "a b", "a\"b", `a\b`, "a<b>&", "tab\there", "\x7f", "é", "\u2028", "bad\xffutf8", ""} {
+		t.Run(name, func(t *testing.T) {
+			key, _ := json.Marshal(name)
+			want := "{" + string(key) + ":1}"
+			got, _ := batch.Fields{name: json.RawMessage(`1`)}.MarshalJSON()
+			if string(got) != want {
+				t.Errorf("MarshalJSON() = %s, want %s", got, want)
+			}
+			got, _ = batch.Jobs{{Name: name, Fields: batch.Fields{}}}.MarshalJSON()
+			if want := "{" + string(key) + ":{}}"; string(got) != want {
+				t.Errorf("Jobs.MarshalJSON() = %s, want %s", got, want)
+			}
+		})
+	}
+}
+
 func TestJobsMarshalJSON(t *testing.T) {
 	tests := []struct {
 		name string

@@ -150,3 +150,32 @@ func mustLoadLocation(tb testing.TB, name string) *time.Location {
 	}
 	return loc
 }
+
+// TestAppendTimeAsLayout checks the hand-written formatting against time's own, over years in
+// and out of 1-9999, zones, and nanoseconds that the layout drops.
+func TestAppendTimeAsLayout(t *testing.T) {
+	zone := time.FixedZone("x", -(5*3600 + 30*60))
+	times := []time.Time{
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1776, 7, 4, 23, 59, 0, 0, time.UTC),
+		time.Date(2026, 11, 22, 13, 49, 30, 123456789, zone),
+		time.Date(0, 12, 31, 23, 0, 0, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-42, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1, 1, 1, 1, 0, 0, 0, zone), // year 1 here, year 1 in UTC too
+		{},
+	}
+	for s := int64(-70000000000); s < 260000000000; s += 987654321 {
+		times = append(times, time.Unix(s, s%1000000000).In(zone))
+	}
+	for _, tm := range times {
+		want := tm.UTC().Format(batch.TimeLayout)
+		if got := string(batch.AppendTime([]byte("x"), tm)); got != "x"+want {
+			t.Errorf("AppendTime(%v) = %q, want %q", tm, got, "x"+want)
+		}
+		if got := batch.FormatTime(tm); got != want {
+			t.Errorf("FormatTime(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package event
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/batchy/batchy/internal/batch"
@@ -60,12 +61,15 @@ func (s RecordingStore) publish(ctx context.Context) func(*batch.State, error) (
 	}
 }
 
-// FromChanges turns the changes a transition recorded into its events, one per job changed.
+// FromChanges turns the changes a transition recorded into its events, one per job changed. It
+// runs for every transition that anyone listens to: the texts are built with as few allocations
+// as they can be.
 func FromChanges(changes []batch.Change) []Event {
 	out := make([]Event, 0, len(changes))
 	for _, c := range changes {
 		e := Event{ID: c.ID, Time: c.Time, Workflow: c.Workflow, Job: c.Job, BatchID: c.BatchID, Type: c.Type, Level: "info"}
-		batchID := strconv.FormatInt(c.BatchID, 10)
+		var digits [20]byte
+		batchID := strconv.AppendInt(digits[:0], c.BatchID, 10) // string(batchID) in a concatenation copies nothing
 		switch c.Type {
 		case TypeLoad:
 			e.Message = "configuration loaded: " + strconv.Itoa(c.Jobs) + " jobs"
@@ -74,24 +78,23 @@ func FromChanges(changes []batch.Change) []Event {
 			}
 			e.Fields = map[string]any{"reset": c.Reset}
 		case TypeOpen:
-			from, to := batch.FormatTime(c.From), batch.FormatTime(c.To)
-			e.Message = "batch " + batchID + " opened: window " + from + " to " + to
+			var from, to string
+			e.Message, from, to = openMessage(c.BatchID, c.From, c.To, c.Backfill)
 			e.Fields = map[string]any{"from_date": from, "to_date": to}
 			if c.Backfill {
-				e.Message = "backfill " + e.Message
 				e.Fields["backfill"] = true
 			}
 		case TypeAbandon:
 			old := "?"
 			if c.BatchID != 0 {
-				old = batchID
+				old = string(batchID)
 			}
 			e.Level = "warn"
 			e.Message = "batch " + old + " abandoned: job opened again in batch " + strconv.FormatInt(c.NextBatchID, 10) + " before it ended"
 		case TypeClose, TypeFail:
-			e.Message = "batch " + batchID + " succeeded"
+			e.Message = "batch " + string(batchID) + " succeeded"
 			if c.Type == TypeFail {
-				e.Level, e.Message = "error", "batch "+batchID+" failed"
+				e.Level, e.Message = "error", "batch "+string(batchID)+" failed"
 			}
 			if !c.Start.IsZero() && !c.End.IsZero() {
 				e.Fields = map[string]any{"duration_seconds": float64(c.End.Sub(c.Start).Microseconds()) / 1e6}
@@ -105,4 +108,26 @@ func FromChanges(changes []batch.Change) []Event {
 		out = append(out, e)
 	}
 	return out
+}
+
+// openMessage says which window a batch opened: "[backfill ]batch <id> opened: window <from> to
+// <to>", in one allocation which the dates returned share.
+func openMessage(id int64, from, to time.Time, backfill bool) (msg, fromText, toText string) {
+	var b strings.Builder
+	b.Grow(len("backfill batch  opened: window  to ") + 20 + 2*len(batch.TimeLayout))
+	if backfill {
+		b.WriteString("backfill ")
+	}
+	var buf [32]byte
+	b.WriteString("batch ")
+	b.Write(strconv.AppendInt(buf[:0], id, 10))
+	b.WriteString(" opened: window ")
+	fromAt := b.Len()
+	b.Write(batch.AppendTime(buf[:0], from))
+	fromEnd := b.Len()
+	b.WriteString(" to ")
+	toAt := b.Len()
+	b.Write(batch.AppendTime(buf[:0], to))
+	msg = b.String()
+	return msg, msg[fromAt:fromEnd], msg[toAt:]
 }

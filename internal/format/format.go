@@ -5,6 +5,7 @@
 package format
 
 import (
+	"bytes"
 	"io"
 
 	"github.com/batchy/batchy/internal/batch"
@@ -61,11 +62,7 @@ func Write(w io.Writer, f Format, wf string, batchID int64, jobs batch.Jobs, opt
 	switch f {
 	case JSON, "":
 		// MarshalJSON directly rather than json.Marshal, which would HTML-escape the stored text.
-		b, err := jobs.MarshalJSON()
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
+		_, err := w.Write(jobs.AppendJSON(nil))
 		return err
 	case Infa:
 		return InfaFile(w, jobs, opts)
@@ -74,6 +71,17 @@ func Write(w io.Writer, f Format, wf string, batchID int64, jobs batch.Jobs, opt
 	}
 	_, err := Parse(string(f))
 	return err
+}
+
+// Append appends jobs rendered as Write renders them to b. JSON, every transition's answer, is
+// written straight into b, without Write's copy through a writer.
+func Append(b []byte, f Format, wf string, batchID int64, jobs batch.Jobs, opts Options) ([]byte, error) {
+	if f == JSON || f == "" {
+		return jobs.AppendJSON(b), nil
+	}
+	w := bytes.NewBuffer(b)
+	err := Write(w, f, wf, batchID, jobs, opts)
+	return w.Bytes(), err
 }
 
 // clip shortens user input quoted back in an error message, so that a long value cannot flood a

@@ -548,3 +548,26 @@ func TestEnvVarsExec(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendAsWrite checks that Append renders what Write writes, after what b holds.
+func TestAppendAsWrite(t *testing.T) {
+	jobs := batch.Jobs{
+		{Name: "job1", Fields: batch.Fields{"status": json.RawMessage(`"open"`), "batch_id": json.RawMessage(`7`), "from_date": json.RawMessage(`"2026-11-22T13:49:30.000000Z"`), "p": json.RawMessage(`"<a & b>"`)}},
+		{Name: "job\"2", Fields: batch.Fields{}},
+	}
+	for _, f := range []Format{"", JSON, Infa, Env} {
+		t.Run(string(f), func(t *testing.T) {
+			var want bytes.Buffer
+			if err := Write(&want, f, "wf1", 7, jobs, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Append([]byte("prefix"), f, "wf1", 7, jobs, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != "prefix"+want.String() {
+				t.Errorf("Append = %q, want %q", got, "prefix"+want.String())
+			}
+		})
+	}
+}

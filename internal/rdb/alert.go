@@ -4,14 +4,26 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// MarkAlert marks the alert key of a workflow as sent at at, for ttl, unless it is marked
-// already: true for the first caller only, whichever replica it runs on.
-func (s *Store) MarkAlert(ctx context.Context, wf, key string, at time.Time, ttl time.Duration) (bool, error) {
-	first, err := s.client.SetNX(ctx, s.keys.Alert(wf, key), at.Format(time.RFC3339Nano), ttl).Result()
-	if err != nil {
-		return false, fmt.Errorf("rdb.MarkAlert: %w", err)
+// MarkAlerts marks alert keys of a workflow as sent (keys[i] at at[i]), for ttl, unless marked
+// already, in one round trip: first[i] is true for the first caller of keys[i] only, whichever
+// replica it runs on.
+func (s *Store) MarkAlerts(ctx context.Context, wf string, keys []string, at []time.Time, ttl time.Duration) ([]bool, []error) {
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.BoolCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.SetNX(ctx, s.keys.Alert(wf, k), at[i].Format(time.RFC3339Nano), ttl)
 	}
-	return first, nil
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
+	first := make([]bool, len(keys))
+	errs := make([]error, len(keys))
+	for i, c := range cmds {
+		if first[i], errs[i] = c.Result(); errs[i] != nil {
+			errs[i] = fmt.Errorf("rdb.MarkAlerts: %w", errs[i])
+		}
+	}
+	return first, errs
 }

@@ -121,13 +121,34 @@ func dateRecord(v json.RawMessage) (string, bool) {
 	return strconv.FormatInt(t.UnixMicro(), 10), true
 }
 
-// appendTo adds the record's fields to f.
+// count is the number of fields the record holds.
+func (r runRecord) count() int {
+	n := 0
+	for _, v := range [...]string{r.status, r.batchID, r.from, r.to, r.start, r.end, r.backfill, r.metadata} {
+		if v != "-" {
+			n++
+		}
+	}
+	return n
+}
+
+// appendTo adds the record's fields to f. Every state read and every transition's answer runs it
+// for every job, so the values are written into one buffer, one allocation for all of them.
 func (r runRecord) appendTo(f batch.Fields) error {
+	const date = len(batch.TimeLayout) + 2 // a quoted date of years 1-9999
+	buf := make([]byte, 0, len(r.status)+2+len(r.batchID)+4*date+len(r.metadata))
+	// value returns what was appended since start, capped so that later appends never write into
+	// it (they go to a new array should the buffer ever be short).
+	value := func(start int) json.RawMessage { return buf[start:len(buf):len(buf)] }
 	if r.status != "-" {
-		f[batch.FieldStatus] = json.RawMessage(`"` + r.status + `"`)
+		start := len(buf)
+		buf = append(append(append(buf, '"'), r.status...), '"')
+		f[batch.FieldStatus] = value(start)
 	}
 	if r.batchID != "-" {
-		f[batch.FieldBatchID] = json.RawMessage(r.batchID)
+		start := len(buf)
+		buf = append(buf, r.batchID...)
+		f[batch.FieldBatchID] = value(start)
 	}
 	for _, d := range [...]struct{ name, v string }{{batch.FieldFromDate, r.from}, {batch.FieldToDate, r.to}, {batch.FieldBatchStart, r.start}, {batch.FieldBatchEnd, r.end}} {
 		switch d.v {
@@ -139,17 +160,24 @@ func (r runRecord) appendTo(f batch.Fields) error {
 			if err != nil {
 				return fmt.Errorf("rdb: %s %q is not a time", d.name, d.v)
 			}
-			f[d.name] = json.RawMessage(`"` + batch.FormatTime(time.UnixMicro(n)) + `"`)
+			start := len(buf)
+			buf = append(batch.AppendTime(append(buf, '"'), time.UnixMicro(n)), '"')
+			f[d.name] = value(start)
 		}
 	}
 	if r.backfill == "1" {
-		f[batch.FieldBackfill] = json.RawMessage("true")
+		f[batch.FieldBackfill] = jsonTrue
 	}
 	if r.metadata != "-" {
-		f[batch.FieldMetadata] = json.RawMessage(r.metadata)
+		start := len(buf)
+		buf = append(buf, r.metadata...)
+		f[batch.FieldMetadata] = value(start)
 	}
 	return nil
 }
+
+// jsonTrue is shared by every backfill field: callers never change a field's text.
+var jsonTrue = json.RawMessage("true")
 
 // windowRecord is what the open script needs of a job's configured fields:
 // "<reprocess_hours in µs> <trunc_start 0|1> <initial_from_date in µs>".
@@ -205,6 +233,8 @@ func (c *decodeCache[V]) get(s string) (V, error) {
 type codec struct {
 	cfg      *decodeCache[batch.Fields]
 	settings *decodeCache[batch.Settings]
+	// loadedAt reads the time a workflow was loaded, which every reply carries too.
+	loadedAt *decodeCache[time.Time]
 }
 
 func newCodec() codec {
@@ -223,6 +253,7 @@ func newCodec() codec {
 			}
 			return st, nil
 		}),
+		loadedAt: newDecodeCache(batch.ParseTime),
 	}
 }
 
@@ -232,11 +263,13 @@ func (c codec) jobFields(run, cfg string) (batch.Fields, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := make(batch.Fields, len(conf)+8)
+	r := parseRun(run)
+	// Sized exactly: a map of up to 8 fields is one small allocation, a larger one several.
+	f := make(batch.Fields, len(conf)+r.count())
 	for k, v := range conf {
 		f[k] = v
 	}
-	if err := parseRun(run).appendTo(f); err != nil {
+	if err := r.appendTo(f); err != nil {
 		return nil, err
 	}
 	return f, nil

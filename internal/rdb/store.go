@@ -130,7 +130,7 @@ func (s *Store) afterWrite(ctx context.Context, op string) error {
 func (s *Store) stateFromHash(wf string, h map[string]string) (*batch.State, error) {
 	st := &batch.State{Workflow: wf, Exclusive: h["exclusive"] == "1"}
 	st.LastBatchID, _ = strconv.ParseInt(h["last_batch_id"], 10, 64)
-	st.LoadedAt, _ = batch.ParseTime(h["loaded_at"])
+	st.LoadedAt, _ = s.codec.loadedAt.get(h["loaded_at"])
 	var err error
 	if st.Settings, err = s.codec.settings.get(orDefaultString(h["settings"], "{}")); err != nil {
 		return nil, fmt.Errorf("rdb: workflow %s: %w", wf, err)
