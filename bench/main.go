@@ -159,6 +159,9 @@ type Report struct {
 	Config  benchConfig
 	HTTP    []Result // both stores, both APIs
 	Bare    []Result // the bare EVAL reference, one per concurrency
+	// Floor is the floor server's open (bench/floor: gin, one EVALSHA of the bare script, no
+	// batchy), one per concurrency: what any HTTP server doing one Redis round trip costs here.
+	Floor []Result
 	Direct  []Result // rdb.Store without HTTP, and batchy's own scripts replayed (direct part)
 	// Transitions is the calibration: Redis calls, round trips, Redis µs and batchy CPU per request.
 	Transitions []Transition
@@ -336,6 +339,15 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 		}
 		defer direct.close()
 	}
+	// The floor server: the same load generator against an open with batchy out of the path.
+	var floor *process
+	var floorBase string
+	if cfg.does("http") {
+		if floor, floorBase, err = startFloor(ctx, tmp, redisURL); err != nil {
+			return nil, fmt.Errorf("floor server: %w", err)
+		}
+		defer floor.stop()
+	}
 	// Every timed phase against Redis also reads what it cost Redis per request.
 	rm := &redisMeter{ref: ref, pid: rp.pid(), transitions: rep.Transitions, logf: logf}
 	// The no-op EVAL (the floor of a round trip) is a short phase.
@@ -345,6 +357,7 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 		if cfg.does("http") {
 			rep.Bare = append(rep.Bare, timed(ctx, "noop-eval", bare.noopOp(), c, short, bp.pid(), rm, logf))
 			rep.Bare = append(rep.Bare, timed(ctx, "bare-eval", bare.op(), c, cfg, bp.pid(), rm, logf))
+			rep.Floor = append(rep.Floor, timed(ctx, "floor", floorOp(hc, floorBase, workers), c, cfg, floor.pid(), rm, logf))
 			rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, []int{c}, "redis", hc, base, bp.pid(), rm, prof, logf)...)
 		}
 		if direct != nil {
@@ -418,7 +431,7 @@ func timed(ctx context.Context, target string, o op, conc int, cfg benchConfig, 
 	if serverPID != 0 {
 		d := cpuOf(serverPID) - s0
 		r.ServerCPU = float64(d) / float64(wall)
-		if r.Requests > 0 && o.name != opBare && o.name != opNoop { // the bench's own EVALSHA: batchy is idle
+		if r.Requests > 0 && o.name != opBare && o.name != opNoop { // the bench's own EVALSHA: the server is idle
 			r.ServerUsec = float64(d.Microseconds()) / float64(r.Requests)
 		}
 	}

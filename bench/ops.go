@@ -149,3 +149,14 @@ func httpOps(hc *http.Client, base string, api apiRoutes, workers int, only ...s
 	}
 	return out
 }
+
+// floorOp is the floor server's open, for each worker's workflow.
+func floorOp(hc *http.Client, base string, workers int) op {
+	urls := make([]string, workers)
+	for w := range urls {
+		urls[w] = base + "/open_batch/" + wfName(w)
+	}
+	return op{name: opOpen, run: func(ctx context.Context, w int, _ func(int, time.Duration)) error {
+		return do(ctx, hc, http.MethodGet, urls[w])
+	}}
+}

@@ -121,6 +121,40 @@ func buildBatchy(dir string) (string, error) {
 	return bin, nil
 }
 
+// startFloor builds and runs the floor server (bench/floor) on a free port against redisURL.
+func startFloor(ctx context.Context, dir, redisURL string) (*process, string, error) {
+	bin := filepath.Join(dir, "floor")
+	cmd := exec.Command("go", "build", "-o", bin, "./bench/floor")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, "", fmt.Errorf("go build ./bench/floor: %w", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := start("floor", nil, bin, "--addr", addr, "--redis-url", redisURL)
+	if err != nil {
+		return nil, "", err
+	}
+	base := "http://" + addr
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return p, base, nil
+			}
+		}
+		if p.exited() || time.Now().After(deadline) {
+			p.stop()
+			return nil, "", fmt.Errorf("the floor server did not become ready on %s: %s", addr, p.output())
+		}
+	}
+}
+
 // serveFlags returns the flags batchy serve knows, from its --help.
 func serveFlags(bin string) string {
 	out, _ := exec.Command(bin, "serve", "--help").CombinedOutput()

@@ -105,6 +105,18 @@ func usecCells(rep *Report, op string) (string, float64, bool) {
 	return strings.Join(cells, ", ") + " µs", worst, any
 }
 
+// floorCells is the floor server's CPU per request at each concurrency: the same open's HTTP and
+// Redis round trip with batchy out of the path (bench/floor).
+func floorCells(rep *Report) (string, bool) {
+	var cells []string
+	for _, c := range rep.Config.conc {
+		if r, ok := find(rep.Floor, "floor", opOpen, c); ok && r.ServerUsec > 0 {
+			cells = append(cells, fmt.Sprintf("c%d %.1f", c, r.ServerUsec))
+		}
+	}
+	return strings.Join(cells, ", ") + " µs", len(cells) > 0
+}
+
 // transitionOp is the timed operation of a transition (see transitionOps).
 func transitionOp(tr string) string {
 	for _, to := range transitionOps {
@@ -200,6 +212,9 @@ func checks(rep *Report) []Check {
 		if cells, worst, ok2 := usecCells(rep, to.op); ok2 {
 			cpu.Measured, cpu.Met = true, worst <= targetBatchyUsec
 			cpu.Figure = cells
+			if f, okF := floorCells(rep); okF {
+				cpu.Figure += "; the floor server (one Redis round trip, no batchy): " + f
+			}
 			if ok {
 				cpu.Figure += fmt.Sprintf("; this request alone at c1: %.1f µs", t.BatchyUsec)
 			}
@@ -555,6 +570,21 @@ func markdown(rep *Report) string {
 				p("%s", row)
 			}
 		}
+	}
+	if len(rep.Floor) > 0 {
+		row := "| floor server (no batchy) | open |"
+		for _, c := range rep.Config.conc {
+			if r, ok := find(rep.Floor, "floor", opOpen, c); ok {
+				row += " " + usecCell(r) + " |"
+			} else {
+				row += " - |"
+			}
+		}
+		p("%s", row)
+		p("")
+		p("The floor server (`bench/floor`) answers the same `GET /open_batch/<wf>` from the same load generator")
+		p("with one EVALSHA of the bare script and the hash it read as JSON, on gin without middleware: what any")
+		p("HTTP server doing one Redis round trip costs on this machine, batchy's work aside.")
 	}
 	p("")
 	p("## Redis per request in the timed phases")
