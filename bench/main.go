@@ -161,8 +161,8 @@ type Report struct {
 	Bare    []Result // the bare EVAL reference, one per concurrency
 	// Floor is the floor server's open (bench/floor: gin, one EVALSHA of the bare script, no
 	// batchy), one per concurrency: what any HTTP server doing one Redis round trip costs here.
-	Floor []Result
-	Direct  []Result // rdb.Store without HTTP, and batchy's own scripts replayed (direct part)
+	Floor  []Result
+	Direct []Result // rdb.Store without HTTP, and batchy's own scripts replayed (direct part)
 	// Transitions is the calibration: Redis calls, round trips, Redis µs and batchy CPU per request.
 	Transitions []Transition
 	Wake        []WakeResult

@@ -1,7 +1,9 @@
 // Package notify wakes the waiters of a batchy process when a workflow changes. Every transition
 // script publishes the workflow's name on one Redis channel; a Hub holds ONE subscription to it
 // (through a Source, rdb.Store) and fans each message out to the waiters of that workflow inside
-// the process, so a thousand waiters cost one Redis connection, not a thousand.
+// the process, so a thousand waiters cost one Redis connection, not a thousand. The subscription
+// is held only while the process has waiters (and a short while after the last one left): a
+// process that nobody waits on neither receives nor reads a message per transition.
 package notify
 
 import (
@@ -27,6 +29,10 @@ type Hub struct {
 	mu      sync.Mutex
 	waiters map[string]map[*Waiter]struct{} // by workflow
 	count   int
+	idle    time.Time     // when count last fell to 0
+	wanted  chan struct{} // signalled when a waiter arrives (Run may be waiting for one)
+	// idleGrace is how long the subscription stays after the last waiter left.
+	idleGrace time.Duration
 }
 
 // Waiter receives a signal on C when one of its workflows may have changed. C is buffered (one
@@ -44,7 +50,7 @@ func NewHub(source Source, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hub{source: source, log: log, waiters: map[string]map[*Waiter]struct{}{}}
+	return &Hub{source: source, log: log, waiters: map[string]map[*Waiter]struct{}{}, wanted: make(chan struct{}, 1), idleGrace: 30 * time.Second}
 }
 
 // Watch registers a waiter for the workflows. Register before reading the state it waits on, so
@@ -61,6 +67,10 @@ func (h *Hub) Watch(workflows ...string) *Waiter {
 		h.waiters[wf][w] = struct{}{}
 	}
 	h.count++
+	select {
+	case h.wanted <- struct{}{}:
+	default:
+	}
 	return w
 }
 
@@ -76,6 +86,9 @@ func (w *Waiter) Stop() {
 		}
 	}
 	h.count--
+	if h.count == 0 {
+		h.idle = time.Now()
+	}
 }
 
 // Waiters returns how many waiters are registered.
@@ -113,13 +126,28 @@ func (h *Hub) wakeAll() {
 	}
 }
 
-// Run keeps the subscription until ctx ends, re-establishing it after any error.
+// Run holds the subscription while the hub has waiters, until ctx ends, re-establishing it after
+// any error. A waiter that arrives while there is none is woken once it is in place (subscribed
+// wakes everyone), so it re-checks what it read before: nothing published meanwhile is missed.
 func (h *Hub) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := h.source.ListenChanges(ctx, h.wakeAll, h.wake)
+		if !h.waitForWaiters(ctx) {
+			return
+		}
+		sub, stop := context.WithCancel(ctx)
+		idle := make(chan struct{})
+		go h.stopWhenIdle(sub, stop, idle)
+		err := h.source.ListenChanges(sub, h.wakeAll, h.wake)
+		stop()
 		if ctx.Err() != nil {
 			return
+		}
+		select {
+		case <-idle: // dropped on purpose: no waiter for idleGrace
+			backoff = 100 * time.Millisecond
+			continue
+		default:
 		}
 		h.log.Warn("notification subscription lost; re-subscribing", "err", err, "retry_in", backoff)
 		h.wakeAll()
@@ -129,5 +157,41 @@ func (h *Hub) Run(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// waitForWaiters returns once the hub has a waiter; false if ctx ended first.
+func (h *Hub) waitForWaiters(ctx context.Context) bool {
+	for {
+		if h.Waiters() > 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-h.wanted:
+		}
+	}
+}
+
+// stopWhenIdle ends the subscription (stop) once the hub has had no waiter for idleGrace, and
+// then closes idle; it returns when sub ends.
+func (h *Hub) stopWhenIdle(sub context.Context, stop context.CancelFunc, idle chan<- struct{}) {
+	t := time.NewTicker(max(h.idleGrace/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-sub.Done():
+			return
+		case <-t.C:
+			h.mu.Lock()
+			quiet := h.count == 0 && time.Since(h.idle) >= h.idleGrace
+			h.mu.Unlock()
+			if quiet {
+				close(idle)
+				stop()
+				return
+			}
+		}
 	}
 }

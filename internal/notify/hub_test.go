@@ -135,3 +135,53 @@ func TestOneSubscriptionAndRecovery(t *testing.T) {
 		t.Errorf("no notification after the subscription came back")
 	}
 }
+
+// TestSubscribedOnlyWhileWaited: without waiters the hub holds no subscription (a transition's
+// notification reaches no one and costs nothing to read); the first waiter brings it, and is woken
+// once it is in place, to re-check what it read before; it goes when the last waiter has been gone
+// for the idle grace.
+func TestSubscribedOnlyWhileWaited(t *testing.T) {
+	client := rdbtest.StartRedis(t).Client(t)
+	store := rdb.New(client, rdb.Options{})
+	hub := notify.NewHub(store, nil)
+	notify.SetIdleGrace(hub, 200*time.Millisecond)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go hub.Run(runCtx)
+	subscribers := func() int64 {
+		n, err := client.PubSubNumSub(ctx, store.Keys().Changed()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n[store.Keys().Changed()]
+	}
+	waitFor := func(want int64, why string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); subscribers() != want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d subscriptions, want %d", why, subscribers(), want)
+			}
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := subscribers(); n != 0 {
+		t.Fatalf("%d subscriptions without a waiter, want 0", n)
+	}
+	w := hub.Watch("w1")
+	if !signalled(w, 5*time.Second) {
+		t.Fatal("the first waiter was not woken once the subscription was in place")
+	}
+	waitFor(1, "with a waiter")
+	wf := &batch.Workflow{Name: "w1", Jobs: batch.Jobs{{Name: "a", Fields: batch.Fields{}}}}
+	if _, err := store.Load(ctx, wf, false); err != nil {
+		t.Fatal(err)
+	}
+	if !signalled(w, 5*time.Second) {
+		t.Fatal("a change did not wake the waiter")
+	}
+	w.Stop()
+	waitFor(0, "after the last waiter left")
+	w = hub.Watch("w1")
+	defer w.Stop()
+	waitFor(1, "with a waiter again")
+}

@@ -16,6 +16,16 @@ import (
 func (s *Store) ListenChanges(ctx context.Context, subscribed func(), changed func(wf string)) error {
 	ps := s.client.Subscribe(ctx, s.keys.Changed())
 	defer ps.Close()
+	// Receive does not return when ctx ends: closing the subscription makes it.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			ps.Close()
+		case <-done:
+		}
+	}()
 	for {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
