@@ -232,6 +232,9 @@ func checks(rep *Report) []Check {
 			stretch = "stretch met"
 		}
 		c.Figure = fmt.Sprintf("%.2f (%.0f / %.0f req/s); %s", ratio, open.OpsPerSec(), bare.OpsPerSec(), stretch)
+		if f, ok := find(rep.Floor, "floor", opOpen, targetConc); ok {
+			c.Figure += fmt.Sprintf("; the floor server (one Redis round trip, no batchy): %.2f (%.0f req/s)", f.OpsPerSec()/bare.OpsPerSec(), f.OpsPerSec())
+		}
 	}
 	out = append(out, c)
 	c = Check{Target: fmt.Sprintf("`GET /open_batch/<wf>` p99 ≤ %s at c%d", ms(targetP99), targetConc)}
@@ -242,6 +245,9 @@ func checks(rep *Report) []Check {
 	out = append(out, c)
 	raw, rawOK := find(rep.Direct, "raw-lua", opPair, targetConc)
 	for _, api := range []string{"original", "v1"} {
+		if len(rep.Direct) == 0 {
+			break // the direct part is not compiled in
+		}
 		c := Check{Target: fmt.Sprintf("open+close over HTTP (%s routes, Redis) ≥ %.2f × batchy's own scripts replayed (raw-lua, direct part; not the reference), at c%d", api, targetRatio, targetConc)}
 		if h, ok := find(rep.HTTP, "http-redis/"+api, opPair, targetConc); ok && rawOK && raw.OpsPerSec() > 0 {
 			ratio := h.OpsPerSec() / raw.OpsPerSec()
