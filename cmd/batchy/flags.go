@@ -53,7 +53,7 @@ func (f *storeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.dataFile, "data-file", "data/batchy.json", "the embedded store's data file, written atomically after every change (only without --redis-url)")
 	fs.StringVar(&f.prefix, "prefix", "batchy", "prefix of every Redis key")
 	fs.StringVar(&f.tz, "tz", "UTC", "time zone of trunc_start's midnight (IANA name, e.g. Europe/Berlin)")
-	fs.IntVar(&f.history, "history", 1000, "batches of history kept per workflow")
+	fs.IntVar(&f.history, "history", 1000, "batches of history kept per workflow (up to a sixteenth more: trimmed in steps)")
 	markSecret(fs, "redis-url", secretURL)
 	markSecret(fs, "redis-password", secretHidden)
 	markSecret(fs, "redis-sentinel-password", secretHidden)
