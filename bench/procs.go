@@ -139,20 +139,10 @@ func startFloor(ctx context.Context, dir, redisURL string) (*process, string, er
 		return nil, "", err
 	}
 	base := "http://" + addr
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return p, base, nil
-			}
-		}
-		if p.exited() || time.Now().After(deadline) {
-			p.stop()
-			return nil, "", fmt.Errorf("the floor server did not become ready on %s: %s", addr, p.output())
-		}
+	if err := waitReady(ctx, p, base); err != nil {
+		return nil, "", fmt.Errorf("the floor server: %w", err)
 	}
+	return p, base, nil
 }
 
 // serveFlags returns the flags batchy serve knows, from its --help.
@@ -174,22 +164,28 @@ func startBatchy(ctx context.Context, env []string, bin string, args ...string) 
 		return nil, "", err
 	}
 	base := "http://" + addr
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	if err := waitReady(ctx, p, base); err != nil {
+		return nil, "", fmt.Errorf("batchy serve: %w", err)
+	}
+	return p, base, nil
+}
+
+// waitReady waits until the server p runs at base answers /readyz with 200, for 15 s at most; on
+// failure it stops p.
+func waitReady(ctx context.Context, p *process, base string) error {
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		res, err := http.DefaultClient.Do(req)
-		if err == nil {
+		if res, err := http.DefaultClient.Do(req); err == nil {
 			io.Copy(io.Discard, res.Body)
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return p, base, nil
+				return nil
 			}
 		}
 		if p.exited() || time.Now().After(deadline) {
 			p.stop()
-			return nil, "", fmt.Errorf("batchy serve did not become ready on %s: %s", addr, p.output())
+			return fmt.Errorf("not ready on %s: %s", base, p.output())
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

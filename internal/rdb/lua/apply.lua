@@ -45,21 +45,7 @@ if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[5])
   local keep = tonumber(ARGV[6])
   if keep > 0 then
-    -- As in open.lua: history keeps between keep and keep + keep/16 batches.
-    local n = redis.call('ZCARD', KEYS[2])
-    local old = {}
-    if n > keep then old = redis.call('ZRANGE', KEYS[2], 0, math.min(n - keep, 4000) - 1) end
-    if #old > 0 then
-      local lists = redis.call('HMGET', KEYS[3], unpack(old))
-      local gone = {}
-      for k, oid in ipairs(old) do
-        gone[#gone + 1] = oid
-        for _, j in ipairs(words(lists[k] or '')) do gone[#gone + 1] = oid .. ':' .. j end
-      end
-      hdel(KEYS[3], gone)
-      redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #old - 1)
-      n = n - #old
-    end
+    local n = trim_history(KEYS[2], KEYS[3], keep)
     trimmed = string.format('%d', n)
     redis.call('HSET', KEYS[1], 'hist_n', trimmed)
   end

@@ -69,6 +69,26 @@ end
 
 local function us(n) return string.format('%d', n) end
 
+-- trim_history deletes the oldest batches of history (index, the ZSET of ids; history, the hash of
+-- their jobs) beyond keep, at most 4,000 in one call, and returns how many batches are left. The
+-- callers trim only once history passes keep + keep/16: a few calls every keep/16 opens instead of
+-- on every one.
+local function trim_history(index, history, keep)
+  local n = redis.call('ZCARD', index)
+  local old = {}
+  if n > keep then old = redis.call('ZRANGE', index, 0, math.min(n - keep, 4000) - 1) end
+  if #old == 0 then return n end
+  local lists = redis.call('HMGET', history, unpack(old))
+  local gone = {}
+  for k, oid in ipairs(old) do
+    gone[#gone + 1] = oid
+    for _, j in ipairs(words(lists[k] or '')) do gone[#gone + 1] = oid .. ':' .. j end
+  end
+  hdel(history, gone)
+  redis.call('ZREMRANGEBYRANK', index, 0, #old - 1)
+  return n - #old
+end
+
 -- not_before returns now, or the record's batch_start or batch_end if later. The caller reads its
 -- clock before the script runs, so a request that read it earlier can run after one that read it
 -- later (or another replica's clock may lag): a job's times must still never go back, or a window

@@ -156,27 +156,12 @@ for i, job in ipairs(jobs) do
   fields[#fields + 1] = run
 end
 
--- History keeps between keep and keep + keep/16 batches: trimming in steps costs a few calls
--- every keep/16 opens instead of on every one. hist_n counts them without a ZCARD on every open.
+-- History keeps between keep and keep + keep/16 batches (trim_history); hist_n counts them without
+-- a ZCARD on every open.
 hset(KEYS[3], hist)
 redis.call('ZADD', KEYS[2], id, sid)
 local n = (tonumber(s.hist_n) or redis.call('ZCARD', KEYS[2]) - 1) + 1
-if n > keep + math.floor(keep / 16) then
-  n = redis.call('ZCARD', KEYS[2])
-  local old = {}
-  if n > keep then old = redis.call('ZRANGE', KEYS[2], 0, math.min(n - keep, 4000) - 1) end
-  if #old > 0 then
-    local lists = redis.call('HMGET', KEYS[3], unpack(old))
-    local gone = {}
-    for k, oid in ipairs(old) do
-      gone[#gone + 1] = oid
-      for _, j in ipairs(words(lists[k] or '')) do gone[#gone + 1] = oid .. ':' .. j end
-    end
-    hdel(KEYS[3], gone)
-    redis.call('ZREMRANGEBYRANK', KEYS[2], 0, #old - 1)
-    n = n - #old
-  end
-end
+if n > keep + math.floor(keep / 16) then n = trim_history(KEYS[2], KEYS[3], keep) end
 set[#set + 1] = 'hist_n'
 set[#set + 1] = us(n)
 if tz_new then
