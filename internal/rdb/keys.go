@@ -1,5 +1,7 @@
-// Package rdb is the Redis store: batch state in Redis hashes, every transition one Lua script, and
-// the embedded in-process store used when no Redis is configured.
+// Package rdb is the Redis store and the one package that talks to Redis: batch state in Redis
+// hashes, every transition one Lua script, the event streams, the scheduler's runs and leases,
+// alert marks, change notifications, migration between key layouts, and the embedded in-process
+// store used when no Redis is configured.
 package rdb
 
 // Layout is the version of the key layout below, stored in every state hash and in the layout key.

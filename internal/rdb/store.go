@@ -36,8 +36,9 @@ type Options struct {
 }
 
 // Store is the batch.Store on Redis (single node, Sentinel or Cluster through a universal client).
-// A transition is one script reading the workflow's state hash once and writing it, its history
-// and its event stream once each (see lua/).
+// A transition is one script that writes the workflow's state hash, its history and its event
+// stream once each: computed in Go from the store's copy of the state and checked against its
+// revision (fast.go, lua/apply.lua), or computed in Lua (lua/open.lua, lua/end.lua).
 type Store struct {
 	client redis.UniversalClient
 	keys   Keys
