@@ -97,7 +97,7 @@ func anyRunner(delta map[string]cmdStat) bool {
 func directPerOp(ts []Transition, op string) (map[string]float64, bool) {
 	var names []string
 	switch op {
-	case opBare, opNoop:
+	case opBare, opNoop, opStoreOpen, opStorePair, opStoreFail: // script runners alone
 		return map[string]float64{}, true
 	case opOpen:
 		names = []string{trOpenOpen}

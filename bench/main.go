@@ -159,6 +159,9 @@ type Report struct {
 	Config  benchConfig
 	HTTP    []Result // both stores, both APIs
 	Bare    []Result // the bare EVAL reference, one per concurrency
+	// Store is batchy's store driven from the bench (bench/store.go): its Redis cost per
+	// transition measured as the bare EVAL's is.
+	Store []Result
 	// Floor is the floor server's open (bench/floor: gin, one EVALSHA of the bare script, no
 	// batchy), one per concurrency: what any HTTP server doing one Redis round trip costs here.
 	Floor  []Result
@@ -348,6 +351,13 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 		}
 		defer floor.stop()
 	}
+	var store *storeSuite
+	if cfg.does("http") {
+		if store, err = newStoreSuite(ctx, redisURL, workers); err != nil {
+			return nil, fmt.Errorf("store phase: %w", err)
+		}
+		defer store.close()
+	}
 	// Every timed phase against Redis also reads what it cost Redis per request.
 	rm := &redisMeter{ref: ref, pid: rp.pid(), transitions: rep.Transitions, logf: logf}
 	// The no-op EVAL (the floor of a round trip) is a short phase.
@@ -359,6 +369,9 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 			rep.Bare = append(rep.Bare, timed(ctx, "bare-eval", bare.op(), c, cfg, bp.pid(), rm, logf))
 			rep.Floor = append(rep.Floor, timed(ctx, "floor", floorOp(hc, floorBase, workers), c, cfg, floor.pid(), rm, logf))
 			rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, []int{c}, "redis", hc, base, bp.pid(), rm, prof, logf)...)
+			for _, o := range store.ops {
+				rep.Store = append(rep.Store, timed(ctx, "store", o, c, short, 0, rm, logf))
+			}
 		}
 		if direct != nil {
 			for _, t := range direct.ops {
@@ -366,7 +379,7 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 			}
 		}
 	}
-	for _, rs := range [][]Result{rep.Bare, rep.HTTP, rep.Direct} {
+	for _, rs := range [][]Result{rep.Bare, rep.Floor, rep.Store, rep.HTTP, rep.Direct} {
 		for _, r := range rs {
 			if r.RedisNote != "" {
 				rep.Warnings = append(rep.Warnings, r.RedisNote)

@@ -64,9 +64,34 @@ const maxFastArgs = 7000
 type change struct {
 	set, del, hist []string
 	cond           []string // batch id, field, value
+	newest         string   // the newest batch in history before the change, "" if not known
 	addBatch       string
 	trim           bool
 	fields         []string // the event entry
+}
+
+// record writes a job's entry into batch id of history: at once when id is the newest batch (the
+// copy's last_batch_id with a history: an open made it, and the newest batch is never trimmed),
+// else only if the batch is still in history (apply.lua checks).
+func (c *change) record(id, field, value string) {
+	switch {
+	case id == "-":
+	case id == c.newest:
+		c.hist = append(c.hist, field, value)
+	default:
+		c.cond = append(c.cond, id, field, value)
+	}
+}
+
+// newestBatch is the newest batch in history as a copy of the state says, "" when it cannot say.
+func newestBatch(h map[string]string) string {
+	if n, ok := atoi(h["hist_n"]); !ok || n == 0 {
+		return ""
+	}
+	if id, ok := atoi(h["last_batch_id"]); !ok || id == 0 {
+		return ""
+	}
+	return h["last_batch_id"]
 }
 
 func (c *change) setField(h map[string]string, k, v string) {
@@ -167,7 +192,7 @@ func (s *Store) openFast(ctx context.Context, wf string, req []any, now int64, b
 		}
 		sid, nows := us(id), us(now)
 		list := strings.Join(jobs, " ")
-		c := &change{addBatch: sid, hist: []string{sid, list}, fields: []string{"x", "open " + nows, "j", list}}
+		c := &change{addBatch: sid, hist: []string{sid, list}, fields: []string{"x", "open " + nows, "j", list}, newest: newestBatch(h)}
 		c.setField(h, "last_batch_id", sid)
 		to, bf := nows, "-"
 		if backfill {
@@ -177,9 +202,7 @@ func (s *Store) openFast(ctx context.Context, wf string, req []any, now int64, b
 			r := runs[i]
 			cfg := orDefaultString(h["cfg:"+job], "{}")
 			if r.status == "open" {
-				if r.batchID != "-" {
-					c.cond = append(c.cond, r.batchID, r.batchID+":"+job, "abandoned "+r.batchID+" "+r.from+" "+r.to+" "+r.start+" "+nows+" "+r.backfill+" "+r.metadata+"\n"+cfg)
-				}
+				c.record(r.batchID, r.batchID+":"+job, "abandoned "+r.batchID+" "+r.from+" "+r.to+" "+r.start+" "+nows+" "+r.backfill+" "+r.metadata+"\n"+cfg)
 				c.fields = append(c.fields, "~"+job, r.batchID)
 			}
 			if backfill {
@@ -221,7 +244,7 @@ func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, st
 			kind = "fail"
 		}
 		list := strings.Join(jobs, " ")
-		c := &change{fields: []string{"x", kind + " " + nows, "j", list}}
+		c := &change{fields: []string{"x", kind + " " + nows, "j", list}, newest: newestBatch(h)}
 		for i, job := range jobs {
 			r := runs[i]
 			md := r.metadata
@@ -229,9 +252,7 @@ func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, st
 				md = metadata
 			}
 			run := status + " " + r.batchID + " " + r.from + " " + r.to + " " + r.start + " " + nows + " " + r.backfill + " " + md
-			if r.batchID != "-" {
-				c.cond = append(c.cond, r.batchID, r.batchID+":"+job, run+"\n"+orDefaultString(h["cfg:"+job], "{}"))
-			}
+			c.record(r.batchID, r.batchID+":"+job, run+"\n"+orDefaultString(h["cfg:"+job], "{}"))
 			c.fields = append(c.fields, job, run)
 			if stash, ok := h["stash:"+job]; ok {
 				run = stash

@@ -28,18 +28,22 @@ local cond_a, _, ncond = section(3)
 local entry = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i, #ARGV))
 redis.call('HSET', KEYS[1], 'rev', entry .. ' ' .. ARGV[7], unpack(ARGV, set_a, set_b))
 if ndel > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, del_a, del_b)) end
-local hist = {}
-for k = hist_a, hist_b do hist[#hist + 1] = ARGV[k] end
-local in_history = {}
-for k = cond_a, cond_a + 3 * (ncond - 1), 3 do
-  local id = ARGV[k]
-  if in_history[id] == nil then in_history[id] = redis.call('HEXISTS', KEYS[3], id) == 1 end
-  if in_history[id] then
-    hist[#hist + 1] = ARGV[k + 1]
-    hist[#hist + 1] = ARGV[k + 2]
+if ncond == 0 then
+  if hist_b >= hist_a then redis.call('HSET', KEYS[3], unpack(ARGV, hist_a, hist_b)) end
+else
+  local hist = {}
+  for k = hist_a, hist_b do hist[#hist + 1] = ARGV[k] end
+  local in_history = {}
+  for k = cond_a, cond_a + 3 * (ncond - 1), 3 do
+    local id = ARGV[k]
+    if in_history[id] == nil then in_history[id] = redis.call('HEXISTS', KEYS[3], id) == 1 end
+    if in_history[id] then
+      hist[#hist + 1] = ARGV[k + 1]
+      hist[#hist + 1] = ARGV[k + 2]
+    end
   end
+  if #hist > 0 then hset(KEYS[3], hist) end
 end
-if #hist > 0 then hset(KEYS[3], hist) end
 local trimmed = ''
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[5])
