@@ -32,13 +32,16 @@ const (
 
 // Alert is one notification.
 type Alert struct {
-	Condition string    `json:"condition"`
-	Workflow  string    `json:"workflow"`
-	Job       string    `json:"job,omitempty"`
-	BatchID   int64     `json:"batch_id,omitempty"`
-	RunID     string    `json:"run_id,omitempty"`
-	Message   string    `json:"message"`
-	Time      time.Time `json:"time"`
+	Condition string `json:"condition"`
+	Workflow  string `json:"workflow"`
+	Job       string `json:"job,omitempty"`
+	// Jobs lists the jobs a failed alert is about when a transition failed several at once (Job
+	// is then empty).
+	Jobs    []string  `json:"jobs,omitempty"`
+	BatchID int64     `json:"batch_id,omitempty"`
+	RunID   string    `json:"run_id,omitempty"`
+	Message string    `json:"message"`
+	Time    time.Time `json:"time"`
 }
 
 // Notifier delivers alerts.
@@ -161,25 +164,55 @@ func New(opts Options) *Alerter {
 }
 
 // Observe raises alerts for the events that call for one: a failed batch, a run that exhausted
-// its retries. It sends in the background: a slow webhook never slows a transition. The jobs a
-// failed batch fails are alerted on together (see raise).
+// its retries. It sends in the background: a slow webhook never slows a transition. A transition
+// that fails several jobs of a batch at once raises one alert naming them all: one mark and one
+// alert event, whatever the number of jobs.
 func (a *Alerter) Observe(ctx context.Context, events []event.Event) {
-	var failed []keyedAlert
+	type failedBatch struct {
+		wf   string
+		id   int64
+		jobs []string
+	}
+	var failed []*failedBatch
 	for _, e := range events {
 		switch {
 		case e.Type == event.TypeFail:
-			failed = append(failed, keyedAlert{Alert{Condition: Failed, Workflow: e.Workflow, Job: e.Job, BatchID: e.BatchID,
-				Message: "workflow " + e.Workflow + ": job " + e.Job + " failed (batch " + strconv.FormatInt(e.BatchID, 10) + ")"},
-				Failed + ":" + e.Job + ":" + strconv.FormatInt(e.BatchID, 10)})
+			var fb *failedBatch
+			for _, f := range failed {
+				if f.wf == e.Workflow && f.id == e.BatchID {
+					fb = f
+				}
+			}
+			if fb == nil {
+				fb = &failedBatch{wf: e.Workflow, id: e.BatchID}
+				failed = append(failed, fb)
+			}
+			fb.jobs = append(fb.jobs, e.Job)
 		case e.Type == event.TypeRunFinished && e.Level == "error" && strings.Contains(e.Message, "retries exhausted"):
 			go a.Raise(context.WithoutCancel(ctx), Alert{Condition: RetriesExhausted, Workflow: e.Workflow, RunID: e.RunID, BatchID: e.BatchID,
 				Message: fmt.Sprintf("workflow %s: run %s failed, retries exhausted: %s", e.Workflow, e.RunID, e.Message)},
 				RetriesExhausted+":"+e.RunID)
 		}
 	}
-	if len(failed) > 0 {
-		go a.raise(context.WithoutCancel(ctx), failed)
+	if len(failed) == 0 {
+		return
 	}
+	alerts := make([]keyedAlert, len(failed))
+	for i, f := range failed {
+		id := strconv.FormatInt(f.id, 10)
+		al := Alert{Condition: Failed, Workflow: f.wf, BatchID: f.id}
+		if len(f.jobs) == 1 {
+			al.Job = f.jobs[0]
+			al.Message = "workflow " + f.wf + ": job " + f.jobs[0] + " failed (batch " + id + ")"
+		} else {
+			al.Jobs = f.jobs
+			al.Message = "workflow " + f.wf + ": jobs " + strings.Join(f.jobs, ", ") + " failed (batch " + id + ")"
+		}
+		// The key names the jobs: the same jobs failed again in the same batch are not news, another
+		// job of it failing later is.
+		alerts[i] = keyedAlert{al, Failed + ":" + strings.Join(f.jobs, ",") + ":" + id}
+	}
+	go a.raise(context.WithoutCancel(ctx), alerts)
 }
 
 // keyedAlert is an alert and its key, which names the condition and the batch, run or day it is
@@ -233,8 +266,12 @@ func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
 			continue // already sent, by this replica or another
 		}
 		a.opts.Logger.Warn("alert", "workflow", al.Workflow, "condition", al.Condition, "message", al.Message)
+		fields := map[string]any{"condition": al.Condition}
+		if len(al.Jobs) > 0 {
+			fields["jobs"] = al.Jobs
+		}
 		events = append(events, event.Event{Workflow: al.Workflow, Job: al.Job, BatchID: al.BatchID, RunID: al.RunID, Type: event.TypeAlert,
-			Level: "error", Message: al.Message, Fields: map[string]any{"condition": al.Condition}})
+			Level: "error", Message: al.Message, Fields: fields})
 		sent = append(sent, al)
 	}
 	a.opts.Events.Emit(ctx, events...)

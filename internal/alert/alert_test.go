@@ -113,29 +113,36 @@ func TestFailureAlertOnce(t *testing.T) {
 	}
 }
 
-// TestFailedJobsAlertedTogether checks that the jobs one failed batch fails, raised together,
-// are each alerted on once, with one alert event each.
+// TestFailedJobsAlertedTogether checks that the jobs one transition fails are one alert naming
+// them all, with one alert event: a 3-job batch failing is one page, not three.
 func TestFailedJobsAlertedTogether(t *testing.T) {
 	h := newHook(t)
 	e, _ := setup(t, &alert.Webhook{URL: h.srv.URL})
 	e.load(t, "w", "a: {}\nb: {}\nc: {}\n")
 	e.store.Open(ctx, "w", batch.OpenRequest{})
 	e.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed})
-	got := h.waitFor(3)
-	jobs := map[string]int{}
-	for _, body := range got {
-		var a alert.Alert
-		if err := json.Unmarshal([]byte(body), &a); err != nil || a.Condition != alert.Failed {
-			t.Errorf("alert = %s (%v)", body, err)
-		}
-		jobs[a.Job]++
+	got := h.waitFor(1)
+	if len(got) != 1 {
+		t.Fatalf("webhook calls = %d, want 1: %v", len(got), got)
 	}
-	if want := map[string]int{"a": 1, "b": 1, "c": 1}; !reflect.DeepEqual(jobs, want) {
-		t.Errorf("alerts per job = %v, want %v", jobs, want)
+	var a alert.Alert
+	if err := json.Unmarshal([]byte(got[0]), &a); err != nil || a.Condition != alert.Failed {
+		t.Errorf("alert = %s (%v)", got[0], err)
+	}
+	if want := []string{"a", "b", "c"}; !reflect.DeepEqual(a.Jobs, want) || a.Job != "" || !strings.Contains(a.Message, "jobs a, b, c failed") {
+		t.Errorf("alert jobs = %v, job %q, message %q; want %v", a.Jobs, a.Job, a.Message, want)
 	}
 	evs, _ := e.bus.Stream().Read(ctx, "w", event.Query{Type: event.TypeAlert})
-	if len(evs) != 3 {
-		t.Errorf("alert events = %d, want 3", len(evs))
+	if len(evs) != 1 {
+		t.Errorf("alert events = %d, want 1", len(evs))
+	}
+	// Failing one job of the next batch alone names that job.
+	e.store.Open(ctx, "w", batch.OpenRequest{})
+	e.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed, Jobs: []string{"b"}})
+	got = h.waitFor(2)
+	var b alert.Alert
+	if len(got) != 2 || json.Unmarshal([]byte(got[1]), &b) != nil || b.Job != "b" || b.Jobs != nil {
+		t.Errorf("alerts after failing b alone = %v", got)
 	}
 }
 
