@@ -36,6 +36,15 @@ const Layout = "2"
 //	<prefix>:{<wf>}:active              SET   ids of runs not yet finished
 //	<prefix>:{<wf>}:run:<id>            HASH  record (JSON), state, holder, lease, not_before, cancel
 //	<prefix>:{<wf>}:trimmed             SET   ids of finished runs the run index dropped, whose records are to delete
+//
+// The installation-wide index (index.go) is written right after each change, by lua/index.lua. Its
+// keys share the hash tag {~}, which no workflow name can have: one slot of their own.
+//
+//	<prefix>:{~}:summaries              HASH  <wf> -> "<status> <summary JSON>" (batch.Summary)
+//	<prefix>:{~}:status                 ZSET  "<status>:<wf>", all scored 0: lists by status, counts
+//	<prefix>:{~}:names                  ZSET  <wf>, all scored 0: lists by name and name prefix
+//	<prefix>:{~}:changes                ZSET  <wf> scored by the time of its last change (µs)
+//	<prefix>:{~}:due                    ZSET  <wf> scored by when the scheduler next looks at it (ms)
 type Keys struct {
 	Prefix string
 }
@@ -96,3 +105,22 @@ func (k Keys) Alert(wf, key string) string { return k.base(wf) + "alert:" + key 
 // Trimmed holds the ids of finished runs that left a workflow's run index, until their records
 // are deleted.
 func (k Keys) Trimmed(wf string) string { return k.base(wf) + "trimmed" }
+
+// index is the common start of the installation-wide index's keys: the tag {~} is not a
+// workflow name, so the index has a Cluster slot of its own.
+func (k Keys) index() string { return k.Prefix + ":{~}:" }
+
+// Summaries holds every workflow's summary.
+func (k Keys) Summaries() string { return k.index() + "summaries" }
+
+// StatusIndex lists the workflows by overall status ("<status>:<wf>", lexicographic).
+func (k Keys) StatusIndex() string { return k.index() + "status" }
+
+// Names lists the workflows by name (lexicographic).
+func (k Keys) Names() string { return k.index() + "names" }
+
+// IndexChanges scores each workflow by the time of its last change.
+func (k Keys) IndexChanges() string { return k.index() + "changes" }
+
+// Due scores each workflow by when the scheduler next looks at it.
+func (k Keys) Due() string { return k.index() + "due" }

@@ -146,6 +146,12 @@ func (s *SchedulerStore) Claim(ctx context.Context, wf string, fire Fire, now ti
 	// The claim happened whether or not this cleanup does: what it leaves in the trimmed set, the
 	// next claim deletes.
 	_ = s.deleteTrimmed(ctx, wf, trimmed)
+	if fire.Field == "" && len(runs) > 0 {
+		// A manual run: the leader looks at the workflow at its next tick, not at its next fire.
+		if err := s.MarkDue(ctx, wf); err != nil {
+			return true, err
+		}
+	}
 	return true, nil
 }
 
@@ -229,7 +235,8 @@ func (s *SchedulerStore) Cancel(ctx context.Context, wf, id, reason string) erro
 	if err != nil {
 		return fmt.Errorf("rdb.Cancel: %w", err)
 	}
-	return nil
+	// A queued run ends at the leader's next tick.
+	return s.MarkDue(ctx, wf)
 }
 
 // Active returns the ids of a workflow's unfinished runs.

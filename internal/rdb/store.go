@@ -114,6 +114,7 @@ func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, key
 		return nil, err
 	}
 	st.Changes = parseChanges(wf, str(list[0]), strMap(list[1]))
+	_ = s.index(ctx, st, op == "rdb.Load") // see index: the change stands whatever this does
 	return st, nil
 }
 
@@ -468,7 +469,13 @@ func (s *Store) Restore(ctx context.Context, d *batch.Dump) error {
 	if err := s.restore(ctx, d, nil); err != nil {
 		return err
 	}
-	return s.afterWrite(ctx, "rdb.Restore")
+	if err := s.afterWrite(ctx, "rdb.Restore"); err != nil {
+		return err
+	}
+	if st, err := s.State(ctx, d.Workflow); err == nil {
+		_ = s.index(ctx, st, true) // see index: the restore stands whatever this does
+	}
+	return nil
 }
 
 // restore writes a dump in this layout in one script, deleting the given keys of an earlier layout

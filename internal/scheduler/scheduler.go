@@ -18,6 +18,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/executor"
+	"github.com/batchy/batchy/internal/rdb"
 )
 
 // Run states.
@@ -142,6 +144,16 @@ type Scheduler struct {
 	executing map[string]*execution // runs this replica executes, by workflow/id
 	schedules map[string]cron.Schedule
 	wg        sync.WaitGroup
+
+	// The leader's view of the due index, kept by Tick (one tick at a time): scanned is true once
+	// a tick as leader looked at every workflow; changesSeen is the latest change read from the
+	// index of changes (µs), changeAt the changes read within changeOverlap of it; dependents
+	// maps an upstream workflow to the workflows with after: on it, upstream the reverse.
+	scanned     bool
+	changesSeen int64
+	changeAt    map[string]int64
+	dependents  map[string]map[string]bool
+	upstream    map[string][]string
 }
 
 // execution is a run attempt in progress in this process.
@@ -197,11 +209,14 @@ func New(opts Options) *Scheduler {
 		}
 	}
 	return &Scheduler{
-		opts:      opts,
-		state:     &runState{store: opts.Runs, keep: opts.RunsKept},
-		log:       opts.Logger,
-		executing: map[string]*execution{},
-		schedules: map[string]cron.Schedule{},
+		opts:       opts,
+		state:      &runState{store: opts.Runs, keep: opts.RunsKept},
+		log:        opts.Logger,
+		executing:  map[string]*execution{},
+		schedules:  map[string]cron.Schedule{},
+		changeAt:   map[string]int64{},
+		dependents: map[string]map[string]bool{},
+		upstream:   map[string][]string{},
 	}
 }
 
@@ -250,44 +265,189 @@ func (s *Scheduler) Stop(reason string) {
 func (s *Scheduler) Wait() { s.wg.Wait() }
 
 // Tick does one round at time now: renew this replica's leases, and, as the leader, fire due
-// triggers, take over runs of dead replicas and start due runs.
+// triggers, take over runs of dead replicas and start due runs. The leader looks only at the
+// workflows the due index gives (a fire time come, runs in progress, a load, a manual run) and at
+// those whose after: upstream changed: an idle tick costs a few Redis calls whatever the number
+// of workflows (TestIdleTickCost). The first tick after it becomes the leader looks at every
+// workflow once, to learn the after: dependencies and repair the index.
 func (s *Scheduler) Tick(ctx context.Context, now time.Time) error {
 	s.renewOwn(ctx, now)
 	leader, err := s.state.lease(ctx, s.opts.ID, now, s.opts.Lease)
 	s.mu.Lock()
+	was := s.leader
 	s.leader = leader && err == nil
 	s.mu.Unlock()
 	if err != nil || !leader {
 		return err
 	}
-	names, err := s.opts.Store.Workflows(ctx)
-	if err != nil {
-		return err
-	}
-	// Workflows are independent and each costs a few Redis round trips: a few at a time keep a
-	// tick over thousands of workflows within its second (BenchmarkTick).
 	// A tick ends within half a lease, whatever Redis does: the leader must renew its lease and
 	// the runs it executes in time.
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Lease/2)
 	defer cancel()
+	var due []rdb.DueEntry
+	if !was || !s.scanned {
+		due, err = s.scanAll(ctx)
+	} else {
+		due, err = s.opts.Runs.Due(ctx, now, maxDuePerTick)
+	}
+	if err != nil {
+		return err
+	}
+	changed, err := s.changedDependents(ctx)
+	if err != nil {
+		return err
+	}
+	inDue := make(map[string]bool, len(due))
+	for _, d := range due {
+		inDue[d.Workflow] = true
+	}
+	var extra []string
+	for _, wf := range changed {
+		if !inDue[wf] {
+			extra = append(extra, wf)
+		}
+	}
+	// Workflows are independent and each costs a few Redis round trips: a few at a time keep a
+	// tick over thousands of due workflows within its second (BenchmarkTick).
+	updates := make([]rdb.DueUpdate, len(due))
+	nexts := make([]time.Time, len(extra))
 	sem := make(chan struct{}, tickParallelism)
 	var wg sync.WaitGroup
-	for _, wf := range names {
+	do := func(wf string, next *time.Time) {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := s.tickWorkflow(ctx, wf, now); err != nil {
+			n, err := s.tickWorkflow(ctx, wf, now)
+			if err != nil {
 				s.log.Warn("scheduler", "workflow", wf, "err", err)
+				n = now // look again at the next tick
 			}
+			*next = n
 		}()
 	}
+	for i, d := range due {
+		updates[i].DueEntry = d
+		do(d.Workflow, &updates[i].Next)
+	}
+	for i, wf := range extra {
+		do(wf, &nexts[i])
+	}
 	wg.Wait()
+	if err := s.opts.Runs.SetDue(ctx, updates); err != nil {
+		return err
+	}
+	for i, wf := range extra {
+		if nexts[i].Before(rdb.Never) {
+			if err := s.opts.Runs.MarkDue(ctx, wf); err != nil {
+				return err
+			}
+		}
+	}
+	s.scanned = true
 	return nil
 }
 
 // tickParallelism is how many workflows a tick handles at once.
 const tickParallelism = 16
+
+// maxDuePerTick bounds the workflows one tick handles; the rest stay due for the next.
+const maxDuePerTick = 1000
+
+// scanAll returns every workflow as due, those the due index lacks with an empty score: the
+// first tick of a new leader looks at all of them.
+func (s *Scheduler) scanAll(ctx context.Context) ([]rdb.DueEntry, error) {
+	names, err := s.opts.Store.Workflows(ctx)
+	if err != nil {
+		return nil, err
+	}
+	indexed, err := s.opts.Runs.Due(ctx, rdb.Never, 0)
+	if err != nil {
+		return nil, err
+	}
+	score := make(map[string]string, len(indexed))
+	for _, d := range indexed {
+		score[d.Workflow] = d.Score
+	}
+	out := make([]rdb.DueEntry, len(names))
+	for i, wf := range names {
+		out[i] = rdb.DueEntry{Workflow: wf, Score: score[wf]}
+	}
+	// Every change so far is covered by this scan: later ticks read the changes after it.
+	changes, err := s.opts.Runs.ChangedSince(ctx, math.MinInt64)
+	if err != nil {
+		return nil, err
+	}
+	s.changesSeen, s.changeAt = 0, make(map[string]int64, len(changes))
+	for _, c := range changes {
+		s.changesSeen = max(s.changesSeen, c.At)
+		s.changeAt[c.Workflow] = c.At
+	}
+	s.pruneChanges()
+	return out, nil
+}
+
+// changeOverlap is how far back each tick reads the index of changes again: replicas' clocks
+// score the changes, and a change written a little late with an earlier time is still seen.
+const changeOverlap = 2 * time.Second
+
+// changedDependents returns the workflows with after: on a workflow changed since the last tick.
+func (s *Scheduler) changedDependents(ctx context.Context) ([]string, error) {
+	if !s.scanned {
+		return nil, nil // this tick looks at every workflow
+	}
+	changes, err := s.opts.Runs.ChangedSince(ctx, s.changesSeen-changeOverlap.Microseconds())
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range changes {
+		if s.changeAt[c.Workflow] == c.At {
+			continue // seen at an earlier tick, within the overlap
+		}
+		s.changeAt[c.Workflow] = c.At
+		s.changesSeen = max(s.changesSeen, c.At)
+		for d := range s.dependents[c.Workflow] {
+			out = append(out, d)
+		}
+	}
+	s.pruneChanges()
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// pruneChanges forgets the changes older than the overlap the next tick reads again.
+func (s *Scheduler) pruneChanges() {
+	for wf, at := range s.changeAt {
+		if at < s.changesSeen-changeOverlap.Microseconds() {
+			delete(s.changeAt, wf)
+		}
+	}
+}
+
+// noteAfter records the upstream workflows of wf's after:, so that their changes wake it.
+func (s *Scheduler) noteAfter(wf string, after []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, up := range s.upstream[wf] {
+		delete(s.dependents[up], wf)
+	}
+	ups := make([]string, 0, len(after))
+	for _, a := range after {
+		t, err := batch.ParseTarget(a)
+		if err != nil {
+			continue
+		}
+		ups = append(ups, t.Workflow)
+		if s.dependents[t.Workflow] == nil {
+			s.dependents[t.Workflow] = map[string]bool{}
+		}
+		s.dependents[t.Workflow][wf] = true
+	}
+	s.upstream[wf] = ups
+}
 
 // renewOwn extends the leases of the runs this replica executes and acts on cancel requests.
 func (s *Scheduler) renewOwn(ctx context.Context, now time.Time) {
@@ -313,26 +473,39 @@ func isLost(err error) bool {
 	return batch.ErrorCode(err) == batch.ECONFLICT
 }
 
-func (s *Scheduler) tickWorkflow(ctx context.Context, wf string, now time.Time) error {
+// tickWorkflow fires the workflow's due triggers and advances its runs; it returns when the
+// leader should look at it next: its next fire time, the next tick while it has runs in progress,
+// or rdb.Never.
+func (s *Scheduler) tickWorkflow(ctx context.Context, wf string, now time.Time) (time.Time, error) {
 	st, err := s.opts.Store.State(ctx, wf)
-	if err != nil {
-		return err
+	if batch.ErrorCode(err) == batch.ENOTFOUND {
+		return rdb.Never, nil // its load marks it due
 	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	s.noteAfter(wf, st.Settings.After)
+	next := rdb.Never
 	if st.Settings.Scheduled() {
-		if err := s.fire(ctx, st, now); err != nil {
-			return err
+		if next, err = s.fire(ctx, st, now); err != nil {
+			return time.Time{}, err
 		}
 	}
 	ids, err := s.state.active(ctx, wf)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	for _, id := range ids {
 		if err := s.advance(ctx, st, id, now); err != nil {
 			s.log.Warn("scheduler: run", "workflow", wf, "run", id, "err", err)
 		}
 	}
-	return nil
+	if len(ids) > 0 {
+		// Runs in progress: queued, waiting for a retry or an upstream, running (the replica
+		// executing it may die). Look again at the next tick.
+		next = now
+	}
+	return next, nil
 }
 
 // location returns a workflow's schedule time zone.
@@ -381,25 +554,26 @@ func ParseSchedule(expr string, loc *time.Location) (cron.Schedule, error) {
 // recentFire: a fire time at most this old runs as "cron"; older ones are missed (catch-up).
 const recentFire = time.Minute
 
-// fire claims the workflow's due fire times and creates their runs.
-func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) error {
+// fire claims the workflow's due fire times and creates their runs; it returns the next fire
+// time (rdb.Never without a schedule: an upstream's change wakes after:).
+func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) (time.Time, error) {
 	set := st.Settings
 	sched, err := s.state.sched(ctx, st.Workflow)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if set.Schedule == "" {
-		return s.fireAfter(ctx, st, sched, now)
+		return rdb.Never, s.fireAfter(ctx, st, sched, now)
 	}
 	sc, err := s.schedule(set)
 	if err != nil {
-		return err
+		return rdb.Never, err
 	}
 	last := sched["last_fire"]
 	if last == "" {
 		// A new schedule starts from now: it does not catch up on fire times before it existed.
 		_, err := s.state.claim(ctx, st.Workflow, "last_fire", "", msString(now), now)
-		return err
+		return sc.Next(now), err
 	}
 	lastMs, _ := parseMs(last)
 	lookback := time.Duration(set.CatchupLookback)
@@ -416,9 +590,9 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) er
 		if next := sc.Next(time.UnixMilli(lastMs)); !next.After(now) {
 			// Every missed fire is beyond the lookback: just move on.
 			_, err := s.state.claim(ctx, st.Workflow, "last_fire", last, msString(now), now)
-			return err
+			return sc.Next(now), err
 		}
-		return nil
+		return sc.Next(time.UnixMilli(lastMs)), nil
 	}
 	latest := due[len(due)-1]
 	var runs []*Run
@@ -454,7 +628,7 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) er
 			s.emit(r, event.TypeRunScheduled, "info", "run scheduled for "+r.FireTime.UTC().Format(time.RFC3339)+" ("+r.Trigger+")")
 		}
 	}
-	return err
+	return sc.Next(latest), err
 }
 
 // fireAfter starts a workflow that has after: and no schedule once all its upstream targets are

@@ -483,7 +483,10 @@ func TestDeadReplicaRunIsTakenOver(t *testing.T) {
 	// s1 dies: it ticks no more. After the lease, s2 leads and takes the run over.
 	clk.Set(t0.Add(11 * time.Second))
 	tick(t, s2, clk.Now())
-	r, _ := s2.GetRun(ctx, "w", run.ID)
+	r, err := s2.GetRun(ctx, "w", run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if r.State != scheduler.StateWaitingRetry || !strings.Contains(r.Attempts[0].Error, "replica s1") {
 		t.Fatalf("after the takeover: state %s, attempt %+v", r.State, r.Attempts[0])
 	}

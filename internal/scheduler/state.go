@@ -46,6 +46,16 @@ type RunStore interface {
 	Run(ctx context.Context, wf, id string) (*rdb.RunRecord, error)
 	// RunIDs returns the ids of a workflow's limit newest runs, newest first.
 	RunIDs(ctx context.Context, wf string, limit int) ([]string, error)
+	// Due returns the workflows due at now (at most limit, all of the index for limit 0 and now
+	// rdb.Never), with their scores as read.
+	Due(ctx context.Context, now time.Time, limit int) ([]rdb.DueEntry, error)
+	// SetDue writes when the leader next looks at the workflows a tick handled, except for those
+	// marked due since it read them.
+	SetDue(ctx context.Context, updates []rdb.DueUpdate) error
+	// MarkDue makes a workflow due at the next tick.
+	MarkDue(ctx context.Context, wf string) error
+	// ChangedSince returns the workflows whose last change the index scores after since (µs).
+	ChangedSince(ctx context.Context, since int64) ([]rdb.WorkflowChange, error)
 }
 
 var _ RunStore = (*rdb.SchedulerStore)(nil)

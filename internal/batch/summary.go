@@ -1,0 +1,106 @@
+package batch
+
+import "time"
+
+// Summary is what the lists (dashboard, GET /v1/workflows, metrics) show of a workflow: a few
+// hundred bytes, kept by the store beside the workflow's state after every change, so that a
+// list reads one summary per row instead of every job of every workflow.
+type Summary struct {
+	Workflow string `json:"workflow"`
+	// Status is the workflow's overall status: the worst of its jobs' (failed, open, new,
+	// abandoned, success), new without jobs.
+	Status Status `json:"status"`
+	// Jobs is the number of jobs.
+	Jobs        int   `json:"jobs"`
+	LastBatchID int64 `json:"last_batch_id,omitempty"`
+	// From and To are the latest batch's window (the widest its jobs have); LastStart and
+	// LastEnd bound it, LastEnd zero while a job of it is open.
+	From      *time.Time `json:"from_date,omitempty"`
+	To        *time.Time `json:"to_date,omitempty"`
+	LastStart *time.Time `json:"last_start,omitempty"`
+	LastEnd   *time.Time `json:"last_end,omitempty"`
+	// OpenSince is the earliest batch_start of the jobs open now (long-open alerts).
+	OpenSince *time.Time `json:"open_since,omitempty"`
+	// Failed names the failed jobs; Reason is the metadata of the latest failure, if it gave any.
+	Failed []string `json:"failed,omitempty"`
+	Reason string   `json:"reason,omitempty"`
+	// Schedule, Timezone and After are the workflow's settings the lists show (next fire,
+	// lateness).
+	Schedule string    `json:"schedule,omitempty"`
+	Timezone string    `json:"timezone,omitempty"`
+	After    []string  `json:"after,omitempty"`
+	LoadedAt time.Time `json:"loaded_at"`
+}
+
+// Statuses are the overall statuses of a workflow, worst first.
+var Statuses = []Status{StatusFailed, StatusOpen, StatusNew, StatusAbandoned, StatusSuccess}
+
+// statusRank orders statuses for a workflow's overall one.
+var statusRank = map[Status]int{StatusFailed: 0, StatusOpen: 1, StatusNew: 2, StatusAbandoned: 3, StatusSuccess: 4}
+
+// Summarize computes a workflow's summary from its state. It is pure: no clock, so that every
+// replica computes the same summary from the same state.
+func Summarize(st *State) Summary {
+	s := Summary{Workflow: st.Workflow, Status: StatusSuccess, Jobs: len(st.Jobs), Schedule: st.Settings.Schedule,
+		Timezone: st.Settings.Timezone, After: st.Settings.After, LoadedAt: st.LoadedAt}
+	if len(st.Jobs) == 0 {
+		s.Status = StatusNew
+	}
+	var lastEndFailed time.Time
+	for _, j := range st.Jobs {
+		status := j.Fields.Status()
+		if status == "" {
+			status = StatusNew
+		}
+		if r, ok := statusRank[status]; ok && r < statusRank[s.Status] {
+			s.Status = status
+		}
+		id, _ := j.Fields.Int(FieldBatchID)
+		s.LastBatchID = max(s.LastBatchID, id)
+		start, hasStart := j.Fields.Time(FieldBatchStart)
+		if status == StatusOpen && hasStart && (s.OpenSince == nil || start.Before(*s.OpenSince)) {
+			s.OpenSince = &start
+		}
+		if status == StatusFailed {
+			s.Failed = append(s.Failed, j.Name)
+			if end, _ := j.Fields.Time(FieldBatchEnd); !end.Before(lastEndFailed) {
+				lastEndFailed = end
+				if raw, ok := j.Fields[FieldMetadata]; ok && string(raw) != "null" {
+					s.Reason = string(raw)
+				}
+			}
+		}
+	}
+	if s.LastBatchID == 0 {
+		return s
+	}
+	running := false
+	for _, j := range st.Jobs {
+		if id, _ := j.Fields.Int(FieldBatchID); id != s.LastBatchID {
+			continue
+		}
+		if t, ok := j.Fields.Time(FieldFromDate); ok && (s.From == nil || t.Before(*s.From)) {
+			s.From = &t
+		}
+		if t, ok := j.Fields.Time(FieldToDate); ok && (s.To == nil || t.After(*s.To)) {
+			s.To = &t
+		}
+		if t, ok := j.Fields.Time(FieldBatchStart); ok && (s.LastStart == nil || t.Before(*s.LastStart)) {
+			s.LastStart = &t
+		}
+		if t, ok := j.Fields.Time(FieldBatchEnd); ok && (s.LastEnd == nil || t.After(*s.LastEnd)) {
+			s.LastEnd = &t
+		}
+		running = running || j.Fields.Status() == StatusOpen
+	}
+	if running {
+		s.LastEnd = nil
+	}
+	return s
+}
+
+// ValidStatus reports whether s is an overall status of a workflow.
+func ValidStatus(s string) bool {
+	_, ok := statusRank[Status(s)]
+	return ok
+}

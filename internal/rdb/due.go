@@ -1,0 +1,107 @@
+package rdb
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The scheduler's due index (Keys.Due): each workflow scored by when the leader next looks at it
+// (ms, the leader's clock): its next fire time, the next tick while it has runs in progress, or
+// Never. A load, a manual run or a cancel marks it due at once (a score below 0), and the index of
+// changes (Keys.IndexChanges) tells the leader which upstreams of after: changed. A tick then
+// reads what is due and what changed, whatever the number of workflows.
+
+var (
+	//go:embed lua/sched_mark.lua
+	schedMarkSrc    string
+	scriptSchedMark = redis.NewScript(schedMarkSrc)
+
+	//go:embed lua/sched_due.lua
+	schedDueSrc    string
+	scriptSchedDue = redis.NewScript(schedDueSrc)
+)
+
+// Never is the due time of a workflow the scheduler has nothing to do for until something marks
+// it (year 33658: a finite score, so that every client reads and writes it the same).
+var Never = time.UnixMilli(1e15)
+
+// DueEntry is a workflow of the due index with its score as read.
+type DueEntry struct {
+	Workflow string
+	// Score is the entry's score as read, for SetDue's condition; "" for a workflow not in the
+	// index.
+	Score string
+}
+
+// Due returns the workflows due at now (at most limit; all of the index when now is Never).
+func (s *SchedulerStore) Due(ctx context.Context, now time.Time, limit int) ([]DueEntry, error) {
+	zs, err := s.client.ZRangeByScoreWithScores(ctx, s.keys.Due(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(now), 10), Count: int64(limit)}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("rdb.Due: %w", err)
+	}
+	out := make([]DueEntry, len(zs))
+	for i, z := range zs {
+		out[i] = DueEntry{Workflow: fmt.Sprint(z.Member), Score: strconv.FormatFloat(z.Score, 'f', -1, 64)}
+	}
+	return out, nil
+}
+
+// DueUpdate is the next due time of a workflow a tick handled.
+type DueUpdate struct {
+	DueEntry
+	Next time.Time
+}
+
+// SetDue writes the next due times of the workflows a tick handled, in one call, except for those
+// marked due since the tick read them (their score is no longer the one read).
+func (s *SchedulerStore) SetDue(ctx context.Context, updates []DueUpdate) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 3*len(updates))
+	for _, u := range updates {
+		args = append(args, u.Workflow, u.Score, ms(u.Next))
+	}
+	if err := scriptSchedDue.Run(ctx, s.client, []string{s.keys.Due()}, args...).Err(); err != nil {
+		return fmt.Errorf("rdb.SetDue: %w", err)
+	}
+	return nil
+}
+
+// MarkDue makes a workflow due for the scheduler's next tick.
+func (s *SchedulerStore) MarkDue(ctx context.Context, wf string) error {
+	if err := scriptSchedMark.Run(ctx, s.client, []string{s.keys.Due()}, wf).Err(); err != nil {
+		return fmt.Errorf("rdb.MarkDue: %w", err)
+	}
+	return nil
+}
+
+// WorkflowChange is an entry of the index of changes.
+type WorkflowChange struct {
+	Workflow string
+	// At is the change's time (µs, the writer's clock), as the index scores it.
+	At int64
+}
+
+// ChangedSince returns the workflows whose last change is scored after since (µs), oldest first.
+func (s *SchedulerStore) ChangedSince(ctx context.Context, since int64) ([]WorkflowChange, error) {
+	min := "(" + strconv.FormatInt(since, 10)
+	if since == math.MinInt64 {
+		min = "-inf"
+	}
+	zs, err := s.client.ZRangeByScoreWithScores(ctx, s.keys.IndexChanges(), &redis.ZRangeBy{Min: min, Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("rdb.ChangedSince: %w", err)
+	}
+	out := make([]WorkflowChange, len(zs))
+	for i, z := range zs {
+		out[i] = WorkflowChange{Workflow: fmt.Sprint(z.Member), At: int64(z.Score)}
+	}
+	return out, nil
+}

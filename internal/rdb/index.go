@@ -1,0 +1,207 @@
+package rdb
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/batchy/batchy/internal/batch"
+)
+
+// The installation-wide index: every workflow's summary (batch.Summary), the workflows by name and
+// by status, the time of each one's last change and when the scheduler next looks at it (keys in
+// Keys, under the tag {~}). The lists read it, a page at a time, instead of every workflow's state.
+//
+// On a Redis Cluster a script may only touch the keys of one slot, and a workflow's keys are in
+// its own ({wf}): a transition's script cannot write the index. So the store writes it right after
+// each change, from the state the change's script returned (lua/index.lua, one round trip), and the
+// index is derived data, repairable at any time from the workflows' states: RebuildIndex (run when
+// batchy serve starts) writes it again from them, and the next change of a workflow rewrites its
+// entry. A batchy that dies between a change and its index write leaves that one entry stale
+// until then; index.lua keeps the latest change when two replicas' writes cross.
+
+//go:embed lua/index.lua
+var luaIndex string
+
+var scriptIndex = redis.NewScript(luaIndex)
+
+func (s *Store) indexKeys() []string {
+	return []string{s.keys.Summaries(), s.keys.StatusIndex(), s.keys.IndexChanges(), s.keys.Names(), s.keys.Due()}
+}
+
+// index writes a workflow's entry after a change; load says the change was a load (or restore).
+// The change has happened whatever this does: an error here leaves the entry to the next change or
+// to RebuildIndex, and is returned only to RebuildIndex.
+func (s *Store) index(ctx context.Context, st *batch.State, load bool) error {
+	sum := batch.Summarize(st)
+	b, err := json.Marshal(sum)
+	if err != nil {
+		return err
+	}
+	// Only a close can make a downstream workflow's after: ready; a load may change the
+	// workflow's own after:.
+	wake := load
+	for _, c := range st.Changes {
+		wake = wake || c.Type == "close"
+	}
+	return scriptIndex.Run(ctx, s.client, s.indexKeys(), st.Workflow, string(sum.Status), s.now(), b, flag(wake), flag(load)).Err()
+}
+
+// parseSummary reads an entry of the summaries hash: "<status> <time µs> <JSON>".
+func parseSummary(wf, text string) (batch.Summary, error) {
+	var sum batch.Summary
+	_, rest, _ := strings.Cut(text, " ")
+	_, js, _ := strings.Cut(rest, " ")
+	if err := json.Unmarshal([]byte(js), &sum); err != nil {
+		return sum, fmt.Errorf("workflow %s: %w", wf, err)
+	}
+	return sum, nil
+}
+
+// RebuildIndex writes every loaded workflow's index entry again from its state, and returns how
+// many it wrote. Entries already there are overwritten: it repairs an index a crash or an earlier
+// batchy left stale or incomplete.
+func (s *Store) RebuildIndex(ctx context.Context) (int, error) {
+	names, err := s.Workflows(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, wf := range names {
+		st, err := s.State(ctx, wf)
+		if batch.ErrorCode(err) == batch.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if err := s.index(ctx, st, true); err != nil {
+			return n, storeError("rdb.RebuildIndex", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// SummaryQuery selects a page of summaries.
+type SummaryQuery struct {
+	// Status keeps the workflows of this overall status; "" keeps all.
+	Status batch.Status
+	// Prefix keeps the workflows whose name starts with it; "" keeps all.
+	Prefix string
+	// Cursor starts the page after this workflow name (the previous page's Next); "" starts at
+	// the first.
+	Cursor string
+	// Limit is the page's size; zero or less means 50.
+	Limit int
+}
+
+// SummaryPage is a page of summaries, by name.
+type SummaryPage struct {
+	Summaries []batch.Summary
+	// Next is the cursor of the next page, "" after the last.
+	Next string
+}
+
+// Summaries returns a page of the workflows' summaries, sorted by name: two Redis calls whatever
+// the number of workflows.
+func (s *Store) Summaries(ctx context.Context, q SummaryQuery) (*SummaryPage, error) {
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	if q.Status != "" && !batch.ValidStatus(string(q.Status)) {
+		return nil, batch.Errorf(batch.EINVALID, "status %q is not a workflow status: use one of failed, open, new, abandoned, success", q.Status)
+	}
+	if q.Prefix != "" && !batch.ValidName(q.Prefix) {
+		return nil, batch.Errorf(batch.EINVALID, "name prefix %q is invalid: use 1 to 128 of A-Z a-z 0-9 _ . -", q.Prefix)
+	}
+	if q.Cursor != "" && !batch.ValidName(q.Cursor) {
+		return nil, batch.Errorf(batch.EINVALID, "cursor %q is invalid: pass the next cursor a page gave", q.Cursor)
+	}
+	// Names are of A-Z a-z 0-9 _ . -: "\x7f" sorts after every one of them.
+	key, tag := s.keys.Names(), ""
+	if q.Status != "" {
+		key, tag = s.keys.StatusIndex(), string(q.Status)+":"
+	}
+	min, max := "["+tag+q.Prefix, "("+tag+q.Prefix+"\x7f"
+	if q.Cursor != "" && q.Cursor >= q.Prefix {
+		min = "(" + tag + q.Cursor
+	}
+	if q.Prefix == "" && tag == "" {
+		max = "+"
+	}
+	members, err := s.client.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: min, Max: max, Count: int64(q.Limit) + 1}).Result()
+	if err != nil {
+		return nil, storeError("rdb.Summaries", err)
+	}
+	page := &SummaryPage{Summaries: []batch.Summary{}}
+	if len(members) > q.Limit {
+		members = members[:q.Limit]
+		page.Next = strings.TrimPrefix(members[q.Limit-1], tag)
+	}
+	if len(members) == 0 {
+		return page, nil
+	}
+	names := make([]string, len(members))
+	for i, m := range members {
+		names[i] = strings.TrimPrefix(m, tag)
+	}
+	vals, err := s.client.HMGet(ctx, s.keys.Summaries(), names...).Result()
+	if err != nil {
+		return nil, storeError("rdb.Summaries", err)
+	}
+	for i, v := range vals {
+		text, ok := v.(string)
+		if !ok {
+			continue // listed but not summarised yet: RebuildIndex writes both
+		}
+		sum, err := parseSummary(names[i], text)
+		if err != nil {
+			return nil, fmt.Errorf("rdb.Summaries: %w", err)
+		}
+		page.Summaries = append(page.Summaries, sum)
+	}
+	return page, nil
+}
+
+// AllSummaries returns every workflow's summary, in no order: one Redis call, for the few readers
+// that need them all (alerts, metrics), whose cost is then that of the summaries alone.
+func (s *Store) AllSummaries(ctx context.Context) ([]batch.Summary, error) {
+	all, err := s.client.HGetAll(ctx, s.keys.Summaries()).Result()
+	if err != nil {
+		return nil, storeError("rdb.AllSummaries", err)
+	}
+	out := make([]batch.Summary, 0, len(all))
+	for wf, text := range all {
+		sum, err := parseSummary(wf, text)
+		if err != nil {
+			return nil, fmt.Errorf("rdb.AllSummaries: %w", err)
+		}
+		out = append(out, sum)
+	}
+	return out, nil
+}
+
+// StatusCounts returns how many workflows of the installation have each overall status, and how
+// many there are: one round trip of a count per status, whatever the number of workflows.
+func (s *Store) StatusCounts(ctx context.Context) (map[batch.Status]int, int, error) {
+	pipe := s.client.Pipeline()
+	counts := make([]*redis.IntCmd, len(batch.Statuses))
+	for i, st := range batch.Statuses {
+		// ";" follows ":": the range holds exactly the "<status>:" members.
+		counts[i] = pipe.ZLexCount(ctx, s.keys.StatusIndex(), "["+string(st)+":", "("+string(st)+";")
+	}
+	total := pipe.ZCard(ctx, s.keys.Names())
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, storeError("rdb.StatusCounts", err)
+	}
+	out := make(map[batch.Status]int, len(counts))
+	for i, st := range batch.Statuses {
+		out[st] = int(counts[i].Val())
+	}
+	return out, int(total.Val()), nil
+}

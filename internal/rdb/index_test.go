@@ -1,0 +1,109 @@
+package rdb_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/rdb"
+	"github.com/batchy/batchy/internal/rdb/rdbtest"
+)
+
+// names returns the workflow names of a page.
+func names(p *rdb.SummaryPage) []string {
+	out := []string{}
+	for _, s := range p.Summaries {
+		out = append(out, s.Workflow)
+	}
+	return out
+}
+
+// TestSummaries: every transition keeps the workflow's summary and the status index, read a page
+// at a time by name, by status and by name prefix, with counts per status; a bad status, prefix or
+// cursor is refused; RebuildIndex writes a lost index again.
+func TestSummaries(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		for i := range 7 {
+			f.load(t, fmt.Sprintf("wf%d", i), "a: {}\nb: {}\n", false)
+		}
+		f.load(t, "other", "a: {}\n", false)
+		// wf0 and wf1 open, wf2 succeeded, wf3 failed (job b, with a reason); the rest new.
+		for _, wf := range []string{"wf0", "wf1", "wf2", "wf3"} {
+			if _, err := f.store.Open(ctx, wf, batch.OpenRequest{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := f.store.End(ctx, "wf2", batch.EndRequest{Status: batch.StatusSuccess}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.store.End(ctx, "wf3", batch.EndRequest{Jobs: []string{"b"}, Status: batch.StatusFailed, Metadata: batch.Fields{"error": json.RawMessage(`"disk full"`)}}); err != nil {
+			t.Fatal(err)
+		}
+		page := func(q rdb.SummaryQuery) *rdb.SummaryPage {
+			t.Helper()
+			p, err := f.store.Summaries(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		check := func(name string, p *rdb.SummaryPage, want []string, next string) {
+			t.Helper()
+			if got := names(p); !reflect.DeepEqual(got, want) || p.Next != next {
+				t.Errorf("%s: %v next %q, want %v next %q", name, got, p.Next, want, next)
+			}
+		}
+		p := page(rdb.SummaryQuery{Limit: 3})
+		check("first page", p, []string{"other", "wf0", "wf1"}, "wf1")
+		check("second page", page(rdb.SummaryQuery{Limit: 3, Cursor: p.Next}), []string{"wf2", "wf3", "wf4"}, "wf4")
+		check("last page", page(rdb.SummaryQuery{Limit: 3, Cursor: "wf4"}), []string{"wf5", "wf6"}, "")
+		check("prefix", page(rdb.SummaryQuery{Prefix: "wf", Limit: 2}), []string{"wf0", "wf1"}, "wf1")
+		check("prefix, no match", page(rdb.SummaryQuery{Prefix: "zz"}), []string{}, "")
+		check("open (wf3 failed: the worst of its jobs)", page(rdb.SummaryQuery{Status: batch.StatusOpen}), []string{"wf0", "wf1"}, "")
+		check("open, paged", page(rdb.SummaryQuery{Status: batch.StatusOpen, Limit: 1}), []string{"wf0"}, "wf0")
+		check("open, last page", page(rdb.SummaryQuery{Status: batch.StatusOpen, Limit: 1, Cursor: "wf0"}), []string{"wf1"}, "")
+		check("new, prefix", page(rdb.SummaryQuery{Status: batch.StatusNew, Prefix: "wf"}), []string{"wf4", "wf5", "wf6"}, "")
+		check("success", page(rdb.SummaryQuery{Status: batch.StatusSuccess}), []string{"wf2"}, "")
+
+		failed := page(rdb.SummaryQuery{Status: batch.StatusFailed})
+		check("failed", failed, []string{"wf3"}, "")
+		if len(failed.Summaries) == 1 {
+			s := failed.Summaries[0]
+			if !reflect.DeepEqual(s.Failed, []string{"b"}) || s.Reason != `{"error":"disk full"}` || s.Jobs != 2 || s.LastBatchID == 0 || s.LastStart == nil || s.LastEnd != nil {
+				t.Errorf("wf3's summary %+v: want job b failed with its reason, 2 jobs, the batch still running (a open)", s)
+			}
+		}
+		counts, total, err := f.store.StatusCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[batch.Status]int{batch.StatusFailed: 1, batch.StatusOpen: 2, batch.StatusNew: 4, batch.StatusAbandoned: 0, batch.StatusSuccess: 1}
+		if !reflect.DeepEqual(counts, want) || total != 8 {
+			t.Errorf("counts %v of %d, want %v of 8", counts, total, want)
+		}
+		for _, q := range []rdb.SummaryQuery{{Status: "bogus"}, {Cursor: "a b"}, {Prefix: "{x}"}} {
+			if _, err := f.store.Summaries(ctx, q); batch.ErrorCode(err) != batch.EINVALID {
+				t.Errorf("Summaries(%+v): %v, want EINVALID", q, err)
+			}
+		}
+
+		// The index lost (a crash between a change and its index write, an earlier batchy):
+		// RebuildIndex writes it again from the states.
+		k := f.store.Keys()
+		for _, key := range []string{k.Summaries(), k.StatusIndex(), k.Names(), k.IndexChanges(), k.Due()} {
+			if err := f.client.Del(ctx, key).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := f.store.RebuildIndex(ctx); err != nil || n != 8 {
+			t.Fatalf("RebuildIndex: %d, %v; want 8", n, err)
+		}
+		check("failed, rebuilt", page(rdb.SummaryQuery{Status: batch.StatusFailed}), []string{"wf3"}, "")
+		if _, total, _ := f.store.StatusCounts(ctx); total != 8 {
+			t.Errorf("after the rebuild: %d workflows, want 8", total)
+		}
+	})
+}

@@ -1,0 +1,46 @@
+-- index writes one workflow's entry in the installation-wide index, right after a change of the
+-- workflow (whose own keys, in another Cluster slot, the change's script wrote). The index's keys
+-- share the hash tag {~}, which no workflow name can have, so this script may touch them all.
+--
+-- KEYS[1] -> <prefix>:{~}:summaries (Keys.Summaries)
+-- KEYS[2] -> <prefix>:{~}:status (Keys.StatusIndex)
+-- KEYS[3] -> <prefix>:{~}:changes (Keys.IndexChanges)
+-- KEYS[4] -> <prefix>:{~}:names (Keys.Names)
+-- KEYS[5] -> <prefix>:{~}:due (Keys.Due)
+-- ARGV[1] -> the workflow
+-- ARGV[2] -> its overall status
+-- ARGV[3] -> the change's time (µs, the writer's clock)
+-- ARGV[4] -> its summary's JSON
+-- ARGV[5] -> 1 when the change may make a workflow with after: on this one ready (a close, a
+--            load): it goes into the index of changes, which the scheduler reads
+-- ARGV[6] -> 1 for a load (or a restore): the workflow joins the name index and is due for the
+--            scheduler at once, which reads its settings again
+--
+-- Result: 1 when written, 0 when the index already holds a later change of the workflow (two
+-- replicas' index writes may arrive out of order; the later change wins).
+--
+-- The summaries hash holds "<status> <time µs> <JSON>": one HGET gives both the status to move in
+-- the status index and the time that orders the writes. A change that keeps the status costs an
+-- HGET and an HSET.
+local wf, status, at = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local old = redis.call('HGET', KEYS[1], wf)
+local was
+if old then
+  local t
+  was, t = string.match(old, '^(%S+) (%S+)')
+  if t and tonumber(t) > at then return 0 end
+end
+if was ~= status then
+  if was then redis.call('ZREM', KEYS[2], was .. ':' .. wf) end
+  redis.call('ZADD', KEYS[2], 0, status .. ':' .. wf)
+end
+redis.call('HSET', KEYS[1], wf, status .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
+if ARGV[5] == '1' then redis.call('ZADD', KEYS[3], at, wf) end
+if ARGV[6] == '1' then
+  redis.call('ZADD', KEYS[4], 0, wf)
+  -- As sched_mark.lua: a score below any the scheduler may have read, so that its next
+  -- conditional update (sched_due.lua) leaves the mark.
+  local due = tonumber(redis.call('ZSCORE', KEYS[5], wf) or '0')
+  redis.call('ZADD', KEYS[5], math.min(due, 0) - 1, wf)
+end
+return 1
