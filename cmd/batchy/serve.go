@@ -291,6 +291,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	go alerter.Run(hubCtx, 30*time.Second)
 	hub := notify.NewHub(store, log)
 	go hub.Run(hubCtx)
+	go func() {
+		// The lists read the installation-wide index, which each change writes right after the
+		// change itself (docs/redis.md): writing it again from the states repairs what a crash
+		// between the two, or an earlier batchy, left stale.
+		n, err := store.RebuildIndex(hubCtx)
+		if err != nil && hubCtx.Err() == nil {
+			log.Warn("rebuilding the workflow index", "err", err, "done", n)
+			return
+		}
+		log.Debug("workflow index rebuilt", "workflows", n)
+	}()
 
 	var sch *scheduler.Scheduler
 	if cfg.schedulerMode == "on" {

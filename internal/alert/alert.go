@@ -302,6 +302,40 @@ func (a *Alerter) notify(ctx context.Context, al Alert) {
 	}
 }
 
+// candidates returns the workflows a late or long-open alert may concern as of now: all of them,
+// unless the store keeps summaries.
+func (a *Alerter) candidates(ctx context.Context, now time.Time) ([]string, error) {
+	lister, ok := a.opts.Store.(batch.SummaryLister)
+	if !ok {
+		return a.opts.Store.Workflows(ctx)
+	}
+	sums, err := lister.AllSummaries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, s := range sums {
+		loc := a.location(s.Timezone)
+		deadline, ok := batch.Settings{Deadline: s.Deadline}.DeadlineAt(now, loc)
+		late := ok && !now.Before(deadline) && !s.ReadyAt(batch.Midnight(now, loc))
+		long := s.MaxOpen > 0 && s.OpenSince != nil && now.Sub(*s.OpenSince) >= time.Duration(s.MaxOpen)
+		if late || long {
+			out = append(out, s.Workflow)
+		}
+	}
+	return out, nil
+}
+
+// location is a workflow's time zone for deadlines and "today".
+func (a *Alerter) location(tz string) *time.Location {
+	if tz != "" {
+		if l, err := time.LoadLocation(tz); err == nil {
+			return l
+		}
+	}
+	return a.opts.Location
+}
+
 // Run checks deadlines and long-open batches every interval until ctx ends.
 func (a *Alerter) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -316,9 +350,11 @@ func (a *Alerter) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Check raises late and long-open alerts as of now.
+// Check raises late and long-open alerts as of now. With a store that keeps summaries
+// (batch.SummaryLister), it reads them all in one call and then the state of only the workflows
+// an alert may concern: a check costs the same few Redis calls whatever the number of workflows.
 func (a *Alerter) Check(ctx context.Context, now time.Time) {
-	names, err := a.opts.Store.Workflows(ctx)
+	names, err := a.candidates(ctx, now)
 	if err != nil {
 		return
 	}
@@ -327,12 +363,7 @@ func (a *Alerter) Check(ctx context.Context, now time.Time) {
 		if err != nil {
 			continue
 		}
-		loc := a.opts.Location
-		if st.Settings.Timezone != "" {
-			if l, err := time.LoadLocation(st.Settings.Timezone); err == nil {
-				loc = l
-			}
-		}
+		loc := a.location(st.Settings.Timezone)
 		if deadline, ok := st.Settings.DeadlineAt(now, loc); ok && !now.Before(deadline) {
 			standings, err := batch.Standings(batch.Target{Workflow: wf}, st.Jobs, batch.Midnight(now, loc))
 			if err == nil && batch.Overall(standings, false) != batch.Ready {

@@ -1,6 +1,9 @@
 package batch
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Summary is what the lists (dashboard, GET /v1/workflows, metrics) show of a workflow: a few
 // hundred bytes, kept by the store beside the workflow's state after every change, so that a
@@ -19,18 +22,34 @@ type Summary struct {
 	To        *time.Time `json:"to_date,omitempty"`
 	LastStart *time.Time `json:"last_start,omitempty"`
 	LastEnd   *time.Time `json:"last_end,omitempty"`
-	// OpenSince is the earliest batch_start of the jobs open now (long-open alerts).
+	// OpenJobs is the number of jobs open now; OpenSince the earliest batch_start among them
+	// (long-open alerts).
+	OpenJobs  int        `json:"open_jobs,omitempty"`
 	OpenSince *time.Time `json:"open_since,omitempty"`
+	// ReadySince is, when every job's status is success, the earliest of their batch_end: the
+	// workflow is ready since T (SPEC.md "Readiness") when ReadySince is not before T.
+	ReadySince *time.Time `json:"ready_since,omitempty"`
 	// Failed names the failed jobs; Reason is the metadata of the latest failure, if it gave any.
 	Failed []string `json:"failed,omitempty"`
 	Reason string   `json:"reason,omitempty"`
-	// Schedule, Timezone and After are the workflow's settings the lists show (next fire,
-	// lateness).
+	// Schedule, Timezone, After, Deadline and MaxOpen are the workflow's settings the lists and
+	// the alerts need (next fire, lateness, long open).
 	Schedule string    `json:"schedule,omitempty"`
 	Timezone string    `json:"timezone,omitempty"`
 	After    []string  `json:"after,omitempty"`
+	Deadline string    `json:"deadline,omitempty"`
+	MaxOpen  Duration  `json:"max_open,omitempty"`
 	LoadedAt time.Time `json:"loaded_at"`
 }
+
+// SummaryLister lists every workflow's summary (rdb.Store), for the readers that look at all
+// workflows (alerts, metrics): one read of the summaries instead of one per workflow's state.
+type SummaryLister interface {
+	AllSummaries(ctx context.Context) ([]Summary, error)
+}
+
+// ReadyAt reports whether the summary says the workflow is ready since t.
+func (s Summary) ReadyAt(t time.Time) bool { return s.ReadySince != nil && !s.ReadySince.Before(t) }
 
 // Statuses are the overall statuses of a workflow, worst first.
 var Statuses = []Status{StatusFailed, StatusOpen, StatusNew, StatusAbandoned, StatusSuccess}
@@ -42,7 +61,10 @@ var statusRank = map[Status]int{StatusFailed: 0, StatusOpen: 1, StatusNew: 2, St
 // replica computes the same summary from the same state.
 func Summarize(st *State) Summary {
 	s := Summary{Workflow: st.Workflow, Status: StatusSuccess, Jobs: len(st.Jobs), Schedule: st.Settings.Schedule,
-		Timezone: st.Settings.Timezone, After: st.Settings.After, LoadedAt: st.LoadedAt}
+		Timezone: st.Settings.Timezone, After: st.Settings.After, Deadline: st.Settings.Deadline, MaxOpen: st.Settings.MaxOpen,
+		LoadedAt: st.LoadedAt}
+	allSuccess := len(st.Jobs) > 0
+	var readySince time.Time
 	if len(st.Jobs) == 0 {
 		s.Status = StatusNew
 	}
@@ -58,8 +80,18 @@ func Summarize(st *State) Summary {
 		id, _ := j.Fields.Int(FieldBatchID)
 		s.LastBatchID = max(s.LastBatchID, id)
 		start, hasStart := j.Fields.Time(FieldBatchStart)
-		if status == StatusOpen && hasStart && (s.OpenSince == nil || start.Before(*s.OpenSince)) {
-			s.OpenSince = &start
+		if status == StatusOpen {
+			s.OpenJobs++
+			if hasStart && (s.OpenSince == nil || start.Before(*s.OpenSince)) {
+				s.OpenSince = &start
+			}
+		}
+		if end, ok := j.Fields.Time(FieldBatchEnd); status == StatusSuccess && ok {
+			if readySince.IsZero() || end.Before(readySince) {
+				readySince = end
+			}
+		} else {
+			allSuccess = false
 		}
 		if status == StatusFailed {
 			s.Failed = append(s.Failed, j.Name)
@@ -70,6 +102,9 @@ func Summarize(st *State) Summary {
 				}
 			}
 		}
+	}
+	if allSuccess {
+		s.ReadySince = &readySince
 	}
 	if s.LastBatchID == 0 {
 		return s

@@ -258,6 +258,18 @@ func OpenBatches(store batch.Store, timeout, cacheFor time.Duration) func() (map
 func scanOpen(store batch.Store, timeout time.Duration) (map[string]int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if lister, ok := store.(batch.SummaryLister); ok {
+		// One read of the summaries, whatever the number of workflows.
+		sums, err := lister.AllSummaries(ctx)
+		if err != nil {
+			return nil, err
+		}
+		open := make(map[string]int, len(sums))
+		for _, s := range sums {
+			open[s.Workflow] = s.OpenJobs
+		}
+		return open, nil
+	}
 	names, err := store.Workflows(ctx)
 	if err != nil {
 		return nil, err
