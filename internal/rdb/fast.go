@@ -331,7 +331,8 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 			fields[c.fields[i]] = c.fields[i+1]
 		}
 		st.Changes = parseChanges(wf, entry, fields)
-		_ = s.index(ctx, st, false) // see index: the change stands whatever this does
+		// See index: the change stands whatever this does. c.fields starts with the entry's kind.
+		_ = s.index(ctx, st, false, strings.HasPrefix(c.fields[1], "close "))
 		return st, true, nil
 	}
 	return nil, false, nil

@@ -33,21 +33,17 @@ func (s *Store) indexKeys() []string {
 	return []string{s.keys.Summaries(), s.keys.StatusIndex(), s.keys.IndexChanges(), s.keys.Names(), s.keys.Due()}
 }
 
-// index writes a workflow's entry after a change; load says the change was a load (or restore).
-// The change has happened whatever this does: an error here leaves the entry to the next change or
-// to RebuildIndex, and is returned only to RebuildIndex.
-func (s *Store) index(ctx context.Context, st *batch.State, load bool) error {
+// index writes a workflow's entry after a change; load says the change was a load (or restore),
+// wake that it may make a workflow with after: on this one ready (a close; a load may change the
+// workflow's own after:). The change has happened whatever this does: an error here leaves the
+// entry to the next change or to RebuildIndex, and is returned only to RebuildIndex.
+func (s *Store) index(ctx context.Context, st *batch.State, load, wake bool) error {
 	sum := batch.Summarize(st)
 	b, err := json.Marshal(sum)
 	if err != nil {
 		return err
 	}
-	// Only a close can make a downstream workflow's after: ready; a load may change the
-	// workflow's own after:.
-	wake := load
-	for _, c := range st.Changes {
-		wake = wake || c.Type == "close"
-	}
+	wake = wake || load
 	return scriptIndex.Run(ctx, s.client, s.indexKeys(), st.Workflow, string(sum.Status), s.now(), b, flag(wake), flag(load)).Err()
 }
 
@@ -79,7 +75,7 @@ func (s *Store) RebuildIndex(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if err := s.index(ctx, st, true); err != nil {
+		if err := s.index(ctx, st, true, true); err != nil {
 			return n, storeError("rdb.RebuildIndex", err)
 		}
 		n++

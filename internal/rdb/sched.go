@@ -208,6 +208,35 @@ func (s *SchedulerStore) Update(ctx context.Context, r RunRecord, holder string,
 // over).
 func (s *SchedulerStore) Renew(ctx context.Context, wf, id, holder string, until time.Time) (string, error) {
 	reason, err := scriptSchedRenew.Run(ctx, s.client, []string{s.keys.Run(wf, id)}, holder, ms(until)).Text()
+	return renewResult(id, reason, err)
+}
+
+// RunRef names one run.
+type RunRef struct{ Workflow, ID string }
+
+// RenewAll extends the leases of the runs holder executes until until, in one round trip whatever
+// their number, and returns for each its cancel request's reason or its error, as Renew does.
+func (s *SchedulerStore) RenewAll(ctx context.Context, holder string, until time.Time, runs []RunRef) ([]string, []error) {
+	reasons, errs := make([]string, len(runs)), make([]error, len(runs))
+	if len(runs) == 0 {
+		return reasons, errs
+	}
+	// EVAL, not EVALSHA: a pipeline cannot fall back on NOSCRIPT, and the script is short.
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.Cmd, len(runs))
+	for i, r := range runs {
+		cmds[i] = pipe.Eval(ctx, schedRenewSrc, []string{s.keys.Run(r.Workflow, r.ID)}, holder, ms(until))
+	}
+	_, _ = pipe.Exec(ctx) // each command's error is its own
+	for i, c := range cmds {
+		reason, err := c.Text()
+		reasons[i], errs[i] = renewResult(runs[i].ID, reason, err)
+	}
+	return reasons, errs
+}
+
+// renewResult reads sched_renew.lua's answer.
+func renewResult(id, reason string, err error) (string, error) {
 	var rerr redis.Error
 	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "LOST ") {
 		return "", &batch.Error{Code: batch.ECONFLICT, Message: fmt.Sprintf("run %s was taken over by another replica", id), Cause: err}

@@ -457,8 +457,14 @@ func (s *Scheduler) renewOwn(ctx context.Context, now time.Time) {
 		own = append(own, e)
 	}
 	s.mu.Unlock()
-	for _, e := range own {
-		reason, err := s.state.renew(ctx, e.run.Workflow, e.run.ID, s.opts.ID, now.Add(s.opts.Lease))
+	refs := make([]rdb.RunRef, len(own))
+	for i, e := range own {
+		refs[i] = rdb.RunRef{Workflow: e.run.Workflow, ID: e.run.ID}
+	}
+	// One round trip for all of them, whatever their number.
+	reasons, errs := s.opts.Runs.RenewAll(ctx, s.opts.ID, now.Add(s.opts.Lease), refs)
+	for i, e := range own {
+		reason, err := reasons[i], errs[i]
 		switch {
 		case err != nil && isLost(err):
 			e.cancel(fmt.Errorf("another replica took the run over"))

@@ -36,6 +36,9 @@ type RunStore interface {
 	// Renew extends holder's lease on a run it executes and returns the run's cancel request;
 	// an error with code ECONFLICT when another replica took the run over.
 	Renew(ctx context.Context, wf, id, holder string, until time.Time) (string, error)
+	// RenewAll renews the leases of all the runs holder executes in one round trip; for each, its
+	// cancel request or its error as Renew.
+	RenewAll(ctx context.Context, holder string, until time.Time, runs []rdb.RunRef) ([]string, []error)
 	// Cancel asks for a run to be cancelled (ENOTFOUND, ECONFLICT when it has finished).
 	Cancel(ctx context.Context, wf, id, reason string) error
 	// Active returns the ids of a workflow's unfinished runs.
@@ -114,11 +117,6 @@ func (r *runState) update(ctx context.Context, run *Run, holder string, leaseUnt
 	}
 	return r.store.Update(ctx, rdb.RunRecord{ID: run.ID, Workflow: run.Workflow, State: run.State, Record: string(rec), NotBefore: run.NotBefore},
 		holder, leaseUntil)
-}
-
-// renew extends the lease of a run holder executes; it returns the cancel reason, if any.
-func (r *runState) renew(ctx context.Context, wf, id, holder string, until time.Time) (string, error) {
-	return r.store.Renew(ctx, wf, id, holder, until)
 }
 
 func (r *runState) cancel(ctx context.Context, wf, id, reason string) error {
