@@ -318,6 +318,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	limits := config.Limits{MaxBytes: cfg.maxConfigBytes}
 	srv := api.New(api.Options{
 		Store:     recording,
+		Summaries: store,
 		Events:    bus,
 		Hub:       hub,
 		Scheduler: sch,

@@ -34,6 +34,9 @@ import (
 type Options struct {
 	// Store keeps the batch state. Required.
 	Store batch.Store
+	// Summaries lists the workflows (GET /v1/workflows); nil means Store, when it keeps summaries
+	// (rdb.Store), else the list answers 503.
+	Summaries batch.SummaryReader
 	// CfgDir is the directory of workflow files; "" means "cfg".
 	CfgDir string
 	// Limits bound the workflow files read; the zero value takes config's defaults.
@@ -97,6 +100,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Hub == nil {
 		opts.Hub = notify.NewHub(nil, opts.Logger)
+	}
+	if r, ok := opts.Store.(batch.SummaryReader); ok && opts.Summaries == nil {
+		opts.Summaries = r
 	}
 	opts.Store = shownStore{opts.Store}
 	gin.SetMode(gin.ReleaseMode)

@@ -272,8 +272,8 @@ func TestV1(t *testing.T) {
 
 		r = e.get(t, "/v1/workflows")
 		wantStatus(t, r, 200)
-		if !strings.Contains(r.body, `{"workflow":"wf1","loaded":true,"configured":true}`) {
-			t.Errorf("workflows = %s", r.body)
+		if !strings.Contains(r.body, `"workflow":"wf1","status":"new"`) || !strings.Contains(r.body, `"loaded":true,"configured":true}`) {
+			t.Errorf("workflows = %s\nstate %s", r.body, e.get(t, "/v1/workflows/wf1").body)
 		}
 		wantStatus(t, e.get(t, "/healthz"), 200)
 		wantStatus(t, e.get(t, "/readyz"), 200)

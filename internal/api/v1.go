@@ -7,8 +7,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -108,47 +108,91 @@ func (s *Server) readyz(c *gin.Context) {
 	c.JSON(http.StatusOK, h)
 }
 
-// WorkflowSummary is one entry of GET /v1/workflows.
+// WorkflowSummary is one entry of GET /v1/workflows: a loaded workflow's summary.
 type WorkflowSummary struct {
-	Workflow string `json:"workflow"`
-	// Loaded: the workflow has state in the store.
+	batch.Summary
+	// Loaded: the workflow has state in the store (always, for an entry of the list).
 	Loaded bool `json:"loaded"`
 	// Configured: the configuration directory has a file for it.
 	Configured bool `json:"configured"`
 }
 
+// WorkflowList is the answer of GET /v1/workflows: a page of the loaded workflows, by name.
+type WorkflowList struct {
+	Workflows []WorkflowSummary `json:"workflows"`
+	// Next is the cursor of the next page; absent after the last.
+	Next string `json:"next,omitempty"`
+	// Counts are the loaded workflows of the whole installation by overall status; Total all of
+	// them, whatever the filters.
+	Counts map[batch.Status]int `json:"counts"`
+	Total  int                  `json:"total"`
+	// Unloaded are the configuration files of workflows never loaded (with the name prefix), on
+	// the first page only: listing the directory costs as much as it holds files.
+	Unloaded []string `json:"unloaded,omitempty"`
+}
+
+// listWorkflows answers a page of the summaries ?limit= (1 to 1000, default 50) after ?cursor=
+// (the previous page's next), with ?status= and ?prefix= (of the name) as filters: a few Redis
+// calls whatever the number of workflows.
 func (s *Server) listWorkflows(c *gin.Context) error {
-	loaded, err := s.opts.Store.Workflows(c.Request.Context())
+	ctx := c.Request.Context()
+	sums := s.opts.Summaries
+	if sums == nil {
+		return batch.Errorf(batch.EUNAVAILABLE, "this store keeps no workflow summaries")
+	}
+	limit, err := intQuery(c, "limit", 50, 1, 1000)
 	if err != nil {
 		return err
 	}
-	configured, err := config.List(s.opts.CfgDir)
-	if err != nil && batch.ErrorCode(err) != batch.ENOTFOUND {
+	q := batch.SummaryQuery{Status: batch.Status(c.Query("status")), Prefix: c.Query("prefix"), Cursor: c.Query("cursor"), Limit: int(limit)}
+	page, err := sums.Summaries(ctx, q)
+	if err != nil {
 		return err
 	}
-	byName := map[string]*WorkflowSummary{}
-	var names []string
-	add := func(name string) *WorkflowSummary {
-		if w, ok := byName[name]; ok {
-			return w
+	out := WorkflowList{Workflows: make([]WorkflowSummary, len(page.Summaries)), Next: page.Next}
+	if out.Counts, out.Total, err = sums.StatusCounts(ctx); err != nil {
+		return err
+	}
+	for i, sum := range page.Summaries {
+		_, err := config.Path(s.opts.CfgDir, sum.Workflow)
+		out.Workflows[i] = WorkflowSummary{Summary: sum, Loaded: true, Configured: err == nil}
+	}
+	if q.Cursor == "" && q.Status == "" {
+		if out.Unloaded, err = s.unloaded(ctx, sums, q.Prefix); err != nil {
+			return err
 		}
-		byName[name] = &WorkflowSummary{Workflow: name}
-		names = append(names, name)
-		return byName[name]
 	}
-	for _, n := range loaded {
-		add(n).Loaded = true
-	}
-	for _, n := range configured {
-		add(n).Configured = true
-	}
-	slices.Sort(names)
-	out := make([]WorkflowSummary, len(names))
-	for i, n := range names {
-		out[i] = *byName[n]
-	}
-	c.JSON(http.StatusOK, gin.H{"workflows": out})
+	c.JSON(http.StatusOK, out)
 	return nil
+}
+
+// unloaded returns the workflows of the configuration directory with the prefix that are not
+// loaded.
+func (s *Server) unloaded(ctx context.Context, sums batch.SummaryReader, prefix string) ([]string, error) {
+	configured, err := config.List(s.opts.CfgDir)
+	if batch.ErrorCode(err) == batch.ENOTFOUND {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	names := configured[:0]
+	for _, n := range configured {
+		if strings.HasPrefix(n, prefix) {
+			names = append(names, n)
+		}
+	}
+	loaded, err := sums.Loaded(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, n := range names {
+		if !loaded[i] {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) getWorkflow(c *gin.Context) error {

@@ -139,3 +139,34 @@ func ValidStatus(s string) bool {
 	_, ok := statusRank[Status(s)]
 	return ok
 }
+
+// SummaryQuery selects a page of summaries.
+type SummaryQuery struct {
+	// Status keeps the workflows of this overall status; "" keeps all.
+	Status Status
+	// Prefix keeps the workflows whose name starts with it; "" keeps all.
+	Prefix string
+	// Cursor starts the page after this workflow name (the previous page's Next); "" starts at
+	// the first.
+	Cursor string
+	// Limit is the page's size; zero or less means 50.
+	Limit int
+}
+
+// SummaryPage is a page of summaries, by name.
+type SummaryPage struct {
+	Summaries []Summary
+	// Next is the cursor of the next page, "" after the last.
+	Next string
+}
+
+// SummaryReader reads the workflows' summaries a page at a time (rdb.Store): the lists' cost is
+// that of the page, whatever the number of workflows.
+type SummaryReader interface {
+	// Summaries returns a page of summaries, by name.
+	Summaries(ctx context.Context, q SummaryQuery) (*SummaryPage, error)
+	// StatusCounts returns how many workflows have each overall status, and how many there are.
+	StatusCounts(ctx context.Context) (map[Status]int, int, error)
+	// Loaded reports, for each name, whether it is a loaded workflow.
+	Loaded(ctx context.Context, names []string) ([]bool, error)
+}

@@ -85,11 +85,12 @@ func (s *SchedulerStore) MarkDue(ctx context.Context, wf string) error {
 // WorkflowChange is an entry of the index of changes.
 type WorkflowChange struct {
 	Workflow string
-	// At is the change's time (µs, the writer's clock), as the index scores it.
+	// At is the change's sequence number, as the index scores it.
 	At int64
 }
 
-// ChangedSince returns the workflows whose last change is scored after since (µs), oldest first.
+// ChangedSince returns the workflows whose last end or load is scored after since (a sequence
+// number; math.MinInt64 for all), oldest first.
 func (s *SchedulerStore) ChangedSince(ctx context.Context, since int64) ([]WorkflowChange, error) {
 	min := "(" + strconv.FormatInt(since, 10)
 	if since == math.MinInt64 {

@@ -332,7 +332,7 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 		}
 		st.Changes = parseChanges(wf, entry, fields)
 		// See index: the change stands whatever this does. c.fields starts with the entry's kind.
-		_ = s.index(ctx, st, false, strings.HasPrefix(c.fields[1], "close "))
+		_ = s.index(ctx, st, entry, false, strings.HasPrefix(c.fields[1], "close "))
 		return st, true, nil
 	}
 	return nil, false, nil

@@ -30,24 +30,47 @@ var luaIndex string
 var scriptIndex = redis.NewScript(luaIndex)
 
 func (s *Store) indexKeys() []string {
-	return []string{s.keys.Summaries(), s.keys.StatusIndex(), s.keys.IndexChanges(), s.keys.Names(), s.keys.Due()}
+	return []string{s.keys.Summaries(), s.keys.StatusIndex(), s.keys.IndexChanges(), s.keys.Names(), s.keys.Due(), s.keys.IndexSeq()}
 }
 
-// index writes a workflow's entry after a change; load says the change was a load (or restore),
-// wake that it may make a workflow with after: on this one ready (a close; a load may change the
-// workflow's own after:). The change has happened whatever this does: an error here leaves the
-// entry to the next change or to RebuildIndex, and is returned only to RebuildIndex.
-func (s *Store) index(ctx context.Context, st *batch.State, load, wake bool) error {
+// index writes a workflow's entry after a change; rev is the change's event entry ID (which
+// orders the index writes of a workflow), load says the change was a load (or restore), wake that
+// it may make a workflow with after: on this one ready (an end; a load may change the workflow's
+// own after:). The change has happened whatever this does: an error here leaves the entry to the
+// next change or to RebuildIndex, and is returned only to RebuildIndex.
+func (s *Store) index(ctx context.Context, st *batch.State, rev string, load, wake bool) error {
 	sum := batch.Summarize(st)
 	b, err := json.Marshal(sum)
 	if err != nil {
 		return err
 	}
-	wake = wake || load
-	return scriptIndex.Run(ctx, s.client, s.indexKeys(), st.Workflow, string(sum.Status), s.now(), b, flag(wake), flag(load)).Err()
+	if rev == "" {
+		rev = "0-0"
+	}
+	return scriptIndex.Run(ctx, s.client, s.indexKeys(), st.Workflow, string(sum.Status), rev, b, flag(wake || load), flag(load)).Err()
 }
 
-// parseSummary reads an entry of the summaries hash: "<status> <time µs> <JSON>".
+// reindex writes a workflow's entry again from its state (ENOTFOUND when it is not loaded).
+func (s *Store) reindex(ctx context.Context, wf string) error {
+	h, err := s.client.HGetAll(ctx, s.keys.State(wf)).Result()
+	if err != nil {
+		return storeError("rdb.RebuildIndex", err)
+	}
+	if _, ok := h["jobs"]; !ok {
+		return notLoaded(wf)
+	}
+	st, err := s.stateFromHash(wf, h)
+	if err != nil {
+		return err
+	}
+	rev, _, _ := strings.Cut(h["rev"], " ") // "<entry ID> <writer's µs>"
+	if err := s.index(ctx, st, rev, true, true); err != nil {
+		return storeError("rdb.RebuildIndex", err)
+	}
+	return nil
+}
+
+// parseSummary reads an entry of the summaries hash: "<status> <revision> <JSON>".
 func parseSummary(wf, text string) (batch.Summary, error) {
 	var sum batch.Summary
 	_, rest, _ := strings.Cut(text, " ")
@@ -68,44 +91,21 @@ func (s *Store) RebuildIndex(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, wf := range names {
-		st, err := s.State(ctx, wf)
+		err := s.reindex(ctx, wf)
 		if batch.ErrorCode(err) == batch.ENOTFOUND {
 			continue
 		}
 		if err != nil {
 			return n, err
 		}
-		if err := s.index(ctx, st, true, true); err != nil {
-			return n, storeError("rdb.RebuildIndex", err)
-		}
 		n++
 	}
 	return n, nil
 }
 
-// SummaryQuery selects a page of summaries.
-type SummaryQuery struct {
-	// Status keeps the workflows of this overall status; "" keeps all.
-	Status batch.Status
-	// Prefix keeps the workflows whose name starts with it; "" keeps all.
-	Prefix string
-	// Cursor starts the page after this workflow name (the previous page's Next); "" starts at
-	// the first.
-	Cursor string
-	// Limit is the page's size; zero or less means 50.
-	Limit int
-}
-
-// SummaryPage is a page of summaries, by name.
-type SummaryPage struct {
-	Summaries []batch.Summary
-	// Next is the cursor of the next page, "" after the last.
-	Next string
-}
-
 // Summaries returns a page of the workflows' summaries, sorted by name: two Redis calls whatever
 // the number of workflows.
-func (s *Store) Summaries(ctx context.Context, q SummaryQuery) (*SummaryPage, error) {
+func (s *Store) Summaries(ctx context.Context, q batch.SummaryQuery) (*batch.SummaryPage, error) {
 	if q.Limit <= 0 {
 		q.Limit = 50
 	}
@@ -134,7 +134,7 @@ func (s *Store) Summaries(ctx context.Context, q SummaryQuery) (*SummaryPage, er
 	if err != nil {
 		return nil, storeError("rdb.Summaries", err)
 	}
-	page := &SummaryPage{Summaries: []batch.Summary{}}
+	page := &batch.SummaryPage{Summaries: []batch.Summary{}}
 	if len(members) > q.Limit {
 		members = members[:q.Limit]
 		page.Next = strings.TrimPrefix(members[q.Limit-1], tag)
@@ -162,6 +162,22 @@ func (s *Store) Summaries(ctx context.Context, q SummaryQuery) (*SummaryPage, er
 		page.Summaries = append(page.Summaries, sum)
 	}
 	return page, nil
+}
+
+// Loaded reports, for each name, whether it is a loaded workflow: one call.
+func (s *Store) Loaded(ctx context.Context, names []string) ([]bool, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	members := make([]any, len(names))
+	for i, n := range names {
+		members[i] = n
+	}
+	out, err := s.client.SMIsMember(ctx, s.keys.Workflows(), members...).Result()
+	if err != nil {
+		return nil, storeError("rdb.Loaded", err)
+	}
+	return out, nil
 }
 
 // AllSummaries returns every workflow's summary, in no order: one Redis call, for the few readers

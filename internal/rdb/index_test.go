@@ -12,7 +12,7 @@ import (
 )
 
 // names returns the workflow names of a page.
-func names(p *rdb.SummaryPage) []string {
+func names(p *batch.SummaryPage) []string {
 	out := []string{}
 	for _, s := range p.Summaries {
 		out = append(out, s.Workflow)
@@ -42,7 +42,7 @@ func TestSummaries(t *testing.T) {
 		if _, err := f.store.End(ctx, "wf3", batch.EndRequest{Jobs: []string{"b"}, Status: batch.StatusFailed, Metadata: batch.Fields{"error": json.RawMessage(`"disk full"`)}}); err != nil {
 			t.Fatal(err)
 		}
-		page := func(q rdb.SummaryQuery) *rdb.SummaryPage {
+		page := func(q batch.SummaryQuery) *batch.SummaryPage {
 			t.Helper()
 			p, err := f.store.Summaries(ctx, q)
 			if err != nil {
@@ -50,25 +50,25 @@ func TestSummaries(t *testing.T) {
 			}
 			return p
 		}
-		check := func(name string, p *rdb.SummaryPage, want []string, next string) {
+		check := func(name string, p *batch.SummaryPage, want []string, next string) {
 			t.Helper()
 			if got := names(p); !reflect.DeepEqual(got, want) || p.Next != next {
 				t.Errorf("%s: %v next %q, want %v next %q", name, got, p.Next, want, next)
 			}
 		}
-		p := page(rdb.SummaryQuery{Limit: 3})
+		p := page(batch.SummaryQuery{Limit: 3})
 		check("first page", p, []string{"other", "wf0", "wf1"}, "wf1")
-		check("second page", page(rdb.SummaryQuery{Limit: 3, Cursor: p.Next}), []string{"wf2", "wf3", "wf4"}, "wf4")
-		check("last page", page(rdb.SummaryQuery{Limit: 3, Cursor: "wf4"}), []string{"wf5", "wf6"}, "")
-		check("prefix", page(rdb.SummaryQuery{Prefix: "wf", Limit: 2}), []string{"wf0", "wf1"}, "wf1")
-		check("prefix, no match", page(rdb.SummaryQuery{Prefix: "zz"}), []string{}, "")
-		check("open (wf3 failed: the worst of its jobs)", page(rdb.SummaryQuery{Status: batch.StatusOpen}), []string{"wf0", "wf1"}, "")
-		check("open, paged", page(rdb.SummaryQuery{Status: batch.StatusOpen, Limit: 1}), []string{"wf0"}, "wf0")
-		check("open, last page", page(rdb.SummaryQuery{Status: batch.StatusOpen, Limit: 1, Cursor: "wf0"}), []string{"wf1"}, "")
-		check("new, prefix", page(rdb.SummaryQuery{Status: batch.StatusNew, Prefix: "wf"}), []string{"wf4", "wf5", "wf6"}, "")
-		check("success", page(rdb.SummaryQuery{Status: batch.StatusSuccess}), []string{"wf2"}, "")
+		check("second page", page(batch.SummaryQuery{Limit: 3, Cursor: p.Next}), []string{"wf2", "wf3", "wf4"}, "wf4")
+		check("last page", page(batch.SummaryQuery{Limit: 3, Cursor: "wf4"}), []string{"wf5", "wf6"}, "")
+		check("prefix", page(batch.SummaryQuery{Prefix: "wf", Limit: 2}), []string{"wf0", "wf1"}, "wf1")
+		check("prefix, no match", page(batch.SummaryQuery{Prefix: "zz"}), []string{}, "")
+		check("open (wf3 failed: the worst of its jobs)", page(batch.SummaryQuery{Status: batch.StatusOpen}), []string{"wf0", "wf1"}, "")
+		check("open, paged", page(batch.SummaryQuery{Status: batch.StatusOpen, Limit: 1}), []string{"wf0"}, "wf0")
+		check("open, last page", page(batch.SummaryQuery{Status: batch.StatusOpen, Limit: 1, Cursor: "wf0"}), []string{"wf1"}, "")
+		check("new, prefix", page(batch.SummaryQuery{Status: batch.StatusNew, Prefix: "wf"}), []string{"wf4", "wf5", "wf6"}, "")
+		check("success", page(batch.SummaryQuery{Status: batch.StatusSuccess}), []string{"wf2"}, "")
 
-		failed := page(rdb.SummaryQuery{Status: batch.StatusFailed})
+		failed := page(batch.SummaryQuery{Status: batch.StatusFailed})
 		check("failed", failed, []string{"wf3"}, "")
 		if len(failed.Summaries) == 1 {
 			s := failed.Summaries[0]
@@ -84,7 +84,7 @@ func TestSummaries(t *testing.T) {
 		if !reflect.DeepEqual(counts, want) || total != 8 {
 			t.Errorf("counts %v of %d, want %v of 8", counts, total, want)
 		}
-		for _, q := range []rdb.SummaryQuery{{Status: "bogus"}, {Cursor: "a b"}, {Prefix: "{x}"}} {
+		for _, q := range []batch.SummaryQuery{{Status: "bogus"}, {Cursor: "a b"}, {Prefix: "{x}"}} {
 			if _, err := f.store.Summaries(ctx, q); batch.ErrorCode(err) != batch.EINVALID {
 				t.Errorf("Summaries(%+v): %v, want EINVALID", q, err)
 			}
@@ -101,7 +101,7 @@ func TestSummaries(t *testing.T) {
 		if n, err := f.store.RebuildIndex(ctx); err != nil || n != 8 {
 			t.Fatalf("RebuildIndex: %d, %v; want 8", n, err)
 		}
-		check("failed, rebuilt", page(rdb.SummaryQuery{Status: batch.StatusFailed}), []string{"wf3"}, "")
+		check("failed, rebuilt", page(batch.SummaryQuery{Status: batch.StatusFailed}), []string{"wf3"}, "")
 		if _, total, _ := f.store.StatusCounts(ctx); total != 8 {
 			t.Errorf("after the rebuild: %d workflows, want 8", total)
 		}

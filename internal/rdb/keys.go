@@ -43,7 +43,8 @@ const Layout = "2"
 //	<prefix>:{~}:summaries              HASH  <wf> -> "<status> <summary JSON>" (batch.Summary)
 //	<prefix>:{~}:status                 ZSET  "<status>:<wf>", all scored 0: lists by status, counts
 //	<prefix>:{~}:names                  ZSET  <wf>, all scored 0: lists by name and name prefix
-//	<prefix>:{~}:changes                ZSET  <wf> scored by the time of its last change (µs)
+//	<prefix>:{~}:changes                ZSET  <wf> scored by the seq of its last end or load
+//	<prefix>:{~}:seq                    STRING the counter that scores changes
 //	<prefix>:{~}:due                    ZSET  <wf> scored by when the scheduler next looks at it (ms)
 type Keys struct {
 	Prefix string
@@ -119,8 +120,11 @@ func (k Keys) StatusIndex() string { return k.index() + "status" }
 // Names lists the workflows by name (lexicographic).
 func (k Keys) Names() string { return k.index() + "names" }
 
-// IndexChanges scores each workflow by the time of its last change.
+// IndexChanges scores each workflow by the sequence number of its last end or load.
 func (k Keys) IndexChanges() string { return k.index() + "changes" }
+
+// IndexSeq is the counter of IndexChanges' scores.
+func (k Keys) IndexSeq() string { return k.index() + "seq" }
 
 // Due scores each workflow by when the scheduler next looks at it.
 func (k Keys) Due() string { return k.index() + "due" }

@@ -116,7 +116,7 @@ func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, key
 	st.Changes = parseChanges(wf, str(list[0]), strMap(list[1]))
 	// See index: the change stands whatever this does. An end wakes the after: of others (a fail
 	// too: the scheduler then finds them not ready, which is cheaper than telling the two apart).
-	_ = s.index(ctx, st, op == "rdb.Load", op == "rdb.End")
+	_ = s.index(ctx, st, str(list[0]), op == "rdb.Load", op == "rdb.End")
 	return st, nil
 }
 
@@ -474,9 +474,7 @@ func (s *Store) Restore(ctx context.Context, d *batch.Dump) error {
 	if err := s.afterWrite(ctx, "rdb.Restore"); err != nil {
 		return err
 	}
-	if st, err := s.State(ctx, d.Workflow); err == nil {
-		_ = s.index(ctx, st, true, true) // see index: the restore stands whatever this does
-	}
+	_ = s.reindex(ctx, d.Workflow) // see index: the restore stands whatever this does
 	return nil
 }
 

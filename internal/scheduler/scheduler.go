@@ -146,12 +146,11 @@ type Scheduler struct {
 	wg        sync.WaitGroup
 
 	// The leader's view of the due index, kept by Tick (one tick at a time): scanned is true once
-	// a tick as leader looked at every workflow; changesSeen is the latest change read from the
-	// index of changes (µs), changeAt the changes read within changeOverlap of it; dependents
-	// maps an upstream workflow to the workflows with after: on it, upstream the reverse.
+	// a tick as leader looked at every workflow; changesSeen is the sequence number of the latest
+	// change read from the index of changes; dependents maps an upstream workflow to the
+	// workflows with after: on it, upstream the reverse.
 	scanned     bool
 	changesSeen int64
-	changeAt    map[string]int64
 	dependents  map[string]map[string]bool
 	upstream    map[string][]string
 }
@@ -214,7 +213,6 @@ func New(opts Options) *Scheduler {
 		log:        opts.Logger,
 		executing:  map[string]*execution{},
 		schedules:  map[string]cron.Schedule{},
-		changeAt:   map[string]int64{},
 		dependents: map[string]map[string]bool{},
 		upstream:   map[string][]string{},
 	}
@@ -378,25 +376,20 @@ func (s *Scheduler) scanAll(ctx context.Context) ([]rdb.DueEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.changesSeen, s.changeAt = 0, make(map[string]int64, len(changes))
+	s.changesSeen = 0
 	for _, c := range changes {
 		s.changesSeen = max(s.changesSeen, c.At)
-		s.changeAt[c.Workflow] = c.At
 	}
-	s.pruneChanges()
 	return out, nil
 }
 
-// changeOverlap is how far back each tick reads the index of changes again: replicas' clocks
-// score the changes, and a change written a little late with an earlier time is still seen.
-const changeOverlap = 2 * time.Second
-
-// changedDependents returns the workflows with after: on a workflow changed since the last tick.
+// changedDependents returns the workflows with after: on a workflow that ended a batch or was
+// loaded since the last tick.
 func (s *Scheduler) changedDependents(ctx context.Context) ([]string, error) {
 	if !s.scanned {
 		return nil, nil // this tick looks at every workflow
 	}
-	changes, err := s.opts.Runs.ChangedSince(ctx, s.changesSeen-changeOverlap.Microseconds())
+	changes, err := s.opts.Runs.ChangedSince(ctx, s.changesSeen)
 	if err != nil {
 		return nil, err
 	}
@@ -404,27 +397,13 @@ func (s *Scheduler) changedDependents(ctx context.Context) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range changes {
-		if s.changeAt[c.Workflow] == c.At {
-			continue // seen at an earlier tick, within the overlap
-		}
-		s.changeAt[c.Workflow] = c.At
 		s.changesSeen = max(s.changesSeen, c.At)
 		for d := range s.dependents[c.Workflow] {
 			out = append(out, d)
 		}
 	}
-	s.pruneChanges()
 	slices.Sort(out)
 	return slices.Compact(out), nil
-}
-
-// pruneChanges forgets the changes older than the overlap the next tick reads again.
-func (s *Scheduler) pruneChanges() {
-	for wf, at := range s.changeAt {
-		if at < s.changesSeen-changeOverlap.Microseconds() {
-			delete(s.changeAt, wf)
-		}
-	}
 }
 
 // noteAfter records the upstream workflows of wf's after:, so that their changes wake it.

@@ -57,7 +57,8 @@ type RunStore interface {
 	SetDue(ctx context.Context, updates []rdb.DueUpdate) error
 	// MarkDue makes a workflow due at the next tick.
 	MarkDue(ctx context.Context, wf string) error
-	// ChangedSince returns the workflows whose last change the index scores after since (µs).
+	// ChangedSince returns the workflows whose last end or load the index of changes scores
+	// after since (a sequence number).
 	ChangedSince(ctx context.Context, since int64) ([]rdb.WorkflowChange, error)
 }
 

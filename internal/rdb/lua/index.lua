@@ -7,35 +7,47 @@
 -- KEYS[3] -> <prefix>:{~}:changes (Keys.IndexChanges)
 -- KEYS[4] -> <prefix>:{~}:names (Keys.Names)
 -- KEYS[5] -> <prefix>:{~}:due (Keys.Due)
+-- KEYS[6] -> <prefix>:{~}:seq (Keys.IndexSeq)
 -- ARGV[1] -> the workflow
 -- ARGV[2] -> its overall status
--- ARGV[3] -> the change's time (µs, the writer's clock)
+-- ARGV[3] -> the change's revision: the ID of the event entry it wrote (<ms>-<seq>, which Redis
+--            makes increase in the workflow's stream), "0-0" for a state without one
 -- ARGV[4] -> its summary's JSON
--- ARGV[5] -> 1 when the change may make a workflow with after: on this one ready (a close, a
+-- ARGV[5] -> 1 when the change may make a workflow with after: on this one ready (an end, a
 --            load): it goes into the index of changes, which the scheduler reads
 -- ARGV[6] -> 1 for a load (or a restore): the workflow joins the name index and is due for the
 --            scheduler at once, which reads its settings again
 --
--- Result: 1 when written, 0 when the index already holds a later change of the workflow (two
--- replicas' index writes may arrive out of order; the later change wins).
+-- Result: 1 when written, 0 when the index already holds a later revision of the workflow (two
+-- replicas' index writes may arrive out of order; the later change wins, whatever the clocks).
 --
--- The summaries hash holds "<status> <time µs> <JSON>": one HGET gives both the status to move in
--- the status index and the time that orders the writes. A change that keeps the status costs an
--- HGET and an HSET.
-local wf, status, at = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- The summaries hash holds "<status> <revision> <JSON>": one HGET gives both the status to move
+-- in the status index and the revision that orders the writes. A change that keeps the status
+-- costs an HGET and an HSET.
+local wf, status, rev = ARGV[1], ARGV[2], ARGV[3]
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms or '0'), tonumber(seq or '0')
+end
 local old = redis.call('HGET', KEYS[1], wf)
 local was
 if old then
-  local t
-  was, t = string.match(old, '^(%S+) (%S+)')
-  if t and tonumber(t) > at then return 0 end
+  local r
+  was, r = string.match(old, '^(%S+) (%S+)')
+  local om, os = parse(r or '0-0')
+  local nm, ns = parse(rev)
+  if om > nm or (om == nm and os > ns) then return 0 end
 end
 if was ~= status then
   if was then redis.call('ZREM', KEYS[2], was .. ':' .. wf) end
   redis.call('ZADD', KEYS[2], 0, status .. ':' .. wf)
 end
-redis.call('HSET', KEYS[1], wf, status .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
-if ARGV[5] == '1' then redis.call('ZADD', KEYS[3], at, wf) end
+redis.call('HSET', KEYS[1], wf, status .. ' ' .. rev .. ' ' .. ARGV[4])
+if ARGV[5] == '1' then
+  -- Scored by a counter of this Redis, not a clock: the scheduler reads exactly what came after
+  -- what it read last.
+  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[6]), wf)
+end
 if ARGV[6] == '1' then
   redis.call('ZADD', KEYS[4], 0, wf)
   -- As sched_mark.lua: a score below any the scheduler may have read, so that its next
