@@ -327,7 +327,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// on other sites and DNS rebinding out too.
 		LoopbackOnly: tokens.Empty() && !cfg.insecureNoAuth,
 		Metrics:      m,
-		UI: ui.New(ui.Options{Store: recording, Events: bus, Scheduler: sch, CfgDir: cfg.cfgDir, Location: loc, Logger: log,
+		UI: ui.New(ui.Options{Store: recording, Summaries: store, Events: bus, Scheduler: sch, CfgDir: cfg.cfgDir, Location: loc, Logger: log,
 			CanAct: api.CanAct(tokens), CanAdmin: api.CanAdmin(tokens), CSRFToken: api.CSRFToken}),
 		CfgDir:            cfg.cfgDir,
 		Limits:            limits,

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -13,19 +12,17 @@ import (
 	"github.com/batchy/batchy/internal/config"
 )
 
-// Dashboard filters (?status=), besides the overall statuses.
-const (
-	filterAttention = "attention"
-	filterUnloaded  = "unloaded"
-)
+// Dashboard filter (?status=) of the configured workflows never loaded, besides the overall
+// statuses.
+const filterUnloaded = "unloaded"
 
 // filters are the dashboard's status filters, in the order the page offers them.
 var filters = []struct{ Value, Label, Icon string }{
 	{"", "All", ""},
-	{filterAttention, "Needs attention", "⚠"},
 	{statusFailed, "Failed", "✖"},
 	{statusOpen, "Open", "▶"},
 	{statusNew, "New", "○"},
+	{statusAbandoned, "Abandoned", "↺"},
 	{statusSuccess, "Succeeded", "✔"},
 	{filterUnloaded, "Not loaded", "…"},
 }
@@ -34,15 +31,13 @@ var filters = []struct{ Value, Label, Icon string }{
 type dashboardView struct {
 	Query, Status string
 	Rows          []*wfView
-	// Total is the number of workflows; Matched of those the filters keep.
-	Total, Matched int
-	Counts         map[string]int
-	Filters        []filterLink
-	Page, Pages    int
-	PrevURL        string
-	NextURL        string
-	First, Last    int // 1-based positions of the rows shown
-	Scheduled      bool
+	// Total is the number of workflows, loaded or configured; Counts by filter.
+	Total   int
+	Counts  map[string]int
+	Filters []filterLink
+	// FirstURL leads back to the first page, NextURL to the next one ("" on the last).
+	FirstURL, NextURL string
+	Scheduled         bool
 }
 
 type filterLink struct {
@@ -51,11 +46,15 @@ type filterLink struct {
 	Current                 bool
 }
 
-// dashboard lists every workflow, filtered (?q=, ?status=) and paged (?page=) on the server.
+// dashboard lists the workflows a page at a time, by name, filtered by name prefix (?q=) and
+// status (?status=), from the cursor (?cursor=, the last name of the previous page). It reads the
+// summaries' index for the page and the counts, then the states of the page's rows only: its cost
+// is the page's, whatever the number of workflows.
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	status := r.URL.Query().Get("status")
+	cursor := r.URL.Query().Get("cursor")
 	valid := false
 	for _, f := range filters {
 		valid = valid || f.Value == status
@@ -64,118 +63,107 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, batch.Errorf(batch.EINVALID, "status %q is not a filter this page knows", status))
 		return
 	}
-	pageNo, err := strconv.Atoi(r.URL.Query().Get("page"))
-	if err != nil || pageNo < 1 {
-		pageNo = 1
+	if cursor != "" && !batch.ValidName(cursor) {
+		u.fail(w, r, batch.Errorf(batch.EINVALID, "cursor %q is not a workflow name: follow the page's links", cursor))
+		return
 	}
-	all, err := u.workflows(ctx)
+	sums := u.opts.Summaries
+	if sums == nil {
+		u.fail(w, r, batch.Errorf(batch.EUNAVAILABLE, "this store keeps no workflow summaries"))
+		return
+	}
+	counts, total, err := sums.StatusCounts(ctx)
 	if err != nil {
 		u.fail(w, r, err)
 		return
 	}
-	v := &dashboardView{Query: q, Status: status, Total: len(all), Counts: map[string]int{}, Scheduled: u.opts.Scheduler != nil}
-	var matched []*wfView
-	needle := strings.ToLower(q)
-	for _, wv := range all {
-		if !matchesQuery(wv, needle) {
-			continue
+	unloaded, err := u.unloaded(ctx, sums)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	v := &dashboardView{Query: q, Status: status, Total: total + len(unloaded), Counts: map[string]int{"": total + len(unloaded), filterUnloaded: len(unloaded)},
+		Scheduled: u.opts.Scheduler != nil}
+	for st, n := range counts {
+		v.Counts[string(st)] = n
+	}
+	// A search that is no name's prefix matches nothing (and is shown back as typed).
+	if q == "" || batch.ValidName(q) {
+		var next string
+		v.Rows, next, err = u.page(ctx, sums, status, q, cursor, unloaded)
+		if err != nil {
+			u.fail(w, r, err)
+			return
 		}
-		for _, f := range filters {
-			if matchesStatus(wv, f.Value) {
-				v.Counts[f.Value]++
-			}
+		if next != "" {
+			v.NextURL = dashboardURL("/", q, status, next)
 		}
-		if matchesStatus(wv, status) {
-			matched = append(matched, wv)
-		}
+	}
+	if cursor != "" {
+		v.FirstURL = dashboardURL("/", q, status, "")
 	}
 	for _, f := range filters {
 		v.Filters = append(v.Filters, filterLink{Value: f.Value, Label: f.Label, Icon: f.Icon, Count: v.Counts[f.Value],
-			Current: f.Value == status, URL: dashboardURL("/", q, f.Value, 1)})
-	}
-	v.Matched = len(matched)
-	size := u.opts.PageSize
-	v.Pages = max(1, (len(matched)+size-1)/size)
-	v.Page = min(pageNo, v.Pages)
-	start := (v.Page - 1) * size
-	end := min(start+size, len(matched))
-	v.Rows = matched[start:end]
-	v.First, v.Last = start+1, end
-	if v.Page > 1 {
-		v.PrevURL = dashboardURL("/", q, status, v.Page-1)
-	}
-	if v.Page < v.Pages {
-		v.NextURL = dashboardURL("/", q, status, v.Page+1)
+			Current: f.Value == status, URL: dashboardURL("/", q, f.Value, "")})
 	}
 	title := "Workflows"
 	if q != "" || status != "" {
 		title = "Workflows (filtered)"
 	}
 	p := u.newPage(r, "dashboard", title, v)
-	p.Fragment = dashboardURL("/ui/fragment/dashboard", q, status, v.Page)
+	p.Fragment = dashboardURL("/ui/fragment/dashboard", q, status, cursor)
 	u.render(w, r, http.StatusOK, p)
 }
 
-func dashboardURL(path, q, status string, page int) string {
-	vals := url.Values{}
-	if q != "" {
-		vals.Set("q", q)
+// page returns the rows of one page, and the cursor of the next ("" on the last): loaded
+// workflows from the summaries' index (by status, or all of them merged with the configured ones
+// never loaded, in name order), configured ones never loaded alone for that filter.
+func (u *UI) page(ctx context.Context, sums batch.SummaryReader, status, prefix, cursor string, never []string) ([]*wfView, string, error) {
+	size := u.opts.PageSize
+	var names []string
+	var loadedNext string
+	if status != filterUnloaded {
+		pg, err := sums.Summaries(ctx, batch.SummaryQuery{Status: batch.Status(status), Prefix: prefix, Cursor: cursor, Limit: size})
+		if err != nil {
+			return nil, "", err
+		}
+		for _, s := range pg.Summaries {
+			names = append(names, s.Workflow)
+		}
+		loadedNext = pg.Next
 	}
-	if status != "" {
-		vals.Set("status", status)
-	}
-	if page > 1 {
-		vals.Set("page", strconv.Itoa(page))
-	}
-	if len(vals) == 0 {
-		return path
-	}
-	return path + "?" + vals.Encode()
-}
-
-// matchesQuery keeps workflows whose name or one of whose jobs' names contains the (lower-case)
-// search text.
-func matchesQuery(w *wfView, needle string) bool {
-	if needle == "" || strings.Contains(strings.ToLower(w.Name), needle) {
-		return true
-	}
-	for _, j := range w.Jobs {
-		if strings.Contains(strings.ToLower(j.Name), needle) {
-			return true
+	loaded := len(names)
+	if status == "" || status == filterUnloaded {
+		for _, n := range never {
+			if n > cursor && strings.HasPrefix(n, prefix) {
+				names = append(names, n)
+			}
 		}
 	}
-	return false
-}
-
-func matchesStatus(w *wfView, filter string) bool {
-	switch filter {
-	case "":
-		return true
-	case filterAttention:
-		return w.Attention()
-	case filterUnloaded:
-		return !w.Loaded
+	isLoaded := make(map[string]bool, loaded)
+	for _, n := range names[:loaded] {
+		isLoaded[n] = true
 	}
-	return w.Loaded && w.Status == filter
-}
-
-// stateReaders bounds the state reads in flight for one dashboard.
-const stateReaders = 16
-
-// workflows returns a view of every loaded workflow, and of every configured one not loaded yet,
-// sorted by name. States are read concurrently: with a thousand workflows, one after the other
-// would make the page wait for a thousand round trips.
-func (u *UI) workflows(ctx context.Context) ([]*wfView, error) {
-	names, err := u.opts.Store.Workflows(ctx)
-	if err != nil {
-		return nil, err
+	slices.Sort(names)
+	next := ""
+	if len(names) > size {
+		names = names[:size]
+		next = names[size-1]
+	} else if loadedNext != "" {
+		next = loadedNext
 	}
+	// The states of the page's loaded rows, read concurrently: a page waits for one round trip,
+	// not for one per row.
 	views := make([]*wfView, len(names))
 	errs := make([]error, len(names))
 	rules := u.rules()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, stateReaders)
 	for i, name := range names {
+		if !isLoaded[name] {
+			views[i] = unloaded(name)
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -190,46 +178,64 @@ func (u *UI) workflows(ctx context.Context) ([]*wfView, error) {
 		}()
 	}
 	wg.Wait()
-	loaded := map[string]bool{}
-	out := make([]*wfView, 0, len(names))
+	out := views[:0]
 	for i, v := range views {
 		if errs[i] != nil {
 			if batch.ErrorCode(errs[i]) == batch.ENOTFOUND {
 				continue // deleted while we read
 			}
-			return nil, errs[i]
+			return nil, "", errs[i]
 		}
-		loaded[v.Name] = true
 		out = append(out, v)
 	}
-	if u.opts.CfgDir != "" {
-		configured, err := config.List(u.opts.CfgDir)
-		if err != nil && batch.ErrorCode(err) != batch.ENOTFOUND {
-			return nil, err
-		}
-		for _, name := range configured {
-			if !loaded[name] {
-				out = append(out, unloaded(name))
-			}
+	return out, next, nil
+}
+
+// unloaded returns the configured workflows never loaded, sorted: the configuration directory's
+// listing and one Redis call.
+func (u *UI) unloaded(ctx context.Context, sums batch.SummaryReader) ([]string, error) {
+	if u.opts.CfgDir == "" {
+		return nil, nil
+	}
+	configured, err := config.List(u.opts.CfgDir)
+	if batch.ErrorCode(err) == batch.ENOTFOUND {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	loaded, err := sums.Loaded(ctx, configured)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, n := range configured {
+		if !loaded[i] {
+			out = append(out, n)
 		}
 	}
-	sortViews(out)
 	return out, nil
 }
 
-// sortViews puts the workflows that need a person (failing, late, long open) first, so that the
-// first page shows them, then orders by name.
-func sortViews(views []*wfView) {
-	slices.SortFunc(views, func(a, b *wfView) int {
-		if a.Attention() != b.Attention() {
-			if a.Attention() {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
+func dashboardURL(path, q, status, cursor string) string {
+	vals := url.Values{}
+	if q != "" {
+		vals.Set("q", q)
+	}
+	if status != "" {
+		vals.Set("status", status)
+	}
+	if cursor != "" {
+		vals.Set("cursor", cursor)
+	}
+	if len(vals) == 0 {
+		return path
+	}
+	return path + "?" + vals.Encode()
 }
+
+// stateReaders bounds the state reads in flight for one dashboard page.
+const stateReaders = 16
 
 func (u *UI) rules() viewRules {
 	return viewRules{now: u.opts.Now().UTC(), longOpen: u.opts.LongOpen, lateAfter: u.opts.LateAfter,

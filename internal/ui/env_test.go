@@ -94,7 +94,7 @@ func newEnv(t testing.TB, client rdb.Client, o envOptions) *env {
 		}
 		e.writeCfg(t, f, string(data))
 	}
-	opts := ui.Options{Store: e.rec, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg, Now: e.clock.Now}
+	opts := ui.Options{Store: e.rec, Summaries: e.store, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg, Now: e.clock.Now}
 	if o.tokens != nil {
 		opts.CanAct, opts.CanAdmin, opts.CSRFToken = api.CanAct(o.tokens), api.CanAdmin(o.tokens), api.CSRFToken
 	}

@@ -1,5 +1,6 @@
-// Package ui is batchy's web UI: a dashboard of every workflow and a page per workflow, rendered
-// on the server with html/template from files embedded in the binary, plus one small script.
+// Package ui is batchy's web UI: a dashboard of the workflows (a page at a time, from the
+// summaries' index) and a page per workflow, rendered on the server with html/template from files
+// embedded in the binary, plus one small script.
 //
 // The UI only reads (through batch.Store, the event stream and the scheduler). Every action a
 // person takes (load, open, close, fail, rewind, run, backfill, cancel) is a fetch() from the
@@ -43,6 +44,9 @@ type Options struct {
 	// Scheduler runs workflows; nil hides runs, next run times, late detection and the "run
 	// now" action (backfills then open the window directly instead of queueing a run).
 	Scheduler *scheduler.Scheduler
+	// Summaries lists the workflows for the dashboard; nil means Store, when it keeps summaries
+	// (rdb.Store), else the dashboard answers 503.
+	Summaries batch.SummaryReader
 	// CfgDir is the directory of workflow files; configured workflows that are not loaded yet are
 	// listed with a "load" action. "" lists loaded workflows only.
 	CfgDir string
@@ -91,6 +95,9 @@ var _ http.Handler = (*UI)(nil)
 func New(opts Options) *UI {
 	if opts.Store == nil {
 		panic("ui.New: Options.Store is required")
+	}
+	if r, ok := opts.Store.(batch.SummaryReader); ok && opts.Summaries == nil {
+		opts.Summaries = r
 	}
 	if opts.Location == nil {
 		opts.Location = time.UTC

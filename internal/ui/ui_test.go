@@ -55,9 +55,8 @@ func TestDashboardListsWorkflows(t *testing.T) {
 		// wf1's job1 has no watermark: its window starts at the original's "everything" date,
 		// which reads as such.
 		wantContains(t, body, `<span title="1776-07-04 23:59:00Z: no watermark yet, so everything">the beginning</span>`)
-		// sales is configured but not loaded: listed, with a load action. The failing wf1 comes
-		// first: workflows that need a person lead the list.
-		if got, want := strings.Join(rows(body), " "), "wf1=failed sales=not loaded"; got != want {
+		// sales is configured but not loaded: listed, with a load action, in name order.
+		if got, want := strings.Join(rows(body), " "), "sales=not loaded wf1=failed"; got != want {
 			t.Errorf("rows: got %s, want %s", got, want)
 		}
 		wantContains(t, body,
@@ -90,14 +89,16 @@ func TestDashboardFilters(t *testing.T) {
 
 	for _, c := range []struct{ query, want string }{
 		{"", "broken=failed crm_export=open sales=new wf1=new"},
-		{"?q=SAL", "sales=new"},
-		{"?q=extract", "crm_export=open sales=new"}, // job names match too
+		{"?q=sal", "sales=new"}, // the start of a name
+		{"?q=SAL", ""},          // names are case-sensitive
+		{"?q=rm", ""},           // not a part of it
 		{"?status=open", "crm_export=open"},
 		{"?status=failed", "broken=failed"},
-		{"?status=attention", "broken=failed"},
 		{"?status=new&q=wf", "wf1=new"},
 		{"?status=success", ""},
+		{"?status=unloaded", ""},
 		{"?q=nothing-like-this", ""},
+		{"?q=%3Cb%3E", ""}, // no name's start: nothing
 	} {
 		t.Run(c.query, func(t *testing.T) {
 			body := e.page(t, "/"+c.query)
@@ -112,18 +113,22 @@ func TestDashboardFilters(t *testing.T) {
 	body := e.page(t, "/?status=failed")
 	wantContains(t, body, `<a class="count f-failed" href="/?status=failed" aria-current="page">`, `Failed <strong>1</strong>`,
 		`<option value="failed" selected>Failed</option>`, `data-fragment="/ui/fragment/dashboard?status=failed"`)
-	if r := e.get(t, "/?status=bogus"); r.status != http.StatusBadRequest || !strings.Contains(r.body, "bogus") {
-		t.Errorf("unknown status filter: %d %s", r.status, r.body)
+	for _, q := range []string{"status=bogus", "status=attention", "cursor=a%20b"} {
+		if r := e.get(t, "/?"+q); r.status != http.StatusBadRequest || !strings.Contains(r.body, strings.Split(q, "=")[0]) {
+			t.Errorf("%s: %d %s", q, r.status, r.body)
+		}
 	}
 }
 
-// TestDashboardPaging lists 1,000 workflows 50 to a page.
+// TestDashboardPaging lists 1,000 workflows 50 to a page, by name, from a cursor; the
+// configured workflows never loaded come in name order among them.
 func TestDashboardPaging(t *testing.T) {
 	e := newEmbedded(t, envOptions{noCfg: true})
 	const n = 1000
 	for i := range n {
 		e.load(t, fmt.Sprintf("wf%04d", i), "extract: {}\nload: {}\n")
 	}
+	e.writeCfg(t, "wf0049a", "a: {}\n") // configured, not loaded
 	start := time.Now()
 	body := e.page(t, "/")
 	t.Logf("dashboard of %d workflows rendered in %s", n, time.Since(start))
@@ -131,22 +136,29 @@ func TestDashboardPaging(t *testing.T) {
 	if len(r) != 50 || r[0] != "wf0000=new" || r[49] != "wf0049=new" {
 		t.Fatalf("page 1: %d rows %v", len(r), r)
 	}
-	wantContains(t, body, "Showing 1–50 of 1000 workflows", "Page 1 of 20", `<a href="/?page=2" rel="next">`)
-	wantNotContains(t, body, `rel="prev"`)
+	wantContains(t, body, "Showing 50 workflows, more on the next page (1001 in all)", `<a href="/?cursor=wf0049" rel="next">`,
+		`New <strong>1000</strong>`, `Not loaded <strong>1</strong>`)
+	wantNotContains(t, body, `rel="first"`)
 
-	body = e.page(t, "/?page=20")
-	if r := rows(body); len(r) != 50 || r[0] != "wf0950=new" || r[49] != "wf0999=new" {
-		t.Fatalf("page 20: %v", r)
+	body = e.page(t, "/?cursor=wf0049")
+	if r := rows(body); len(r) != 50 || r[0] != "wf0049a=not loaded" || r[1] != "wf0050=new" || r[49] != "wf0098=new" {
+		t.Fatalf("page 2: %v", r)
 	}
-	wantContains(t, body, "Showing 951–1000 of 1000", `<a href="/?page=19" rel="prev">`)
+	wantContains(t, body, `<a href="/" rel="first">`, `<a href="/?cursor=wf0098" rel="next">`)
+
+	body = e.page(t, "/?cursor=wf0960")
+	if r := rows(body); len(r) != 39 || r[0] != "wf0961=new" || r[38] != "wf0999=new" {
+		t.Fatalf("last page: %v", r)
+	}
 	wantNotContains(t, body, `rel="next"`)
 
-	// Paging keeps the filters; a page past the end shows the last one.
-	body = e.page(t, "/?q=wf09&page=99")
-	if r := rows(body); len(r) != 50 || r[0] != "wf0950=new" {
+	// Paging keeps the filters.
+	body = e.page(t, "/?q=wf09&cursor=wf0949")
+	if r := rows(body); len(r) != 50 || r[0] != "wf0950=new" || r[49] != "wf0999=new" {
 		t.Fatalf("filtered page: %v", r)
 	}
-	wantContains(t, body, "Showing 51–100 of 100 workflows (1000 in all)", `<a href="/?q=wf09" rel="prev">`)
+	wantContains(t, body, `<a href="/?q=wf09" rel="first">`)
+	wantNotContains(t, body, `rel="next"`)
 }
 
 // TestReadOnly renders no action for a user who may not act, and every action for one who may.
