@@ -57,6 +57,7 @@ type benchConfig struct {
 	verbose    bool
 	calib      int
 	monitor    int
+	workflows  int
 }
 
 // Workflow names besides the workers' wf-1..wf-N.
@@ -79,6 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.redisBin, "redis-server", "redis-server", "the redis-server binary")
 	fs.StringSliceVar(&cfg.parts, "parts", allParts, "what to measure: "+partsHelp())
 	fs.IntVar(&cfg.calib, "calibrate", 300, "requests of each transition measured one at a time with INFO commandstats (part http; 0: none)")
+	fs.IntVar(&cfg.workflows, "workflows", 10000, "workflows loaded in the scale part (measured beside 10)")
 	fs.IntVar(&cfg.monitor, "monitor", 20, "requests of each transition watched with MONITOR to tell round trips from script calls (part http; 0: none)")
 	fs.BoolVar(&cfg.keepTmp, "keep-tmp", false, "keep the temporary directory (binaries, config, data file)")
 	fs.BoolVarP(&cfg.verbose, "verbose", "v", false, "print each wake-up round's figures")
@@ -125,10 +127,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // allParts are the measurements, in the order they run (http and direct take turns, one
 // concurrency at a time). direct.go adds "direct" when it is compiled in.
-var allParts = []string{"wake", "memory", "http", "embedded"}
+var allParts = []string{"wake", "memory", "http", "embedded", "scale"}
 
 func partsHelp() string {
-	h := "wake (wake-up latency), memory, http (calibration, bare EVAL reference and HTTP against Redis), embedded"
+	h := "wake (wake-up latency), memory, http (calibration, bare EVAL reference and HTTP against Redis), embedded, scale (idle Redis commands, dashboard and list times with 10 and --workflows workflows)"
 	if slices.Contains(allParts, "direct") {
 		h += ", direct (the store without HTTP and its own scripts replayed: extra information)"
 	}
@@ -169,6 +171,7 @@ type Report struct {
 	// Transitions is the calibration: Redis calls, round trips, Redis µs and batchy CPU per request.
 	Transitions []Transition
 	Wake        []WakeResult
+	Scale       []ScaleResult
 	Mem         Memory
 	Took        time.Duration
 	Warnings    []string
@@ -402,6 +405,19 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 		}
 		rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, cfg.conc, "embedded", hc, ebase, ep.pid(), nil, prof, logf, opPair, opState)...)
 		ep.stop()
+	}
+	// Last, on a Redis and a batchy of their own: the scale part.
+	if cfg.does("scale") {
+		bp.stop()
+		for _, n := range []int{10, cfg.workflows} {
+			sr, err := measureScale(ctx, cfg, bin, tmp, n, logf)
+			if err != nil {
+				return nil, fmt.Errorf("scale with %d workflows: %w", n, err)
+			}
+			logf("scale: %d workflows: idle %.1f Redis commands/s (%s); GET / p50 %s, /v1/workflows p50 %s; fire lag %s over %d fires; RSS %s",
+				n, sr.IdleCmds, sr.IdleTop, ms(sr.Dashboard[0]), ms(sr.List[0]), ms(sr.FireLag), sr.Fires, mb(sr.RSS))
+			rep.Scale = append(rep.Scale, sr)
+		}
 	}
 	rep.Took = time.Since(began)
 	rep.Machine.LoadEnd = loadAverage()

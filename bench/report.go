@@ -439,6 +439,14 @@ func printTable(w io.Writer, rep *Report) {
 			cpuCell(r.ServerCPU, r.Rounds), cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
 	}
 	tw.Flush()
+	if len(rep.Scale) > 0 {
+		fmt.Fprintln(tw, "\nworkflows\tload\tidle Redis cmds/s\tGET / p50\tmax\t/v1/workflows p50\tmax\tfire lag\tfires\tRSS")
+		for _, r := range rep.Scale {
+			fmt.Fprintf(tw, "%d\t%s\t%.1f\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Workflows, r.LoadTook.Round(time.Millisecond), r.IdleCmds,
+				ms(r.Dashboard[0]), ms(r.Dashboard[1]), ms(r.List[0]), ms(r.List[1]), ms(r.FireLag), r.Fires, mb(r.RSS))
+		}
+		tw.Flush()
+	}
 	if m := rep.Mem; m.Batches > 0 {
 		fmt.Fprintf(w, "\nRedis memory, one workflow of 3 jobs with %d batches of history: used_memory +%s; MEMORY USAGE state+history %s, event stream %s (%d events), %d keys\n",
 			m.Batches, kb(m.UsedDelta), kb(m.StateBytes), kb(m.EventsBytes), m.Events, m.Keys)
@@ -725,6 +733,37 @@ func markdown(rep *Report) string {
 			cpuCell(r.ServerCPU, r.Rounds), cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
 	}
 	p("")
+	if len(rep.Wake) > 0 {
+		p("RSS with the waits registered, round by round (the warm-up first):")
+		p("")
+		for _, r := range rep.Wake {
+			var cells []string
+			for _, v := range r.RSSRounds {
+				cells = append(cells, mb(v))
+			}
+			p("- %d waits: %s", r.Waits, strings.Join(cells, ", "))
+		}
+		p("")
+	}
+	if len(rep.Scale) > 0 {
+		p("## Scale: many workflows loaded")
+		p("")
+		p("For each size, a Redis and a batchy of their own (`--scheduler on`) with that many generated")
+		p("workflows of 2 jobs (`--workflows`; a quarter with a yearly `schedule:`, a quarter with `after:` on")
+		p("the previous one) and `tick`, which runs `true` every 10 s. Idle: the Redis commands of")
+		p("everything (INFO commandstats, the bench's own INFO left out) over the window, once the loads'")
+		p("aftermath settled; the every-10 s fires fall in it. Then 20 `GET /` and 20")
+		p("`GET /v1/workflows?limit=50`, one at a time on loopback (the time to the whole answer, so server")
+		p("time plus a loopback round trip). Fire lag: the latest start of `tick`'s runs after their fire time.")
+		p("")
+		p("| workflows | load (16 at a time) | idle window | idle Redis commands/s | busiest | GET / p50 | max | GET /v1/workflows?limit=50 p50 | max | fire lag (fires) | batchy RSS |")
+		p("|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, r := range rep.Scale {
+			p("| %d | %s | %s | %.1f | %s | %s | %s | %s | %s | %s (%d) | %s |", r.Workflows, r.LoadTook.Round(time.Millisecond), r.IdleWindow,
+				r.IdleCmds, r.IdleTop, ms(r.Dashboard[0]), ms(r.Dashboard[1]), ms(r.List[0]), ms(r.List[1]), ms(r.FireLag), r.Fires, mb(r.RSS))
+		}
+		p("")
+	}
 	mem := rep.Mem
 	p("## Redis memory per workflow")
 	p("")

@@ -191,6 +191,8 @@ type WakeResult struct {
 	// RSS is batchy's resident memory with the n waits registered (the largest over the rounds);
 	// RSSIdle before the first round.
 	RSS, RSSIdle int64
+	// RSSRounds is the RSS with the waits registered, round by round (the warm-up first).
+	RSSRounds []int64
 	// Registered says how the bench knew every wait was in place before closing: "metrics" (the
 	// server's batchy_active_waits gauge) or "settle" (a pause after the requests were written).
 	Registered string
@@ -262,6 +264,7 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 		}
 		if rss, err := rssBytes(pid); err == nil {
 			res.RSS = max(res.RSS, rss)
+			res.RSSRounds = append(res.RSSRounds, rss)
 		}
 		if round == 1 {
 			prof.snapshot(ctx, fmt.Sprintf("wake-%d", n))
