@@ -86,7 +86,7 @@ func measureScale(ctx context.Context, cfg benchConfig, bin, tmp string, n int, 
 		return res, err
 	}
 	defer ref.Close()
-	bp, base, err := startBatchy(ctx, nil, bin, "--redis-url", redisURL, "--cfg-dir", cfgDir)
+	bp, base, err := startBatchy(ctx, nil, bin, "--redis-url", redisURL, "--cfg-dir", cfgDir, "--scheduler", "on")
 	if err != nil {
 		return res, err
 	}

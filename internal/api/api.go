@@ -82,6 +82,7 @@ type Server struct {
 	reads    *sharedReads  // waits of one workflow share state reads
 	waits    waitCounter
 	closeOne sync.Once
+	never    config.Unloaded // the configuration files never loaded, for GET /v1/workflows
 }
 
 // New returns a Server with every route registered.

@@ -158,7 +158,7 @@ func (s *Server) listWorkflows(c *gin.Context) error {
 		out.Workflows[i] = WorkflowSummary{Summary: sum, Loaded: true, Configured: err == nil}
 	}
 	if q.Cursor == "" && q.Status == "" {
-		if out.Unloaded, err = s.unloaded(ctx, sums, q.Prefix); err != nil {
+		if out.Unloaded, err = s.unloaded(ctx, sums, out.Total, q.Prefix); err != nil {
 			return err
 		}
 	}
@@ -168,27 +168,14 @@ func (s *Server) listWorkflows(c *gin.Context) error {
 
 // unloaded returns the workflows of the configuration directory with the prefix that are not
 // loaded.
-func (s *Server) unloaded(ctx context.Context, sums batch.SummaryReader, prefix string) ([]string, error) {
-	configured, err := config.List(s.opts.CfgDir)
-	if batch.ErrorCode(err) == batch.ENOTFOUND {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	names := configured[:0]
-	for _, n := range configured {
-		if strings.HasPrefix(n, prefix) {
-			names = append(names, n)
-		}
-	}
-	loaded, err := sums.Loaded(ctx, names)
+func (s *Server) unloaded(ctx context.Context, sums batch.SummaryReader, total int, prefix string) ([]string, error) {
+	never, err := s.never.Get(ctx, s.opts.CfgDir, total, sums.Loaded)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for i, n := range names {
-		if !loaded[i] {
+	for _, n := range never {
+		if strings.HasPrefix(n, prefix) {
 			out = append(out, n)
 		}
 	}

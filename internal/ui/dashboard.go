@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/batchy/batchy/internal/batch"
-	"github.com/batchy/batchy/internal/config"
 )
 
 // Dashboard filter (?status=) of the configured workflows never loaded, besides the overall
@@ -77,7 +76,7 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, err)
 		return
 	}
-	unloaded, err := u.unloaded(ctx, sums)
+	unloaded, err := u.never.Get(ctx, u.opts.CfgDir, total, sums.Loaded)
 	if err != nil {
 		u.fail(w, r, err)
 		return
@@ -189,32 +188,6 @@ func (u *UI) page(ctx context.Context, sums batch.SummaryReader, status, prefix,
 		out = append(out, v)
 	}
 	return out, next, nil
-}
-
-// unloaded returns the configured workflows never loaded, sorted: the configuration directory's
-// listing and one Redis call.
-func (u *UI) unloaded(ctx context.Context, sums batch.SummaryReader) ([]string, error) {
-	if u.opts.CfgDir == "" {
-		return nil, nil
-	}
-	configured, err := config.List(u.opts.CfgDir)
-	if batch.ErrorCode(err) == batch.ENOTFOUND {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	loaded, err := sums.Loaded(ctx, configured)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for i, n := range configured {
-		if !loaded[i] {
-			out = append(out, n)
-		}
-	}
-	return out, nil
 }
 
 func dashboardURL(path, q, status, cursor string) string {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/scheduler"
 )
@@ -87,6 +88,7 @@ type UI struct {
 	mux     *http.ServeMux
 	pages   map[string]*template.Template
 	version string // of the static files, for cache busting
+	never   config.Unloaded
 }
 
 var _ http.Handler = (*UI)(nil)
