@@ -330,3 +330,4 @@ func fileSize(t *testing.T, name string) int64 {
 	}
 	return st.Size()
 }
+
