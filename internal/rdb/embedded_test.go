@@ -330,4 +330,3 @@ func fileSize(t *testing.T, name string) int64 {
 	}
 	return st.Size()
 }
-
