@@ -142,7 +142,7 @@ func FuzzInfa(f *testing.F) {
 }
 
 // envLine is one statement of the env output, exactly: export NAME='...' where the quoted part
-// holds no single quote except as the '\'' sequence (close, escaped quote, reopen); or, for a
+// holds no single quote except as the '\” sequence (close, escaped quote, reopen); or, for a
 // value with a control character, export NAME="$(printf '...')"; NAME="${NAME%_}" where the
 // quoted part is a printf format that ends with the "_" the second assignment removes.
 var envLine = regexp.MustCompile(`^export (BATCHY_[A-Z0-9_]*)=(?:'((?:[^']|'\\'')*)'|"\$\(printf '((?:[^']|'\\'')*)_'\)"; (BATCHY_[A-Z0-9_]*)="\$\{(BATCHY_[A-Z0-9_]*)%_\}")$`)
