@@ -302,6 +302,7 @@ func TestUsageErrors(t *testing.T) {
 		{"serve", "--no-such-flag"},
 		{"serve", "--log-level", "loud"},
 		{"serve", "--infa-date-format", "ZZZ"},
+		{"serve", "--original-infa-date-format", "ZZZ"},
 		{"import"},
 	}
 	// A cancelled context: should a case wrongly start the server, it stops at once instead of

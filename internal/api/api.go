@@ -38,8 +38,14 @@ type Options struct {
 	CfgDir string
 	// Limits bound the workflow files read; the zero value takes config's defaults.
 	Limits config.Limits
-	// Format tunes the infa and env outputs.
+	// Format tunes the infa and env outputs of the v1 routes.
 	Format format.Options
+	// OriginalInfaDateFormat is the infa date format of the original routes; "" means
+	// format.OriginalDates, the original's own (2026-11-22 13:49:30.840061, None, True).
+	OriginalInfaDateFormat string
+	// StrictOriginal makes GET /get_status/<wf> answer 404 for a workflow that is not loaded, as
+	// every other route does; false answers the original's 200 {}.
+	StrictOriginal bool
 	// Location is the server's time zone (--tz), used for previews of trunc_start; nil means UTC.
 	Location *time.Location
 	// Hub wakes waits when a workflow changes; nil means waits only re-check periodically.
@@ -85,6 +91,9 @@ type Server struct {
 func New(opts Options) *Server {
 	if opts.CfgDir == "" {
 		opts.CfgDir = "cfg"
+	}
+	if opts.OriginalInfaDateFormat == "" {
+		opts.OriginalInfaDateFormat = format.OriginalDates
 	}
 	if opts.Location == nil {
 		opts.Location = time.UTC
@@ -289,8 +298,8 @@ func (s *Server) load(ctx context.Context, wf string, reset bool) (*batch.State,
 }
 
 // render writes jobs in format f with status 200.
-func (s *Server) render(c *gin.Context, f format.Format, wf string, batchID int64, jobs batch.Jobs) {
-	b, err := format.Append(nil, f, wf, batchID, jobs, s.opts.Format)
+func (s *Server) render(c *gin.Context, f format.Format, opts format.Options, wf string, batchID int64, jobs batch.Jobs) {
+	b, err := format.Append(nil, f, wf, batchID, jobs, opts)
 	if err != nil {
 		s.fail(c, err)
 		return

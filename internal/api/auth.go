@@ -26,7 +26,7 @@ func requiredRole(method, route string) auth.Role {
 	switch {
 	case route == "":
 		return auth.RoleNone // no route: a 404 either way, and browsers ask for /favicon.ico
-	case route == "/healthz" || route == "/readyz" || route == "/openapi.json" || route == "/login" || route == "/logout" ||
+	case route == "/healthz" || route == "/readyz" || route == "/index" || route == "/openapi.json" || route == "/login" || route == "/logout" ||
 		strings.HasPrefix(route, "/ui/static"):
 		return auth.RoleNone
 	case route == "/load_cfg/:wf" || route == "/v1/workflows/:wf/load" || route == "/v1/workflows/:wf/jobs/:job/watermark":

@@ -73,6 +73,9 @@ func OriginalJSON(b []byte, jobs batch.Jobs) []byte {
 // pyValue appends a stored JSON value re-encoded in json.dumps(indent=4)'s layout at nesting level
 // depth. Numbers keep their stored text.
 func pyValue(b []byte, raw json.RawMessage, depth int) []byte {
+	if plainScalar(raw) {
+		return append(b, raw...) // as json.dumps writes it: most values, without decoding them
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
@@ -80,6 +83,35 @@ func pyValue(b []byte, raw json.RawMessage, depth int) []byte {
 		return append(b, raw...) // stored values are valid JSON; keep anything else as it is
 	}
 	return pyAny(b, v, depth)
+}
+
+// plainScalar reports whether a stored JSON value is one json.dumps would write with the same
+// bytes: a number, true, false, null, or a string of printable ASCII without escapes.
+func plainScalar(raw json.RawMessage) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		if len(raw) < 2 || raw[len(raw)-1] != '"' {
+			return false
+		}
+		for _, c := range raw[1 : len(raw)-1] {
+			if c < ' ' || c > '~' || c == '\\' || c == '"' {
+				return false
+			}
+		}
+		return true
+	case c == '-' || c >= '0' && c <= '9':
+		for _, c := range raw {
+			if c <= ' ' {
+				return false
+			}
+		}
+		return true
+	}
+	s := string(raw)
+	return s == "true" || s == "false" || s == "null"
 }
 
 func pyAny(b []byte, v any, depth int) []byte {
