@@ -275,6 +275,14 @@ func TestValidate(t *testing.T) {
 	if !strings.Contains(out.String(), "reprocess_hours") || !strings.Contains(out.String(), "job") {
 		t.Errorf("the error does not name the job and field: %s", out.String())
 	}
+	// Names that collide in env output.
+	col := t.TempDir()
+	os.WriteFile(filepath.Join(col, "wf.yaml"), []byte("job-1: {a: 1}\njob_1: {b: 2}\n"), 0o644)
+	out.Reset()
+	if code := run(context.Background(), []string{"validate", col}, &out, &errb); code != exitError ||
+		!strings.Contains(out.String(), "jobs job-1 and job_1 both export BATCHY_JOB_1_") {
+		t.Errorf("validate of colliding names = %d: %s", code, out.String())
+	}
 	// after: cycles across files.
 	cyc := t.TempDir()
 	os.WriteFile(filepath.Join(cyc, "a.yaml"), []byte("batchy:\n  after: [b]\nj: {}\n"), 0o644)
