@@ -74,8 +74,9 @@ func envVars(wf string, batchID int64, jobs batch.Jobs) []envVar {
 
 // EnvName returns the variable of a job's field, BATCHY_<JOB>_<FIELD>: upper-cased, with every
 // character outside [A-Z0-9_] written as _, so that any job or field name gives a valid shell
-// name. Distinct names can therefore collide (job-a and job_a); the later variable wins, except
-// over BATCHY_WF and BATCHY_BATCH_ID (job "batch", field "id"), which always hold the batch's.
+// name. Distinct names can therefore collide (job-a and job_a): CheckNames refuses such workflows
+// at load; should a stored one still have them, the later variable wins, except over BATCHY_WF
+// and BATCHY_BATCH_ID (job "batch", field "id"), which always hold the batch's.
 func EnvName(job, field string) string {
 	return "BATCHY_" + envPart(job) + "_" + envPart(field)
 }
