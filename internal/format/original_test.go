@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -164,4 +165,35 @@ func TestEnvControlCharacters(t *testing.T) {
 			t.Errorf("dash: %s = %q, want %q", name, got[i], want[name])
 		}
 	}
+}
+
+// FuzzOriginalJSON: the original-layout JSON is printable ASCII and line breaks only, and reads
+// back as the same values as the v1 JSON (failed read as the original's failure).
+func FuzzOriginalJSON(f *testing.F) {
+	addFormatSeeds(f)
+	f.Add("j", "status", "failed", []byte(`{"z":[[],{}],"a":"\u00e9\ud83d\ude00"}`))
+	f.Fuzz(func(t *testing.T, job, field, value string, raw []byte) {
+		jobs := fuzzJobs(job, field, value, raw)
+		got := OriginalJSON(nil, jobs)
+		for i, c := range got {
+			if (c < ' ' || c > '~') && c != '\n' {
+				t.Fatalf("byte %d is %q: not printable ASCII\n%s", i, c, got)
+			}
+		}
+		var a, b map[string]map[string]any
+		if err := json.Unmarshal(got, &a); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, got)
+		}
+		if err := json.Unmarshal(jobs.AppendJSON(nil), &b); err != nil {
+			t.Fatalf("the v1 JSON is not JSON: %v", err)
+		}
+		for _, j := range b {
+			if j["status"] == "failed" {
+				j["status"] = "failure"
+			}
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("reads back differently:\n%v\n%v", a, b)
+		}
+	})
 }
