@@ -8,7 +8,8 @@
 # The values are batchy's (SPEC.md's example after the first open), not the original's: its
 # from_date leaked from one job to the next (a bug batchy fixed). Jobs are in file order and
 # fields sorted by name (the original's order was Python's dict order). Run from
-# internal/format with Python 2.7:  python2 testdata/original.py
+# internal/format with Python 2.7:  python2 testdata/original.py (with pyenv:
+# PYENV_VERSION=2.7.18 python2 testdata/original.py)
 import json
 from collections import OrderedDict
 from datetime import datetime

@@ -5,6 +5,7 @@
 #
 # Run it with Python 2.7, the original's runtime, from internal/api:
 #     python2 testdata/original/replay.py > testdata/original/replay.golden
+# (with pyenv: PYENV_VERSION=2.7.18 python2 ...). It needs nothing beyond the standard library.
 #
 # Where each expected byte comes from:
 #   - layout: the original's batchy.py answered every route with
