@@ -1,6 +1,6 @@
 # Writes the original-layout golden files of internal/format with Python 2.7, the original
-# Batchy's runtime, so that their bytes come from the library calls batchy.py made, not from
-# batchy's Go code:
+# Batchy's runtime, so that their bytes come from the library calls the original's batchy.py
+# (github.com/elliottcordo/batchy at 42bf609) made, not from batchy's Go code:
 #   JSON: json.dumps(data, indent=4) (batchy.py render_response), Python 2's separators (", " and
 #         ": ", so a line ends with a space after its comma) and ensure_ascii.
 #   infa: for each job "\n[" + str(job) + "]\n", then "$$" + str(field) + "=" + str(value) + "\n"

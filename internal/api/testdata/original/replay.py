@@ -8,6 +8,9 @@
 # (with pyenv: PYENV_VERSION=2.7.18 python2 ...). It needs nothing beyond the standard library.
 #
 # Where each expected byte comes from:
+#   - the original's source: batchy.py and waitsy.py of github.com/elliottcordo/batchy at commit
+#     42bf609ec3f67a11139f9a3a12ca75fb207808e6 (the code behind the README that
+#     /work/shared/reference/003_fd86aa6b70b343b5.txt reproduces, and its cfg/wf1.yaml);
 #   - layout: the original's batchy.py answered every route with
 #     Response(json.dumps(data, default=json_serial, indent=4)), and /open_batch/<wf>/infa with
 #     infa_param(): "\n[" + str(job) + "]\n" then "$$" + str(field) + "=" + str(value) + "\n" per field.
@@ -157,7 +160,8 @@ T6 = datetime(2026, 11, 22, 15, 45, 12, 345678)
 
 out.write('''# The original Batchy's documented curl and waitsy usage, replayed against batchy by
 # internal/api's TestOriginalReplay, byte for byte. Written by testdata/original/replay.py with
-# Python 2.7 (the original's runtime): see its header for where each expected byte comes from.
+# Python 2.7 (the original's runtime) from the original's source (github.com/elliottcordo/batchy at
+# 42bf609: batchy.py, waitsy.py): see its header for where each expected byte comes from.
 # Each step is: optional "differences <id>..." (the documented differences its bytes rely on),
 # optional "clock <time>" (the server's clock from then on), "GET <path>", optional "header
 # <name>: <value>" lines, "status", "type" (Content-Type), "body <n>" and then exactly n bytes of
