@@ -41,7 +41,7 @@ type DueEntry struct {
 
 // Due returns the workflows due at now (at most limit; all of the index when now is Never).
 func (s *SchedulerStore) Due(ctx context.Context, now time.Time, limit int) ([]DueEntry, error) {
-	zs, err := s.client.ZRangeByScoreWithScores(ctx, s.keys.Due(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(now), 10), Count: int64(limit)}).Result()
+	zs, err := s.idx.ZRangeByScoreWithScores(ctx, s.keys.Due(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(now), 10), Count: int64(limit)}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("rdb.Due: %w", err)
 	}
@@ -68,7 +68,7 @@ func (s *SchedulerStore) SetDue(ctx context.Context, updates []DueUpdate) error 
 	for _, u := range updates {
 		args = append(args, u.Workflow, u.Score, ms(u.Next))
 	}
-	if err := scriptSchedDue.Run(ctx, s.client, []string{s.keys.Due()}, args...).Err(); err != nil {
+	if err := scriptSchedDue.Run(ctx, s.idx, []string{s.keys.Due()}, args...).Err(); err != nil {
 		return fmt.Errorf("rdb.SetDue: %w", err)
 	}
 	return nil
@@ -76,7 +76,7 @@ func (s *SchedulerStore) SetDue(ctx context.Context, updates []DueUpdate) error 
 
 // MarkDue makes a workflow due for the scheduler's next tick.
 func (s *SchedulerStore) MarkDue(ctx context.Context, wf string) error {
-	if err := scriptSchedMark.Run(ctx, s.client, []string{s.keys.Due()}, wf).Err(); err != nil {
+	if err := scriptSchedMark.Run(ctx, s.idx, []string{s.keys.Due()}, wf).Err(); err != nil {
 		return fmt.Errorf("rdb.MarkDue: %w", err)
 	}
 	return nil
@@ -96,7 +96,7 @@ func (s *SchedulerStore) ChangedSince(ctx context.Context, since int64) ([]Workf
 	if since == math.MinInt64 {
 		min = "-inf"
 	}
-	zs, err := s.client.ZRangeByScoreWithScores(ctx, s.keys.IndexChanges(), &redis.ZRangeBy{Min: min, Max: "+inf"}).Result()
+	zs, err := s.idx.ZRangeByScoreWithScores(ctx, s.keys.IndexChanges(), &redis.ZRangeBy{Min: min, Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("rdb.ChangedSince: %w", err)
 	}

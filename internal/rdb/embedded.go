@@ -146,6 +146,10 @@ func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 // Client returns a client connected to the embedded server.
 func (e *Embedded) Client() *redis.Client { return e.client }
 
+// IndexClient returns a client connected to the embedded server whose writes are not journaled:
+// for the installation-wide index (Options.IndexClient), which batchy rebuilds at start.
+func (e *Embedded) IndexClient() *redis.Client { return e.raw }
+
 // Path returns the data file's path, "" when the data is kept in memory only.
 func (e *Embedded) Path() string {
 	if e.files == nil {

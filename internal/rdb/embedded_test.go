@@ -30,7 +30,7 @@ func startEmbedded(t *testing.T, path string, opts rdb.EmbeddedOptions) (*embedd
 		return nil, err
 	}
 	t.Cleanup(func() { e.Close() })
-	return &embeddedEnv{path: path, e: e, store: rdb.New(e.Client(), rdb.Options{HistoryKeep: 100000})}, nil
+	return &embeddedEnv{path: path, e: e, store: rdb.New(e.Client(), rdb.Options{HistoryKeep: 100000, IndexClient: e.IndexClient()})}, nil
 }
 
 func mustEmbedded(t *testing.T, path string) *embeddedEnv {

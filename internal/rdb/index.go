@@ -47,7 +47,7 @@ func (s *Store) index(ctx context.Context, st *batch.State, rev string, load, wa
 	if rev == "" {
 		rev = "0-0"
 	}
-	return scriptIndex.Run(ctx, s.client, s.indexKeys(), st.Workflow, string(sum.Status), rev, b, flag(wake || load), flag(load)).Err()
+	return scriptIndex.Run(ctx, s.idx, s.indexKeys(), st.Workflow, string(sum.Status), rev, b, flag(wake || load), flag(load)).Err()
 }
 
 // reindex writes a workflow's entry again from its state (ENOTFOUND when it is not loaded).
@@ -130,7 +130,7 @@ func (s *Store) Summaries(ctx context.Context, q batch.SummaryQuery) (*batch.Sum
 	if q.Prefix == "" && tag == "" {
 		max = "+"
 	}
-	members, err := s.client.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: min, Max: max, Count: int64(q.Limit) + 1}).Result()
+	members, err := s.idx.ZRangeByLex(ctx, key, &redis.ZRangeBy{Min: min, Max: max, Count: int64(q.Limit) + 1}).Result()
 	if err != nil {
 		return nil, storeError("rdb.Summaries", err)
 	}
@@ -146,7 +146,7 @@ func (s *Store) Summaries(ctx context.Context, q batch.SummaryQuery) (*batch.Sum
 	for i, m := range members {
 		names[i] = strings.TrimPrefix(m, tag)
 	}
-	vals, err := s.client.HMGet(ctx, s.keys.Summaries(), names...).Result()
+	vals, err := s.idx.HMGet(ctx, s.keys.Summaries(), names...).Result()
 	if err != nil {
 		return nil, storeError("rdb.Summaries", err)
 	}
@@ -183,7 +183,7 @@ func (s *Store) Loaded(ctx context.Context, names []string) ([]bool, error) {
 // AllSummaries returns every workflow's summary, in no order: one Redis call, for the few readers
 // that need them all (alerts, metrics), whose cost is then that of the summaries alone.
 func (s *Store) AllSummaries(ctx context.Context) ([]batch.Summary, error) {
-	all, err := s.client.HGetAll(ctx, s.keys.Summaries()).Result()
+	all, err := s.idx.HGetAll(ctx, s.keys.Summaries()).Result()
 	if err != nil {
 		return nil, storeError("rdb.AllSummaries", err)
 	}
@@ -201,7 +201,7 @@ func (s *Store) AllSummaries(ctx context.Context) ([]batch.Summary, error) {
 // StatusCounts returns how many workflows of the installation have each overall status, and how
 // many there are: one round trip of a count per status, whatever the number of workflows.
 func (s *Store) StatusCounts(ctx context.Context) (map[batch.Status]int, int, error) {
-	pipe := s.client.Pipeline()
+	pipe := s.idx.Pipeline()
 	counts := make([]*redis.IntCmd, len(batch.Statuses))
 	for i, st := range batch.Statuses {
 		// ";" follows ":": the range holds exactly the "<status>:" members.

@@ -59,16 +59,19 @@ var (
 // given: the store reads only their "state" field.
 type SchedulerStore struct {
 	client redis.UniversalClient
+	idx    redis.UniversalClient // the due index and the index of changes (Options.IndexClient)
 	keys   Keys
 }
 
 // NewSchedulerStore returns the scheduler's state on client, under keys.
 func NewSchedulerStore(client Client, keys Keys) *SchedulerStore {
-	return &SchedulerStore{client: client, keys: keys}
+	return &SchedulerStore{client: client, idx: client, keys: keys}
 }
 
 // Scheduler returns the scheduler's state on the store's Redis.
-func (s *Store) Scheduler() *SchedulerStore { return NewSchedulerStore(s.client, s.keys) }
+func (s *Store) Scheduler() *SchedulerStore {
+	return &SchedulerStore{client: s.client, idx: s.idx, keys: s.keys}
+}
 
 // RunRecord is one run as the scheduler's state holds it.
 type RunRecord struct {

@@ -30,6 +30,11 @@ type Options struct {
 	// AfterWrite runs after every successful change, before the change is reported; the embedded
 	// store saves its data file there. Nil means nothing.
 	AfterWrite func(context.Context) error
+	// IndexClient writes and reads the installation-wide index (index.go) and the scheduler's due
+	// index; nil means the store's client. The embedded store passes Embedded.IndexClient: the
+	// index is derived data that batchy serve rebuilds at start, so it stays out of the journal
+	// and a change costs no second fsync.
+	IndexClient redis.UniversalClient
 	// EventsKeep caps each workflow's event stream, which every change appends its events to
 	// (about this many entries kept); zero means 100,000.
 	EventsKeep int64
@@ -44,9 +49,11 @@ type Options struct {
 // revision (fast.go, lua/apply.lua), or computed in Lua (lua/open.lua, lua/end.lua).
 type Store struct {
 	client redis.UniversalClient
-	keys   Keys
-	opts   Options
-	codec  codec
+	// idx writes and reads the index (Options.IndexClient).
+	idx   redis.UniversalClient
+	keys  Keys
+	opts  Options
+	codec codec
 	// copies are the workflows' states as this process last saw them, for the fast path (fast.go).
 	copies *stateCopies
 	// tzName and tzTable describe Location for the open script's midnight (see zoneTable).
@@ -74,7 +81,11 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		opts.EventsKeep = 100_000
 	}
 	table := zoneTable(opts.Location)
-	return &Store{client: client, keys: Keys{Prefix: opts.Prefix}, opts: opts, codec: newCodec(), copies: newStateCopies(),
+	idx := opts.IndexClient
+	if idx == nil {
+		idx = client
+	}
+	return &Store{client: client, idx: idx, keys: Keys{Prefix: opts.Prefix}, opts: opts, codec: newCodec(), copies: newStateCopies(),
 		tzName: opts.Location.String() + "#" + strconv.FormatUint(uint64(fnv32(table)), 16), tzTable: table}
 }
 
