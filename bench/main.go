@@ -3,7 +3,9 @@
 // MONITOR and /proc), HTTP throughput, latency and batchy CPU per request of the open alone, the
 // open+close and open+fail pairs and state reads (original and v1 routes, Redis and the embedded
 // store), against the reference: a bare 3-call EVAL sent by the bench in the same run at the same
-// concurrency; waitsy's wake-up latency with 100 and 1,000 waits, and memory. Optionally (the direct
+// concurrency; waitsy's wake-up latency with 100 and 1,000 waits, and memory; with many workflows
+// loaded (the scale part, scale.go: 10 and --workflows), the idle Redis commands per second and the
+// times of the dashboard and of a page of GET /v1/workflows. Optionally (the direct
 // part, direct.go) the store without HTTP and batchy's own scripts replayed.
 //
 //	go run ./bench                      # or: make bench
