@@ -24,7 +24,7 @@ func newEventEnv(t *testing.T, b rdbtest.Backend) *env {
 	e := &env{cfg: t.TempDir(), now: time.Now()}
 	opts := rdb.Options{}
 	if emb != nil {
-		opts.AfterWrite = emb.Save
+		opts.Embedded = emb
 	}
 	e.store = rdb.New(client, opts)
 	wf1, _ := os.ReadFile("../../cfg/wf1.yaml")

@@ -50,6 +50,9 @@ type Embedded struct {
 	// the journal's order is the order miniredis ran them in.
 	wmu     sync.Mutex
 	scripts map[string]string // sha1 → source of every script seen, declared at each journal's start
+	// lastEntry is the last entry ID of event streams applyDirect wrote, until another write
+	// (which may have added one) forgets them.
+	lastEntry map[string]string
 	broken  error             // why writes are refused
 
 	mu         sync.Mutex // the journal state below
@@ -112,7 +115,7 @@ func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	e := &Embedded{srv: miniredis.NewMiniRedis(), log: opts.Logger, scripts: map[string]string{}}
+	e := &Embedded{srv: miniredis.NewMiniRedis(), log: opts.Logger, scripts: map[string]string{}, lastEntry: map[string]string{}}
 	e.cond = sync.NewCond(&e.mu)
 	// TTLs (the alert marks') run on the clock each write sets, so a replay expires the same keys.
 	e.srv.ClockTTL(true)
@@ -152,15 +155,6 @@ func (e *Embedded) Path() string {
 		return ""
 	}
 	return e.files.path
-}
-
-// Save returns once every change made so far is on disk. Changes are durable before their
-// reply already; Save is for callers that want to say so (rdb.Options.AfterWrite).
-func (e *Embedded) Save(ctx context.Context) error {
-	if e.files == nil {
-		return nil
-	}
-	return e.waitDurable(e.issued.Load(), false)
 }
 
 // Close writes a snapshot (so that the next start replays nothing), stops the server and releases
@@ -212,6 +206,7 @@ func (e *Embedded) write(ctx context.Context, cmds []redis.Cmder, run func(conte
 	now := time.Now()
 	e.srv.SetTime(now)
 	seq := e.issued.Add(1)
+	clear(e.lastEntry)
 	// A cancelled context must not leave the command's fate unknown: it is on loopback to this
 	// process and always completes.
 	err := run(context.WithoutCancel(ctx))
@@ -323,6 +318,7 @@ func (e *Embedded) fail(cause error) {
 		go e.probe()
 	}
 	e.broken = cause
+	clear(e.lastEntry)
 	if lost > from {
 		_ = e.wal.f.Truncate(size) // a failed truncate is left behind with this journal at the next snapshot
 		if err := e.reload(size); err != nil {

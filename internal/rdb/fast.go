@@ -296,16 +296,28 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 			return nil, false, nil
 		}
 		keys := []string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf), s.keys.Events(wf)}
-		v, err := scriptApply.Run(ctx, onceScripter{s.client}, keys, args...).Result()
-		if err != nil {
-			return nil, true, storeError("rdb.apply", err)
+		var reply []any
+		if e := s.opts.Embedded; e != nil && !c.trim && len(c.cond) == 0 {
+			entry, stale, err := e.applyDirect(ctx, keys, h["rev"], s.opts.EventsKeep, s.keys.Changed(), wf, c.addBatch, us(now), c.set, c.del, c.hist, c.fields)
+			if err != nil {
+				return nil, true, storeError("rdb.apply", err)
+			}
+			reply = []any{"OK", entry, ""}
+			if stale != nil {
+				reply = []any{"STALE", stale}
+			}
+		} else {
+			v, err := scriptApply.Run(ctx, onceScripter{s.client}, keys, args...).Result()
+			if err != nil {
+				return nil, true, storeError("rdb.apply", err)
+			}
+			reply = asList(v)
 		}
-		reply := asList(v)
 		if len(reply) < 2 {
-			return nil, true, fmt.Errorf("rdb.apply: unexpected reply %T", v)
+			return nil, true, fmt.Errorf("rdb.apply: unexpected reply %v", reply)
 		}
 		if str(reply[0]) == "STALE" {
-			h = strMap(reply[1])
+			h = staleState(reply[1])
 			if len(h) == 0 {
 				s.copies.forget(wf)
 				return nil, false, nil
@@ -319,9 +331,6 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 			after["hist_n"] = str(reply[2])
 		}
 		s.copies.put(wf, after)
-		if err := s.afterWrite(ctx, "rdb.apply"); err != nil {
-			return nil, true, err
-		}
 		st, err := s.stateFromHash(wf, after)
 		if err != nil {
 			return nil, true, err
@@ -334,4 +343,13 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 		return st, true, nil
 	}
 	return nil, false, nil
+}
+
+// staleState is the state a STALE reply carries: HGETALL's pairs from the script, a map from
+// applyDirect.
+func staleState(v any) map[string]string {
+	if m, ok := v.(map[string]string); ok {
+		return m
+	}
+	return strMap(v)
 }

@@ -43,7 +43,7 @@ c:
 		f := newFixture(t, b, rdb.Options{HistoryKeep: 20, Location: berlin})
 		opts := rdb.Options{HistoryKeep: 20, Location: berlin, Now: f.clock.Now}
 		if f.emb != nil {
-			opts.AfterWrite = f.emb.Save
+			opts.Embedded = f.emb
 		}
 		fast := rdb.New(f.client, opts)
 		slow := func() *rdb.Store { return rdb.New(f.client, opts) } // a new store has no copies

@@ -27,12 +27,12 @@ type Options struct {
 	HistoryKeep int
 	// Now is the clock; nil means time.Now. Tests inject their own.
 	Now func() time.Time
-	// AfterWrite runs after every successful change, before the change is reported; the embedded
-	// store saves its data file there. Nil means nothing.
-	AfterWrite func(context.Context) error
 	// EventsKeep caps each workflow's event stream, which every change appends its events to
 	// (about this many entries kept); zero means 100,000.
 	EventsKeep int64
+	// Embedded, when the client is the embedded store's, lets the fast path write without a
+	// script (Embedded.applyDirect).
+	Embedded *Embedded
 	// MaxJobs, when not zero, is the most jobs a workflow may have: the embedded store's limit
 	// (EmbeddedMaxJobs).
 	MaxJobs int
@@ -95,15 +95,12 @@ func (s *Store) read(ctx context.Context, op string, sc *redis.Script, keys []st
 	return v, nil
 }
 
-// change runs a changing script, which go-redis must not send twice (see onceScripter), then
-// AfterWrite, and returns the state after it with the changes it recorded.
+// change runs a changing script, which go-redis must not send twice (see onceScripter), and
+// returns the state after it with the changes it recorded.
 func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, keys []string, args ...any) (*batch.State, error) {
 	v, err := sc.Run(ctx, onceScripter{s.client}, keys, args...).Result()
 	if err != nil {
 		return nil, storeError(op, err)
-	}
-	if err := s.afterWrite(ctx, op); err != nil {
-		return nil, err
 	}
 	// The reply of lua/lib.lua commit: the event entry's ID and fields, the whole state after.
 	list, _ := v.([]any)
@@ -118,16 +115,6 @@ func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, key
 	}
 	st.Changes = parseChanges(wf, str(list[0]), strMap(list[1]))
 	return st, nil
-}
-
-func (s *Store) afterWrite(ctx context.Context, op string) error {
-	if s.opts.AfterWrite == nil {
-		return nil
-	}
-	if err := s.opts.AfterWrite(ctx); err != nil {
-		return &batch.Error{Code: batch.EUNAVAILABLE, Message: "the change was made but could not be saved to the data file", Cause: fmt.Errorf("%s: %w", op, err)}
-	}
-	return nil
 }
 
 // stateFromHash reads a workflow's state hash (as HGETALL returns it).
@@ -471,10 +458,7 @@ func (s *Store) Restore(ctx context.Context, d *batch.Dump) error {
 	if err := s.client.SAdd(ctx, s.keys.Workflows(), d.Workflow).Err(); err != nil {
 		return storeError("rdb.Restore", err)
 	}
-	if err := s.restore(ctx, d, nil); err != nil {
-		return err
-	}
-	return s.afterWrite(ctx, "rdb.Restore")
+	return s.restore(ctx, d, nil)
 }
 
 // restore writes a dump in this layout in one script, deleting the given keys of an earlier layout

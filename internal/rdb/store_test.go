@@ -58,7 +58,7 @@ func newFixture(t *testing.T, b rdbtest.Backend, opts rdb.Options) *fixture {
 	c := &clock{t: mustTime("2026-11-22T13:49:30Z")}
 	opts.Now = c.Now
 	if emb != nil {
-		opts.AfterWrite = emb.Save
+		opts.Embedded = emb
 	}
 	return &fixture{store: rdb.New(client, opts), client: client, clock: c, emb: emb}
 }
