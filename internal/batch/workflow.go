@@ -36,8 +36,9 @@ type Settings struct {
 	Retries Retries `yaml:"retries" json:"retries"`
 	// Timeout bounds one attempt of a run; zero means none.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
-	// Concurrency says what a new run does while one runs: forbid (skip it, the default),
-	// replace (cancel the running one) or allow.
+	// Concurrency says what a new run does while another runs or waits for its retry: forbid
+	// (skip it, the default; a manual run is refused instead), replace (cancel the other) or
+	// allow.
 	Concurrency string `yaml:"concurrency" json:"concurrency,omitempty"`
 	// Catchup says what happens to fire times missed while no batchy ran: none (skip them),
 	// latest (run once for the latest, the default) or all (run each, oldest first).

@@ -638,3 +638,59 @@ func TestJobRemovedWhileRunning(t *testing.T) {
 		t.Errorf("job b's result = %+v, want failed: not in workflow", jr)
 	}
 }
+
+// TestForbidCountsAPendingRetry: under concurrency: forbid, a run waiting for its retry is in
+// progress: a manual run is refused (409 naming it), a scheduled fire is skipped, and the retry
+// still runs.
+func TestForbidCountsAPendingRetry(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	marker := filepath.Join(t.TempDir(), "failed-once")
+	e.load("w", fmt.Sprintf(`batchy:
+  schedule: "@every 10s"
+  retries: {count: 1, backoff: 30s}
+a:
+  run: {type: exec, shell: true, command: "if [ ! -f %[1]s ]; then touch %[1]s; exit 3; fi"}
+`, marker))
+	tick(t, s, clk.Now()) // the schedule starts from now
+	first, err := s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(time.Second))
+	tick(t, s, clk.Now())
+	s.Wait()
+	if r, _ := s.GetRun(ctx, "w", first.ID); r.State != scheduler.StateWaitingRetry {
+		t.Fatalf("first run = %s (%s), want waiting_retry", r.State, r.Reason)
+	}
+
+	_, err = s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	if batch.ErrorCode(err) != batch.ECONFLICT || !strings.Contains(batch.ErrorMessage(err), first.ID) {
+		t.Errorf("manual run under forbid with a pending retry: err = %v, want ECONFLICT naming run %s", err, first.ID)
+	}
+
+	clk.Set(t0.Add(10 * time.Second)) // a fire time while the retry waits
+	tick(t, s, clk.Now())
+	skipped := 0
+	for _, r := range e.runs(s, "w") {
+		if r.ID == first.ID {
+			continue
+		}
+		if r.State != scheduler.StateSkipped || !strings.Contains(r.Reason, first.ID+" was still waiting for its retry") {
+			t.Errorf("scheduled run %s: %s (%s), want skipped because of %s", r.ID, r.State, r.Reason, first.ID)
+		}
+		skipped++
+	}
+	if skipped != 1 {
+		t.Errorf("%d scheduled runs, want 1 (skipped)", skipped)
+	}
+
+	clk.Set(t0.Add(31 * time.Second)) // the retry is due
+	tick(t, s, clk.Now())
+	s.Wait()
+	r, _ := s.GetRun(ctx, "w", first.ID)
+	if r.State != scheduler.StateSucceeded || len(r.Attempts) != 2 {
+		t.Errorf("first run = %s after %d attempts (%s), want succeeded on its retry", r.State, len(r.Attempts), r.Reason)
+	}
+}
