@@ -13,7 +13,9 @@ import (
 // routesOriginal registers the original Batchy's routes. They are GET requests that change state,
 // as the original's were, so that existing curl calls and scheduler scripts keep working; they
 // answer {job: {field: value}} and stay permissive: closing or failing a job that is not open is
-// not an error here (it is on the v1 API).
+// not an error here (it is on the v1 API), but it changes nothing either: close_batch and
+// fail_batch end only the jobs open in the workflow's current batch, so that a late or repeated
+// call never flips a result (SPEC.md).
 func (s *Server) routesOriginal() {
 	s.engine.GET("/load_cfg/:wf", s.handle(s.origLoad))
 	s.engine.GET("/get_status/:wf", s.handle(s.origStatus))

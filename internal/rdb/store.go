@@ -172,7 +172,7 @@ func (s *Store) Load(ctx context.Context, wf *batch.Workflow, reset bool) (*batc
 	if err := s.client.SAdd(ctx, s.keys.Workflows(), wf.Name).Err(); err != nil {
 		return nil, storeError("rdb.Load", err)
 	}
-	return s.change(ctx, "rdb.Load", wf.Name, scriptLoad, []string{s.keys.State(wf.Name), s.keys.Events(wf.Name)}, args...)
+	return s.change(ctx, "rdb.Load", wf.Name, scriptLoad, []string{s.keys.State(wf.Name), s.keys.Events(wf.Name), s.keys.History(wf.Name)}, args...)
 }
 
 // State implements batch.Store: one HGETALL of the workflow's state hash.
@@ -272,13 +272,27 @@ func (s *Store) End(ctx context.Context, wf string, req batch.EndRequest) (*batc
 		metadata = b.String()
 	}
 	now := s.now()
-	if st, ok, err := s.endFast(ctx, wf, jobs, now, string(req.Status), req.Strict, want, metadata); ok {
+	mode := endOpenInCurrent
+	switch {
+	case req.Force:
+		mode = endForce
+	case req.Strict:
+		mode = endStrict
+	}
+	if st, ok, err := s.endFast(ctx, wf, jobs, now, string(req.Status), mode, want, metadata); ok {
 		return st, err
 	}
 	keys := []string{s.keys.State(wf), s.keys.History(wf), s.keys.Events(wf)}
-	args := append([]any{now, s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), flag(req.Strict), want, metadata}, jobs...)
+	args := append([]any{now, s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), mode, want, metadata}, jobs...)
 	return s.change(ctx, "rdb.End", wf, scriptEnd, keys, args...)
 }
+
+// How End treats jobs that are not open (end.lua's ARGV[6]; batch.EndRequest's Strict and Force).
+const (
+	endStrict        = "1" // a conflict
+	endOpenInCurrent = "0" // skipped, as are jobs open in an older batch than the current one
+	endForce         = "f" // ended all the same
+)
 
 // SetWatermark implements batch.Store.
 func (s *Store) SetWatermark(ctx context.Context, wf, job string, from time.Time) (*batch.State, error) {

@@ -306,8 +306,19 @@ func TestEndRules(t *testing.T) {
 				t.Errorf("state changed")
 			}
 		})
-		t.Run("permissive end as the original", func(t *testing.T) {
+		t.Run("the original's end makes no job never opened success", func(t *testing.T) {
+			before := dump(t, f)
 			st, err := f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantField(t, st, "a", "status", "new")
+			if after := dump(t, f); !reflect.DeepEqual(before, after) {
+				t.Errorf("state changed")
+			}
+		})
+		t.Run("a forced end ends a job that is not open", func(t *testing.T) {
+			st, err := f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"a"}, Status: batch.StatusSuccess, Strict: true, Force: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,6 +353,30 @@ func TestEndRules(t *testing.T) {
 			if want := map[string]string{"a": "open", "b": "failed"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("history statuses = %v, want %v", got, want)
 			}
+		})
+		t.Run("the original's end keeps a failed job's result", func(t *testing.T) {
+			f.clock.Set("2026-11-22T14:10:00Z")
+			st, err := f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantField(t, st, "a", "status", "success")
+			wantField(t, st, "b", "status", "failed")
+			wantField(t, st, "b", "batch_end", "2026-11-22T14:00:00.000000Z")
+			if st, _ = f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed}); st != nil {
+				wantField(t, st, "a", "status", "success") // a late fail after the close
+			}
+		})
+		t.Run("the original's end leaves a job open in an older batch", func(t *testing.T) {
+			f.store.Open(ctx, "w", batch.OpenRequest{})
+			f.clock.Set("2026-11-22T14:20:00Z")
+			f.store.Open(ctx, "w", batch.OpenRequest{Jobs: []string{"b"}}) // a stays open in the batch before
+			st, err := f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantField(t, st, "a", "status", "open")
+			wantField(t, st, "b", "status", "success")
 		})
 		t.Run("unknown workflow and job", func(t *testing.T) {
 			_, err := f.store.End(ctx, "nope", batch.EndRequest{Status: batch.StatusSuccess})
@@ -894,5 +929,40 @@ func TestScriptMidnightAroundTransitions(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantField(t, st, "a", "from_date", "0001-01-01T00:00:00.000000Z")
+	})
+}
+
+// TestReloadEndsRemovedOpenJobsInHistory: a job removed by a reload (or reset) while open is
+// ended in its batch's history with the reason, instead of staying open there forever.
+func TestReloadEndsRemovedOpenJobsInHistory(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", "a: {}\nb: {}\nc: {}\n", false)
+		st, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := st.LastBatchID
+		f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"c"}, Status: batch.StatusSuccess, Strict: true})
+		f.clock.Set("2026-11-22T14:00:00Z")
+		f.load(t, "w", "a: {}\n", false) // b removed while open, c removed after its close
+		bt, err := f.store.Batch(ctx, "w", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, j := range bt.Jobs {
+			s, _ := j.Fields.String(batch.FieldStatus)
+			end, _ := j.Fields.String(batch.FieldBatchEnd)
+			got[j.Name] = s + " " + end + " " + string(j.Fields[batch.FieldMetadata])
+		}
+		want := map[string]string{
+			"a": "open  ",
+			"b": `abandoned 2026-11-22T14:00:00.000000Z {"reason":"removed from the workflow by a reload"}`,
+			"c": "success 2026-11-22T13:49:30.000000Z ",
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("batch %d after the reload:\n got %q\nwant %q", id, got, want)
+		}
 	})
 }

@@ -1,0 +1,41 @@
+package api_test
+
+import (
+	"testing"
+
+	"github.com/batchy/batchy/internal/rdb/rdbtest"
+)
+
+// TestOriginalEndNeverFlips: close_batch and fail_batch end only the jobs open in the current
+// batch: a late close after a fail, or a job never opened, keeps its status; v1's force is the
+// explicit way to change an ended job's result.
+func TestOriginalEndNeverFlips(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		e := newEnv(t, b)
+		e.get(t, "/load_cfg/wf1")
+		status := func(job string) string {
+			t.Helper()
+			r := e.get(t, "/get_status/wf1")
+			wantStatus(t, r, 200)
+			j, _ := r.json(t)[job].(map[string]any)
+			s, _ := j["status"].(string)
+			return s
+		}
+		before := status("job2")
+		wantStatus(t, e.get(t, "/close_batch/wf1"), 200)
+		if got := status("job2"); got != before {
+			t.Errorf("close_batch before any open: job2 %s, want %s as it was", got, before)
+		}
+		wantStatus(t, e.get(t, "/open_batch/wf1"), 200)
+		wantStatus(t, e.get(t, "/fail_batch/wf1"), 200)
+		wantStatus(t, e.get(t, "/close_batch/wf1"), 200) // late
+		if got := status("job2"); got != "failed" {
+			t.Errorf("a late close_batch after fail_batch: job2 %s, want failed", got)
+		}
+		wantStatus(t, e.do(t, "POST", "/v1/workflows/wf1/jobs/job2/close", ""), 409)
+		wantStatus(t, e.do(t, "POST", "/v1/workflows/wf1/jobs/job2/close", `{"force": true}`), 200)
+		if got := status("job2"); got != "success" {
+			t.Errorf("forced close: job2 %s, want success", got)
+		}
+	})
+}
