@@ -182,6 +182,11 @@ func (s *Store) openFast(ctx context.Context, wf string, req []any, now int64, b
 			}
 			froms[i] = from
 		}
+		for i := range jobs {
+			if !backfill && froms[i] > now {
+				return nil, false // an inverted window: the script reports it
+			}
+		}
 		last, _ := atoi(h["last_batch_id"])
 		id := now / 1_000_000
 		if now < 0 && now%1_000_000 != 0 {

@@ -594,6 +594,17 @@ func TestScriptMatchesNextFrom(t *testing.T) {
 							}
 						}
 						st, err := store.Open(ctx, "w", batch.OpenRequest{})
+						// to_date is now, or a later batch_start (times never go back).
+						to := f.clock.Now()
+						if start, ok := fields.Time("batch_start"); ok && start.After(to) {
+							to = start
+						}
+						if want.After(to) { // an inverted window: refused
+							if batch.ErrorCode(err) != batch.ECONFLICT {
+								t.Fatalf("case %d %s: %s: from_date %s after to_date %s: err %v, want a conflict", i, mustJSON(fields), path, batch.FormatTime(want), batch.FormatTime(to), err)
+							}
+							continue
+						}
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -963,6 +974,39 @@ func TestReloadEndsRemovedOpenJobsInHistory(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("batch %d after the reload:\n got %q\nwant %q", id, got, want)
+		}
+	})
+}
+
+// TestNoInvertedWindow: an open whose computed from_date lies after its to_date is a conflict
+// naming the job and both dates, and changes nothing; a watermark in the future is refused.
+func TestNoInvertedWindow(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		// The clock is 2026-11-22T13:49:30Z.
+		f.load(t, "w", "a: {}\nlater:\n  from_date: \"2026-12-01T00:00:00Z\"\n", false)
+		before := dump(t, f)
+		_, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+		wantCode(t, err, batch.ECONFLICT)
+		for _, want := range []string{"job later", "2026-12-01T00:00:00.000000Z", "2026-11-22T13:49:30.000000Z"} {
+			if !strings.Contains(batch.ErrorMessage(err), want) {
+				t.Errorf("error %q does not name %s", batch.ErrorMessage(err), want)
+			}
+		}
+		if after := dump(t, f); !reflect.DeepEqual(before, after) {
+			t.Errorf("the refused open changed the state")
+		}
+		if _, err := f.store.Open(ctx, "w", batch.OpenRequest{Jobs: []string{"a"}}); err != nil {
+			t.Errorf("the other job alone: %v", err)
+		}
+
+		_, err = f.store.SetWatermark(ctx, "w", "a", mustTime("2026-11-22T13:49:31Z"))
+		wantCode(t, err, batch.EINVALID)
+		if _, err := f.store.SetWatermark(ctx, "w", "later", mustTime("2026-11-22T13:49:30Z")); err != nil {
+			t.Fatalf("a watermark at now: %v", err)
+		}
+		if _, err := f.store.Open(ctx, "w", batch.OpenRequest{Jobs: []string{"later"}}); err != nil {
+			t.Errorf("open after the watermark moved back: %v", err)
 		}
 	})
 }
