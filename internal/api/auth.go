@@ -137,6 +137,25 @@ func fromThisMachine(r *http.Request, readOnly bool) error {
 	return nil
 }
 
+// sameOriginForm refuses a form posted by another site's page: browsers say where a request
+// comes from in Sec-Fetch-Site (all current ones) and Origin (on every POST). A proxy in front may
+// pass the browser's host in X-Forwarded-Host rather than Host. Clients that send neither header
+// (curl, scripts) are not browsers and pass.
+func sameOriginForm(r *http.Request) error {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "none", "same-origin":
+	default:
+		return batch.Errorf(batch.EFORBIDDEN, "a login from another site's page is refused: open the login page of batchy itself")
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) && !strings.EqualFold(u.Host, r.Header.Get("X-Forwarded-Host")) {
+			return batch.Errorf(batch.EFORBIDDEN, "a login from the page of %q is refused: open the login page of batchy itself", clip(o))
+		}
+	}
+	return nil
+}
+
 // loopbackHost reports whether a Host header (host or host:port) names this machine.
 func loopbackHost(hostport string) bool {
 	host := hostport
@@ -212,6 +231,14 @@ func (s *Server) routesLogin() {
 		loginPage.Execute(c.Writer, loginData{Next: localPath(c.Query("next"))})
 	})
 	s.engine.POST("/login", func(c *gin.Context) {
+		if err := sameOriginForm(c.Request); err != nil {
+			// Login CSRF: another site's page could post its own token and have the victim work
+			// (and enter data) under the attacker's identity.
+			c.Status(http.StatusForbidden)
+			c.Header("Content-Type", "text/html; charset=utf-8")
+			loginPage.Execute(c.Writer, loginData{Error: batch.ErrorMessage(err)})
+			return
+		}
 		secret := c.PostForm("token")
 		if _, ok := s.opts.Tokens.Authenticate(secret); !ok {
 			c.Status(http.StatusUnauthorized)
