@@ -694,3 +694,30 @@ a:
 		t.Errorf("first run = %s after %d attempts (%s), want succeeded on its retry", r.State, len(r.Attempts), r.Reason)
 	}
 }
+
+// TestReplaceCancelsAPendingRetry: under concurrency: replace, a new run cancels a run waiting
+// for its retry, then starts.
+func TestReplaceCancelsAPendingRetry(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	e.load("w", "batchy:\n  concurrency: replace\n  retries: {count: 1, backoff: 1h}\na:\n  run: {type: exec, command: [\"false\"]}\n")
+	first, _ := s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	tick(t, s, clk.Now())
+	s.Wait()
+	second, err := s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		clk.Set(t0.Add(time.Duration(i) * time.Second))
+		tick(t, s, clk.Now())
+		s.Wait()
+	}
+	if r, _ := s.GetRun(ctx, "w", first.ID); r.State != scheduler.StateCancelled || !strings.Contains(r.Reason, "replaced by run "+second.ID) {
+		t.Errorf("first run = %s (%s), want cancelled: replaced by run %s", r.State, r.Reason, second.ID)
+	}
+	if r, _ := s.GetRun(ctx, "w", second.ID); len(r.Attempts) != 1 {
+		t.Errorf("second run = %s with %d attempts, want it started", r.State, len(r.Attempts))
+	}
+}
