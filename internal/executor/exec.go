@@ -53,7 +53,7 @@ func (o ExecOptions) withDefaults() ExecOptions {
 	return o
 }
 
-// execExecutor runs a command in its own process group.
+// execExecutor runs a command: under a supervisor on Linux, in its own process group elsewhere.
 type execExecutor struct {
 	argv    []string // program and arguments; a shell command is ["/bin/sh", "-c", script]
 	dir     string
