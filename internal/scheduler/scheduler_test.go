@@ -487,6 +487,11 @@ func TestDeadReplicaRunIsTakenOver(t *testing.T) {
 	if r.State != scheduler.StateWaitingRetry || !strings.Contains(r.Attempts[0].Error, "replica s1") {
 		t.Fatalf("after the takeover: state %s, attempt %+v", r.State, r.Attempts[0])
 	}
+	// The backoff is 1s, but the retry waits a whole lease (10s) after the takeover: time for a
+	// replica cut off from Redis to have stopped the attempt's processes.
+	if min := clk.Now().Add(10 * time.Second); r.NotBefore.Before(min) {
+		t.Errorf("retry not before %s, want no sooner than %s", r.NotBefore, min)
+	}
 	if got := e.status("w", "a"); got != batch.StatusFailed {
 		t.Errorf("the dead replica's job = %s, want failed", got)
 	}
@@ -719,5 +724,46 @@ func TestReplaceCancelsAPendingRetry(t *testing.T) {
 	}
 	if r, _ := s.GetRun(ctx, "w", second.ID); len(r.Attempts) != 1 {
 		t.Errorf("second run = %s with %d attempts, want it started", r.State, len(r.Attempts))
+	}
+}
+
+// failingRenew is a RunStore whose lease renewals fail, as when Redis cannot be reached.
+type failingRenew struct{ scheduler.RunStore }
+
+func (failingRenew) Renew(context.Context, string, string, string, time.Time) (string, error) {
+	return "", fmt.Errorf("dial tcp: connection refused")
+}
+
+// TestReplicaThatCannotRenewStopsItsRun: a replica that cannot renew its lease on a run stops the
+// run's processes before the lease expires, since another replica will take the run over then.
+func TestReplicaThatCannotRenewStopsItsRun(t *testing.T) {
+	e := newEnv(t)
+	s := scheduler.New(scheduler.Options{Store: e.store, Runs: failingRenew{e.store.Scheduler()}, ID: "s1", Lease: 2 * time.Second})
+	t.Cleanup(func() { s.Stop("test over") })
+	e.load("w", "a:\n  run: {type: exec, command: [\"sleep\", \"60\"]}\n")
+	run, _ := s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(200 * time.Millisecond):
+				s.Tick(ctx, time.Now())
+			}
+		}
+	}()
+	s.Tick(ctx, time.Now())
+	time.Sleep(100 * time.Millisecond)
+	s.Wait()
+	close(done)
+	// Stopped within three quarters of the lease (1.5s), plus the kill and a tick or two.
+	if took := time.Since(start); took > 2*time.Second+time.Second {
+		t.Errorf("the run went on for %s without a lease renewal", took)
+	}
+	r, _ := s.GetRun(ctx, "w", run.ID)
+	if len(r.Attempts) != 1 || !strings.Contains(r.Attempts[0].Error, "could not renew its lease") {
+		t.Errorf("run %s, attempts %+v: want the attempt stopped because the lease could not be renewed", r.State, r.Attempts)
 	}
 }
