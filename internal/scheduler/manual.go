@@ -42,14 +42,8 @@ func (s *Scheduler) Trigger(ctx context.Context, wf string, req TriggerRequest) 
 	if st.Settings.Concurrency != "allow" && st.Settings.Concurrency != "replace" {
 		// Under forbid the run would only be skipped: say so now, naming the run in the way.
 		// (Two manual runs triggered at the same instant may both pass; the later is skipped.)
-		ids, err := s.state.active(ctx, wf)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			if r, err := s.state.run(ctx, wf, id); err == nil && !r.finished() {
-				return nil, batch.Errorf(batch.ECONFLICT, "workflow %s has run %s %s (concurrency: forbid): cancel it or wait for it to end", wf, r.ID, activeWord(r.State))
-			}
+		if r := s.activeOther(ctx, wf, ""); r != nil {
+			return nil, batch.Errorf(batch.ECONFLICT, "workflow %s has run %s %s (concurrency: forbid): cancel it or wait for it to end", wf, r.ID, activeWord(r.State))
 		}
 	}
 	run := s.newRun(wf, TriggerManual, nil, now, false)

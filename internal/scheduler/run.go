@@ -123,11 +123,8 @@ func (s *Scheduler) activeOther(ctx context.Context, wf, id string) *Run {
 
 // activeWord says what an active run is doing, for messages.
 func activeWord(state string) string {
-	switch state {
-	case StateWaitingRetry:
+	if state == StateWaitingRetry {
 		return "waiting for its retry"
-	case StateQueued:
-		return "queued"
 	}
 	return "running"
 }

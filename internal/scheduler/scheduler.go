@@ -75,12 +75,6 @@ type Run struct {
 	cancel string // the cancel request, read from Redis
 }
 
-// finished reports whether the run has ended (it is neither queued, running nor waiting for a
-// retry).
-func (r *Run) finished() bool {
-	return r.State != StateQueued && r.State != StateRunning && r.State != StateWaitingRetry
-}
-
 // Attempt is one execution of (the failed jobs of) a run.
 type Attempt struct {
 	Number  int                   `json:"number"`
