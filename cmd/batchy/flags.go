@@ -31,6 +31,7 @@ type storeFlags struct {
 	redisTLS              bool
 
 	dataFile string
+	repair   bool
 	prefix   string
 	tz       string
 	history  int
@@ -50,7 +51,8 @@ func (f *storeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.redisSentinelPassword, "redis-sentinel-password", "", "password of the Sentinels themselves")
 	fs.IntVar(&f.redisDB, "redis-db", 0, "database number with --redis-sentinel (a Cluster has only 0)")
 	fs.BoolVar(&f.redisTLS, "redis-tls", false, "use TLS to Cluster or Sentinel nodes (a --redis-url says rediss://)")
-	fs.StringVar(&f.dataFile, "data-file", "data/batchy.json", "the embedded store's data file, written atomically after every change (only without --redis-url)")
+	fs.StringVar(&f.dataFile, "data-file", "data/batchy.json", "the embedded store's data file (only without a Redis option): every change is journaled and synced beside it before its reply")
+	fs.BoolVar(&f.repair, "repair", false, "start the embedded store on a damaged journal by keeping the records before the damage (the rest is moved aside to <file>.damaged)")
 	fs.StringVar(&f.prefix, "prefix", "batchy", "prefix of every Redis key")
 	fs.StringVar(&f.tz, "tz", "UTC", "time zone of trunc_start's midnight (IANA name, e.g. Europe/Berlin)")
 	fs.IntVar(&f.history, "history", 1000, "batches of history kept per workflow (up to a sixteenth more: trimmed in steps)")
@@ -120,11 +122,10 @@ func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {
 	}
 	opts := rdb.Options{Prefix: f.prefix, Location: loc, HistoryKeep: f.history, EventsKeep: f.eventsKeep}
 	if f.redisURL == "" && len(f.redisCluster) == 0 && len(f.redisSentinel) == 0 {
-		e, err := rdb.StartEmbedded(f.dataFile)
+		e, err := rdb.OpenEmbedded(f.dataFile, rdb.EmbeddedOptions{Repair: f.repair})
 		if err != nil {
 			return nil, err
 		}
-		opts.AfterWrite = e.Save
 		where := "in memory only"
 		if f.dataFile != "" {
 			where = "data file " + f.dataFile

@@ -148,8 +148,8 @@ func cycle(t *testing.T, url string) {
 		{"/open_batch/wf1", "open"},
 		{"/close_batch/wf1", "success"},
 		{"/open_batch/wf1/json", "open"},
-		{"/fail_batch/wf1", "failed"},
-		{"/get_status/wf1", "failed"},
+		{"/fail_batch/wf1", "failure"}, // the original's word on its routes
+		{"/get_status/wf1", "failure"},
 	}
 	for _, s := range steps {
 		code, body := curl(t, url+s.path)
@@ -161,7 +161,7 @@ func cycle(t *testing.T, url string) {
 		}
 	}
 	code, body := curl(t, url+"/open_batch/wf1/infa")
-	if code != 200 || !strings.Contains(body, "[job3]\n$$batch_end=\n") {
+	if code != 200 || !strings.Contains(body, "\n[job3]\n$$batch_end=None\n") { // the original's file
 		t.Fatalf("GET /open_batch/wf1/infa: %d\n%s", code, body)
 	}
 	code, body = curl(t, url+"/close_batch/wf1")
@@ -275,6 +275,14 @@ func TestValidate(t *testing.T) {
 	if !strings.Contains(out.String(), "reprocess_hours") || !strings.Contains(out.String(), "job") {
 		t.Errorf("the error does not name the job and field: %s", out.String())
 	}
+	// Names that collide in env output.
+	col := t.TempDir()
+	os.WriteFile(filepath.Join(col, "wf.yaml"), []byte("job-1: {a: 1}\njob_1: {b: 2}\n"), 0o644)
+	out.Reset()
+	if code := run(context.Background(), []string{"validate", col}, &out, &errb); code != exitError ||
+		!strings.Contains(out.String(), "jobs job-1 and job_1 both export BATCHY_JOB_1_") {
+		t.Errorf("validate of colliding names = %d: %s", code, out.String())
+	}
 	// after: cycles across files.
 	cyc := t.TempDir()
 	os.WriteFile(filepath.Join(cyc, "a.yaml"), []byte("batchy:\n  after: [b]\nj: {}\n"), 0o644)
@@ -311,6 +319,7 @@ func TestUsageErrors(t *testing.T) {
 		{"serve", "--no-such-flag"},
 		{"serve", "--log-level", "loud"},
 		{"serve", "--infa-date-format", "ZZZ"},
+		{"serve", "--original-infa-date-format", "ZZZ"},
 		{"import"},
 	}
 	// A cancelled context: should a case wrongly start the server, it stops at once instead of

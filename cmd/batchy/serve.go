@@ -35,6 +35,8 @@ type serveConfig struct {
 	addr              string
 	cfgDir            string
 	infaDateFormat    string
+	origDateFormat    string
+	strictOriginal    bool
 	shutdownWait      time.Duration
 	schedulerMode     string
 	leaseTime         time.Duration
@@ -58,7 +60,9 @@ func (c *serveConfig) flagSet(name string, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:5000", "address to listen on (host:port); without tokens only a loopback address is allowed (see --insecure-no-auth)")
 	fs.StringVar(&c.cfgDir, "cfg-dir", "cfg", "directory of workflow files (<wf>.yaml)")
-	fs.StringVar(&c.infaDateFormat, "infa-date-format", format.DefaultInfaDateFormat, "date format of the infa output, in Informatica's notation")
+	fs.StringVar(&c.infaDateFormat, "infa-date-format", format.DefaultInfaDateFormat, "date format of the infa output on the v1 routes, in Informatica's notation")
+	fs.StringVar(&c.origDateFormat, "original-infa-date-format", format.OriginalDates, "date format of the infa output on the original routes: original (the original Batchy's 2026-11-22 13:49:30.840061, None, True) or one in Informatica's notation; ?date_format= overrides either per request")
+	fs.BoolVar(&c.strictOriginal, "strict-original", false, "GET /get_status/<wf> answers 404 for a workflow that is not loaded, instead of the original's 200 {}")
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for requests in flight")
 	fs.StringVar(&c.schedulerMode, "scheduler", "on", "on: run workflows with a schedule or after: (one replica leads); off: cron, systemd or Kubernetes drive batchy over HTTP")
 	fs.DurationVar(&c.leaseTime, "scheduler-lease", 15*time.Second, "leader and run lease: a replica that dies is replaced within about this time")
@@ -91,6 +95,9 @@ func (c *serveConfig) flagSet(name string, stderr io.Writer) *pflag.FlagSet {
 func (c *serveConfig) check() error {
 	if err := format.CheckInfaDateFormat(c.infaDateFormat); err != nil {
 		return fmt.Errorf("--infa-date-format: %v", err)
+	}
+	if err := format.CheckInfaDateFormat(c.origDateFormat); err != nil {
+		return fmt.Errorf("--original-infa-date-format: %v", err)
 	}
 	if err := c.store.check(); err != nil {
 		return err
@@ -317,14 +324,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Metrics:      m,
 		UI: ui.New(ui.Options{Store: recording, Events: bus, Scheduler: sch, CfgDir: cfg.cfgDir, Location: loc, Logger: log,
 			CanAct: api.CanAct(tokens), CanAdmin: api.CanAdmin(tokens), CSRFToken: api.CSRFToken}),
-		CfgDir:            cfg.cfgDir,
-		Limits:            limits,
-		Format:            format.Options{InfaDateFormat: cfg.infaDateFormat},
-		Location:          loc,
-		StoreName:         store.Name,
-		MaxBodyBytes:      cfg.maxBody,
-		MaxWaitsPerClient: cfg.maxWaitsPerClient,
-		Logger:            log,
+		CfgDir:                 cfg.cfgDir,
+		Limits:                 limits,
+		Format:                 format.Options{InfaDateFormat: cfg.infaDateFormat},
+		OriginalInfaDateFormat: cfg.origDateFormat,
+		StrictOriginal:         cfg.strictOriginal,
+		Location:               loc,
+		StoreName:              store.Name,
+		MaxBodyBytes:           cfg.maxBody,
+		MaxWaitsPerClient:      cfg.maxWaitsPerClient,
+		Logger:                 log,
 	})
 	m.SetSources(metrics.Sources{
 		ActiveWaits: srv.ActiveWaits,

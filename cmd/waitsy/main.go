@@ -51,14 +51,17 @@ const usageHead = `waitsy blocks until upstream batchy workflows (or single jobs
 
 Usage:
   waitsy [flags] TARGET...       TARGET is a workflow (wf1) or one of its jobs (wf1:job3)
-  waitsy -wf wf1 [-wf wf2]       the original waitsy's form
+  waitsy -wf wf1 [-wf wf2]       the original waitsy's form (also --workflow wf1)
 
 Example:
   waitsy -wf wf1 && run_my_etl.sh
 
+As the original, a failed upstream job does not end the wait: a rerun may still succeed today. The
+failure shows on the status line and in --json; --fail-fast exits 1 at once instead.
+
 Exit codes:
   0    every target succeeded since --since
-  1    a target failed since --since (with --fail-fast, the default)
+  1    a target failed since --since (only with --fail-fast)
   2    --timeout passed first
   3    usage error, or an unknown workflow or job
   4    the server could not be reached until --timeout passed
@@ -86,17 +89,20 @@ func parse(args []string, stderr io.Writer) (*options, int, bool) {
 	var (
 		o       options
 		wfs     []string
+		longWfs []string
 		since   string
 		tz      string
 		timeout string
 	)
 	fs.StringArrayVar(&wfs, "wf", nil, "a workflow to wait for (repeatable; -wf works as in the original)")
+	// A flag of its own: two array flags on one slice would each replace what the other set.
+	fs.StringArrayVar(&longWfs, "workflow", nil, "the same as --wf (the original's long form)")
 	fs.StringVar(&o.url, "url", envOr("BATCHY_URL", "http://localhost:5000"), "batchy server (env BATCHY_URL)")
 	fs.StringVar(&o.token, "token", os.Getenv("BATCHY_TOKEN"), "API token for a server with auth (env BATCHY_TOKEN)")
 	fs.StringVar(&since, "since", "today", "what counts as a fresh success: today (midnight in --tz), a duration (6h), or an RFC 3339 time")
 	fs.StringVar(&tz, "tz", envOr("BATCHY_TZ", "UTC"), "time zone of 'today' (env BATCHY_TZ)")
 	fs.StringVar(&timeout, "timeout", "", "give up after this long (e.g. 30m); default: wait forever, as the original")
-	fs.BoolVar(&o.failFast, "fail-fast", true, "exit 1 as soon as a watched job has failed since --since; --fail-fast=false waits for a rerun")
+	fs.BoolVar(&o.failFast, "fail-fast", false, "exit 1 as soon as a watched job has failed since --since; without it a failure is waited through for a rerun, as the original did")
 	fs.DurationVar(&o.interval, "interval", 5*time.Second, "polling interval against servers without push")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
 	fs.BoolVar(&o.json, "json", false, "print a final JSON report on stdout")
@@ -123,7 +129,7 @@ func parse(args []string, stderr io.Writer) (*options, int, bool) {
 		fmt.Fprintf(stderr, "waitsy: "+format+" (see waitsy --help)\n", a...)
 		return nil, exitUsage, false
 	}
-	for _, s := range append(wfs, fs.Args()...) {
+	for _, s := range append(append(wfs, longWfs...), fs.Args()...) {
 		t, err := batch.ParseTarget(s)
 		if err != nil {
 			return usageErr("%s", batch.ErrorMessage(err))
@@ -415,7 +421,11 @@ func summary(res *client.WaitResult) string {
 		s += "; waiting for " + strings.Join(pending, ", ")
 	}
 	if len(failed) > 0 {
-		s += "; failed: " + strings.Join(failed, ", ")
+		if res.State == batch.Failed {
+			s += "; failed: " + strings.Join(failed, ", ")
+		} else {
+			s += "; failed, waiting for a rerun: " + strings.Join(failed, ", ")
+		}
 	}
 	return s
 }

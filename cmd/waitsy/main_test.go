@@ -186,8 +186,8 @@ func TestJobTargetAndFailure(t *testing.T) {
 		s.open("wf1")
 		s.open("wf2")
 		s.end("wf1", batch.StatusSuccess, "job2")
-		// wf1:job2 is ready; wf2 fails: exit 1 at once with fail-fast.
-		r := start(context.Background(), "wf1:job2", "wf2", url(s))
+		// wf1:job2 is ready; wf2 fails: exit 1 at once with --fail-fast.
+		r := start(context.Background(), "wf1:job2", "wf2", url(s), "--fail-fast")
 		if r.exited(200 * time.Millisecond) {
 			t.Fatalf("returned early: %d\n%s", r.code, r.stderr.String())
 		}
@@ -197,14 +197,30 @@ func TestJobTargetAndFailure(t *testing.T) {
 			t.Errorf("the output does not name the failed job:\n%s", r.stderr.String())
 		}
 
-		// Without fail-fast a failure is waited through until a rerun succeeds.
-		r = start(context.Background(), "wf2", url(s), "--fail-fast=false")
+		// By default, as the original, a failure is waited through until a rerun succeeds, and
+		// the status line and the report say so.
+		r = start(context.Background(), "--workflow", "wf2", url(s), "--json")
 		if r.exited(300 * time.Millisecond) {
-			t.Fatalf("returned on a failure despite --fail-fast=false: %d", r.code)
+			t.Fatalf("returned on a failure without --fail-fast: %d\n%s", r.code, r.stderr.String())
+		}
+		if out := r.stderr.String(); !strings.Contains(out, "failed, waiting for a rerun: wf2:a") {
+			t.Errorf("the status line does not show the failure:\n%s", out)
 		}
 		s.open("wf2")
 		s.end("wf2", batch.StatusSuccess)
 		r.wantExit(t, exitReady)
+		if !strings.Contains(r.stdout.String(), `"state": "ready"`) {
+			t.Errorf("report: %s", r.stdout.String())
+		}
+
+		// The report of a wait that ends (here by --timeout) while a job is failed shows it.
+		s.open("wf2")
+		s.end("wf2", batch.StatusFailed)
+		r = start(context.Background(), "-wf", "wf2", url(s), "--json", "--timeout", "300ms")
+		r.wantExit(t, exitTimeout)
+		if out := r.stdout.String(); !strings.Contains(out, `"readiness": "failed"`) {
+			t.Errorf("the report does not show the failure:\n%s", out)
+		}
 	})
 }
 
@@ -397,8 +413,53 @@ func TestOriginalPythonStatus(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(l)
 	defer srv.Close()
-	r := start(context.Background(), "-wf", "wf1", "--url=http://"+l.Addr().String(), "--interval", "50ms")
+	r := start(context.Background(), "-wf", "wf1", "--url=http://"+l.Addr().String(), "--interval", "50ms", "--fail-fast")
 	r.wantExit(t, exitFailed)
+	// As the original waitsy, it keeps polling through the failure by default.
+	r = start(context.Background(), "-wf", "wf1", "--url=http://"+l.Addr().String(), "--interval", "50ms")
+	if r.exited(300 * time.Millisecond) {
+		t.Fatalf("returned on the original's failure without --fail-fast: %d\n%s", r.code, r.stderr.String())
+	}
+}
+
+// TestOriginalFlagsAndURL: the original's flags (-wf, --workflow) and its URL constant
+// http://0.0.0.0:5000 reach a loopback-only batchy without tokens.
+func TestOriginalFlagsAndURL(t *testing.T) {
+	client := rdbtest.StartRedis(t).Client(t)
+	store := rdb.New(client, rdb.Options{})
+	for wf, y := range map[string]string{"wf1": "job1: {}\n", "wf2": "a: {}\n"} {
+		w, err := config.Parse(wf, []byte(y), config.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Load(context.Background(), w, true); err != nil {
+			t.Fatal(err)
+		}
+		store.Open(context.Background(), wf, batch.OpenRequest{})
+		store.End(context.Background(), wf, batch.EndRequest{Status: batch.StatusSuccess})
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: api.New(api.Options{Store: store, CfgDir: t.TempDir(), LoopbackOnly: true}).Handler()}
+	go srv.Serve(l)
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	for _, args := range [][]string{
+		{"-wf", "wf1"},
+		{"--workflow", "wf1"},
+		{"--workflow=wf1", "-wf", "wf2"},
+		{"-wf=wf1", "--workflow", "wf2", "--wf", "wf1"},
+	} {
+		r := start(context.Background(), append(args, "--url", "http://0.0.0.0:"+port, "--json")...)
+		r.wantExit(t, exitReady)
+		for _, a := range args {
+			if (a == "wf1" || a == "wf2") && !strings.Contains(r.stdout.String(), `"workflow": "`+a+`"`) {
+				t.Errorf("%v: the report lacks %s:\n%s", args, a, r.stdout.String())
+			}
+		}
+	}
 }
 
 // TestEndToEndShell runs `waitsy -wf wf1 && next_step` in a real shell against a server.

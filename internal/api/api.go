@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -38,8 +39,14 @@ type Options struct {
 	CfgDir string
 	// Limits bound the workflow files read; the zero value takes config's defaults.
 	Limits config.Limits
-	// Format tunes the infa and env outputs.
+	// Format tunes the infa and env outputs of the v1 routes.
 	Format format.Options
+	// OriginalInfaDateFormat is the infa date format of the original routes; "" means
+	// format.OriginalDates, the original's own (2026-11-22 13:49:30.840061, None, True).
+	OriginalInfaDateFormat string
+	// StrictOriginal makes GET /get_status/<wf> answer 404 for a workflow that is not loaded, as
+	// every other route does; false answers the original's 200 {}.
+	StrictOriginal bool
 	// Location is the server's time zone (--tz), used for previews of trunc_start; nil means UTC.
 	Location *time.Location
 	// Hub wakes waits when a workflow changes; nil means waits only re-check periodically.
@@ -50,9 +57,12 @@ type Options struct {
 	// Tokens are the API tokens; empty means auth is off (serve refuses that off loopback).
 	Tokens *auth.Tokens
 	// LoopbackOnly, with no tokens, refuses requests that a browser makes for another site's
-	// page or that name a non-loopback Host (DNS rebinding): the protection of a batchy that
-	// serves only this machine, without auth. serve sets it unless --insecure-no-auth.
+	// page or for a Host that is not a name of this machine (DNS rebinding): the protection of a
+	// batchy that serves only this machine, without auth. serve sets it unless --insecure-no-auth.
 	LoopbackOnly bool
+	// HostNames are this machine's names, which a browser may use for a LoopbackOnly batchy
+	// besides localhost and loopback addresses; nil means os.Hostname's.
+	HostNames []string
 	// UI serves the web UI at GET / and under /ui/; nil means no UI.
 	UI http.Handler
 	// Scheduler runs workflows; nil means the scheduler is off (its routes answer 503).
@@ -72,19 +82,35 @@ type Options struct {
 
 // Server serves the HTTP API.
 type Server struct {
-	opts     Options
-	log      *slog.Logger
-	engine   *gin.Engine
-	closing  chan struct{} // closed by Close: long polls answer at once
-	reads    *sharedReads  // waits of one workflow share state reads
-	waits    waitCounter
-	closeOne sync.Once
+	opts    Options
+	log     *slog.Logger
+	engine  *gin.Engine
+	closing chan struct{} // closed by Close: long polls answer at once
+	reads   *sharedReads  // waits of one workflow share state reads
+	// hostNames are this machine's names (Options.HostNames), never empty.
+	hostNames []string
+	waits     waitCounter
+	closeOne  sync.Once
 }
 
 // New returns a Server with every route registered.
 func New(opts Options) *Server {
 	if opts.CfgDir == "" {
 		opts.CfgDir = "cfg"
+	}
+	if opts.HostNames == nil {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			opts.HostNames = []string{h}
+			if short, _, ok := strings.Cut(h, "."); ok {
+				opts.HostNames = append(opts.HostNames, short)
+			}
+		}
+	}
+	if len(opts.HostNames) == 0 {
+		opts.HostNames = []string{"localhost"}
+	}
+	if opts.OriginalInfaDateFormat == "" {
+		opts.OriginalInfaDateFormat = format.OriginalDates
 	}
 	if opts.Location == nil {
 		opts.Location = time.UTC
@@ -100,7 +126,7 @@ func New(opts Options) *Server {
 	}
 	opts.Store = shownStore{opts.Store}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{opts: opts, log: opts.Logger, engine: gin.New(), closing: make(chan struct{}), reads: newSharedReads(opts.Store)}
+	s := &Server{opts: opts, log: opts.Logger, engine: gin.New(), closing: make(chan struct{}), reads: newSharedReads(opts.Store), hostNames: opts.HostNames}
 	s.engine.HandleMethodNotAllowed = true
 	// A client's address is the connection's: X-Forwarded-For is set by anyone, so trusting it
 	// would let a client escape its wait limit by naming another address.
@@ -289,8 +315,8 @@ func (s *Server) load(ctx context.Context, wf string, reset bool) (*batch.State,
 }
 
 // render writes jobs in format f with status 200.
-func (s *Server) render(c *gin.Context, f format.Format, wf string, batchID int64, jobs batch.Jobs) {
-	b, err := format.Append(nil, f, wf, batchID, jobs, s.opts.Format)
+func (s *Server) render(c *gin.Context, f format.Format, opts format.Options, wf string, batchID int64, jobs batch.Jobs) {
+	b, err := format.Append(nil, f, wf, batchID, jobs, opts)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -114,8 +114,19 @@ func TestOriginalRoutes(t *testing.T) {
 	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
 		e := newEnv(t, b)
 
+		// The original answered 200 {} for a workflow it did not know; batchy's own forms 404.
 		r := e.get(t, "/get_status/wf1")
-		wantStatus(t, r, 404)
+		wantStatus(t, r, 200)
+		if r.body != "{}" {
+			t.Errorf("unknown workflow: %q, want {}", r.body)
+		}
+		wantStatus(t, e.get(t, "/get_status/wf1/json"), 404)
+		wantStatus(t, e.get(t, "/open_batch/wf1"), 404)
+		r = e.get(t, "/index")
+		wantStatus(t, r, 200)
+		if r.body != "Batchy v0.00001" {
+			t.Errorf("/index: %q", r.body)
+		}
 
 		r = e.get(t, "/load_cfg/wf1")
 		wantStatus(t, r, 200)
@@ -123,7 +134,7 @@ func TestOriginalRoutes(t *testing.T) {
 		if got := jobField(t, jobs, "job2", "status"); got != "new" {
 			t.Errorf("job2 status after load = %v", got)
 		}
-		if !strings.HasPrefix(r.body, `{"job1":`) {
+		if !strings.HasPrefix(r.body, "{\n    \"job1\": {\n        \"") {
 			t.Errorf("jobs are not in file order: %s", r.body)
 		}
 
@@ -159,19 +170,39 @@ func TestOriginalRoutes(t *testing.T) {
 		if !strings.HasPrefix(r.ctype, "text/plain") {
 			t.Errorf("infa content type = %q", r.ctype)
 		}
-		for _, want := range []string{"[job2]\n", "$$from_date=11/22/2026 11:49:30\n", "$$batch_end=\n", "$$status=open\n"} {
+		// The original's layout and values: a blank line before each section, str(datetime), None.
+		for _, want := range []string{"\n[job2]\n", "$$from_date=2026-11-22 11:49:30\n", "$$batch_end=None\n", "$$status=open\n", "$$trunc_start=True\n"} {
 			if !strings.Contains(r.body, want) {
 				t.Errorf("infa output lacks %q:\n%s", want, r.body)
 			}
 		}
-		if strings.Contains(r.body, "None") {
-			t.Errorf("infa output contains None:\n%s", r.body)
+		if !strings.HasPrefix(r.body, "\n[job1]\n") {
+			t.Errorf("infa output does not start with a blank line:\n%s", r.body)
+		}
+		r = e.get(t, "/get_status/wf1/infa?date_format=MM/DD/YYYY%20HH24:MI:SS")
+		wantStatus(t, r, 200)
+		for _, want := range []string{"\n[job2]\n", "$$from_date=11/22/2026 11:49:30\n", "$$batch_end=\n", "$$trunc_start=true\n"} {
+			if !strings.Contains(r.body, want) {
+				t.Errorf("infa output with date_format lacks %q:\n%s", want, r.body)
+			}
+		}
+		// A bad date_format is refused before the batch is opened.
+		before := e.get(t, "/get_status/wf1").body
+		wantStatus(t, e.get(t, "/open_batch/wf1/infa?date_format=bogus"), 400)
+		if after := e.get(t, "/get_status/wf1").body; after != before {
+			t.Errorf("a refused open changed the state:\n%s\n%s", before, after)
 		}
 
 		r = e.get(t, "/fail_batch/wf1")
 		wantStatus(t, r, 200)
-		if got := jobField(t, r.json(t), "job3", "status"); got != "failed" {
-			t.Errorf("status after fail = %v", got)
+		if got := jobField(t, r.json(t), "job3", "status"); got != "failure" {
+			t.Errorf("status after fail = %v, want the original's failure", got)
+		}
+		if got := jobField(t, e.get(t, "/get_status/wf1").json(t), "job3", "status"); got != "failure" {
+			t.Errorf("status after fail = %v, want the original's failure", got)
+		}
+		if r := e.get(t, "/v1/workflows/wf1/jobs/job3"); !strings.Contains(r.body, `"status":"failed"`) {
+			t.Errorf("v1 after fail: %s, want failed", r.body)
 		}
 
 		e.now = time.Date(2026, 11, 22, 15, 0, 0, 0, time.UTC)
@@ -437,4 +468,44 @@ func TestAfterCycleRefused(t *testing.T) {
 	if r := e.get(t, "/v1/workflows/down"); r.status != 404 {
 		t.Errorf("down was stored: %d %s", r.status, r.body)
 	}
+}
+
+// TestOriginalOptions checks --strict-original and ?date_format= on v1.
+func TestOriginalOptions(t *testing.T) {
+	client := rdbtest.StartRedis(t).Client(t)
+	now := time.Date(2026, 11, 22, 13, 49, 30, 840061000, time.UTC)
+	store := rdb.New(client, rdb.Options{Now: func() time.Time { return now }})
+	dir := t.TempDir()
+	wf1, err := os.ReadFile("../../cfg/wf1.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "wf1.yaml"), wf1, 0o644)
+	srv := httptest.NewServer(api.New(api.Options{Store: store, CfgDir: dir, StrictOriginal: true, OriginalInfaDateFormat: "YYYY-MM-DD"}).Handler())
+	t.Cleanup(srv.Close)
+	e := &env{url: srv.URL}
+
+	r := e.get(t, "/get_status/nosuch")
+	wantStatus(t, r, 404)
+	if !strings.Contains(r.body, "not loaded") {
+		t.Errorf("strict unknown workflow: %s", r.body)
+	}
+	wantStatus(t, e.get(t, "/load_cfg/wf1"), 200)
+	// --original-infa-date-format changes the original route's dates, not its layout.
+	r = e.get(t, "/open_batch/wf1/infa")
+	wantStatus(t, r, 200)
+	if !strings.HasPrefix(r.body, "\n[job1]\n") || !strings.Contains(r.body, "$$batch_start=2026-11-22\n") || !strings.Contains(r.body, "$$batch_end=\n") {
+		t.Errorf("original route with a date format:\n%s", r.body)
+	}
+	// v1 answers the original's dates when asked, in its own layout.
+	r = e.get(t, "/v1/workflows/wf1?format=infa&date_format=original")
+	wantStatus(t, r, 200)
+	if !strings.HasPrefix(r.body, "[job1]\n") || !strings.Contains(r.body, "$$batch_start=2026-11-22 13:49:30.840061\n") || !strings.Contains(r.body, "$$batch_end=None\n") {
+		t.Errorf("v1 with date_format=original:\n%s", r.body)
+	}
+	r = e.get(t, "/v1/workflows/wf1?format=infa")
+	if !strings.Contains(r.body, "$$batch_start=11/22/2026 13:49:30\n") {
+		t.Errorf("v1 default dates:\n%s", r.body)
+	}
+	wantStatus(t, e.get(t, "/v1/workflows/wf1?format=infa&date_format=nonsense"), 400)
 }

@@ -26,7 +26,7 @@ func requiredRole(method, route string) auth.Role {
 	switch {
 	case route == "":
 		return auth.RoleNone // no route: a 404 either way, and browsers ask for /favicon.ico
-	case route == "/healthz" || route == "/readyz" || route == "/openapi.json" || route == "/login" || route == "/logout" ||
+	case route == "/healthz" || route == "/readyz" || route == "/index" || route == "/openapi.json" || route == "/login" || route == "/logout" ||
 		strings.HasPrefix(route, "/ui/static"):
 		return auth.RoleNone
 	case route == "/load_cfg/:wf" || route == "/v1/workflows/:wf/load" || route == "/v1/workflows/:wf/jobs/:job/watermark":
@@ -51,7 +51,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	if s.opts.Tokens.Empty() {
 		if s.opts.LoopbackOnly {
 			readOnly := requiredRole(c.Request.Method, c.FullPath()) <= auth.RoleRead
-			if err := fromThisMachine(c.Request, readOnly); err != nil {
+			if err := s.fromThisMachine(c.Request, readOnly); err != nil {
 				s.fail(c, err)
 				return
 			}
@@ -113,12 +113,19 @@ func (s *Server) authenticate(c *gin.Context) {
 
 // fromThisMachine refuses what reaches a loopback-only batchy without auth from elsewhere through
 // a browser: a page of any other origin, another local port included (its requests carry an
-// Origin or a Sec-Fetch-Site other than same-origin), or a DNS-rebinding attack (a Host that is
-// not a loopback name). curl and ETL tools send none of these. Following a link to a page that
-// only reads (readOnly) is fine from anywhere.
-func fromThisMachine(r *http.Request, readOnly bool) error {
-	if !loopbackHost(r.Host) {
-		return batch.Errorf(batch.EFORBIDDEN, "without tokens batchy answers only requests to a loopback host (localhost, 127.0.0.1, [::1]), not %q", clip(r.Host))
+// Origin or a Sec-Fetch-Site other than same-origin), or a DNS-rebinding attack (a browser asking
+// for a host name that is not one of this machine's). The listener is on loopback, so every
+// request came from this machine; what can still reach it from elsewhere is a browser on this
+// machine, run by a page. So the decision rests on what marks a browser's request, not on the Host
+// alone: curl, waitsy and ETL tools may name the server as they like (http://0.0.0.0:5000, the
+// original's URL, or the machine's host name). Following a link to a page that only reads
+// (readOnly) is fine from anywhere.
+func (s *Server) fromThisMachine(r *http.Request, readOnly bool) error {
+	if !fromBrowser(r) {
+		return nil
+	}
+	if !s.localHost(r.Host) {
+		return batch.Errorf(batch.EFORBIDDEN, "without tokens batchy answers browsers only at a name of this machine (localhost, 127.0.0.1, [::1], 0.0.0.0, %s), not %q", s.hostNames[0], clip(r.Host))
 	}
 	navigation := r.Header.Get("Sec-Fetch-Mode") == "navigate" && (r.Method == http.MethodGet || r.Method == http.MethodHead)
 	if readOnly && navigation {
@@ -156,18 +163,34 @@ func sameOriginForm(r *http.Request) error {
 	return nil
 }
 
-// loopbackHost reports whether a Host header (host or host:port) names this machine.
-func loopbackHost(hostport string) bool {
+// fromBrowser reports whether a request bears a browser's marks. Browsers send Sec-Fetch-Site on
+// every request (Chrome 76+, Firefox 90+, Safari 16.4+) and a page cannot remove it; Origin on
+// every cross-origin request; and older ones, which send neither on a same-origin GET (the one a
+// DNS-rebinding page makes), a User-Agent that starts with Mozilla/. Tools send none of these.
+func fromBrowser(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Site") != "" || r.Header.Get("Sec-Fetch-Mode") != "" || r.Header.Get("Origin") != "" ||
+		strings.HasPrefix(r.UserAgent(), "Mozilla/")
+}
+
+// localHost reports whether a Host header (host or host:port) names this machine: localhost, a
+// loopback address, 0.0.0.0 or :: (which reach this machine), or its host name. A DNS-rebinding
+// page can make a browser send only its own domain.
+func (s *Server) localHost(hostport string) bool {
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
 		return true
 	}
+	for _, n := range s.hostNames {
+		if strings.EqualFold(host, n) {
+			return true
+		}
+	}
 	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // CanAct reports whether the request may change state (the UI shows actions only then).

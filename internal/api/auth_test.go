@@ -123,9 +123,11 @@ func TestLoopbackOnlyWithoutTokens(t *testing.T) {
 	client, _ := rdbtest.Backends[0].New(t)
 	e := &env{cfg: t.TempDir()}
 	e.writeCfg(t, "wf1", "a: {}\n")
-	srv := httptest.NewServer(api.New(api.Options{Store: rdb.New(client, rdb.Options{}), CfgDir: e.cfg, LoopbackOnly: true}).Handler())
+	srv := httptest.NewServer(api.New(api.Options{Store: rdb.New(client, rdb.Options{}), CfgDir: e.cfg, LoopbackOnly: true,
+		HostNames: []string{"etl-host.corp.example", "etl-host"}}).Handler())
 	defer srv.Close()
 	path := "/load_cfg/wf1"
+	const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 	call := func(host string, header ...string) int {
 		req, _ := http.NewRequest("GET", srv.URL+path, nil)
 		if host != "" {
@@ -150,8 +152,24 @@ func TestLoopbackOnlyWithoutTokens(t *testing.T) {
 		{"curl to 127.0.0.1", "", nil, 200},
 		{"curl to localhost", "localhost:5000", nil, 200},
 		{"curl to [::1]", "[::1]:5000", nil, 200},
+		// The original's documented URL and waitsy's constant, and the machine's names: local tools
+		// reach a loopback-bound batchy by any name, since only a browser can bring a page's request.
+		{"curl to 0.0.0.0, the original's URL", "0.0.0.0:5000", []string{"User-Agent", "curl/8.5.0"}, 200},
+		{"python-requests (the original waitsy) to 0.0.0.0", "0.0.0.0:5000", []string{"User-Agent", "python-requests/2.31.0"}, 200},
+		{"curl to the host name", "etl-host:5000", []string{"User-Agent", "curl/8.5.0"}, 200},
+		{"curl to another name of this machine", "etl.internal:5000", []string{"User-Agent", "curl/8.5.0"}, 200},
 		{"the UI's own page", "", []string{"Sec-Fetch-Site", "same-origin", "Origin", srv.URL}, 200},
-		{"a DNS-rebound name", "rebind.evil.example:5000", nil, 403},
+		{"a browser at 0.0.0.0", "0.0.0.0:5000", []string{"Sec-Fetch-Site", "none", "User-Agent", firefox}, 200},
+		{"a browser at the host name", "etl-host.corp.example:5000", []string{"Sec-Fetch-Site", "none", "User-Agent", firefox}, 200},
+		{"a browser at the short host name", "ETL-HOST:5000", []string{"Sec-Fetch-Site", "same-origin", "User-Agent", firefox}, 200},
+		// DNS rebinding: a page of evil.example, its name now resolving to 127.0.0.1, asks its "own"
+		// origin. Modern browsers mark it same-origin; old ones send no Sec-Fetch-* and no Origin on
+		// a GET, only their User-Agent.
+		{"a DNS-rebound name, modern browser", "rebind.evil.example:5000", []string{"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "cors", "User-Agent", firefox}, 403},
+		{"a DNS-rebound name, old browser", "rebind.evil.example:5000", []string{"User-Agent", "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Safari/605.1.15"}, 403},
+		{"a DNS-rebound name, with an Origin", "rebind.evil.example:5000", []string{"Origin", "http://rebind.evil.example:5000"}, 403},
+		{"another site's page to 0.0.0.0", "0.0.0.0:5000", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example", "User-Agent", firefox}, 403},
+		{"another site's page to the host name", "etl-host:5000", []string{"Origin", "https://evil.example"}, 403},
 		{"another site's page", "", []string{"Sec-Fetch-Site", "cross-site"}, 403},
 		{"another origin", "", []string{"Origin", "https://evil.example"}, 403},
 		{"another local port", "", []string{"Origin", "http://localhost:8888", "Sec-Fetch-Site", "same-site"}, 403},

@@ -160,22 +160,26 @@ func (s *Server) getWorkflow(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	opts, err := s.formatOptions(c, false)
+	if err != nil {
+		return err
+	}
 	st, err := s.opts.Store.State(c.Request.Context(), wf)
 	if err != nil {
 		return err
 	}
-	s.respond(c, f, st, st.Jobs)
+	s.respond(c, f, opts, st, st.Jobs)
 	return nil
 }
 
 // respond writes a workflow's state: as JSON the whole batch.State, in the other formats the given
 // jobs.
-func (s *Server) respond(c *gin.Context, f format.Format, st *batch.State, jobs batch.Jobs) {
+func (s *Server) respond(c *gin.Context, f format.Format, opts format.Options, st *batch.State, jobs batch.Jobs) {
 	if f == format.JSON {
 		c.JSON(http.StatusOK, st)
 		return
 	}
-	s.render(c, f, st.Workflow, jobs.BatchID(), jobs)
+	s.render(c, f, opts, st.Workflow, jobs.BatchID(), jobs)
 }
 
 // LoadRequest is the body of POST /v1/workflows/{wf}/load.
@@ -220,6 +224,10 @@ func (s *Server) postOpen(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	opts, err := s.formatOptions(c, false)
+	if err != nil {
+		return err
+	}
 	var body OpenRequest
 	if err := s.decode(c, &body); err != nil {
 		return err
@@ -239,7 +247,7 @@ func (s *Server) postOpen(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	s.respond(c, f, st, pick(st.Jobs, req.Jobs))
+	s.respond(c, f, opts, st, pick(st.Jobs, req.Jobs))
 	return nil
 }
 
@@ -354,6 +362,10 @@ func (s *Server) getJob(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	opts, err := s.formatOptions(c, false)
+	if err != nil {
+		return err
+	}
 	st, err := s.opts.Store.State(c.Request.Context(), wf)
 	if err != nil {
 		return err
@@ -366,7 +378,7 @@ func (s *Server) getJob(c *gin.Context) error {
 		c.JSON(http.StatusOK, gin.H{"workflow": wf, "job": job, "fields": j.Fields})
 		return nil
 	}
-	s.render(c, f, wf, batch.Jobs{j}.BatchID(), batch.Jobs{j})
+	s.render(c, f, opts, wf, batch.Jobs{j}.BatchID(), batch.Jobs{j})
 	return nil
 }
 

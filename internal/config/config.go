@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/format"
 )
 
 // Limits bound what a workflow file may cost to read.
@@ -177,6 +178,11 @@ func Parse(name string, data []byte, lim Limits) (*batch.Workflow, error) {
 	}
 	if err := checkJobLinks(wf); err != nil {
 		return nil, batch.Errorf(batch.EINVALID, "workflow %s: %v", name, err)
+	}
+	// Names that collide in env or infa output would make one job's value silently replace
+	// another's in an ETL's parameters.
+	if err := format.CheckNames(wf.Jobs); err != nil {
+		return nil, batch.Errorf(batch.EINVALID, "workflow %s: %s", name, batch.ErrorMessage(err))
 	}
 	return wf, nil
 }

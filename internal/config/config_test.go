@@ -507,3 +507,31 @@ func TestList(t *testing.T) {
 		wantError(t, err, batch.ENOTFOUND, "nope")
 	})
 }
+
+// TestNameCollisions: names that env or infa output would merge are refused, naming both.
+func TestNameCollisions(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"jobs job-1 and job_1", "job-1: {a: 1}\njob_1: {b: 2}\n", []string{"jobs job-1 and job_1", "BATCHY_JOB_1_BACKFILL"}},
+		{"jobs differing in case", "Load: {}\nload: {}\n", []string{"jobs Load and load", "BATCHY_LOAD_"}},
+		{"fields of one job", "j:\n  max-rows: 1\n  max_rows: 2\n", []string{"job j: fields max-rows and max_rows", "BATCHY_J_MAX_ROWS"}},
+		{"a field against a runtime field", "j:\n  Status: x\n", []string{"job j: fields Status and status"}},
+		{"across the job/field boundary", "a_b: {c: 1}\na: {b_c: 2}\n", []string{"jobs a_b and a", "BATCHY_A_B_C", "fields c and b_c"}},
+		{"the batch id's variable", "batch: {id: 7}\n", []string{"job batch, field id", "BATCHY_BATCH_ID"}},
+		{"one Informatica section", "a: {infa_section: Global}\nb: {infa_section: Global}\n", []string{"jobs a and b", "[Global]"}},
+		{"a section named like another job", "a: {infa_section: b}\nb: {}\n", []string{"jobs a and b", "[b]"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse("wf", []byte(c.yaml), config.Limits{})
+			wantError(t, err, batch.EINVALID, c.want...)
+		})
+	}
+	// Names that stay apart are fine, the original's example included.
+	for _, y := range []string{"job1: {}\njob2: {}\njob3: {}\n", "a: {infa_section: Global}\nb: {}\n", "a.b: {x: 1}\nc: {x: 1}\n"} {
+		if _, err := config.Parse("wf", []byte(y), config.Limits{}); err != nil {
+			t.Errorf("%q: %v", y, err)
+		}
+	}
+}

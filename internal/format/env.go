@@ -1,9 +1,11 @@
 package format
 
 import (
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/batchy/batchy/internal/batch"
 )
@@ -18,11 +20,13 @@ const (
 // then for each job in order and each field sorted by name BATCHY_<JOB>_<FIELD> (see EnvName).
 // Values are those of EnvVars, each in single quotes, the one quoting in which a shell expands
 // nothing; an embedded quote ends the quoting, is written as \' and reopens it. So eval "$(curl ...)"
-// is safe whatever a value holds ($(...), backticks, backslashes, line breaks).
+// is safe whatever a value holds ($(...), backticks, backslashes, line breaks). A value holding a
+// control character is written through printf instead (see exportLine), so that the output itself
+// holds none.
 func EnvScript(w io.Writer, wf string, batchID int64, jobs batch.Jobs) error {
 	var b strings.Builder
 	for _, v := range envVars(wf, batchID, jobs) {
-		b.WriteString("export " + v.name + "=" + shellQuote(v.value) + "\n")
+		b.WriteString(exportLine(v.name, v.value))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -70,8 +74,9 @@ func envVars(wf string, batchID int64, jobs batch.Jobs) []envVar {
 
 // EnvName returns the variable of a job's field, BATCHY_<JOB>_<FIELD>: upper-cased, with every
 // character outside [A-Z0-9_] written as _, so that any job or field name gives a valid shell
-// name. Distinct names can therefore collide (job-a and job_a); the later variable wins, except
-// over BATCHY_WF and BATCHY_BATCH_ID (job "batch", field "id"), which always hold the batch's.
+// name. Distinct names can therefore collide (job-a and job_a): CheckNames refuses such workflows
+// at load; should a stored one still have them, the later variable wins, except over BATCHY_WF
+// and BATCHY_BATCH_ID (job "batch", field "id"), which always hold the batch's.
 func EnvName(job, field string) string {
 	return "BATCHY_" + envPart(job) + "_" + envPart(field)
 }
@@ -89,6 +94,35 @@ func envPart(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// exportLine returns the line that exports name=value. A value with a control character (see
+// isControl: a line break, ESC, U+0085, U+2028, ...) would carry it raw inside single quotes, where
+// a shell keeps it but a terminal acts on it and a line-based reader splits on it; such a value is
+// built by printf from octal escapes instead, which every POSIX shell's printf reads (dash's
+// included; $'...' quoting is not in older shells). The "_" and the assignment after it keep the
+// trailing line breaks that command substitution would strip.
+func exportLine(name, value string) string {
+	if !hasControl(value) {
+		return "export " + name + "=" + shellQuote(value) + "\n"
+	}
+	var f strings.Builder
+	for i, r := range value {
+		switch {
+		case isControl(r) || i == 0 && r == '-': // a leading - would read as an option of printf
+			var buf [4]byte
+			for _, c := range buf[:utf8.EncodeRune(buf[:], r)] {
+				f.WriteString(fmt.Sprintf("\\%03o", c))
+			}
+		case r == '\\':
+			f.WriteString(`\\`)
+		case r == '%':
+			f.WriteString("%%")
+		default:
+			f.WriteRune(r)
+		}
+	}
+	return "export " + name + "=\"$(printf " + shellQuote(f.String()+"_") + ")\"; " + name + "=\"${" + name + "%_}\"\n"
 }
 
 // shellQuote single-quotes s for a POSIX shell.

@@ -51,8 +51,13 @@ const DefaultInfaDateFormat = "MM/DD/YYYY HH24:MI:SS"
 // Options tune rendering; the zero value renders as SPEC.md describes.
 type Options struct {
 	// InfaDateFormat is the date format of the infa output, in Informatica's TO_CHAR notation (see
-	// CheckInfaDateFormat); "" means DefaultInfaDateFormat.
+	// CheckInfaDateFormat); "" means DefaultInfaDateFormat and OriginalDates the original's
+	// Python str() (2026-11-22 13:49:30.840061, None, True, False).
 	InfaDateFormat string
+	// Original renders json and infa in the original Batchy's layout, for its routes: indented
+	// JSON (see OriginalJSON), a blank line before each infa section, and the status failed
+	// written as the original's "failure". False is the v1 layout. env is the same either way.
+	Original bool
 }
 
 // Write renders jobs of workflow wf in format f to w; batchID is the batch the jobs belong to (0
@@ -61,6 +66,10 @@ type Options struct {
 func Write(w io.Writer, f Format, wf string, batchID int64, jobs batch.Jobs, opts Options) error {
 	switch f {
 	case JSON, "":
+		if opts.Original {
+			_, err := w.Write(OriginalJSON(nil, jobs))
+			return err
+		}
 		// MarshalJSON directly rather than json.Marshal, which would HTML-escape the stored text.
 		_, err := w.Write(jobs.AppendJSON(nil))
 		return err
@@ -77,6 +86,9 @@ func Write(w io.Writer, f Format, wf string, batchID int64, jobs batch.Jobs, opt
 // written straight into b, without Write's copy through a writer.
 func Append(b []byte, f Format, wf string, batchID int64, jobs batch.Jobs, opts Options) ([]byte, error) {
 	if f == JSON || f == "" {
+		if opts.Original {
+			return OriginalJSON(b, jobs), nil
+		}
 		return jobs.AppendJSON(b), nil
 	}
 	w := bytes.NewBuffer(b)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -141,12 +142,42 @@ func FuzzInfa(f *testing.F) {
 }
 
 // envLine is one statement of the env output, exactly: export NAME='...' where the quoted part
-// holds no single quote except as the '\” sequence (close, escaped quote, reopen).
-var envLine = regexp.MustCompile(`^export (BATCHY_[A-Z0-9_]*)='((?:[^']|'\\'')*)'$`)
+// holds no single quote except as the '\” sequence (close, escaped quote, reopen); or, for a
+// value with a control character, export NAME="$(printf '...')"; NAME="${NAME%_}" where the
+// quoted part is a printf format that ends with the "_" the second assignment removes.
+var envLine = regexp.MustCompile(`^export (BATCHY_[A-Z0-9_]*)=(?:'((?:[^']|'\\'')*)'|"\$\(printf '((?:[^']|'\\'')*)_'\)"; (BATCHY_[A-Z0-9_]*)="\$\{(BATCHY_[A-Z0-9_]*)%_\}")$`)
 
 // splitEnv cuts env output into its statements: each ends with a line break after its closing
 // quote (a value may itself hold line breaks).
-var envStatement = regexp.MustCompile(`(?s)export [A-Z0-9_]*='(?:[^']|'\\'')*'\n`)
+var envStatement = regexp.MustCompile(`(?s)export [A-Z0-9_]*=(?:'(?:[^']|'\\'')*'|"\$\(printf '(?:[^']|'\\'')*'\)"; [A-Z0-9_]*="\$\{[A-Z0-9_]*%_\}")\n`)
+
+// printfText is what printf writes for a format made only of text, \\, \ooo and %%.
+func printfText(t *testing.T, f string) string {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < len(f); i++ {
+		switch {
+		case f[i] == '\\' && i+1 < len(f) && f[i+1] == '\\':
+			b.WriteByte('\\')
+			i++
+		case f[i] == '\\' && i+3 < len(f):
+			n, err := strconv.ParseUint(f[i+1:i+4], 8, 8)
+			if err != nil {
+				t.Fatalf("bad octal escape in %q", f)
+			}
+			b.WriteByte(byte(n))
+			i += 3
+		case f[i] == '%' && i+1 < len(f) && f[i+1] == '%':
+			b.WriteByte('%')
+			i++
+		case f[i] == '\\' || f[i] == '%':
+			t.Fatalf("a printf format with a lone %c: %q", f[i], f)
+		default:
+			b.WriteByte(f[i])
+		}
+	}
+	return b.String()
+}
 
 // FuzzEnv: every statement of the env output is exactly export NAME='...', with the value
 // single-quoted so that it reads back as the value EnvVars gives and a shell expands nothing. For
@@ -183,7 +214,17 @@ func FuzzEnv(f *testing.F) {
 			if m[1] != name {
 				t.Errorf("statement %d sets %s, want %s", i+1, m[1], name)
 			}
-			if got := strings.ReplaceAll(m[2], `'\''`, "'"); got != value {
+			got := strings.ReplaceAll(m[2], `'\''`, "'")
+			if m[3] != "" || strings.HasPrefix(out[s[0]:], "export "+name+"=\"") {
+				if m[4] != name || m[5] != name {
+					t.Errorf("statement %d: printf form for %s names %s and %s", i+1, name, m[4], m[5])
+				}
+				got = printfText(t, strings.ReplaceAll(m[3], `'\''`, "'"))
+				if strings.HasPrefix(m[3], "-") {
+					t.Errorf("statement %d: a printf format starting with -: %q", i+1, m[3])
+				}
+			}
+			if got != value {
 				t.Errorf("%s reads back as %q, want %q", name, got, value)
 			}
 			if strings.ContainsRune(value, 0) {

@@ -68,15 +68,20 @@ var dateTokens = []dateToken{
 // so that a typo stops the server at start rather than breaking every infa answer. It accepts
 // Informatica's TO_CHAR format strings (YYYY YYY YY Y RR MM MON MONTH Q DD DDD D DY DAY W WW J
 // HH24 HH12 HH MI SS SSSSS MS US NS AM PM A.M. P.M., in any case), text in double quotes, the
-// letter T and any character that is not a letter. "" is valid and means DefaultInfaDateFormat.
+// letter T and any character that is not a letter. "" is valid and means DefaultInfaDateFormat;
+// OriginalDates ("original") writes dates, null and booleans as the original Batchy did.
 // The error is EINVALID and names the unknown token.
 func CheckInfaDateFormat(s string) error {
 	_, err := parseInfaDateFormat(s)
 	return err
 }
 
-// parseInfaDateFormat compiles s, "" meaning DefaultInfaDateFormat.
+// parseInfaDateFormat compiles s, "" meaning DefaultInfaDateFormat. OriginalDates compiles to
+// nil, which the infa writer reads as "as the original's Python wrote them".
 func parseInfaDateFormat(s string) (infaDateFormat, error) {
+	if s == OriginalDates {
+		return nil, nil
+	}
 	if s == "" {
 		s = DefaultInfaDateFormat
 	}

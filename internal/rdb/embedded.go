@@ -2,114 +2,143 @@ package rdb
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	lua "github.com/yuin/gopher-lua"
 )
 
-// Embedded is the in-process Redis-compatible server batchy runs on when no Redis is configured,
-// with its data saved to a file after every change and loaded again at start (its event streams
-// to a file of their own, every few seconds: embedded_events.go).
+// Embedded is the in-process Redis-compatible server (miniredis) batchy runs on when no Redis is
+// configured, made durable the way Redis's own append-only file is, with appendfsync always:
+//
+//   - every command that changes data is appended to a journal (<data file>.<gen>.wal) and the
+//     journal is fsynced before the command's reply is given; concurrent writers share an fsync
+//     (group commit). The journal holds the commands themselves (a transition is one EVALSHA with
+//     its arguments: a few hundred bytes), so a change costs what it changed, whatever the size of
+//     the installation.
+//   - no reply, to anyone, shows a change before it is durable: a read waits for the journal to
+//     cover every write it may have seen (Redis holds replies until its AOF is written in the same
+//     way).
+//   - when the journal grows past the last snapshot's size (and at least compactAfter), a snapshot
+//     of every key (<data file>.<gen>.snap) is written and older files are removed.
+//   - at start, the newest snapshot is loaded and the journals from its generation on are replayed.
+//     Every record carries a CRC-32C: a record a crash cut short at the end of the journal is
+//     dropped with a log line; damage anywhere else refuses to start, naming the file and offset.
+//   - when the journal cannot be written (disk full, I/O error), the writes not yet on disk are
+//     answered with an error and undone (the memory is reloaded from the files), and writes are
+//     refused until a new snapshot can be written; reads and Ping keep answering (Ping with why).
+//
+// The data file itself holds only a marker and is the lock: it is flocked, so links, symlinks and
+// bind mounts of it cannot start a second server on the same data.
 type Embedded struct {
 	srv    *miniredis.Miniredis
-	client *redis.Client
-	path   string
-	lock   *os.File // held (flock) while running, so two processes never share a data file
+	client *redis.Client // what batchy uses: every command passes the journal hook
+	raw    *redis.Client // replay and snapshots: no hook
+	files  *storeFiles   // nil: memory only
+	log    *slog.Logger
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	want    uint64 // changes asked to be saved
-	done    uint64 // changes saved (as far as the last finished save covers)
-	saving  bool
-	lastErr error
+	// wmu orders writes: a write runs and is appended to the journal buffer while holding it, so
+	// the journal's order is the order miniredis ran them in.
+	wmu     sync.Mutex
+	scripts map[string]string // sha1 → source of every script seen, declared at each journal's start
+	broken  error             // why writes are refused
 
-	eventsMu   sync.Mutex
-	eventsSum  [32]byte      // what the events file last written holds
-	stopEvents chan struct{} // closed by Close
-	eventsDone chan struct{} // closed when the periodic events save has stopped
+	mu         sync.Mutex // the journal state below
+	cond       *sync.Cond
+	wal        journalFile
+	buf        []byte // records appended, not yet written
+	appended   uint64 // seq of the last record in buf (or written)
+	walSize    int64  // bytes of the journal written and synced
+	syncing    bool
+	failing    bool   // a write failed: nothing is written until fail has undone it
+	failedFrom uint64 // records after this seq ...
+	failedUpTo uint64 // ... and up to this one were lost to a failed write
+	failErr    error
+	snapSize   int64
+	compacting bool
+	closed     bool
+	compactWG  sync.WaitGroup
+
+	issued  atomic.Uint64 // seq of the last write started
+	durable atomic.Uint64 // seq of the last write on disk
+	epoch   atomic.Uint64 // counts rollbacks: a read that saw undone writes reads again
 }
 
-// dataFile is the data file's content: every key with its type and value.
-type dataFile struct {
-	Version int                `json:"version"`
-	SavedAt time.Time          `json:"saved_at"`
-	Keys    map[string]dataKey `json:"keys"`
+// EmbeddedOptions configure OpenEmbedded.
+type EmbeddedOptions struct {
+	// Repair starts on a damaged journal by keeping its records before the damage (and moving
+	// the rest aside), instead of refusing to start.
+	Repair bool
+	Logger *slog.Logger
 }
 
-type dataKey struct {
-	Type  string   `json:"type"`
-	Value []string `json:"value"` // hash: field, value...; zset: member, score...; set, list: members; string: [value]
+func init() {
+	// miniredis runs each script in a new gopher-lua state, whose value stack (the registry) is
+	// 5,120 slots by default: an 80 KB allocation per script, above the Go allocator's 32 KB
+	// small-object limit, so every script took the heap lock twice and left a large span to sweep
+	// (measured: 60 % of the embedded store's CPU under load was the heap lock and the sweeper).
+	// 2,000 slots (32,000 bytes) are a small object. Batchy's scripts unpack at most 1,000 values
+	// at a time (lua/lib.lua chunked), and a workflow's transition about two per job: the embedded
+	// store takes workflows of up to EmbeddedMaxJobs jobs (Options.MaxJobs). gopher-lua is used by
+	// miniredis alone.
+	lua.RegistrySize = 2000
+	lua.CallStackSize = 64 // the scripts call a few functions deep
 }
 
-// scriptSnapshot reads every key of the embedded server in one atomic step, so a saved file never
-// mixes states from before and after a transition. Event streams are left out: writing them on
-// every change would make each transition rewrite up to --events-keep events per workflow; the
-// embedded store keeps events in memory only.
-// No KEYS, no ARGV. Result: {key, type, {values}, ...}.
-var scriptSnapshot = redis.NewScript(`
-local out = {}
-for _, k in ipairs(redis.call('KEYS', '*')) do
-  local t = redis.call('TYPE', k)
-  if type(t) == 'table' then t = t['ok'] end
-  local v
-  if t == 'hash' then v = redis.call('HGETALL', k)
-  elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
-  elseif t == 'set' then v = redis.call('SMEMBERS', k)
-  elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)
-  elseif t == 'string' then v = {redis.call('GET', k)}
-  elseif t == 'stream' then v = nil -- events: kept in memory only (see docs/redis.md)
-  else return redis.error_reply('ERR the embedded store cannot save key ' .. k .. ' of type ' .. t) end
-  if v then
-    out[#out + 1] = k
-    out[#out + 1] = t
-    out[#out + 1] = v
-  end
-end
-return out
-`)
+// EmbeddedMaxJobs is the most jobs a workflow may have on the embedded store (see init).
+const EmbeddedMaxJobs = 900
 
-// StartEmbedded starts the embedded store on a loopback port and loads path if it exists. An
-// empty path keeps the data in memory only.
+// compactAfter is the journal size below which no snapshot is written: replaying this much at
+// start takes about a second.
+var compactAfter int64 = 16 << 20 // changed by tests only, before any store starts
+
+// StartEmbedded starts the embedded store on a loopback port with its data file at path (""
+// keeps the data in memory only).
 func StartEmbedded(path string) (*Embedded, error) {
-	srv := miniredis.NewMiniRedis()
-	var lock *os.File
-	if path != "" {
-		var err error
-		if lock, err = lockFile(path); err != nil {
-			return nil, err
-		}
-		removeStaleTemps(path)
-		removeStaleTemps(eventsPath(path))
-		if err := load(srv, path); err != nil {
-			lock.Close()
-			return nil, err
-		}
-		if err := loadEvents(srv, eventsPath(path)); err != nil {
-			lock.Close()
-			return nil, err
-		}
+	return OpenEmbedded(path, EmbeddedOptions{})
+}
+
+// OpenEmbedded starts the embedded store, recovering its data from path's snapshot and journal.
+func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
-	if err := srv.StartAddr("127.0.0.1:0"); err != nil {
-		if lock != nil {
-			lock.Close()
-		}
+	e := &Embedded{srv: miniredis.NewMiniRedis(), log: opts.Logger, scripts: map[string]string{}}
+	e.cond = sync.NewCond(&e.mu)
+	// TTLs (the alert marks') run on the clock each write sets, so a replay expires the same keys.
+	e.srv.ClockTTL(true)
+	e.srv.SetTime(time.Now())
+	if err := e.srv.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("rdb.StartEmbedded: %w", err)
 	}
-	e := &Embedded{srv: srv, path: path, lock: lock, client: redis.NewClient(&redis.Options{Addr: srv.Addr()})}
-	e.cond = sync.NewCond(&e.mu)
+	e.raw = redis.NewClient(&redis.Options{Addr: e.srv.Addr(), MaxRetries: -1})
 	if path != "" {
-		e.stopEvents, e.eventsDone = make(chan struct{}), make(chan struct{})
-		go e.saveEventsEvery(eventsSaveEvery, e.stopEvents, e.eventsDone)
+		files, err := lockStoreFiles(path)
+		if err != nil {
+			e.raw.Close()
+			e.srv.Close()
+			return nil, err
+		}
+		e.files = files
+		if err := e.recover(opts.Repair); err != nil {
+			e.raw.Close()
+			e.srv.Close()
+			files.unlock()
+			return nil, err
+		}
+	}
+	e.client = redis.NewClient(&redis.Options{Addr: e.srv.Addr()})
+	if e.files != nil {
+		e.client.AddHook(journalHook{e})
 	}
 	return e, nil
 }
@@ -118,185 +147,334 @@ func StartEmbedded(path string) (*Embedded, error) {
 func (e *Embedded) Client() *redis.Client { return e.client }
 
 // Path returns the data file's path, "" when the data is kept in memory only.
-func (e *Embedded) Path() string { return e.path }
+func (e *Embedded) Path() string {
+	if e.files == nil {
+		return ""
+	}
+	return e.files.path
+}
 
-// Save writes the data file, returning once a save that began after the call has finished.
-// Concurrent callers share saves (group commit), so a burst of changes costs few writes.
+// Save returns once every change made so far is on disk. Changes are durable before their
+// reply already; Save is for callers that want to say so (rdb.Options.AfterWrite).
 func (e *Embedded) Save(ctx context.Context) error {
-	if e.path == "" {
+	if e.files == nil {
 		return nil
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.want++
-	mine := e.want
-	for e.done < mine {
-		if e.saving {
-			e.cond.Wait()
-			continue
-		}
-		e.saving = true
-		covers := e.want
-		e.mu.Unlock()
-		err := e.saveNow(ctx)
-		e.mu.Lock()
-		e.saving = false
-		e.lastErr = err
-		if err == nil {
-			e.done = covers
-		}
-		e.cond.Broadcast()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.waitDurable(e.issued.Load(), false)
 }
 
-func (e *Embedded) saveNow(ctx context.Context) error {
-	v, err := scriptSnapshot.Run(context.WithoutCancel(ctx), e.client, nil).Result()
-	if err != nil {
-		return fmt.Errorf("rdb.Embedded.Save: %w", err)
-	}
-	df := dataFile{Version: 1, SavedAt: time.Now().UTC(), Keys: map[string]dataKey{}}
-	list := asList(v)
-	for i := 0; i+2 < len(list); i += 3 {
-		vals := asList(list[i+2])
-		k := dataKey{Type: str(list[i+1]), Value: make([]string, len(vals))}
-		for j, x := range vals {
-			k.Value[j] = str(x)
-		}
-		df.Keys[str(list[i])] = k
-	}
-	data, err := json.Marshal(df)
-	if err != nil {
-		return fmt.Errorf("rdb.Embedded.Save: %w", err)
-	}
-	return WriteFileAtomic(e.path, data, 0o600)
-}
-
-// Close saves the data file and the events file one last time, stops the server and releases the
-// data file.
+// Close writes a snapshot (so that the next start replays nothing), stops the server and releases
+// the data file.
 func (e *Embedded) Close() error {
-	err := e.Save(context.Background())
-	if e.stopEvents != nil {
-		close(e.stopEvents)
-		<-e.eventsDone
-		err = errors.Join(err, e.saveEvents())
+	var err error
+	if e.files != nil {
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
+		e.compactWG.Wait()
+		e.wmu.Lock()
+		if e.broken == nil {
+			err = e.compactLocked()
+		}
+		e.wmu.Unlock()
 	}
 	e.client.Close()
+	e.raw.Close()
 	e.srv.Close()
-	if e.lock != nil {
-		e.lock.Close() // closing releases the flock
+	if e.files != nil {
+		e.mu.Lock()
+		if e.wal.f != nil {
+			e.wal.f.Close()
+		}
+		e.mu.Unlock()
+		e.files.unlock()
 	}
 	return err
 }
 
-// lockFile takes an exclusive lock on path's ".lock" companion, failing at once when another
-// process holds it: two stores writing one data file would overwrite each other's changes.
-func lockFile(path string) (*os.File, error) {
+// writeRefused is the error a write gets while the journal cannot be written.
+func writeRefused(cause error) error {
+	return fmt.Errorf("LOADING the embedded store refuses writes: its journal could not be written (%v); reads still work", cause)
+}
+
+// write runs a changing command (or a pipeline) and journals it; it returns once the journal
+// holding it is on disk.
+func (e *Embedded) write(ctx context.Context, cmds []redis.Cmder, run func(context.Context) error) error {
+	e.wmu.Lock()
+	if e.broken != nil {
+		err := redis.Error(proto(writeRefused(e.broken)))
+		e.wmu.Unlock()
+		for _, c := range cmds {
+			c.SetErr(err)
+		}
+		return err
+	}
+	now := time.Now()
+	e.srv.SetTime(now)
+	seq := e.issued.Add(1)
+	// A cancelled context must not leave the command's fate unknown: it is on loopback to this
+	// process and always completes.
+	err := run(context.WithoutCancel(ctx))
+	if err != nil && !isReply(err) {
+		// Not a reply of the server: whether it ran is unknown. Nothing may be acknowledged
+		// until the memory is the journal's again.
+		e.wmu.Unlock()
+		e.fail(fmt.Errorf("a command's reply was lost: %w", err))
+		return err
+	}
+	rec, journaled := e.record(seq, now, cmds, err)
+	e.mu.Lock()
+	if journaled {
+		e.buf = appendFrame(e.buf, rec)
+	} else {
+		e.buf = appendFrame(e.buf, noopRecord(seq))
+	}
+	e.appended = seq
+	e.mu.Unlock()
+	e.wmu.Unlock()
+	if serr := e.waitDurable(seq, false); serr != nil {
+		for _, c := range cmds {
+			c.SetErr(serr)
+		}
+		return serr
+	}
+	return err
+}
+
+// read runs a reading command and returns once every write it may have seen is on disk; when
+// writes it saw were undone meanwhile, it runs again.
+func (e *Embedded) read(ctx context.Context, cmds []redis.Cmder, run func(context.Context) error) error {
+	for {
+		epoch := e.epoch.Load()
+		err := run(ctx)
+		target := e.issued.Load()
+		if e.durable.Load() >= target {
+			return err
+		}
+		e.waitDurable(target, true)
+		if e.epoch.Load() == epoch {
+			return err
+		}
+		for _, c := range cmds {
+			c.SetErr(nil)
+		}
+	}
+}
+
+// waitDurable returns once the record seq is on disk, writing the buffered records itself when
+// no other caller is (group commit). A reader (forRead) only waits: the writer of the record
+// writes it.
+func (e *Embedded) waitDurable(seq uint64, forRead bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for {
+		if seq > e.failedFrom && seq <= e.failedUpTo {
+			return e.failErr
+		}
+		if e.durable.Load() >= seq {
+			return nil
+		}
+		if e.syncing || e.failing || len(e.buf) == 0 || (forRead && e.appended < seq) {
+			e.cond.Wait()
+			continue
+		}
+		buf, upto := e.buf, e.appended
+		e.buf = nil
+		e.syncing = true
+		wal, off := e.wal, e.walSize
+		e.mu.Unlock()
+		err := wal.writeAt(buf, off)
+		e.mu.Lock()
+		e.syncing = false
+		if err != nil {
+			e.failing = true
+			e.mu.Unlock()
+			e.fail(err)
+			e.mu.Lock()
+			continue
+		}
+		e.walSize += int64(len(buf))
+		e.durable.Store(upto)
+		e.cond.Broadcast()
+		if e.walSize > max(compactAfter, e.snapSize) && !e.compacting && !e.closed {
+			e.compacting = true
+			e.compactWG.Add(1)
+			go e.compact()
+		}
+	}
+}
+
+// fail undoes every write not on disk (the memory is reloaded from the files) and refuses writes
+// until a snapshot can be written (probe). The caller that found the failure set failing first,
+// so that nobody writes records after the lost ones meanwhile.
+func (e *Embedded) fail(cause error) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	e.mu.Lock()
+	e.failing = true
+	for e.syncing {
+		e.cond.Wait()
+	}
+	from, lost, size := e.durable.Load(), e.issued.Load(), e.walSize
+	e.buf = nil
+	e.mu.Unlock()
+	if e.broken == nil {
+		e.log.Error("embedded store: the journal cannot be written; writes are refused until it can, reads go on", "file", e.wal.name, "err", cause)
+		go e.probe()
+	}
+	e.broken = cause
+	if lost > from {
+		_ = e.wal.f.Truncate(size) // a failed truncate is left behind with this journal at the next snapshot
+		if err := e.reload(size); err != nil {
+			e.log.Error("embedded store: reloading the data files after a failed write", "err", err)
+		}
+	}
+	e.mu.Lock()
+	if lost > from {
+		e.failedFrom, e.failedUpTo = from, lost
+		e.failErr = &unavailableError{fmt.Errorf("the embedded store could not write the change to its journal (%v): the change was not made", cause)}
+	}
+	e.appended = lost
+	e.durable.Store(lost) // the memory is the files' again: nothing in it waits for a write
+	e.epoch.Add(1)
+	e.failing = false
+	e.cond.Broadcast()
+	e.mu.Unlock()
+}
+
+// probe tries, every second, to write a snapshot and a new journal; once it can, writes resume.
+func (e *Embedded) probe() {
+	for {
+		time.Sleep(time.Second)
+		e.mu.Lock()
+		closed := e.closed
+		e.mu.Unlock()
+		if closed {
+			return
+		}
+		e.wmu.Lock()
+		err := e.compactLocked()
+		if err == nil {
+			e.log.Info("embedded store: the journal can be written again; writes resume")
+			e.broken = nil
+		}
+		e.wmu.Unlock()
+		if err == nil {
+			return
+		}
+	}
+}
+
+// compact writes a snapshot and starts a new journal, in the background.
+func (e *Embedded) compact() {
+	defer e.compactWG.Done()
+	e.wmu.Lock()
+	var err error
+	if e.broken == nil {
+		err = e.compactLocked()
+	}
+	e.wmu.Unlock()
+	e.mu.Lock()
+	e.compacting = false
+	e.mu.Unlock()
+	if err != nil {
+		e.log.Error("embedded store: writing a snapshot", "err", err)
+	}
+}
+
+// compactLocked (wmu held: no write runs) writes everything buffered, starts journal gen+1,
+// writes snapshot gen+1 of the memory, then removes the older files.
+func (e *Embedded) compactLocked() error {
+	if err := e.flushLocked(); err != nil {
+		return err
+	}
+	seq := e.issued.Load()
+	snap := e.dump(seq)
+	gen := e.wal.gen + 1
+	wal, err := e.files.createJournal(gen, seq, e.scripts)
+	if err != nil {
+		return err
+	}
+	if err := e.files.writeSnapshot(gen, snap); err != nil {
+		wal.f.Close()
+		os.Remove(wal.name)
+		return err
+	}
+	e.mu.Lock()
+	old := e.wal
+	e.wal, e.walSize, e.snapSize = wal, wal.size, int64(len(snap))
+	e.mu.Unlock()
+	old.f.Close()
+	e.files.removeBefore(gen)
+	return nil
+}
+
+// flushLocked (wmu held) writes the buffered records, after any write in progress.
+func (e *Embedded) flushLocked() error {
+	e.mu.Lock()
+	for e.syncing {
+		e.cond.Wait()
+	}
+	buf, upto := e.buf, e.appended
+	e.buf = nil
+	e.mu.Unlock()
+	if len(buf) > 0 {
+		if err := e.wal.writeAt(buf, e.walSize); err != nil {
+			// The records stay unacknowledged; fail (which needs wmu) undoes them.
+			e.mu.Lock()
+			e.failing = true
+			e.mu.Unlock()
+			go e.fail(err)
+			return err
+		}
+		e.mu.Lock()
+		e.walSize += int64(len(buf))
+		e.durable.Store(upto)
+		e.cond.Broadcast()
+		e.mu.Unlock()
+	}
+	if e.durable.Load() < e.issued.Load() {
+		return errors.New("writes are not on disk")
+	}
+	return nil
+}
+
+// unavailableError is a failed write of the journal: the change was not made.
+type unavailableError struct{ err error }
+
+func (u *unavailableError) Error() string { return "LOADING " + u.err.Error() }
+func (u *unavailableError) Unwrap() error { return u.err }
+func (u *unavailableError) RedisError()   {}
+
+// proto turns an error into a Redis error reply the store maps to "unavailable".
+type protoError string
+
+func (p protoError) Error() string { return string(p) }
+func (protoError) RedisError()     {}
+
+func proto(err error) protoError { return protoError(err.Error()) }
+
+// isReply says whether err is a reply of the server (the command ran, or was refused) rather
+// than a failure to reach it.
+func isReply(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr)
+}
+
+// lockFileInode takes an exclusive lock on the data file itself, failing at once when another
+// process holds it. Locking the file (its inode), not its name, makes every path to it the same
+// lock: a symlink, a hard link, "./", a bind mount.
+func lockFileInode(path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("rdb: data file directory: %w", err)
 	}
-	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("rdb: locking data file: %w", err)
+		return nil, fmt.Errorf("rdb: opening data file: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("rdb: data file %s is in use by another batchy process (stop it first, or use another --data-file)", path)
 	}
 	return f, nil
-}
-
-// load fills srv from the data file at path; a missing file is an empty store.
-func load(srv *miniredis.Miniredis, path string) error {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("rdb: reading data file: %w", err)
-	}
-	var df dataFile
-	if err := json.Unmarshal(data, &df); err != nil {
-		return fmt.Errorf("rdb: data file %s is not valid (%v): restore it from a backup or move it away", path, err)
-	}
-	if df.Version != 1 {
-		return fmt.Errorf("rdb: data file %s has version %d, this batchy reads version 1", path, df.Version)
-	}
-	for key, k := range df.Keys {
-		switch k.Type {
-		case "hash":
-			srv.HSet(key, k.Value...)
-		case "zset":
-			for i := 0; i+1 < len(k.Value); i += 2 {
-				score, err := strconv.ParseFloat(k.Value[i+1], 64)
-				if err != nil {
-					return fmt.Errorf("rdb: data file %s: key %s: bad score %q", path, key, k.Value[i+1])
-				}
-				srv.ZAdd(key, score, k.Value[i])
-			}
-		case "set":
-			srv.SAdd(key, k.Value...)
-		case "list":
-			srv.RPush(key, k.Value...)
-		case "string":
-			if len(k.Value) == 1 {
-				srv.Set(key, k.Value[0])
-			}
-		default:
-			return fmt.Errorf("rdb: data file %s: key %s has unknown type %q", path, key, k.Type)
-		}
-	}
-	return nil
-}
-
-// removeStaleTemps deletes the temporary files of saves a crash interrupted (WriteFileAtomic's
-// ".<name>.tmp-*"). The caller holds the data file's lock, so no save of another process is
-// writing one.
-func removeStaleTemps(path string) {
-	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
-	for _, f := range stale {
-		os.Remove(f)
-	}
-}
-
-// WriteFileAtomic replaces path with data so that a crash at any moment leaves either the old or
-// the new content: write a temporary file in the same directory, sync it, rename it over path,
-// then sync the directory so the rename itself is durable.
-func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

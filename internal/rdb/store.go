@@ -614,6 +614,10 @@ func storeError(op string, err error) error {
 				return batch.Errorf(code, "%s", rest)
 			}
 		}
+		if rest, ok := strings.CutPrefix(msg, "LOADING the embedded store"); ok {
+			// The embedded store's journal cannot be written: say so (Embedded).
+			return &batch.Error{Code: batch.EUNAVAILABLE, Message: "the embedded store" + rest, Cause: fmt.Errorf("%s: %w", op, err)}
+		}
 		for _, busy := range []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "TRYAGAIN", "BUSY"} {
 			if strings.HasPrefix(msg, busy) {
 				return &batch.Error{Code: batch.EUNAVAILABLE, Message: "the store is not available", Cause: fmt.Errorf("%s: %w", op, err)}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -659,57 +658,6 @@ func TestDumpRestore(t *testing.T) {
 		bad.Meta = map[string]string{"jobs": `["../x"]`}
 		wantCode(t, g.store.Restore(ctx, &bad), batch.EINVALID)
 	})
-}
-
-func TestEmbeddedDataFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "data", "batchy.json")
-	e, err := rdb.StartEmbedded(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := rdb.New(e.Client(), rdb.Options{AfterWrite: e.Save})
-	wf, _ := config.Parse("w", []byte("a:\n  n: 12345678901234567\n"), config.Limits{})
-	if _, err := s.Load(ctx, wf, false); err != nil {
-		t.Fatal(err)
-	}
-	want, err := s.Open(ctx, "w", batch.OpenRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A second process may not share the data file while the first runs.
-	if _, err := rdb.StartEmbedded(path); err == nil || !strings.Contains(err.Error(), "in use") {
-		t.Fatalf("second StartEmbedded on a data file in use: err = %v, want 'in use'", err)
-	}
-	// No Close: the data must already be on disk when Open returned, as after a crash. A copy of
-	// the file stands for what a restarted process would find.
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashed := filepath.Join(t.TempDir(), "batchy.json")
-	if err := os.WriteFile(crashed, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e2, err := rdb.StartEmbedded(crashed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2.Close()
-	got, err := rdb.New(e2.Client(), rdb.Options{}).State(ctx, "w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if mustJSON(got) != mustJSON(want) {
-		t.Errorf("state after restart = %s, want %s", mustJSON(got), mustJSON(want))
-	}
-	e.Close()
-
-	if err := os.WriteFile(path, []byte(`{"version":1,"keys":{`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rdb.StartEmbedded(path); err == nil {
-		t.Errorf("a corrupt data file was accepted")
-	}
 }
 
 func TestStoreDown(t *testing.T) {

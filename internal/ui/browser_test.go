@@ -446,7 +446,7 @@ func TestBrowser(t *testing.T) {
 		if forged != "403" {
 			t.Errorf("a change with the cookie but no CSRF header answered %s, want 403", forged)
 		}
-		if st := a.get(t, "/get_status/marketing_spend?token="+readSecret).body; !strings.Contains(st, `"status":"open"`) {
+		if st := a.get(t, "/get_status/marketing_spend?token="+readSecret).body; !strings.Contains(st, `"status": "open"`) {
 			t.Fatalf("the forged request changed the state: %s", st)
 		}
 		tb.do("click close", chromedp.Click(chromedp.ID("act-marketing_spend-close")))

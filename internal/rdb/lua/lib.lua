@@ -34,8 +34,8 @@ local function chunked(cmd, key, list, step)
     redis.call(cmd, key, unpack(list, i, math.min(i + step - 1, #list)))
   end
 end
-local function hset(key, list) chunked('HSET', key, list, 4000) end
-local function hdel(key, fields) chunked('HDEL', key, fields, 4000) end
+local function hset(key, list) chunked('HSET', key, list, 1000) end
+local function hdel(key, fields) chunked('HDEL', key, fields, 1000) end
 
 local function words(s)
   local out = {}
@@ -76,7 +76,7 @@ local function us(n) return string.format('%d', n) end
 local function trim_history(index, history, keep)
   local n = redis.call('ZCARD', index)
   local old = {}
-  if n > keep then old = redis.call('ZRANGE', index, 0, math.min(n - keep, 4000) - 1) end
+  if n > keep then old = redis.call('ZRANGE', index, 0, math.min(n - keep, 1000) - 1) end
   if #old == 0 then return n end
   local lists = redis.call('HMGET', history, unpack(old))
   local gone = {}

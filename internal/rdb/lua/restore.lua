@@ -5,7 +5,7 @@
 -- ARGV[1] pub/sub channel, ARGV[2] workflow, ARGV[3] n, then n state fields and values, then m,
 -- then m history fields and values, then the batch ids.
 -- Result: 'OK'.
-for k = 1, #KEYS, 4000 do redis.call('DEL', unpack(KEYS, k, math.min(k + 3999, #KEYS))) end
+for k = 1, #KEYS, 1000 do redis.call('DEL', unpack(KEYS, k, math.min(k + 999, #KEYS))) end
 local i = 3
 local function section(key)
   local n = tonumber(ARGV[i])
@@ -21,6 +21,6 @@ for k = i, #ARGV do
   z[#z + 1] = ARGV[k]
   z[#z + 1] = ARGV[k]
 end
-for k = 1, #z, 4000 do redis.call('ZADD', KEYS[2], unpack(z, k, math.min(k + 3999, #z))) end
+for k = 1, #z, 1000 do redis.call('ZADD', KEYS[2], unpack(z, k, math.min(k + 999, #z))) end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 'OK'
