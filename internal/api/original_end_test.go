@@ -30,7 +30,8 @@ func TestOriginalEndNeverFlips(t *testing.T) {
 		wantStatus(t, e.get(t, "/open_batch/wf1"), 200)
 		wantStatus(t, e.get(t, "/fail_batch/wf1"), 200)
 		wantStatus(t, e.get(t, "/close_batch/wf1"), 200) // late
-		if got := status("job2"); got != "failure" {     // the original routes' word for failed
+		// "failure" is the original routes' word for failed.
+		if got := status("job2"); got != "failure" {
 			t.Errorf("a late close_batch after fail_batch: job2 %s, want failure", got)
 		}
 		wantStatus(t, e.do(t, "POST", "/v1/workflows/wf1/jobs/job2/close", ""), 409)
