@@ -33,7 +33,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfgDir, "cfg-dir", "cfg", "directory of workflow files, when DIR is not given")
 	fs.Int64Var(&maxBytes, "max-config-bytes", 1<<20, "largest workflow file accepted, as batchy serve's flag")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: batchy validate [DIR]\n\nChecks every workflow file in DIR without a server; exits 1 if any is invalid.\n%s", fs.FlagUsages())
+		fmt.Fprintf(stderr, "Usage: batchy validate [DIR]\n\nChecks every workflow file in DIR without a server; exits 1 if any is invalid. Warns (exit 0)\nof a from_date in the future: batchy would refuse to open that job until then.\n%s", fs.FlagUsages())
 	}
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
