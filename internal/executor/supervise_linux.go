@@ -26,6 +26,9 @@ import (
 // does it report the leader's exit status and exit, so "the supervisor has exited" means "no
 // process of the job is left".
 //
+// It is written here because nothing fits: tini and dumb-init are separate C programs to ship and
+// know nothing of batchy's death, and Go packages such as go-reaper only reap zombies.
+//
 // The supervisor's file descriptors: 0 /dev/null, 1 and 2 the job's output pipes (handed to the
 // job), 3 the control pipe (a byte: stop; EOF: batchy is gone), 4 the report pipe, one line per
 // event: "pid <n>" once the job started, then "exit <code>", "signal <n>" or "start <error>".
