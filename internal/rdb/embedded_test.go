@@ -330,3 +330,31 @@ func fileSize(t *testing.T, name string) int64 {
 	}
 	return st.Size()
 }
+
+// TestEmbeddedMaxJobs: a workflow bigger than the embedded store's scripts take is refused at
+// load, with why, and changes nothing.
+func TestEmbeddedMaxJobs(t *testing.T) {
+	env := mustEmbedded(t, filepath.Join(t.TempDir(), "batchy.json"))
+	env.store = rdb.New(env.e.Client(), rdb.Options{MaxJobs: rdb.EmbeddedMaxJobs})
+	var yaml strings.Builder
+	for i := range rdb.EmbeddedMaxJobs + 1 {
+		fmt.Fprintf(&yaml, "j%d: {}\n", i)
+	}
+	wf, err := config.Parse("w", []byte(yaml.String()), config.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.store.Load(ctx, wf, false)
+	if batch.ErrorCode(err) != batch.EINVALID || !strings.Contains(batch.ErrorMessage(err), "up to 900 jobs") {
+		t.Errorf("load of %d jobs: %v", len(wf.Jobs), err)
+	}
+	if names, _ := env.store.Workflows(ctx); len(names) != 0 {
+		t.Errorf("workflows after the refused load: %v", names)
+	}
+	// The largest it takes opens and closes.
+	wf.Jobs = wf.Jobs[:rdb.EmbeddedMaxJobs]
+	if _, err := env.store.Load(ctx, wf, false); err != nil {
+		t.Fatal(err)
+	}
+	env.cycles(t, 2)
+}

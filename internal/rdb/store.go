@@ -33,6 +33,9 @@ type Options struct {
 	// EventsKeep caps each workflow's event stream, which every change appends its events to
 	// (about this many entries kept); zero means 100,000.
 	EventsKeep int64
+	// MaxJobs, when not zero, is the most jobs a workflow may have: the embedded store's limit
+	// (EmbeddedMaxJobs).
+	MaxJobs int
 }
 
 // Store is the batch.Store on Redis (single node, Sentinel or Cluster through a universal client).
@@ -156,6 +159,9 @@ func (s *Store) Load(ctx context.Context, wf *batch.Workflow, reset bool) (*batc
 	settings, err := json.Marshal(wf.Settings)
 	if err != nil {
 		return nil, fmt.Errorf("rdb.Load: %w", err)
+	}
+	if s.opts.MaxJobs > 0 && len(wf.Jobs) > s.opts.MaxJobs {
+		return nil, batch.Errorf(batch.EINVALID, "workflow %s has %d jobs: the embedded store takes workflows of up to %d jobs (keep the state in Redis for more)", wf.Name, len(wf.Jobs), s.opts.MaxJobs)
 	}
 	names := make([]string, len(wf.Jobs))
 	for i, j := range wf.Jobs {
