@@ -182,6 +182,11 @@ func (s *Store) openFast(ctx context.Context, wf string, req []any, now int64, b
 			}
 			froms[i] = from
 		}
+		for i := range jobs {
+			if !backfill && froms[i] > now {
+				return nil, false // an inverted window: the script reports it
+			}
+		}
 		last, _ := atoi(h["last_batch_id"])
 		id := now / 1_000_000
 		if now < 0 && now%1_000_000 != 0 {
@@ -222,21 +227,28 @@ func (s *Store) openFast(ctx context.Context, wf string, req []any, now int64, b
 }
 
 // endFast is End's fast path; ok false means the caller runs end.lua instead.
-func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, status string, strict bool, want, metadata string) (*batch.State, bool, error) {
+func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, status string, mode string, want, metadata string) (*batch.State, bool, error) {
 	return s.fast(ctx, wf, now, func(h map[string]string) (*change, bool) {
 		now := now // each try starts from the request's clock
-		jobs, ok := scope(strings.Fields(h["jobs"]), req)
+		named, ok := scope(strings.Fields(h["jobs"]), req)
 		if !ok {
 			return nil, false
 		}
-		runs := make([]runRecord, len(jobs))
-		for i, job := range jobs {
+		var jobs []string
+		var runs []runRecord
+		for _, job := range named {
 			r := parseRun(h["run:"+job])
-			runs[i] = r
-			if strict && r.status != "open" || want != "" && r.batchID != want {
+			if mode == endStrict && r.status != "open" || want != "" && r.batchID != want {
 				return nil, false // a conflict: the script reports it
 			}
+			if mode == endOpenInCurrent && (r.status != "open" || r.batchID != h["last_batch_id"]) {
+				continue
+			}
+			jobs, runs = append(jobs, job), append(runs, r)
 			now = notBefore(now, r)
+		}
+		if len(jobs) == 0 {
+			return nil, false // nothing changes: the script answers the state as it is
 		}
 		nows := us(now)
 		kind := "close"

@@ -165,7 +165,7 @@ func (s *Store) Load(ctx context.Context, wf *batch.Workflow, reset bool) (*batc
 	if err := s.client.SAdd(ctx, s.keys.Workflows(), wf.Name).Err(); err != nil {
 		return nil, storeError("rdb.Load", err)
 	}
-	return s.change(ctx, "rdb.Load", wf.Name, scriptLoad, []string{s.keys.State(wf.Name), s.keys.Events(wf.Name)}, args...)
+	return s.change(ctx, "rdb.Load", wf.Name, scriptLoad, []string{s.keys.State(wf.Name), s.keys.Events(wf.Name), s.keys.History(wf.Name)}, args...)
 }
 
 // State implements batch.Store: one HGETALL of the workflow's state hash.
@@ -265,13 +265,27 @@ func (s *Store) End(ctx context.Context, wf string, req batch.EndRequest) (*batc
 		metadata = b.String()
 	}
 	now := s.now()
-	if st, ok, err := s.endFast(ctx, wf, jobs, now, string(req.Status), req.Strict, want, metadata); ok {
+	mode := endOpenInCurrent
+	switch {
+	case req.Force:
+		mode = endForce
+	case req.Strict:
+		mode = endStrict
+	}
+	if st, ok, err := s.endFast(ctx, wf, jobs, now, string(req.Status), mode, want, metadata); ok {
 		return st, err
 	}
 	keys := []string{s.keys.State(wf), s.keys.History(wf), s.keys.Events(wf)}
-	args := append([]any{now, s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), flag(req.Strict), want, metadata}, jobs...)
+	args := append([]any{now, s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), mode, want, metadata}, jobs...)
 	return s.change(ctx, "rdb.End", wf, scriptEnd, keys, args...)
 }
+
+// How End treats jobs that are not open (end.lua's ARGV[6]; batch.EndRequest's Strict and Force).
+const (
+	endStrict        = "1" // a conflict
+	endOpenInCurrent = "0" // skipped, as are jobs open in an older batch than the current one
+	endForce         = "f" // ended all the same
+)
 
 // SetWatermark implements batch.Store.
 func (s *Store) SetWatermark(ctx context.Context, wf, job string, from time.Time) (*batch.State, error) {
@@ -280,6 +294,9 @@ func (s *Store) SetWatermark(ctx context.Context, wf, job string, from time.Time
 	}
 	if err := batch.CheckName("job", job); err != nil {
 		return nil, err
+	}
+	if now := s.now(); from.UnixMicro() > now {
+		return nil, batch.Errorf(batch.EINVALID, "from_date %s is in the future (now is %s): the job's next window would start after it ends", batch.FormatTime(from), batch.FormatTime(time.UnixMicro(now)))
 	}
 	keys := []string{s.keys.State(wf), s.keys.Events(wf)}
 	return s.change(ctx, "rdb.SetWatermark", wf, scriptWatermark, keys, s.now(), s.opts.EventsKeep, s.keys.Changed(), wf, from.UnixMicro(), job)
@@ -578,6 +595,9 @@ func storeError(op string, err error) error {
 		if strings.HasPrefix(msg, "ETZ ") {
 			return errZoneNeeded
 		}
+		if rest, ok := strings.CutPrefix(msg, "EWINDOW "); ok {
+			return windowError(rest)
+		}
 		for _, code := range []string{batch.ENOTFOUND, batch.ECONFLICT, batch.EINVALID} {
 			prefix := "E" + strings.ToUpper(strings.ReplaceAll(code, "_", "")) + " "
 			if rest, ok := strings.CutPrefix(msg, prefix); ok {
@@ -596,6 +616,17 @@ func storeError(op string, err error) error {
 		return &batch.Error{Code: batch.EINTERNAL, Message: "internal error", Cause: fmt.Errorf("%s: %w", op, err)}
 	}
 	return &batch.Error{Code: batch.EUNAVAILABLE, Message: "the store is not available", Cause: fmt.Errorf("%s: %w", op, err)}
+}
+
+// windowError words open.lua's EWINDOW "<job> <from µs> <to µs>": an open that would give a job
+// a window starting after it ends (SPEC.md "No inverted window").
+func windowError(rest string) error {
+	f := strings.Fields(rest)
+	if len(f) != 3 {
+		return batch.Errorf(batch.ECONFLICT, "an open would give a job a window that starts after it ends")
+	}
+	at := func(s string) string { n, _ := atoi(s); return batch.FormatTime(time.UnixMicro(n)) }
+	return batch.Errorf(batch.ECONFLICT, "job %s: its window would start at %s (from_date), after it ends at %s (to_date, now): its from_date lies in the future; set its watermark to a past time", f[0], at(f[1]), at(f[2]))
 }
 
 // jobArgs validates requested job names and removes repeats.
