@@ -53,7 +53,7 @@ type Embedded struct {
 	// lastEntry is the last entry ID of event streams applyDirect wrote, until another write
 	// (which may have added one) forgets them.
 	lastEntry map[string]string
-	broken  error             // why writes are refused
+	broken    error // why writes are refused
 
 	mu         sync.Mutex // the journal state below
 	cond       *sync.Cond
