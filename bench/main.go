@@ -170,6 +170,8 @@ type Report struct {
 	// batchy), one per concurrency: what any HTTP server doing one Redis round trip costs here.
 	Floor  []Result
 	Direct []Result // rdb.Store without HTTP, and batchy's own scripts replayed (direct part)
+	// Embedded is the embedded store with history and its RSS (bench/embedded.go).
+	Embedded *EmbeddedFigures
 	// Transitions is the calibration: Redis calls, round trips, Redis µs and batchy CPU per request.
 	Transitions []Transition
 	Wake        []WakeResult
@@ -407,6 +409,15 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 		}
 		rep.HTTP = append(rep.HTTP, httpSuite(ctx, cfg, cfg.conc, "embedded", hc, ebase, ep.pid(), nil, prof, logf, opPair, opState)...)
 		ep.stop()
+		var workerNames []string
+		for w := range workers {
+			workerNames = append(workerNames, wfName(w))
+		}
+		fig, err := embeddedHistory(ctx, cfg, hc, bin, tmp, cfgDir, workerNames, extra, logf)
+		if err != nil {
+			return nil, fmt.Errorf("embedded store with history: %w", err)
+		}
+		rep.Embedded = &fig
 	}
 	// Last, on a Redis and a batchy of their own: the scale part.
 	if cfg.does("scale") {

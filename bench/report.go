@@ -302,7 +302,7 @@ func checks(rep *Report) []Check {
 			Check{Target: fmt.Sprintf("batchy RSS ≤ %d MB with %d waits", targetRSS>>20, targetWaits), Measured: true,
 				Met: w.RSS <= targetRSS, Figure: fmt.Sprintf("%s (%s idle)", mb(w.RSS), mb(w.RSSIdle))})
 	}
-	return out
+	return append(out, embeddedChecks(rep)...)
 }
 
 func ms(d time.Duration) string {

@@ -135,7 +135,7 @@ func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {
 			debug.SetGCPercent(400)
 		}
 		opts.MaxJobs = rdb.EmbeddedMaxJobs
-		opts.IndexClient = e.IndexClient()
+		opts.Embedded = e
 		where := "in memory only"
 		if f.dataFile != "" {
 			where = "data file " + f.dataFile

@@ -294,6 +294,15 @@ func TestValidate(t *testing.T) {
 		!strings.Contains(out.String(), "ok      c.yaml") {
 		t.Errorf("validate of an after: cycle = %d:\n%s", code, out.String())
 	}
+	// A from_date in the future: valid, with a warning naming the job.
+	future := t.TempDir()
+	os.WriteFile(filepath.Join(future, "f.yaml"), []byte("early:\n  from_date: \"2999-01-01T00:00:00Z\"\nlate:\n  from_date: \"2020-01-01T00:00:00Z\"\n"), 0o644)
+	out.Reset()
+	if code := run(context.Background(), []string{"validate", future}, &out, &errb); code != exitOK ||
+		!strings.Contains(out.String(), "warning f.yaml: job early: from_date 2999-01-01T00:00:00.000000Z is in the future") ||
+		strings.Contains(out.String(), "job late") {
+		t.Errorf("validate of a future from_date = %d:\n%s", code, out.String())
+	}
 	// The same size limit as serve's.
 	out.Reset()
 	if code := run(context.Background(), []string{"validate", "--max-config-bytes", "100", "../../cfg"}, &out, &errb); code != exitError ||

@@ -109,8 +109,13 @@ func (l *load) snapshot() ([]ack, []call, []string) {
 
 // post sends a request and records it.
 func (l *load) post(ctx context.Context, hc *http.Client, path, body string) (int, []byte) {
+	return l.request(ctx, hc, "POST", path, body)
+}
+
+// request sends a request and records it.
+func (l *load) request(ctx context.Context, hc *http.Client, method, path, body string) (int, []byte) {
 	start := time.Now()
-	req, _ := http.NewRequestWithContext(ctx, "POST", l.url+path, strings.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, method, l.url+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	res, err := hc.Do(req)
 	c := call{start: start}
@@ -131,7 +136,7 @@ func (l *load) post(ctx context.Context, hc *http.Client, path, body string) (in
 	l.mu.Lock()
 	l.calls = append(l.calls, c)
 	if c.status != 0 && c.status != 200 && c.status != 409 && c.status != 503 {
-		l.bad = append(l.bad, fmt.Sprintf("POST %s: %d %s", path, c.status, data))
+		l.bad = append(l.bad, fmt.Sprintf("%s %s: %d %s", method, path, c.status, data))
 	}
 	l.mu.Unlock()
 	if c.status == 0 {

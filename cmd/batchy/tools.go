@@ -33,7 +33,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfgDir, "cfg-dir", "cfg", "directory of workflow files, when DIR is not given")
 	fs.Int64Var(&maxBytes, "max-config-bytes", 1<<20, "largest workflow file accepted, as batchy serve's flag")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: batchy validate [DIR]\n\nChecks every workflow file in DIR without a server; exits 1 if any is invalid.\n%s", fs.FlagUsages())
+		fmt.Fprintf(stderr, "Usage: batchy validate [DIR]\n\nChecks every workflow file in DIR without a server; exits 1 if any is invalid. Warns (exit 0)\nof a from_date in the future: batchy would refuse to open that job until then.\n%s", fs.FlagUsages())
 	}
 	if ok, code := parseFlags(fs, args, stderr); !ok {
 		return code
@@ -88,6 +88,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		}
 		if r.err == nil {
 			fmt.Fprintf(stdout, "ok      %s: workflow %s, %d jobs\n", r.file, r.wf.Name, len(r.wf.Jobs))
+			for _, w := range futureDates(r.wf, time.Now()) {
+				fmt.Fprintf(stdout, "warning %s: %s\n", r.file, w)
+			}
 			continue
 		}
 		bad++
@@ -101,6 +104,23 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	return exitOK
+}
+
+// futureDates warns of each job whose from_date or initial_from_date lies after now: its window
+// would start after it ends, so batchy refuses to open it until then (SPEC.md "No inverted
+// window"). A warning, not an error: the date may be meant, and passes.
+func futureDates(wf *batch.Workflow, now time.Time) []string {
+	var out []string
+	for _, j := range wf.Jobs {
+		name := batch.FieldFromDate
+		if _, ok := j.Fields[name]; !ok {
+			name = batch.FieldInitialFromDate // the first window's start when there is no from_date
+		}
+		if t, ok := j.Fields.Time(name); ok && t.After(now) {
+			out = append(out, fmt.Sprintf("job %s: %s %s is in the future: opening it is refused until then (its window would start after it ends)", j.Name, name, batch.FormatTime(t)))
+		}
+	}
+	return out
 }
 
 // Export is the file batchy export writes and batchy import reads.

@@ -38,7 +38,7 @@ func newServer(t *testing.T, b rdbtest.Backend, wrap func(http.Handler) http.Han
 	client, emb := b.New(t)
 	opts := rdb.Options{}
 	if emb != nil {
-		opts.AfterWrite = emb.Save
+		opts.Embedded = emb
 	}
 	s := &server{t: t, store: rdb.New(client, opts), wrap: wrap}
 	s.hub = notify.NewHub(s.store, nil)

@@ -35,7 +35,7 @@ func newEnv(t *testing.T, b rdbtest.Backend) *env {
 	e := &env{cfg: t.TempDir(), now: time.Date(2026, 11, 22, 13, 49, 30, 0, time.UTC)}
 	opts := rdb.Options{Now: func() time.Time { return e.now }}
 	if emb != nil {
-		opts.AfterWrite = emb.Save
+		opts.Embedded = emb
 	}
 	e.store = rdb.New(client, opts)
 	wf1, err := os.ReadFile("../../cfg/wf1.yaml")

@@ -144,6 +144,25 @@ func (s *Server) fromThisMachine(r *http.Request, readOnly bool) error {
 	return nil
 }
 
+// sameOriginForm refuses a form posted by another site's page: browsers say where a request
+// comes from in Sec-Fetch-Site (all current ones) and Origin (on every POST). A proxy in front may
+// pass the browser's host in X-Forwarded-Host rather than Host. Clients that send neither header
+// (curl, scripts) are not browsers and pass.
+func sameOriginForm(r *http.Request) error {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "none", "same-origin":
+	default:
+		return batch.Errorf(batch.EFORBIDDEN, "a login from another site's page is refused: open the login page of batchy itself")
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) && !strings.EqualFold(u.Host, r.Header.Get("X-Forwarded-Host")) {
+			return batch.Errorf(batch.EFORBIDDEN, "a login from the page of %q is refused: open the login page of batchy itself", clip(o))
+		}
+	}
+	return nil
+}
+
 // fromBrowser reports whether a request bears a browser's marks. Browsers send Sec-Fetch-Site on
 // every request (Chrome 76+, Firefox 90+, Safari 16.4+) and a page cannot remove it; Origin on
 // every cross-origin request; and older ones, which send neither on a same-origin GET (the one a
@@ -235,6 +254,14 @@ func (s *Server) routesLogin() {
 		loginPage.Execute(c.Writer, loginData{Next: localPath(c.Query("next"))})
 	})
 	s.engine.POST("/login", func(c *gin.Context) {
+		if err := sameOriginForm(c.Request); err != nil {
+			// Login CSRF: another site's page could post its own token and have the victim work
+			// (and enter data) under the attacker's identity.
+			c.Status(http.StatusForbidden)
+			c.Header("Content-Type", "text/html; charset=utf-8")
+			loginPage.Execute(c.Writer, loginData{Error: batch.ErrorMessage(err)})
+			return
+		}
 		secret := c.PostForm("token")
 		if _, ok := s.opts.Tokens.Authenticate(secret); !ok {
 			c.Status(http.StatusUnauthorized)

@@ -230,3 +230,50 @@ func TestLoginReturnsToThePage(t *testing.T) {
 		t.Errorf("login page without the next page:\n%s", body)
 	}
 }
+
+// TestLoginRefusesCrossSitePosts: another site's page cannot log the browser in (login CSRF):
+// a cross-site Sec-Fetch-Site or a foreign Origin is a 403 that sets no cookie.
+func TestLoginRefusesCrossSitePosts(t *testing.T) {
+	const secret = "read-secret-0123456789abc"
+	tokens, err := auth.Parse("read viewer " + secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, _ := rdbtest.Backends[0].New(t)
+	srv := httptest.NewServer(api.New(api.Options{Store: rdb.New(client, rdb.Options{}), CfgDir: t.TempDir(), Tokens: tokens}).Handler())
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+		want    int
+	}{
+		{"no browser headers (curl)", nil, http.StatusSeeOther},
+		{"same origin", map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": srv.URL}, http.StatusSeeOther},
+		{"through a proxy", map[string]string{"Origin": "https://batchy.example", "X-Forwarded-Host": "batchy.example"}, http.StatusSeeOther},
+		{"cross-site", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"same-site sibling", map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
+		{"foreign origin", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"null origin", map[string]string{"Origin": "null"}, http.StatusForbidden},
+		{"other port", map[string]string{"Origin": "http://" + strings.Split(host, ":")[0] + ":1"}, http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", srv.URL+"/login", strings.NewReader(url.Values{"token": {secret}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			res, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tc.want {
+				t.Errorf("status %d, want %d", res.StatusCode, tc.want)
+			}
+			if cookie := res.Header.Get("Set-Cookie"); (cookie != "") != (tc.want == http.StatusSeeOther) {
+				t.Errorf("Set-Cookie %q with status %d", cookie, res.StatusCode)
+			}
+		})
+	}
+}

@@ -66,7 +66,7 @@ func testBadInputEveryRoute(t *testing.T, b rdbtest.Backend) {
 	client, emb := b.New(t)
 	opts := rdb.Options{}
 	if emb != nil {
-		opts.AfterWrite = emb.Save
+		opts.Embedded = emb
 	}
 	store := rdb.New(client, opts)
 	cfg := t.TempDir()

@@ -36,7 +36,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	client, emb := rdbtest.Backends[0].New(t)
 	opts := rdb.Options{}
 	if emb != nil {
-		opts.AfterWrite = emb.Save
+		opts.Embedded = emb
 	}
 	tokens, err := auth.Parse("admin test 0123456789abcdef0123")
 	if err != nil {

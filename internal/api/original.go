@@ -14,7 +14,9 @@ import (
 // as the original's were, so that existing curl calls and scheduler scripts keep working; they
 // answer {job: {field: value}} in the original's layout (format.Options.Original: indented JSON,
 // the original's infa file, failed written as "failure") and stay permissive: closing or failing
-// a job that is not open is not an error here (it is on the v1 API).
+// a job that is not open is not an error here (it is on the v1 API), but it changes nothing
+// either: close_batch and fail_batch end only the jobs open in the workflow's current batch, so
+// that a late or repeated call never flips a result (SPEC.md).
 func (s *Server) routesOriginal() {
 	s.engine.GET("/index", s.origIndex)
 	s.engine.GET("/load_cfg/:wf", s.handle(s.origLoad))

@@ -292,6 +292,10 @@ type EndRequest struct {
 	// Metadata are facts about the run (rows read, rows written, bytes, ...), stored on the
 	// ended jobs and in the batch's history.
 	Metadata batch.Fields `json:"metadata"`
+	// Force ends the jobs even when they are not open, instead of a 409: an operator's explicit
+	// correction (a failed job marked success in its batch, which the original routes never do).
+	// With batch_id, only if the job is still in that batch.
+	Force bool `json:"force"`
 }
 
 func (s *Server) postEnd(status batch.Status) gin.HandlerFunc {
@@ -315,7 +319,7 @@ func (s *Server) postEnd(status batch.Status) gin.HandlerFunc {
 				return batch.Errorf(batch.EINVALID, "metadata field %s: a number is too large (beyond a 64-bit float), as workflow files refuse too", name)
 			}
 		}
-		req := batch.EndRequest{Jobs: jobsOf(c, body.Jobs), Status: status, Strict: true, BatchID: body.BatchID, Metadata: body.Metadata}
+		req := batch.EndRequest{Jobs: jobsOf(c, body.Jobs), Status: status, Strict: true, Force: body.Force, BatchID: body.BatchID, Metadata: body.Metadata}
 		st, err := s.opts.Store.End(c.Request.Context(), wf, req)
 		if err != nil {
 			return err

@@ -45,7 +45,7 @@ func newWakeEnv(b *testing.B, be rdbtest.Backend) *wakeEnv {
 	rc, emb := be.New(b)
 	opts := rdb.Options{}
 	if emb != nil {
-		opts.AfterWrite = emb.Save // as batchy serve runs the embedded store: a data file save per change
+		opts.Embedded = emb // as batchy serve runs the embedded store
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	e := &wakeEnv{store: rdb.New(rc, opts)}

@@ -36,8 +36,9 @@ type Settings struct {
 	Retries Retries `yaml:"retries" json:"retries"`
 	// Timeout bounds one attempt of a run; zero means none.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
-	// Concurrency says what a new run does while one runs: forbid (skip it, the default),
-	// replace (cancel the running one) or allow.
+	// Concurrency says what a new run does while another runs or waits for its retry: forbid
+	// (skip it, the default; a manual run is refused instead), replace (cancel the other) or
+	// allow.
 	Concurrency string `yaml:"concurrency" json:"concurrency,omitempty"`
 	// Catchup says what happens to fire times missed while no batchy ran: none (skip them),
 	// latest (run once for the latest, the default) or all (run each, oldest first).
@@ -167,9 +168,14 @@ type EndRequest struct {
 	Jobs []string
 	// Status is StatusSuccess (close) or StatusFailed (fail).
 	Status Status
-	// Strict makes ending a job that is not open a conflict (the v1 API); the zero value is the
-	// original routes' permissive behaviour.
+	// Strict makes ending a job that is not open a conflict (the v1 API). Without Strict or
+	// Force (the original routes), only the jobs open in the workflow's current batch end, and
+	// the others are left as they are: a job never opened is not made success, and one already
+	// closed or failed keeps its result.
 	Strict bool
+	// Force ends the jobs whatever their status, Strict or not: an operator's explicit
+	// correction (a failed job marked success in its batch). BatchID still applies.
+	Force bool
 	// BatchID, when non-zero, makes ending a job whose batch_id differs a conflict, so a late
 	// close cannot end a newer batch.
 	BatchID int64

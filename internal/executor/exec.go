@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -28,15 +26,16 @@ const (
 
 // ExecOptions tunes how exec stops processes; the zero value means the defaults.
 type ExecOptions struct {
-	// KillGrace is how long the group leader has to exit after SIGTERM (sent to the whole group
-	// on timeout or cancellation) before the group gets SIGKILL; zero means DefaultKillGrace.
+	// KillGrace is how long the job's processes have to exit after SIGTERM (sent to them all on
+	// timeout, cancellation or batchy's death) before they get SIGKILL; zero means
+	// DefaultKillGrace.
 	KillGrace time.Duration
-	// OutputGrace bounds the wait for stdout and stderr to reach EOF once the group is gone: a
-	// process that left the group (setsid) may hold them open forever. Zero means
-	// DefaultOutputGrace. It plays the part of exec.Cmd.WaitDelay, which does not apply here
+	// OutputGrace bounds the wait for stdout and stderr to reach EOF once the job's processes are
+	// gone: a process outside the job may have been handed them and hold them open forever. Zero
+	// means DefaultOutputGrace. It plays the part of exec.Cmd.WaitDelay, which does not apply here
 	// because the pipes are read by this package rather than by os/exec.
 	OutputGrace time.Duration
-	// ReapWait bounds the wait, after SIGKILL, for the group's processes to be gone; zero means
+	// ReapWait bounds the wait, after SIGKILL, for the job's processes to be gone; zero means
 	// DefaultReapWait.
 	ReapWait time.Duration
 }
@@ -54,7 +53,7 @@ func (o ExecOptions) withDefaults() ExecOptions {
 	return o
 }
 
-// execExecutor runs a command in its own process group.
+// execExecutor runs a command: under a supervisor on Linux, in its own process group elsewhere.
 type execExecutor struct {
 	argv    []string // program and arguments; a shell command is ["/bin/sh", "-c", script]
 	dir     string
@@ -149,10 +148,11 @@ func ExecFactory(opts ExecOptions) Factory {
 // String describes the command, for logs.
 func (e *execExecutor) String() string { return "exec " + strconv.Quote(strings.Join(e.argv, " ")) }
 
-// Run starts the command in a new process group and waits for it. Whatever happens, when Run
-// returns no process of the group is left: on timeout or cancellation the group gets SIGTERM, then
-// SIGKILL after KillGrace; after the leader exits, anything it left behind in its group (a
-// background "cmd &") gets SIGKILL, like systemd's KillMode=control-group.
+// Run starts the command and waits for it. Whatever happens, when Run returns no process of the
+// job is left: on timeout or cancellation they all get SIGTERM, then SIGKILL after KillGrace; after
+// the leader exits, anything it left behind (a background "cmd &", a process that called setsid)
+// gets SIGKILL. On Linux a supervisor process sees to that (supervise_linux.go), and also when
+// batchy itself dies; elsewhere the job's process group is what gets signalled (proc_group.go).
 func (e *execExecutor) Run(ctx context.Context, t Task) Result {
 	if ctx.Err() != nil {
 		return Result{ExitCode: -1, Err: cancelled(ctx)}
@@ -163,12 +163,9 @@ func (e *execExecutor) Run(ctx context.Context, t Task) Result {
 		timeout = e.timeout
 	}
 
-	cmd := exec.Command(e.argv[0], e.argv[1:]...)
-	cmd.Dir = e.dir
 	env := append(os.Environ(), t.Env...)
 	env = append(env, e.env...)
-	cmd.Env = append(env, EnvRunID+"="+t.RunID, EnvAttempt+"="+strconv.Itoa(t.Attempt))
-	setGroup(cmd)
+	env = append(env, EnvRunID+"="+t.RunID, EnvAttempt+"="+strconv.Itoa(t.Attempt))
 	// Our own pipes, read until EOF: with os/exec's, Wait may close them while output is still
 	// buffered, and a grandchild holding them open would block Wait.
 	outR, outW, err := os.Pipe()
@@ -181,8 +178,7 @@ func (e *execExecutor) Run(ctx context.Context, t Task) Result {
 		outW.Close()
 		return Result{ExitCode: -1, Err: fmt.Errorf("exec: %w", err)}
 	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	err = cmd.Start()
+	p, err := startProc(e.argv, e.dir, env, outW, errW, e.opts)
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -190,7 +186,6 @@ func (e *execExecutor) Run(ctx context.Context, t Task) Result {
 		errR.Close()
 		return Result{ExitCode: -1, Err: fmt.Errorf("start: %w", err)}
 	}
-	pgid := cmd.Process.Pid
 
 	var readers sync.WaitGroup
 	for _, p := range []struct {
@@ -203,8 +198,6 @@ func (e *execExecutor) Run(ctx context.Context, t Task) Result {
 			scanLines(p.r, p.stream, log)
 		}()
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 
 	var expired <-chan time.Time
 	if timeout > 0 {
@@ -212,20 +205,22 @@ func (e *execExecutor) Run(ctx context.Context, t Task) Result {
 		defer timer.Stop()
 		expired = timer.C
 	}
-	var waitErr, stopErr error
+	var stopErr error
 	select {
-	case waitErr = <-exited:
+	case <-p.exited:
 	case <-expired:
 		stopErr = &timeoutError{after: timeout}
-		waitErr = e.stop(cmd, pgid, exited)
 	case <-ctx.Done():
 		stopErr = cancelled(ctx)
-		waitErr = e.stop(cmd, pgid, exited)
 	}
-	killGroup(pgid, e.opts.ReapWait)
+	if stopErr != nil {
+		p.stop()
+	}
+	code, waitErr := p.finish(e.opts.KillGrace+e.opts.ReapWait, e.opts)
 
-	// The group is gone, so the pipes reach EOF at once unless a process that left the group
-	// holds them: give up on those after OutputGrace.
+	// The job's processes are gone, so the pipes reach EOF at once unless something outside the
+	// job holds them (or, without a supervisor, a process that left the group): give up on those
+	// after OutputGrace.
 	done := make(chan struct{})
 	go func() { readers.Wait(); close(done) }()
 	select {
@@ -243,24 +238,7 @@ func (e *execExecutor) Run(ctx context.Context, t Task) Result {
 	case stopErr != nil:
 		return Result{ExitCode: -1, Err: stopErr}
 	case waitErr != nil:
-		// *exec.ExitError: "exit status 3", or "signal: killed" when something else killed it.
-		return Result{ExitCode: cmd.ProcessState.ExitCode(), Err: waitErr}
+		return Result{ExitCode: code, Err: waitErr}
 	}
 	return Result{}
-}
-
-// stop asks the group to terminate, gives the leader KillGrace to exit, then kills the group, and
-// returns the leader's Wait error.
-func (e *execExecutor) stop(cmd *exec.Cmd, pgid int, exited <-chan error) error {
-	signalGroup(pgid, syscall.SIGTERM)
-	grace := time.NewTimer(e.opts.KillGrace)
-	defer grace.Stop()
-	select {
-	case err := <-exited:
-		return err
-	case <-grace.C:
-	}
-	signalGroup(pgid, syscall.SIGKILL)
-	cmd.Process.Kill() // without process groups (not Unix), the leader at least
-	return <-exited
 }

@@ -102,7 +102,7 @@ type Result struct {
 }
 
 // Executor runs tasks. Run returns promptly when ctx is cancelled, after stopping the work (exec
-// kills the process group, http aborts the request), and reports ErrCancelled in Result.Err.
+// kills every process of the job, http aborts the request), and reports ErrCancelled in Result.Err.
 // Implementations are safe for concurrent use.
 type Executor interface {
 	Run(ctx context.Context, t Task) Result

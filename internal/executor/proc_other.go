@@ -9,7 +9,7 @@ import (
 )
 
 // Process groups are a Unix notion: elsewhere only the started process itself is killed (by
-// execExecutor.stop, after the grace period).
+// proc.stop, after the grace period).
 
 func setGroup(cmd *exec.Cmd) {}
 

@@ -50,7 +50,10 @@ type Embedded struct {
 	// the journal's order is the order miniredis ran them in.
 	wmu     sync.Mutex
 	scripts map[string]string // sha1 → source of every script seen, declared at each journal's start
-	broken  error             // why writes are refused
+	// lastEntry is the last entry ID of event streams applyDirect wrote, until another write
+	// (which may have added one) forgets them.
+	lastEntry map[string]string
+	broken    error // why writes are refused
 
 	mu         sync.Mutex // the journal state below
 	cond       *sync.Cond
@@ -112,7 +115,7 @@ func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	e := &Embedded{srv: miniredis.NewMiniRedis(), log: opts.Logger, scripts: map[string]string{}}
+	e := &Embedded{srv: miniredis.NewMiniRedis(), log: opts.Logger, scripts: map[string]string{}, lastEntry: map[string]string{}}
 	e.cond = sync.NewCond(&e.mu)
 	// TTLs (the alert marks') run on the clock each write sets, so a replay expires the same keys.
 	e.srv.ClockTTL(true)
@@ -146,25 +149,12 @@ func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 // Client returns a client connected to the embedded server.
 func (e *Embedded) Client() *redis.Client { return e.client }
 
-// IndexClient returns a client connected to the embedded server whose writes are not journaled:
-// for the installation-wide index (Options.IndexClient), which batchy rebuilds at start.
-func (e *Embedded) IndexClient() *redis.Client { return e.raw }
-
 // Path returns the data file's path, "" when the data is kept in memory only.
 func (e *Embedded) Path() string {
 	if e.files == nil {
 		return ""
 	}
 	return e.files.path
-}
-
-// Save returns once every change made so far is on disk. Changes are durable before their
-// reply already; Save is for callers that want to say so (rdb.Options.AfterWrite).
-func (e *Embedded) Save(ctx context.Context) error {
-	if e.files == nil {
-		return nil
-	}
-	return e.waitDurable(e.issued.Load(), false)
 }
 
 // Close writes a snapshot (so that the next start replays nothing), stops the server and releases
@@ -216,6 +206,7 @@ func (e *Embedded) write(ctx context.Context, cmds []redis.Cmder, run func(conte
 	now := time.Now()
 	e.srv.SetTime(now)
 	seq := e.issued.Add(1)
+	clear(e.lastEntry)
 	// A cancelled context must not leave the command's fate unknown: it is on loopback to this
 	// process and always completes.
 	err := run(context.WithoutCancel(ctx))
@@ -327,6 +318,7 @@ func (e *Embedded) fail(cause error) {
 		go e.probe()
 	}
 	e.broken = cause
+	clear(e.lastEntry)
 	if lost > from {
 		_ = e.wal.f.Truncate(size) // a failed truncate is left behind with this journal at the next snapshot
 		if err := e.reload(size); err != nil {

@@ -116,9 +116,6 @@ func (e *Embedded) classify(cmds []redis.Cmder) cmdClass {
 // record encodes the journal record of cmds as run at now; false when they changed nothing to
 // replay (refused before running: NOSCRIPT, a wrong command).
 func (e *Embedded) record(seq uint64, now time.Time, cmds []redis.Cmder, runErr error) ([]byte, bool) {
-	w := payloadWriter{recCmds}
-	w.uint(seq)
-	w.int(now.UnixNano())
 	var kept [][]string
 	for _, c := range cmds {
 		switch c.Name() {
@@ -142,14 +139,7 @@ func (e *Embedded) record(seq uint64, now time.Time, cmds []redis.Cmder, runErr 
 	if len(kept) == 0 {
 		return nil, false
 	}
-	w.uint(uint64(len(kept)))
-	for _, args := range kept {
-		w.uint(uint64(len(args)))
-		for _, a := range args {
-			w.string(a)
-		}
-	}
-	return w, true
+	return encodeRecord(seq, now, kept), true
 }
 
 // learnScript remembers the source of a script an EVAL or SCRIPT LOAD sent (wmu held), so that

@@ -30,7 +30,7 @@ func startEmbedded(t *testing.T, path string, opts rdb.EmbeddedOptions) (*embedd
 		return nil, err
 	}
 	t.Cleanup(func() { e.Close() })
-	return &embeddedEnv{path: path, e: e, store: rdb.New(e.Client(), rdb.Options{HistoryKeep: 100000, IndexClient: e.IndexClient()})}, nil
+	return &embeddedEnv{path: path, e: e, store: rdb.New(e.Client(), rdb.Options{HistoryKeep: 100000, Embedded: e})}, nil
 }
 
 func mustEmbedded(t *testing.T, path string) *embeddedEnv {
@@ -335,7 +335,7 @@ func fileSize(t *testing.T, name string) int64 {
 // load, with why, and changes nothing.
 func TestEmbeddedMaxJobs(t *testing.T) {
 	env := mustEmbedded(t, filepath.Join(t.TempDir(), "batchy.json"))
-	env.store = rdb.New(env.e.Client(), rdb.Options{MaxJobs: rdb.EmbeddedMaxJobs})
+	env.store = rdb.New(env.e.Client(), rdb.Options{MaxJobs: rdb.EmbeddedMaxJobs, Embedded: env.e})
 	var yaml strings.Builder
 	for i := range rdb.EmbeddedMaxJobs + 1 {
 		fmt.Fprintf(&yaml, "j%d: {}\n", i)

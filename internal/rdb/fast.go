@@ -182,6 +182,11 @@ func (s *Store) openFast(ctx context.Context, wf string, req []any, now int64, b
 			}
 			froms[i] = from
 		}
+		for i := range jobs {
+			if !backfill && froms[i] > now {
+				return nil, false // an inverted window: the script reports it
+			}
+		}
 		last, _ := atoi(h["last_batch_id"])
 		id := now / 1_000_000
 		if now < 0 && now%1_000_000 != 0 {
@@ -222,21 +227,28 @@ func (s *Store) openFast(ctx context.Context, wf string, req []any, now int64, b
 }
 
 // endFast is End's fast path; ok false means the caller runs end.lua instead.
-func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, status string, strict bool, want, metadata string) (*batch.State, bool, error) {
+func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, status string, mode string, want, metadata string) (*batch.State, bool, error) {
 	return s.fast(ctx, wf, now, func(h map[string]string) (*change, bool) {
 		now := now // each try starts from the request's clock
-		jobs, ok := scope(strings.Fields(h["jobs"]), req)
+		named, ok := scope(strings.Fields(h["jobs"]), req)
 		if !ok {
 			return nil, false
 		}
-		runs := make([]runRecord, len(jobs))
-		for i, job := range jobs {
+		var jobs []string
+		var runs []runRecord
+		for _, job := range named {
 			r := parseRun(h["run:"+job])
-			runs[i] = r
-			if strict && r.status != "open" || want != "" && r.batchID != want {
+			if mode == endStrict && r.status != "open" || want != "" && r.batchID != want {
 				return nil, false // a conflict: the script reports it
 			}
+			if mode == endOpenInCurrent && (r.status != "open" || r.batchID != h["last_batch_id"]) {
+				continue
+			}
+			jobs, runs = append(jobs, job), append(runs, r)
 			now = notBefore(now, r)
+		}
+		if len(jobs) == 0 {
+			return nil, false // nothing changes: the script answers the state as it is
 		}
 		nows := us(now)
 		kind := "close"
@@ -296,16 +308,28 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 			return nil, false, nil
 		}
 		keys := []string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf), s.keys.Events(wf)}
-		v, err := scriptApply.Run(ctx, onceScripter{s.client}, keys, args...).Result()
-		if err != nil {
-			return nil, true, storeError("rdb.apply", err)
+		var reply []any
+		if e := s.opts.Embedded; e != nil && !c.trim && len(c.cond) == 0 {
+			entry, stale, err := e.applyDirect(ctx, keys, h["rev"], s.opts.EventsKeep, s.keys.Changed(), wf, c.addBatch, us(now), c.set, c.del, c.hist, c.fields)
+			if err != nil {
+				return nil, true, storeError("rdb.apply", err)
+			}
+			reply = []any{"OK", entry, ""}
+			if stale != nil {
+				reply = []any{"STALE", stale}
+			}
+		} else {
+			v, err := scriptApply.Run(ctx, onceScripter{s.client}, keys, args...).Result()
+			if err != nil {
+				return nil, true, storeError("rdb.apply", err)
+			}
+			reply = asList(v)
 		}
-		reply := asList(v)
 		if len(reply) < 2 {
-			return nil, true, fmt.Errorf("rdb.apply: unexpected reply %T", v)
+			return nil, true, fmt.Errorf("rdb.apply: unexpected reply %v", reply)
 		}
 		if str(reply[0]) == "STALE" {
-			h = strMap(reply[1])
+			h = staleState(reply[1])
 			if len(h) == 0 {
 				s.copies.forget(wf)
 				return nil, false, nil
@@ -319,9 +343,6 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 			after["hist_n"] = str(reply[2])
 		}
 		s.copies.put(wf, after)
-		if err := s.afterWrite(ctx, "rdb.apply"); err != nil {
-			return nil, true, err
-		}
 		st, err := s.stateFromHash(wf, after)
 		if err != nil {
 			return nil, true, err
@@ -336,4 +357,13 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 		return st, true, nil
 	}
 	return nil, false, nil
+}
+
+// staleState is the state a STALE reply carries: HGETALL's pairs from the script, a map from
+// applyDirect.
+func staleState(v any) map[string]string {
+	if m, ok := v.(map[string]string); ok {
+		return m
+	}
+	return strMap(v)
 }

@@ -43,7 +43,7 @@ c:
 		f := newFixture(t, b, rdb.Options{HistoryKeep: 20, Location: berlin})
 		opts := rdb.Options{HistoryKeep: 20, Location: berlin, Now: f.clock.Now}
 		if f.emb != nil {
-			opts.AfterWrite = f.emb.Save
+			opts.Embedded = f.emb
 		}
 		fast := rdb.New(f.client, opts)
 		slow := func() *rdb.Store { return rdb.New(f.client, opts) } // a new store has no copies
@@ -83,7 +83,7 @@ c:
 					return s.Open(ctx, wf, batch.OpenRequest{Jobs: some, From: from, To: from.Add(time.Hour)})
 				}
 			default:
-				status, strict := batch.StatusSuccess, rng.Intn(2) == 0
+				status, strict, force := batch.StatusSuccess, rng.Intn(2) == 0, rng.Intn(5) == 0
 				if k >= 8 {
 					status = batch.StatusFailed
 				}
@@ -93,7 +93,7 @@ c:
 				}
 				what = string(status) + " " + strings.Join(some, ",")
 				do = func(s *rdb.Store, wf string) (*batch.State, error) {
-					return s.End(ctx, wf, batch.EndRequest{Jobs: some, Status: status, Strict: strict, Metadata: md})
+					return s.End(ctx, wf, batch.EndRequest{Jobs: some, Status: status, Strict: strict, Force: force, Metadata: md})
 				}
 			}
 			stFast, errFast := do(fast, "fast")

@@ -166,7 +166,7 @@ func TestMigrateLayout1(t *testing.T) {
 		}
 		defer emb.Close()
 		c := &clock{t: mustTime("2026-11-22T13:49:30Z")}
-		f := &fixture{store: rdb.New(emb.Client(), rdb.Options{Now: c.Now, AfterWrite: emb.Save, HistoryKeep: 5}), client: emb.Client(), clock: c, emb: emb}
+		f := &fixture{store: rdb.New(emb.Client(), rdb.Options{Now: c.Now, Embedded: emb, HistoryKeep: 5}), client: emb.Client(), clock: c, emb: emb}
 		check(t, f)
 		// The old entries of the event stream read as they did.
 		events, err := rdb.NewEventStream(emb.Client(), f.store.Keys(), 0).Read(ctx, "wf1", event.Query{After: "0-0", Limit: 1000})

@@ -59,7 +59,7 @@ var (
 // given: the store reads only their "state" field.
 type SchedulerStore struct {
 	client redis.UniversalClient
-	idx    redis.UniversalClient // the due index and the index of changes (Options.IndexClient)
+	idx    redis.UniversalClient // the due index and the index of changes (Store.idx)
 	keys   Keys
 }
 

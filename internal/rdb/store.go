@@ -27,17 +27,12 @@ type Options struct {
 	HistoryKeep int
 	// Now is the clock; nil means time.Now. Tests inject their own.
 	Now func() time.Time
-	// AfterWrite runs after every successful change, before the change is reported; the embedded
-	// store saves its data file there. Nil means nothing.
-	AfterWrite func(context.Context) error
-	// IndexClient writes and reads the installation-wide index (index.go) and the scheduler's due
-	// index; nil means the store's client. The embedded store passes Embedded.IndexClient: the
-	// index is derived data that batchy serve rebuilds at start, so it stays out of the journal
-	// and a change costs no second fsync.
-	IndexClient redis.UniversalClient
 	// EventsKeep caps each workflow's event stream, which every change appends its events to
 	// (about this many entries kept); zero means 100,000.
 	EventsKeep int64
+	// Embedded, when the client is the embedded store's, lets the fast path write without a
+	// script (Embedded.applyDirect).
+	Embedded *Embedded
 	// MaxJobs, when not zero, is the most jobs a workflow may have: the embedded store's limit
 	// (EmbeddedMaxJobs).
 	MaxJobs int
@@ -49,7 +44,8 @@ type Options struct {
 // revision (fast.go, lua/apply.lua), or computed in Lua (lua/open.lua, lua/end.lua).
 type Store struct {
 	client redis.UniversalClient
-	// idx writes and reads the index (Options.IndexClient).
+	// idx writes and reads the installation-wide index (index.go): the client, or the embedded
+	// store's unjournaled one.
 	idx   redis.UniversalClient
 	keys  Keys
 	opts  Options
@@ -81,9 +77,11 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		opts.EventsKeep = 100_000
 	}
 	table := zoneTable(opts.Location)
-	idx := opts.IndexClient
-	if idx == nil {
-		idx = client
+	idx := client
+	if opts.Embedded != nil {
+		// The index is derived data that batchy serve rebuilds at start: the embedded store keeps
+		// it out of its journal (its raw client), so that a change costs no second fsync.
+		idx = opts.Embedded.raw
 	}
 	return &Store{client: client, idx: idx, keys: Keys{Prefix: opts.Prefix}, opts: opts, codec: newCodec(), copies: newStateCopies(),
 		tzName: opts.Location.String() + "#" + strconv.FormatUint(uint64(fnv32(table)), 16), tzTable: table}
@@ -106,15 +104,12 @@ func (s *Store) read(ctx context.Context, op string, sc *redis.Script, keys []st
 	return v, nil
 }
 
-// change runs a changing script, which go-redis must not send twice (see onceScripter), then
-// AfterWrite, and returns the state after it with the changes it recorded.
+// change runs a changing script, which go-redis must not send twice (see onceScripter), and
+// returns the state after it with the changes it recorded.
 func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, keys []string, args ...any) (*batch.State, error) {
 	v, err := sc.Run(ctx, onceScripter{s.client}, keys, args...).Result()
 	if err != nil {
 		return nil, storeError(op, err)
-	}
-	if err := s.afterWrite(ctx, op); err != nil {
-		return nil, err
 	}
 	// The reply of lua/lib.lua commit: the event entry's ID and fields, the whole state after.
 	list, _ := v.([]any)
@@ -132,16 +127,6 @@ func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, key
 	// too: the scheduler then finds them not ready, which is cheaper than telling the two apart).
 	_ = s.index(ctx, st, str(list[0]), op == "rdb.Load", op == "rdb.End")
 	return st, nil
-}
-
-func (s *Store) afterWrite(ctx context.Context, op string) error {
-	if s.opts.AfterWrite == nil {
-		return nil
-	}
-	if err := s.opts.AfterWrite(ctx); err != nil {
-		return &batch.Error{Code: batch.EUNAVAILABLE, Message: "the change was made but could not be saved to the data file", Cause: fmt.Errorf("%s: %w", op, err)}
-	}
-	return nil
 }
 
 // stateFromHash reads a workflow's state hash (as HGETALL returns it).
@@ -192,7 +177,7 @@ func (s *Store) Load(ctx context.Context, wf *batch.Workflow, reset bool) (*batc
 	if err := s.client.SAdd(ctx, s.keys.Workflows(), wf.Name).Err(); err != nil {
 		return nil, storeError("rdb.Load", err)
 	}
-	return s.change(ctx, "rdb.Load", wf.Name, scriptLoad, []string{s.keys.State(wf.Name), s.keys.Events(wf.Name)}, args...)
+	return s.change(ctx, "rdb.Load", wf.Name, scriptLoad, []string{s.keys.State(wf.Name), s.keys.Events(wf.Name), s.keys.History(wf.Name)}, args...)
 }
 
 // State implements batch.Store: one HGETALL of the workflow's state hash.
@@ -292,13 +277,27 @@ func (s *Store) End(ctx context.Context, wf string, req batch.EndRequest) (*batc
 		metadata = b.String()
 	}
 	now := s.now()
-	if st, ok, err := s.endFast(ctx, wf, jobs, now, string(req.Status), req.Strict, want, metadata); ok {
+	mode := endOpenInCurrent
+	switch {
+	case req.Force:
+		mode = endForce
+	case req.Strict:
+		mode = endStrict
+	}
+	if st, ok, err := s.endFast(ctx, wf, jobs, now, string(req.Status), mode, want, metadata); ok {
 		return st, err
 	}
 	keys := []string{s.keys.State(wf), s.keys.History(wf), s.keys.Events(wf)}
-	args := append([]any{now, s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), flag(req.Strict), want, metadata}, jobs...)
+	args := append([]any{now, s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), mode, want, metadata}, jobs...)
 	return s.change(ctx, "rdb.End", wf, scriptEnd, keys, args...)
 }
+
+// How End treats jobs that are not open (end.lua's ARGV[6]; batch.EndRequest's Strict and Force).
+const (
+	endStrict        = "1" // a conflict
+	endOpenInCurrent = "0" // skipped, as are jobs open in an older batch than the current one
+	endForce         = "f" // ended all the same
+)
 
 // SetWatermark implements batch.Store.
 func (s *Store) SetWatermark(ctx context.Context, wf, job string, from time.Time) (*batch.State, error) {
@@ -307,6 +306,9 @@ func (s *Store) SetWatermark(ctx context.Context, wf, job string, from time.Time
 	}
 	if err := batch.CheckName("job", job); err != nil {
 		return nil, err
+	}
+	if now := s.now(); from.UnixMicro() > now {
+		return nil, batch.Errorf(batch.EINVALID, "from_date %s is in the future (now is %s): the job's next window would start after it ends", batch.FormatTime(from), batch.FormatTime(time.UnixMicro(now)))
 	}
 	keys := []string{s.keys.State(wf), s.keys.Events(wf)}
 	return s.change(ctx, "rdb.SetWatermark", wf, scriptWatermark, keys, s.now(), s.opts.EventsKeep, s.keys.Changed(), wf, from.UnixMicro(), job)
@@ -488,9 +490,6 @@ func (s *Store) Restore(ctx context.Context, d *batch.Dump) error {
 	if err := s.restore(ctx, d, nil); err != nil {
 		return err
 	}
-	if err := s.afterWrite(ctx, "rdb.Restore"); err != nil {
-		return err
-	}
 	_ = s.reindex(ctx, d.Workflow) // see index: the restore stands whatever this does
 	return nil
 }
@@ -612,6 +611,9 @@ func storeError(op string, err error) error {
 		if strings.HasPrefix(msg, "ETZ ") {
 			return errZoneNeeded
 		}
+		if rest, ok := strings.CutPrefix(msg, "EWINDOW "); ok {
+			return windowError(rest)
+		}
 		for _, code := range []string{batch.ENOTFOUND, batch.ECONFLICT, batch.EINVALID} {
 			prefix := "E" + strings.ToUpper(strings.ReplaceAll(code, "_", "")) + " "
 			if rest, ok := strings.CutPrefix(msg, prefix); ok {
@@ -630,6 +632,17 @@ func storeError(op string, err error) error {
 		return &batch.Error{Code: batch.EINTERNAL, Message: "internal error", Cause: fmt.Errorf("%s: %w", op, err)}
 	}
 	return &batch.Error{Code: batch.EUNAVAILABLE, Message: "the store is not available", Cause: fmt.Errorf("%s: %w", op, err)}
+}
+
+// windowError words open.lua's EWINDOW "<job> <from µs> <to µs>": an open that would give a job
+// a window starting after it ends (SPEC.md "No inverted window").
+func windowError(rest string) error {
+	f := strings.Fields(rest)
+	if len(f) != 3 {
+		return batch.Errorf(batch.ECONFLICT, "an open would give a job a window that starts after it ends")
+	}
+	at := func(s string) string { n, _ := atoi(s); return batch.FormatTime(time.UnixMicro(n)) }
+	return batch.Errorf(batch.ECONFLICT, "job %s: its window would start at %s (from_date), after it ends at %s (to_date, now): its from_date lies in the future; set its watermark to a past time", f[0], at(f[1]), at(f[2]))
 }
 
 // jobArgs validates requested job names and removes repeats.

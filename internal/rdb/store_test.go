@@ -58,7 +58,7 @@ func newFixture(t *testing.T, b rdbtest.Backend, opts rdb.Options) *fixture {
 	c := &clock{t: mustTime("2026-11-22T13:49:30Z")}
 	opts.Now = c.Now
 	if emb != nil {
-		opts.AfterWrite = emb.Save
+		opts.Embedded = emb
 	}
 	return &fixture{store: rdb.New(client, opts), client: client, clock: c, emb: emb}
 }
@@ -305,8 +305,19 @@ func TestEndRules(t *testing.T) {
 				t.Errorf("state changed")
 			}
 		})
-		t.Run("permissive end as the original", func(t *testing.T) {
+		t.Run("the original's end makes no job never opened success", func(t *testing.T) {
+			before := dump(t, f)
 			st, err := f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantField(t, st, "a", "status", "new")
+			if after := dump(t, f); !reflect.DeepEqual(before, after) {
+				t.Errorf("state changed")
+			}
+		})
+		t.Run("a forced end ends a job that is not open", func(t *testing.T) {
+			st, err := f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"a"}, Status: batch.StatusSuccess, Strict: true, Force: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -341,6 +352,30 @@ func TestEndRules(t *testing.T) {
 			if want := map[string]string{"a": "open", "b": "failed"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("history statuses = %v, want %v", got, want)
 			}
+		})
+		t.Run("the original's end keeps a failed job's result", func(t *testing.T) {
+			f.clock.Set("2026-11-22T14:10:00Z")
+			st, err := f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantField(t, st, "a", "status", "success")
+			wantField(t, st, "b", "status", "failed")
+			wantField(t, st, "b", "batch_end", "2026-11-22T14:00:00.000000Z")
+			if st, _ = f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed}); st != nil {
+				wantField(t, st, "a", "status", "success") // a late fail after the close
+			}
+		})
+		t.Run("the original's end leaves a job open in an older batch", func(t *testing.T) {
+			f.store.Open(ctx, "w", batch.OpenRequest{})
+			f.clock.Set("2026-11-22T14:20:00Z")
+			f.store.Open(ctx, "w", batch.OpenRequest{Jobs: []string{"b"}}) // a stays open in the batch before
+			st, err := f.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantField(t, st, "a", "status", "open")
+			wantField(t, st, "b", "status", "success")
 		})
 		t.Run("unknown workflow and job", func(t *testing.T) {
 			_, err := f.store.End(ctx, "nope", batch.EndRequest{Status: batch.StatusSuccess})
@@ -558,6 +593,17 @@ func TestScriptMatchesNextFrom(t *testing.T) {
 							}
 						}
 						st, err := store.Open(ctx, "w", batch.OpenRequest{})
+						// to_date is now, or a later batch_start (times never go back).
+						to := f.clock.Now()
+						if start, ok := fields.Time("batch_start"); ok && start.After(to) {
+							to = start
+						}
+						if want.After(to) { // an inverted window: refused
+							if batch.ErrorCode(err) != batch.ECONFLICT {
+								t.Fatalf("case %d %s: %s: from_date %s after to_date %s: err %v, want a conflict", i, mustJSON(fields), path, batch.FormatTime(want), batch.FormatTime(to), err)
+							}
+							continue
+						}
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -842,5 +888,73 @@ func TestScriptMidnightAroundTransitions(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantField(t, st, "a", "from_date", "0001-01-01T00:00:00.000000Z")
+	})
+}
+
+// TestReloadEndsRemovedOpenJobsInHistory: a job removed by a reload (or reset) while open is
+// ended in its batch's history with the reason, instead of staying open there forever.
+func TestReloadEndsRemovedOpenJobsInHistory(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", "a: {}\nb: {}\nc: {}\n", false)
+		st, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := st.LastBatchID
+		f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"c"}, Status: batch.StatusSuccess, Strict: true})
+		f.clock.Set("2026-11-22T14:00:00Z")
+		f.load(t, "w", "a: {}\n", false) // b removed while open, c removed after its close
+		bt, err := f.store.Batch(ctx, "w", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, j := range bt.Jobs {
+			s, _ := j.Fields.String(batch.FieldStatus)
+			end, _ := j.Fields.String(batch.FieldBatchEnd)
+			got[j.Name] = s + " " + end + " " + string(j.Fields[batch.FieldMetadata])
+		}
+		want := map[string]string{
+			"a": "open  ",
+			"b": `abandoned 2026-11-22T14:00:00.000000Z {"reason":"removed from the workflow by a reload"}`,
+			"c": "success 2026-11-22T13:49:30.000000Z ",
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("batch %d after the reload:\n got %q\nwant %q", id, got, want)
+		}
+	})
+}
+
+// TestNoInvertedWindow: an open whose computed from_date lies after its to_date is a conflict
+// naming the job and both dates, and changes nothing; a watermark in the future is refused.
+func TestNoInvertedWindow(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		// The clock is 2026-11-22T13:49:30Z.
+		f.load(t, "w", "a: {}\nlater:\n  from_date: \"2026-12-01T00:00:00Z\"\n", false)
+		before := dump(t, f)
+		_, err := f.store.Open(ctx, "w", batch.OpenRequest{})
+		wantCode(t, err, batch.ECONFLICT)
+		for _, want := range []string{"job later", "2026-12-01T00:00:00.000000Z", "2026-11-22T13:49:30.000000Z"} {
+			if !strings.Contains(batch.ErrorMessage(err), want) {
+				t.Errorf("error %q does not name %s", batch.ErrorMessage(err), want)
+			}
+		}
+		if after := dump(t, f); !reflect.DeepEqual(before, after) {
+			t.Errorf("the refused open changed the state")
+		}
+		if _, err := f.store.Open(ctx, "w", batch.OpenRequest{Jobs: []string{"a"}}); err != nil {
+			t.Errorf("the other job alone: %v", err)
+		}
+
+		_, err = f.store.SetWatermark(ctx, "w", "a", mustTime("2026-11-22T13:49:31Z"))
+		wantCode(t, err, batch.EINVALID)
+		if _, err := f.store.SetWatermark(ctx, "w", "later", mustTime("2026-11-22T13:49:30Z")); err != nil {
+			t.Fatalf("a watermark at now: %v", err)
+		}
+		if _, err := f.store.Open(ctx, "w", batch.OpenRequest{Jobs: []string{"later"}}); err != nil {
+			t.Errorf("open after the watermark moved back: %v", err)
+		}
 	})
 }

@@ -39,6 +39,13 @@ func (s *Scheduler) Trigger(ctx context.Context, wf string, req TriggerRequest) 
 	} else if !req.To.IsZero() {
 		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
 	}
+	if st.Settings.Concurrency != "allow" && st.Settings.Concurrency != "replace" {
+		// Under forbid the run would only be skipped: say so now, naming the run in the way.
+		// (Two manual runs triggered at the same instant may both pass; the later is skipped.)
+		if r := s.activeOther(ctx, wf, ""); r != nil {
+			return nil, batch.Errorf(batch.ECONFLICT, "workflow %s has run %s %s (concurrency: forbid): cancel it or wait for it to end", wf, r.ID, activeWord(r.State))
+		}
+	}
 	run := s.newRun(wf, TriggerManual, nil, now, false)
 	run.Jobs = req.Jobs
 	if !req.From.IsZero() {

@@ -44,7 +44,7 @@ func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now
 		if peek.FireTime != nil && s.olderCatchupQueued(ctx, st.Workflow, peek) {
 			return nil // catch-up runs start oldest first, and scheduled runs after them
 		}
-		if running := s.runningOther(ctx, st.Workflow, id); running != nil {
+		if running := s.activeOther(ctx, st.Workflow, id); running != nil {
 			switch st.Settings.Concurrency {
 			case "allow":
 			case "replace":
@@ -56,7 +56,7 @@ func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now
 				if peek.Trigger == TriggerCatchup || running.Trigger == TriggerCatchup {
 					return nil // catch-up (catchup: all) runs each missed fire time, one after another
 				}
-				return s.finishUntaken(ctx, st.Workflow, id, now, StateSkipped, "run "+running.ID+" was still running (concurrency: forbid)")
+				return s.finishUntaken(ctx, st.Workflow, id, now, StateSkipped, "run "+running.ID+" was still "+activeWord(running.State)+" (concurrency: forbid)")
 			}
 		}
 	}
@@ -106,18 +106,27 @@ func (s *Scheduler) olderCatchupQueued(ctx context.Context, wf string, run *Run)
 	return false
 }
 
-// runningOther returns another running run of the workflow, if any.
-func (s *Scheduler) runningOther(ctx context.Context, wf, id string) *Run {
+// activeOther returns another run of the workflow that is running or waiting for its retry, if
+// any: for concurrency, a run between two attempts is still in progress.
+func (s *Scheduler) activeOther(ctx context.Context, wf, id string) *Run {
 	ids, _ := s.state.active(ctx, wf)
 	for _, other := range ids {
 		if other == id {
 			continue
 		}
-		if r, err := s.state.run(ctx, wf, other); err == nil && r.State == StateRunning {
+		if r, err := s.state.run(ctx, wf, other); err == nil && (r.State == StateRunning || r.State == StateWaitingRetry) {
 			return r
 		}
 	}
 	return nil
+}
+
+// activeWord says what an active run is doing, for messages.
+func activeWord(state string) string {
+	if state == StateWaitingRetry {
+		return "waiting for its retry"
+	}
+	return "running"
 }
 
 // finishUntaken ends a run that never started (skipped, cancelled while queued).
@@ -170,7 +179,23 @@ func (s *Scheduler) lost(run *Run, err error) error {
 }
 
 // reap fails the attempt of a replica that died and schedules a retry if the policy allows.
+//
+// A retry waits at least one more lease: a replica that is alive but cut off from Redis stops its
+// jobs' processes once it has failed to renew its lease for three quarters of one (fenceAfter),
+// and a dead replica's supervisors stop them within the kill grace; so no process of the attempt
+// is left when the retry starts.
 func (s *Scheduler) reap(ctx context.Context, st *batch.State, run *Run, now time.Time) error {
+	if len(run.Attempts) == 0 {
+		// It died between taking the run and recording its attempt: nothing ran, so the run is
+		// queued again without counting an attempt.
+		run.State, run.NotBefore, run.Reason = StateQueued, now, "replica died before starting it"
+		held, err := s.state.update(ctx, run, s.opts.ID, now)
+		if !held {
+			return s.lost(run, err)
+		}
+		s.log.Warn("run taken over before its start: queued again", "workflow", run.Workflow, "run", run.ID)
+		return err
+	}
 	var failed []string
 	if n := len(run.Attempts); n > 0 {
 		a := &run.Attempts[n-1]
@@ -191,11 +216,16 @@ func (s *Scheduler) reap(ctx context.Context, st *batch.State, run *Run, now tim
 		}
 	}
 	s.log.Warn("run taken over: its replica died", "workflow", run.Workflow, "run", run.ID)
-	return s.afterAttempt(ctx, st.Settings, run, now, true, "replica died")
+	return s.afterAttemptNotBefore(ctx, st.Settings, run, now, true, "replica died", now.Add(s.opts.Lease))
 }
 
 // afterAttempt decides what follows an attempt: done, a retry, or failure.
 func (s *Scheduler) afterAttempt(ctx context.Context, set batch.Settings, run *Run, now time.Time, failed bool, why string) error {
+	return s.afterAttemptNotBefore(ctx, set, run, now, failed, why, time.Time{})
+}
+
+// afterAttemptNotBefore is afterAttempt with a retry starting no sooner than earliest.
+func (s *Scheduler) afterAttemptNotBefore(ctx context.Context, set batch.Settings, run *Run, now time.Time, failed bool, why string, earliest time.Time) error {
 	if !failed {
 		return s.finish(ctx, run, now, StateSucceeded, "")
 	}
@@ -205,6 +235,9 @@ func (s *Scheduler) afterAttempt(ctx context.Context, set batch.Settings, run *R
 	if retries := len(run.Attempts) - 1; retries < set.Retries.Count {
 		run.State = StateWaitingRetry
 		run.NotBefore = now.Add(backoff(set.Retries, retries+1))
+		if run.NotBefore.Before(earliest) {
+			run.NotBefore = earliest
+		}
 		run.Reason = why
 		held, err := s.state.update(ctx, run, s.opts.ID, now)
 		if !held {
@@ -225,6 +258,9 @@ func (s *Scheduler) afterAttempt(ctx context.Context, set batch.Settings, run *R
 func (s *Scheduler) start(st *batch.State, run *Run, now time.Time) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	e := &execution{run: run, cancel: cancel}
+	e.fence = time.AfterFunc(s.fenceAfter(), func() {
+		cancel(fmt.Errorf("this replica could not renew its lease on the run for %s (Redis unreachable or the replica stalled): it stopped the run before another replica takes it over", s.fenceAfter()))
+	})
 	s.mu.Lock()
 	s.executing[run.Workflow+"/"+run.ID] = e
 	s.mu.Unlock()
@@ -232,6 +268,7 @@ func (s *Scheduler) start(st *batch.State, run *Run, now time.Time) {
 	go func() {
 		defer s.wg.Done()
 		defer cancel(nil)
+		defer e.fence.Stop()
 		defer func() {
 			s.mu.Lock()
 			delete(s.executing, run.Workflow+"/"+run.ID)
@@ -260,7 +297,15 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 		started := now
 		run.StartedAt = &started
 	}
-	a := Attempt{Number: len(run.Attempts) + 1, Replica: s.opts.ID, Start: s.opts.Now(), Jobs: map[string]*JobResult{}}
+	// The attempt is recorded before anything happens for it (the batch's open, a process), and
+	// again with its batch before any job starts: a replica that dies at any point leaves a record
+	// that counts the attempt, so a retry happens only if the policy allows one.
+	run.Attempts = append(run.Attempts, Attempt{Number: len(run.Attempts) + 1, Replica: s.opts.ID, Start: s.opts.Now(), Jobs: map[string]*JobResult{}})
+	a := &run.Attempts[len(run.Attempts)-1]
+	run.State = StateRunning
+	if ok, err := s.state.update(bg, run, s.opts.ID, s.opts.Now().Add(s.opts.Lease)); err != nil || !ok {
+		return fmt.Errorf("recording the attempt: lost the run (%v)", err)
+	}
 	req := batch.OpenRequest{Jobs: scope}
 	if run.From != nil && a.Number == 1 {
 		req.From = *run.From
@@ -272,7 +317,6 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 	if err != nil {
 		end := s.opts.Now()
 		a.End, a.Error = &end, "opening the batch: "+batch.ErrorMessage(err)
-		run.Attempts = append(run.Attempts, a)
 		return s.afterAttempt(bg, st.Settings, run, end, true, a.Error)
 	}
 	jobs := pickJobs(opened.Jobs, scope)
@@ -280,8 +324,6 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 	for _, j := range jobs {
 		a.Jobs[j.Name] = &JobResult{Status: "pending"}
 	}
-	run.Attempts = append(run.Attempts, a)
-	run.State = StateRunning
 	if ok, err := s.state.update(bg, run, s.opts.ID, s.opts.Now().Add(s.opts.Lease)); err != nil || !ok {
 		return fmt.Errorf("recording the attempt: lost the run (%v)", err)
 	}

@@ -159,7 +159,15 @@ type Scheduler struct {
 type execution struct {
 	run    *Run
 	cancel context.CancelCauseFunc
+	// fence cancels the attempt when its lease was not renewed for fenceAfter (real time): this
+	// replica is cut off from Redis or stalled, and another will take the run over once the lease
+	// expires, so its processes must be gone by then.
+	fence *time.Timer
 }
+
+// fenceAfter is how long an execution goes on without a renewal of its lease: three quarters of
+// a lease, so that its processes get SIGTERM before the lease expires.
+func (s *Scheduler) fenceAfter() time.Duration { return s.opts.Lease * 3 / 4 }
 
 // New returns a scheduler; call Run to start it.
 func New(opts Options) *Scheduler {
@@ -441,9 +449,13 @@ func (s *Scheduler) renewOwn(ctx context.Context, now time.Time) {
 		refs[i] = rdb.RunRef{Workflow: e.run.Workflow, ID: e.run.ID}
 	}
 	// One round trip for all of them, whatever their number.
+	sent := time.Now()
 	reasons, errs := s.opts.Runs.RenewAll(ctx, s.opts.ID, now.Add(s.opts.Lease), refs)
 	for i, e := range own {
 		reason, err := reasons[i], errs[i]
+		if err == nil {
+			e.fence.Reset(s.fenceAfter() - time.Since(sent))
+		}
 		switch {
 		case err != nil && isLost(err):
 			e.cancel(fmt.Errorf("another replica took the run over"))

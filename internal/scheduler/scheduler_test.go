@@ -490,6 +490,11 @@ func TestDeadReplicaRunIsTakenOver(t *testing.T) {
 	if r.State != scheduler.StateWaitingRetry || !strings.Contains(r.Attempts[0].Error, "replica s1") {
 		t.Fatalf("after the takeover: state %s, attempt %+v", r.State, r.Attempts[0])
 	}
+	// The backoff is 1s, but the retry waits a whole lease (10s) after the takeover: time for a
+	// replica cut off from Redis to have stopped the attempt's processes.
+	if min := clk.Now().Add(10 * time.Second); r.NotBefore.Before(min) {
+		t.Errorf("retry not before %s, want no sooner than %s", r.NotBefore, min)
+	}
 	if got := e.status("w", "a"); got != batch.StatusFailed {
 		t.Errorf("the dead replica's job = %s, want failed", got)
 	}
@@ -639,5 +644,138 @@ func TestJobRemovedWhileRunning(t *testing.T) {
 	}
 	if jr := r.Attempts[0].Jobs["b"]; jr == nil || jr.Status != "failed" || !strings.Contains(jr.Error, "not in workflow") {
 		t.Errorf("job b's result = %+v, want failed: not in workflow", jr)
+	}
+}
+
+// TestForbidCountsAPendingRetry: under concurrency: forbid, a run waiting for its retry is in
+// progress: a manual run is refused (409 naming it), a scheduled fire is skipped, and the retry
+// still runs.
+func TestForbidCountsAPendingRetry(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	marker := filepath.Join(t.TempDir(), "failed-once")
+	e.load("w", fmt.Sprintf(`batchy:
+  schedule: "@every 10s"
+  retries: {count: 1, backoff: 30s}
+a:
+  run: {type: exec, shell: true, command: "if [ ! -f %[1]s ]; then touch %[1]s; exit 3; fi"}
+`, marker))
+	tick(t, s, clk.Now()) // the schedule starts from now
+	first, err := s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(time.Second))
+	tick(t, s, clk.Now())
+	s.Wait()
+	if r, _ := s.GetRun(ctx, "w", first.ID); r.State != scheduler.StateWaitingRetry {
+		t.Fatalf("first run = %s (%s), want waiting_retry", r.State, r.Reason)
+	}
+
+	_, err = s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	if batch.ErrorCode(err) != batch.ECONFLICT || !strings.Contains(batch.ErrorMessage(err), first.ID) {
+		t.Errorf("manual run under forbid with a pending retry: err = %v, want ECONFLICT naming run %s", err, first.ID)
+	}
+
+	clk.Set(t0.Add(10 * time.Second)) // a fire time while the retry waits
+	tick(t, s, clk.Now())
+	skipped := 0
+	for _, r := range e.runs(s, "w") {
+		if r.ID == first.ID {
+			continue
+		}
+		if r.State != scheduler.StateSkipped || !strings.Contains(r.Reason, first.ID+" was still waiting for its retry") {
+			t.Errorf("scheduled run %s: %s (%s), want skipped because of %s", r.ID, r.State, r.Reason, first.ID)
+		}
+		skipped++
+	}
+	if skipped != 1 {
+		t.Errorf("%d scheduled runs, want 1 (skipped)", skipped)
+	}
+
+	clk.Set(t0.Add(31 * time.Second)) // the retry is due
+	tick(t, s, clk.Now())
+	s.Wait()
+	r, _ := s.GetRun(ctx, "w", first.ID)
+	if r.State != scheduler.StateSucceeded || len(r.Attempts) != 2 {
+		t.Errorf("first run = %s after %d attempts (%s), want succeeded on its retry", r.State, len(r.Attempts), r.Reason)
+	}
+}
+
+// TestReplaceCancelsAPendingRetry: under concurrency: replace, a new run cancels a run waiting
+// for its retry, then starts.
+func TestReplaceCancelsAPendingRetry(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	e.load("w", "batchy:\n  concurrency: replace\n  retries: {count: 1, backoff: 1h}\na:\n  run: {type: exec, command: [\"false\"]}\n")
+	first, _ := s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	tick(t, s, clk.Now())
+	s.Wait()
+	second, err := s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		clk.Set(t0.Add(time.Duration(i) * time.Second))
+		tick(t, s, clk.Now())
+		s.Wait()
+	}
+	if r, _ := s.GetRun(ctx, "w", first.ID); r.State != scheduler.StateCancelled || !strings.Contains(r.Reason, "replaced by run "+second.ID) {
+		t.Errorf("first run = %s (%s), want cancelled: replaced by run %s", r.State, r.Reason, second.ID)
+	}
+	if r, _ := s.GetRun(ctx, "w", second.ID); len(r.Attempts) != 1 {
+		t.Errorf("second run = %s with %d attempts, want it started", r.State, len(r.Attempts))
+	}
+}
+
+// failingRenew is a RunStore whose lease renewals fail, as when Redis cannot be reached.
+type failingRenew struct{ scheduler.RunStore }
+
+func (failingRenew) Renew(context.Context, string, string, string, time.Time) (string, error) {
+	return "", fmt.Errorf("dial tcp: connection refused")
+}
+
+// RenewAll fails each renewal as Renew does: the scheduler renews its runs' leases in one call.
+func (failingRenew) RenewAll(_ context.Context, _ string, _ time.Time, runs []rdb.RunRef) ([]string, []error) {
+	errs := make([]error, len(runs))
+	for i := range errs {
+		errs[i] = fmt.Errorf("dial tcp: connection refused")
+	}
+	return make([]string, len(runs)), errs
+}
+
+// TestReplicaThatCannotRenewStopsItsRun: a replica that cannot renew its lease on a run stops the
+// run's processes before the lease expires, since another replica will take the run over then.
+func TestReplicaThatCannotRenewStopsItsRun(t *testing.T) {
+	e := newEnv(t)
+	s := scheduler.New(scheduler.Options{Store: e.store, Runs: failingRenew{e.store.Scheduler()}, ID: "s1", Lease: 2 * time.Second})
+	t.Cleanup(func() { s.Stop("test over") })
+	e.load("w", "a:\n  run: {type: exec, command: [\"sleep\", \"60\"]}\n")
+	run, _ := s.Trigger(ctx, "w", scheduler.TriggerRequest{})
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(200 * time.Millisecond):
+				s.Tick(ctx, time.Now())
+			}
+		}
+	}()
+	s.Tick(ctx, time.Now())
+	time.Sleep(100 * time.Millisecond)
+	s.Wait()
+	close(done)
+	// Stopped within three quarters of the lease (1.5s), plus the kill and a tick or two.
+	if took := time.Since(start); took > 2*time.Second+time.Second {
+		t.Errorf("the run went on for %s without a lease renewal", took)
+	}
+	r, _ := s.GetRun(ctx, "w", run.ID)
+	if len(r.Attempts) != 1 || !strings.Contains(r.Attempts[0].Error, "could not renew its lease") {
+		t.Errorf("run %s, attempts %+v: want the attempt stopped because the lease could not be renewed", r.State, r.Attempts)
 	}
 }

@@ -1,22 +1,26 @@
 -- end.lua: closes or fails a batch (SPEC.md "close", "fail").
 -- KEYS[1] state, KEYS[2] history, KEYS[3] events
 -- ARGV[1] now (µs), ARGV[2] events kept, ARGV[3] pub/sub channel, ARGV[4] workflow,
--- ARGV[5] the new status (success or failed), ARGV[6] strict '1'/'0' (only open jobs),
--- ARGV[7] expected batch id or '', ARGV[8] run metadata as compact JSON or '', ARGV[9..] jobs (none: all)
--- Result: commit(), the entry holding each job's ended runtime record; or ENOTFOUND, ECONFLICT (a
--- job not open when strict, or in another batch). A job ending a backfill gets its regular state
--- back from its stash; the entry holds the backfill's ended record.
+-- ARGV[5] the new status (success or failed), ARGV[6] what to do with a job that is not open: '1'
+-- a conflict (v1), '0' skip it, and a job open in an older batch than the workflow's current one
+-- (the original routes: a late close never flips a result), 'f' end it all the same (an
+-- operator's forced correction), ARGV[7] expected batch id or '', ARGV[8] run metadata as compact
+-- JSON or '', ARGV[9..] jobs (none: all)
+-- Result: commit(), the entry holding each job's ended runtime record; or, when '0' leaves no job
+-- to end, {'', {}, the state} and nothing is written; or ENOTFOUND, ECONFLICT (a job not open
+-- when '1', or in another batch). A job ending a backfill gets its regular state back from its
+-- stash; the entry holds the backfill's ended record.
 local s = hgetall(KEYS[1])
 local wf = ARGV[4]
 if not s.jobs then return not_loaded(wf) end
 local now, status, strict, want, metadata = tonumber(ARGV[1]), ARGV[5], ARGV[6] == '1', ARGV[7], ARGV[8]
+local open_only = ARGV[6] == '0'
 local all = words(s.jobs)
-local jobs, unknown = scope(all, 9)
-if not jobs then return fail('ENOTFOUND', 'job ' .. unknown .. ' is not in workflow ' .. wf) end
-local runs = {}
-for i, job in ipairs(jobs) do
+local named, unknown = scope(all, 9)
+if not named then return fail('ENOTFOUND', 'job ' .. unknown .. ' is not in workflow ' .. wf) end
+local jobs, runs = {}, {}
+for _, job in ipairs(named) do
   local r = parse_run(s['run:' .. job])
-  runs[i] = r
   if strict and r.status ~= 'open' then
     local st = 'none'
     if r.status ~= '-' then st = '"' .. r.status .. '"' end
@@ -25,7 +29,19 @@ for i, job in ipairs(jobs) do
   if want ~= '' and r.id ~= want then
     return fail('ECONFLICT', 'job ' .. job .. ' is in batch ' .. (r.id ~= '-' and r.id or 'none') .. ', not ' .. want)
   end
-  now = not_before(now, r)
+  if not open_only or (r.status == 'open' and r.id == s.last_batch_id) then
+    jobs[#jobs + 1] = job
+    runs[#runs + 1] = r
+    now = not_before(now, r)
+  end
+end
+if #jobs == 0 then
+  local flat = {}
+  for k, v in pairs(s) do
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+  end
+  return {'', {}, flat}
 end
 local nows = us(now)
 local list = table.concat(jobs, ' ')

@@ -1,5 +1,5 @@
 -- load.lua: stores a workflow's configuration.
--- KEYS[1] state, KEYS[2] events
+-- KEYS[1] state, KEYS[2] events, KEYS[3] history
 -- ARGV[1] now (µs), ARGV[2] events kept, ARGV[3] pub/sub channel, ARGV[4] workflow,
 -- ARGV[5] reset '1'/'0', ARGV[6] exclusive '1'/'0', ARGV[7] the job names, space-separated, in
 -- file order, ARGV[8] the workflow settings as JSON, ARGV[9] loaded_at (RFC 3339), ARGV[10] the
@@ -7,7 +7,9 @@
 -- gives, configured fields (cfg), window parameters (win).
 -- The runtime fields the file gives are set only where the job has none yet (unless reset), the
 -- configured fields replace the job's, and jobs no longer in the file are removed (history keeps
--- them). Result: commit(), the entry x "load <time> <jobs> <reset 1|0>".
+-- them). A job removed (or reset) while open is ended in its batch's history as abandoned, with
+-- metadata {"reason": ...}: otherwise that batch would show it open forever.
+-- Result: commit(), the entry x "load <time> <jobs> <reset 1|0>".
 local s = hgetall(KEYS[1])
 local wf, reset = ARGV[4], ARGV[5] == '1'
 local keep = {}
@@ -16,9 +18,17 @@ for i = 11, #ARGV, 4 do
   keep[ARGV[i]] = true
   njobs = njobs + 1
 end
-local gone = {}
+local gone, ended = {}, {}
 for _, j in ipairs(words(s.jobs)) do
   if reset or not keep[j] then
+    local r = parse_run(s['run:' .. j])
+    if r.status == 'open' and r.id ~= '-' and redis.call('HEXISTS', KEYS[3], r.id) == 1 then
+      local why = 'removed from the workflow by a reload'
+      if keep[j] then why = 'reset by a reload' end
+      ended[#ended + 1] = r.id .. ':' .. j
+      ended[#ended + 1] = 'abandoned ' .. r.id .. ' ' .. r.from .. ' ' .. r.to .. ' ' .. r.start .. ' ' ..
+        us(not_before(tonumber(ARGV[1]), r)) .. ' ' .. r.bf .. ' {"reason":"' .. why .. '"}\n' .. (s['cfg:' .. j] or '{}')
+    end
     for _, f in ipairs({'run:', 'cfg:', 'win:', 'stash:'}) do
       if s[f .. j] then
         gone[#gone + 1] = f .. j
@@ -51,6 +61,7 @@ for i = 11, #ARGV, 4 do
   end
 end
 if #gone > 0 then hdel(KEYS[1], gone) end
+if #ended > 0 then hset(KEYS[3], ended) end
 local flag = '0'
 if reset then flag = '1' end
 local fields = {'x', 'load ' .. ARGV[1] .. ' ' .. njobs .. ' ' .. flag}

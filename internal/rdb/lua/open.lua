@@ -5,7 +5,8 @@
 -- ARGV[8] backfill from (µs) or '', ARGV[9] backfill to (µs) or '', ARGV[10..] jobs (none: all)
 -- Result: commit(), the entry holding each job's new runtime record and, for an open batch this
 -- open abandoned, its id; or ENOTFOUND (workflow, job), ECONFLICT (an open job of an exclusive workflow, or in a
--- backfill), ETZ (the zone table is needed: call again with it).
+-- backfill), ETZ (the zone table is needed: call again with it), EWINDOW "<job> <from µs> <to µs>"
+-- (a job's window would start after it ends: a from_date in the future; the store words it).
 local s = hgetall(KEYS[1])
 local wf = ARGV[5]
 if not s.jobs then return not_loaded(wf) end
@@ -112,6 +113,12 @@ for i, job in ipairs(jobs) do
       from = midnight(from)
     end
     froms[i] = from
+  end
+end
+
+if not bf_from then
+  for i, job in ipairs(jobs) do
+    if froms[i] > now then return fail('EWINDOW', job .. ' ' .. us(froms[i]) .. ' ' .. us(now)) end
   end
 end
 
