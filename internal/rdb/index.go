@@ -89,6 +89,12 @@ func (s *Store) RebuildIndex(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The counter of the index of changes never goes back, or a scheduler's leader that read up to
+	// a higher number would miss changes: a counter lost (its keys deleted to repair the index)
+	// starts again from the clock in µs, above any count it held.
+	if err := s.idx.SetNX(ctx, s.keys.IndexSeq(), s.now(), 0).Err(); err != nil {
+		return 0, storeError("rdb.RebuildIndex", err)
+	}
 	n := 0
 	for _, wf := range names {
 		err := s.reindex(ctx, wf)
