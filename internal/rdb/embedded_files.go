@@ -416,7 +416,8 @@ func (e *Embedded) recover(repair bool) error {
 		return e.convertV1(marker)
 	case len(snaps) == 0 && len(wals) == 0 && len(marker) > 0:
 		return fmt.Errorf("rdb: data file %s names snapshot and journal files beside it (%s.*.snap, .wal) and there are none: were they moved or deleted? Start from your last export (batchy import) with a new --data-file", f.path, filepath.Base(f.base))
-	case len(snaps) == 0 && len(wals) == 0:
+	case len(snaps) == 0 && len(marker) == 0:
+		// New, or the first start died before its first snapshot: nothing was acknowledged.
 		return e.create()
 	case len(snaps) == 0:
 		return fmt.Errorf("rdb: data file %s has journals but no snapshot beside it: start from your last export (batchy import) with a new --data-file", f.path)
