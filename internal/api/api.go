@@ -95,6 +95,7 @@ type Server struct {
 	waits     waitCounter
 	closeOne  sync.Once
 	never     config.Unloaded // the configuration files never loaded, for GET /v1/workflows
+	recheck   recheck         // wakes every wait at once, every recheckEvery
 }
 
 // New returns a Server with every route registered.

@@ -24,7 +24,10 @@ const (
 	// MaxWaitTargets bounds the targets of one wait.
 	MaxWaitTargets = 100
 	// recheckEvery re-reads the state even without a notification: a safety net that bounds the
-	// delay should a notification ever be lost, at the cost of one read per waiter and period.
+	// delay should a notification ever be lost. Every wait rechecks at the same moment (one
+	// ticker for the server, not one per wait), so that the waits of a workflow share one read
+	// and one answer: a thousand parked waits cost one read per workflow and period, not a
+	// thousand.
 	recheckEvery = 10 * time.Second
 )
 
@@ -74,14 +77,14 @@ func (s *Server) wait(c *gin.Context) error {
 	}
 	defer release()
 
+	s.recheck.start(s.closing)
 	// Watch before the first read, so that a change in between still wakes this wait.
 	w := s.opts.Hub.Watch(q.workflows...)
 	defer w.Stop()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	recheck := time.NewTicker(recheckEvery)
-	defer recheck.Stop()
 	for {
+		recheck := s.recheck.next()
 		a, err := s.answer(c.Request.Context(), q)
 		if err != nil {
 			if c.Request.Context().Err() != nil {
@@ -98,7 +101,7 @@ func (s *Server) wait(c *gin.Context) error {
 		}
 		select {
 		case <-w.C:
-		case <-recheck.C:
+		case <-recheck:
 		case <-deadline.C:
 			a.write(c)
 			return nil
@@ -108,6 +111,50 @@ func (s *Server) wait(c *gin.Context) error {
 			return batch.Errorf(batch.EUNAVAILABLE, "the server is shutting down: ask again")
 		}
 	}
+}
+
+// recheck wakes every wait of the server at once, every recheckEvery: a channel closed and
+// replaced at each period. Its ticker starts with the first wait and stops with the server.
+type recheck struct {
+	every time.Duration // zero means recheckEvery
+	once  sync.Once
+	mu    sync.Mutex
+	c     chan struct{}
+}
+
+// next returns the channel the next recheck closes.
+func (r *recheck) next() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c
+}
+
+// start runs the ticker until stop is closed (once, whatever the number of calls).
+func (r *recheck) start(stop <-chan struct{}) {
+	r.once.Do(func() {
+		r.mu.Lock()
+		r.c = make(chan struct{})
+		r.mu.Unlock()
+		go func() {
+			every := r.every
+			if every <= 0 {
+				every = recheckEvery
+			}
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					r.mu.Lock()
+					close(r.c)
+					r.c = make(chan struct{})
+					r.mu.Unlock()
+				}
+			}
+		}()
+	})
 }
 
 // waitQuery is what a wait asks: its targets' readiness since a time.
