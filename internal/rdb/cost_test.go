@@ -73,18 +73,25 @@ func TestTransitionCost(t *testing.T) {
 		// without copies (the scripts) and by f (apply.lua).
 		cold := rdb.New(client, rdb.Options{Now: f.clock.Now})
 		cold.Open(ctx, wf.name, batch.OpenRequest{})
-		rdb.New(client, rdb.Options{Now: f.clock.Now}).End(ctx, wf.name, batch.EndRequest{Status: batch.StatusSuccess})
+		rdb.FlushIndex(ctx, cold)
+		cold = rdb.New(client, rdb.Options{Now: f.clock.Now})
+		cold.End(ctx, wf.name, batch.EndRequest{Status: batch.StatusSuccess})
+		rdb.FlushIndex(ctx, cold)
 		f.store.State(ctx, wf.name)
 		f.store.Open(ctx, wf.name, batch.OpenRequest{})
+		rdb.FlushIndex(ctx, f.store)
 		step := func(name string, want map[string]int, do func() error) {
 			t.Helper()
 			f.clock.t = f.clock.t.Add(time.Minute)
+			rdb.FlushIndex(ctx, f.store) // the index writes of the changes before this one
 			if err := client.ConfigResetStat(ctx).Err(); err != nil {
 				t.Fatal(err)
 			}
 			if err := do(); err != nil {
 				t.Fatalf("%s %s: %v", wf.name, name, err)
 			}
+			// The index write a lone transition gets, 10 ms later (indexer.go), made now.
+			rdb.FlushIndex(ctx, f.store)
 			got := commandCalls(t, f)
 			delete(got, "config|resetstat")
 			delete(got, "info")
@@ -219,4 +226,33 @@ func TestEventIDsInsideAnEntry(t *testing.T) {
 			t.Errorf("abandon of b: %+v", got)
 		}
 	})
+}
+
+// TestIndexWritesCoalesced: the changes of a workflow made within the indexer's delay share one
+// index write, of the latest state; the index then shows it, and this process reads its own
+// changes at once.
+func TestIndexWritesCoalesced(t *testing.T) {
+	srv := rdbtest.StartRedis(t)
+	client := srv.Client(t)
+	s := rdb.New(client, rdb.Options{})
+	f := &fixture{store: s, client: client}
+	f.load(t, "w", "a: {}\nb: {}\n", false)
+	rdb.FlushIndex(ctx, s)
+	if err := client.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		s.Open(ctx, "w", batch.OpenRequest{})
+		s.End(ctx, "w", batch.EndRequest{Status: batch.StatusSuccess})
+	}
+	page, err := s.Summaries(ctx, batch.SummaryQuery{})
+	if err != nil || len(page.Summaries) != 1 || page.Summaries[0].Status != batch.StatusSuccess {
+		t.Fatalf("summaries right after the changes: %+v (%v)", page, err)
+	}
+	got := commandCalls(t, f)
+	// 20 transitions: 20 EVALSHA of apply.lua, and the index written once or twice (a write may
+	// start while the changes are still being made), not 20 times.
+	if n := got["evalsha"] - 20; n < 1 || n > 3 {
+		t.Errorf("index writes for 20 changes within a few ms: %d (calls %v)", n, got)
+	}
 }

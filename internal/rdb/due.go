@@ -41,6 +41,7 @@ type DueEntry struct {
 
 // Due returns the workflows due at now (at most limit; all of the index when now is Never).
 func (s *SchedulerStore) Due(ctx context.Context, now time.Time, limit int) ([]DueEntry, error) {
+	s.flushIndex(ctx)
 	zs, err := s.idx.ZRangeByScoreWithScores(ctx, s.keys.Due(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(ms(now), 10), Count: int64(limit)}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("rdb.Due: %w", err)
@@ -92,6 +93,7 @@ type WorkflowChange struct {
 // ChangedSince returns the workflows whose last end or load is scored after since (a sequence
 // number; math.MinInt64 for all), oldest first.
 func (s *SchedulerStore) ChangedSince(ctx context.Context, since int64) ([]WorkflowChange, error) {
+	s.flushIndex(ctx)
 	min := "(" + strconv.FormatInt(since, 10)
 	if since == math.MinInt64 {
 		min = "-inf"

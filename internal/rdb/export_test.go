@@ -1,5 +1,7 @@
 package rdb
 
+import "context"
+
 // ScriptApply is apply.lua, for the tests that call it directly.
 var ScriptApply = scriptApply
 
@@ -19,3 +21,6 @@ func SetCompactAfter(t interface{ Cleanup(func()) }, n int64) {
 	compactAfter = n
 	t.Cleanup(func() { compactAfter = old })
 }
+
+// FlushIndex writes s's coalesced index writes now (indexer.go).
+func FlushIndex(ctx context.Context, s *Store) { s.ix.flush(ctx) }

@@ -18,7 +18,8 @@ import (
 //
 // On a Redis Cluster a script may only touch the keys of one slot, and a workflow's keys are in
 // its own ({wf}): a transition's script cannot write the index. So the store writes it right after
-// each change, from the state the change's script returned (lua/index.lua, one round trip), and the
+// each change, from the state the change's script returned (lua/index.lua, one round trip; the
+// changes of a workflow within 10 ms share one write: indexer.go), and the
 // index is derived data, repairable at any time from the workflows' states: RebuildIndex (run when
 // batchy serve starts) writes it again from them, and the next change of a workflow rewrites its
 // entry. A batchy that dies between a change and its index write leaves that one entry stale
@@ -39,15 +40,22 @@ func (s *Store) indexKeys() []string {
 // own after:). The change has happened whatever this does: an error here leaves the entry to the
 // next change or to RebuildIndex, and is returned only to RebuildIndex.
 func (s *Store) index(ctx context.Context, st *batch.State, rev string, load, wake bool) error {
-	sum := batch.Summarize(st)
+	s.ix.add(st, rev, load, wake)
+	return nil
+}
+
+// writeIndex runs index.lua for a workflow's entry (see index).
+func (s *Store) writeIndex(ctx context.Context, p *pendingIndex) error {
+	sum := batch.Summarize(p.st)
 	b, err := json.Marshal(sum)
 	if err != nil {
 		return err
 	}
+	rev := p.rev
 	if rev == "" {
 		rev = "0-0"
 	}
-	return scriptIndex.Run(ctx, s.idx, s.indexKeys(), st.Workflow, string(sum.Status), rev, b, flag(wake || load), flag(load)).Err()
+	return scriptIndex.Run(ctx, s.idx, s.indexKeys(), p.st.Workflow, string(sum.Status), rev, b, flag(p.wake || p.load), flag(p.load)).Err()
 }
 
 // reindex writes a workflow's entry again from its state (ENOTFOUND when it is not loaded).
@@ -64,7 +72,7 @@ func (s *Store) reindex(ctx context.Context, wf string) error {
 		return err
 	}
 	rev, _, _ := strings.Cut(h["rev"], " ") // "<entry ID> <writer's µs>"
-	if err := s.index(ctx, st, rev, true, true); err != nil {
+	if err := s.writeIndex(ctx, &pendingIndex{st: st, rev: rev, load: true, wake: true}); err != nil {
 		return storeError("rdb.RebuildIndex", err)
 	}
 	return nil
@@ -112,6 +120,7 @@ func (s *Store) RebuildIndex(ctx context.Context) (int, error) {
 // Summaries returns a page of the workflows' summaries, sorted by name: two Redis calls whatever
 // the number of workflows.
 func (s *Store) Summaries(ctx context.Context, q batch.SummaryQuery) (*batch.SummaryPage, error) {
+	s.ix.flush(ctx) // this process's own changes first
 	if q.Limit <= 0 {
 		q.Limit = 50
 	}
@@ -172,6 +181,7 @@ func (s *Store) Summaries(ctx context.Context, q batch.SummaryQuery) (*batch.Sum
 
 // Loaded reports, for each name, whether it is a loaded workflow: one call.
 func (s *Store) Loaded(ctx context.Context, names []string) ([]bool, error) {
+	s.ix.flush(ctx) // this process's own changes first
 	if len(names) == 0 {
 		return nil, nil
 	}
@@ -189,6 +199,7 @@ func (s *Store) Loaded(ctx context.Context, names []string) ([]bool, error) {
 // AllSummaries returns every workflow's summary, in no order: one Redis call, for the few readers
 // that need them all (alerts, metrics), whose cost is then that of the summaries alone.
 func (s *Store) AllSummaries(ctx context.Context) ([]batch.Summary, error) {
+	s.ix.flush(ctx) // this process's own changes first
 	all, err := s.idx.HGetAll(ctx, s.keys.Summaries()).Result()
 	if err != nil {
 		return nil, storeError("rdb.AllSummaries", err)
@@ -207,6 +218,7 @@ func (s *Store) AllSummaries(ctx context.Context) ([]batch.Summary, error) {
 // StatusCounts returns how many workflows of the installation have each overall status, and how
 // many there are: one round trip of a count per status, whatever the number of workflows.
 func (s *Store) StatusCounts(ctx context.Context) (map[batch.Status]int, int, error) {
+	s.ix.flush(ctx) // this process's own changes first
 	pipe := s.idx.Pipeline()
 	counts := make([]*redis.IntCmd, len(batch.Statuses))
 	for i, st := range batch.Statuses {

@@ -61,6 +61,7 @@ type SchedulerStore struct {
 	client redis.UniversalClient
 	idx    redis.UniversalClient // the due index and the index of changes (Store.idx)
 	keys   Keys
+	ix     *indexer // the store's index writes to come, written before the index is read; nil: none
 }
 
 // NewSchedulerStore returns the scheduler's state on client, under keys.
@@ -70,7 +71,7 @@ func NewSchedulerStore(client Client, keys Keys) *SchedulerStore {
 
 // Scheduler returns the scheduler's state on the store's Redis.
 func (s *Store) Scheduler() *SchedulerStore {
-	return &SchedulerStore{client: s.client, idx: s.idx, keys: s.keys}
+	return &SchedulerStore{client: s.client, idx: s.idx, keys: s.keys, ix: s.ix}
 }
 
 // RunRecord is one run as the scheduler's state holds it.
@@ -311,4 +312,12 @@ func (s *SchedulerStore) RunIDs(ctx context.Context, wf string, limit int) ([]st
 		return nil, fmt.Errorf("rdb.RunIDs: %w", err)
 	}
 	return ids, nil
+}
+
+// flushIndex writes the store's index writes to come, so that a read of the index sees this
+// process's changes.
+func (s *SchedulerStore) flushIndex(ctx context.Context) {
+	if s.ix != nil {
+		s.ix.flush(ctx)
+	}
 }

@@ -47,6 +47,7 @@ type Store struct {
 	// idx writes and reads the installation-wide index (index.go): the client, or the embedded
 	// store's unjournaled one.
 	idx   redis.UniversalClient
+	ix    *indexer // coalesces the index writes of changes (indexer.go)
 	keys  Keys
 	opts  Options
 	codec codec
@@ -83,8 +84,10 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		// it out of its journal (its raw client), so that a change costs no second fsync.
 		idx = opts.Embedded.raw
 	}
-	return &Store{client: client, idx: idx, keys: Keys{Prefix: opts.Prefix}, opts: opts, codec: newCodec(), copies: newStateCopies(),
+	s := &Store{client: client, idx: idx, keys: Keys{Prefix: opts.Prefix}, opts: opts, codec: newCodec(), copies: newStateCopies(),
 		tzName: opts.Location.String() + "#" + strconv.FormatUint(uint64(fnv32(table)), 16), tzTable: table}
+	s.ix = newIndexer(s.writeIndex)
+	return s
 }
 
 // Keys returns the key builder, for tests and troubleshooting tools.
