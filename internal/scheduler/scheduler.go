@@ -145,7 +145,9 @@ type Scheduler struct {
 	schedules map[string]cron.Schedule
 	wg        sync.WaitGroup
 
-	// The leader's view of the due index, kept by Tick (one tick at a time): scanned is true once
+	// tickMu makes ticks one at a time, whoever calls Tick.
+	tickMu sync.Mutex
+	// The leader's view of the due index, kept by Tick (under tickMu): scanned is true once
 	// a tick as leader looked at every workflow; changesSeen is the sequence number of the latest
 	// change read from the index of changes; dependents maps an upstream workflow to the
 	// workflows with after: on it, upstream the reverse.
@@ -277,6 +279,8 @@ func (s *Scheduler) Wait() { s.wg.Wait() }
 // of workflows (TestIdleTickCost). The first tick after it becomes the leader looks at every
 // workflow once, to learn the after: dependencies and repair the index.
 func (s *Scheduler) Tick(ctx context.Context, now time.Time) error {
+	s.tickMu.Lock()
+	defer s.tickMu.Unlock()
 	s.renewOwn(ctx, now)
 	leader, err := s.state.lease(ctx, s.opts.ID, now, s.opts.Lease)
 	s.mu.Lock()
