@@ -109,6 +109,9 @@ func exportLine(name, value string) string {
 	var f strings.Builder
 	for i, r := range value {
 		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(value[i:], "\uFFFD"):
+			// A byte that is not UTF-8: written as it is (range reads it as U+FFFD).
+			f.WriteString(fmt.Sprintf("\\%03o", value[i]))
 		case isControl(r) || i == 0 && r == '-': // a leading - would read as an option of printf
 			var buf [4]byte
 			for _, c := range buf[:utf8.EncodeRune(buf[:], r)] {
