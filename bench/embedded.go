@@ -104,6 +104,9 @@ func embeddedHistory(ctx context.Context, cfg benchConfig, hc *http.Client, bin,
 	if err != nil {
 		return out, err
 	}
+	// A first round, not kept: the server has just loaded the snapshot (its first garbage
+	// collections mark the whole history), which is a start's cost, not the rate with history.
+	httpSuite(ctx, cfg, []int{targetConc}, "embedded-history-warmup", hc, base, ep.pid(), nil, nil, logf, opPair)
 	rs := httpSuite(ctx, cfg, []int{targetConc}, "embedded-history", hc, base, ep.pid(), nil, nil, logf, opPair)
 	ep.stop()
 	if r, ok := find(rs, "http-embedded-history/original", opPair, targetConc); ok {
