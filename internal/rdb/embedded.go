@@ -70,6 +70,8 @@ type Embedded struct {
 	compacting bool
 	closed     bool
 	compactWG  sync.WaitGroup
+	stopTTL    chan struct{} // closed by Close: expireEvery stops
+	stopOnce   sync.Once
 
 	issued  atomic.Uint64 // seq of the last write started
 	durable atomic.Uint64 // seq of the last write on disk
@@ -117,8 +119,8 @@ func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 	}
 	e := &Embedded{srv: miniredis.NewMiniRedis(), log: opts.Logger, scripts: map[string]string{}, lastEntry: map[string]string{}}
 	e.cond = sync.NewCond(&e.mu)
-	// TTLs (the alert marks') run on the clock each write sets, so a replay expires the same keys.
-	e.srv.ClockTTL(true)
+	// TTLs (the alert marks' only) do not run on miniredis's clock: with ClockTTL every command
+	// after a clock change walks and sorts every key. expireEvery moves them along instead.
 	e.srv.SetTime(time.Now())
 	if err := e.srv.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("rdb.StartEmbedded: %w", err)
@@ -143,7 +145,51 @@ func OpenEmbedded(path string, opts EmbeddedOptions) (*Embedded, error) {
 	if e.files != nil {
 		e.client.AddHook(journalHook{e})
 	}
+	e.stopTTL = make(chan struct{})
+	go e.expireEvery(ttlEvery)
 	return e, nil
+}
+
+// ttlEvery is how often keys with a TTL are expired.
+const ttlEvery = time.Minute
+
+// expireEvery moves the TTLs of keys along by the time passed, every so often (a walk of every
+// key: miniredis's FastForward), journaled so that a replay expires the same keys at the same
+// point.
+func (e *Embedded) expireEvery(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-e.stopTTL:
+			return
+		case now := <-t.C:
+			e.expireBy(now.Sub(last))
+			last = now
+		}
+	}
+}
+
+// expireBy moves the TTLs along by d, journaled.
+func (e *Embedded) expireBy(d time.Duration) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if e.broken != nil {
+		return
+	}
+	e.srv.FastForward(d)
+	if e.files == nil {
+		return
+	}
+	seq := e.issued.Add(1)
+	w := payloadWriter{recExpire}
+	w.uint(seq)
+	w.int(int64(d))
+	e.mu.Lock()
+	e.buf = appendFrame(e.buf, w)
+	e.appended = seq
+	e.mu.Unlock()
 }
 
 // Client returns a client connected to the embedded server.
@@ -160,6 +206,7 @@ func (e *Embedded) Path() string {
 // Close writes a snapshot (so that the next start replays nothing), stops the server and releases
 // the data file.
 func (e *Embedded) Close() error {
+	e.stopOnce.Do(func() { close(e.stopTTL) })
 	var err error
 	if e.files != nil {
 		e.mu.Lock()

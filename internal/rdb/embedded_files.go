@@ -364,13 +364,16 @@ func (e *Embedded) replay(name string, seq uint64, limit int64) (last uint64, va
 				return seq, at, damage("script: " + err.Error())
 			}
 			e.learnScript([]string{"script", "load", src})
-		case kind == recNoop || kind == recCmds:
+		case kind == recNoop || kind == recCmds || kind == recExpire:
 			s := r.uint()
 			if s <= seq {
 				break // in the snapshot already
 			}
 			if s != seq+1 {
 				return seq, at, damage(fmt.Sprintf("record %d follows record %d", s, seq))
+			}
+			if kind == recExpire {
+				e.srv.FastForward(time.Duration(r.int()))
 			}
 			if kind == recCmds {
 				e.srv.SetTime(time.Unix(0, r.int()))

@@ -18,6 +18,7 @@ const (
 	recScript  = 's' // a script's source, declared so that the EVALSHAs after it replay
 	recCmds    = 'c' // seq, unix nanoseconds, the commands (each its arguments)
 	recNoop    = 'n' // seq: a write that changed nothing (keeps the numbering contiguous)
+	recExpire  = 'x' // seq, nanoseconds: the TTLs moved along by that much (expireEvery)
 	recSnap    = 'S' // snapshot: "batchy-snapshot", version, gen, seq it covers, unix nanoseconds
 	recKey     = 'k' // snapshot: key, type, TTL (ms, 0 none), values
 	recSnapEnd = 'e' // snapshot: number of keys; a snapshot without it is incomplete

@@ -358,3 +358,23 @@ func TestEmbeddedMaxJobs(t *testing.T) {
 	}
 	env.cycles(t, 2)
 }
+
+// TestEmbeddedTTL: keys with a TTL (the alert marks) expire as time passes, and a restart
+// expires the same ones (the expiry is journaled).
+func TestEmbeddedTTL(t *testing.T) {
+	env := mustEmbedded(t, filepath.Join(t.TempDir(), "batchy.json"))
+	c := env.e.Client()
+	c.Set(ctx, "batchy:{w}:alert:a", "x", time.Minute)
+	c.Set(ctx, "batchy:{w}:alert:b", "x", time.Hour)
+	rdb.ExpireBy(env.e, 2*time.Minute)
+	c.Set(ctx, "batchy:{w}:alert:c", "x", time.Minute) // a write after: the expiry is journaled before it
+	for _, s := range []*embeddedEnv{env, mustEmbedded(t, crashCopy(t, env.path))} {
+		n, err := s.e.Client().Exists(ctx, "batchy:{w}:alert:a", "batchy:{w}:alert:b", "batchy:{w}:alert:c").Result()
+		if err != nil || n != 2 {
+			t.Errorf("keys left after the first one's TTL passed: %d (%v), want 2", n, err)
+		}
+		if s.e.Client().Exists(ctx, "batchy:{w}:alert:a").Val() != 0 {
+			t.Errorf("the expired key is still there")
+		}
+	}
+}

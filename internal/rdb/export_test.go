@@ -1,6 +1,9 @@
 package rdb
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ScriptApply is apply.lua, for the tests that call it directly.
 var ScriptApply = scriptApply
@@ -24,3 +27,6 @@ func SetCompactAfter(t interface{ Cleanup(func()) }, n int64) {
 
 // FlushIndex writes s's coalesced index writes now (indexer.go).
 func FlushIndex(ctx context.Context, s *Store) { s.ix.flush(ctx) }
+
+// ExpireBy moves the embedded store's TTLs along by d now (what expireEvery does every minute).
+func ExpireBy(e *Embedded, d time.Duration) { e.expireBy(d) }
