@@ -285,8 +285,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer flushSinks()
 	recording := event.RecordingStore{Store: store, Bus: bus}
 
+	var m *metrics.Metrics
+	if cfg.metrics {
+		m = metrics.New()
+		bus.Observe(m.Observe)
+	}
 	notifiers := cfg.alertNotifiers()
-	alerter := alert.New(alert.Options{Store: store, Marker: store, Notifiers: notifiers, Events: bus, Location: loc, Logger: log})
+	alerter := alert.New(alert.Options{Store: store, Marker: store, Notifiers: notifiers, Events: bus, Location: loc, Logger: log, Counter: m})
 	bus.Observe(alerter.Observe)
 	for _, n := range notifiers {
 		log.Info("alert notifier", "notifier", n.String())
@@ -317,11 +322,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Info("scheduler on", "replica", sch.ID())
 	}
 
-	var m *metrics.Metrics
-	if cfg.metrics {
-		m = metrics.New()
-		bus.Observe(m.Observe)
-	}
 	limits := config.Limits{MaxBytes: cfg.maxConfigBytes}
 	srv := api.New(api.Options{
 		Store:     recording,

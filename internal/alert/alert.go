@@ -8,6 +8,8 @@ package alert
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -120,12 +122,40 @@ func (w *Webhook) Notify(ctx context.Context, a Alert) error {
 	return nil
 }
 
-// Marker records that alerts were sent, across replicas (rdb.Store).
+// Marker makes each alert go out once across replicas (rdb.Store): a replica claims an alert for
+// a lease before delivering it, renews the claim while it retries, and settles it once delivered
+// or given up. A replica that dies mid-delivery stops renewing; its claim expires and another
+// replica's retry scan (Retry) claims the alert again from its stored body.
 type Marker interface {
-	// MarkAlerts marks keys of a workflow's alerts as sent (keys[i] at at[i]), for ttl, in one
-	// round trip; first[i] is true for the first caller of keys[i] only, whichever replica it runs
-	// on. A key that could not be marked is reported in errs[i].
-	MarkAlerts(ctx context.Context, wf string, keys []string, at []time.Time, ttl time.Duration) (first []bool, errs []error)
+	// ClaimAlerts claims keys of a workflow's alerts (bodies[i] the alert of keys[i]) for holder,
+	// for lease, in one round trip: claimed[i] is true for the first caller of keys[i] only,
+	// whichever replica it runs on. A key that could not be claimed is reported in errs[i].
+	ClaimAlerts(ctx context.Context, wf string, keys []string, bodies [][]byte, holder string, lease time.Duration) (claimed []bool, errs []error)
+	// RenewAlert extends holder's claim; false when holder no longer holds it.
+	RenewAlert(ctx context.Context, wf, key, holder string, lease time.Duration) (bool, error)
+	// SettleAlert marks an alert sent (or given up, sent false) for ttl.
+	SettleAlert(ctx context.Context, wf, key string, sent bool, at time.Time, ttl time.Duration) error
+	// ReclaimAlerts claims for holder the pending alerts whose claims expired, of at most limit
+	// workflows, and calls claimed for each.
+	ReclaimAlerts(ctx context.Context, holder string, lease time.Duration, now time.Time, limit int, claimed func(wf, key string, body []byte)) error
+}
+
+// Counter counts deliveries (internal/metrics.Metrics); nil counts nothing.
+type Counter interface {
+	// AlertDelivery counts one delivery attempt to a notifier, successful or not.
+	AlertDelivery(notifier string, ok bool)
+	// AlertGivenUp counts an alert given up after its retry window.
+	AlertGivenUp(workflow, condition string)
+}
+
+// Retry is how long and how often an alert's delivery is retried.
+type Retry struct {
+	// First is the wait after the first failed try; zero means 5 seconds. Each next wait doubles.
+	First time.Duration
+	// Max caps a wait; zero means 10 minutes.
+	Max time.Duration
+	// Window is how long after the alert was raised its delivery is given up; zero means 6 hours.
+	Window time.Duration
 }
 
 // Options configure an Alerter.
@@ -139,14 +169,25 @@ type Options struct {
 	// Location is the default time zone of deadlines; nil means UTC.
 	Location *time.Location
 	// Now is the clock; nil means time.Now.
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now func() time.Time
+	// ID names this replica in its claims; empty means a random id.
+	ID string
+	// Lease is how long a claim on an alert lasts unless renewed (every third of it): how long an
+	// alert waits when its replica dies mid-delivery. Zero means one minute.
+	Lease time.Duration
+	// Retry is the delivery's retry policy; the zero value retries for 6 hours, waits capped at
+	// 10 minutes.
+	Retry Retry
+	// Counter counts deliveries; nil counts nothing.
+	Counter Counter
+	Logger  *slog.Logger
 }
 
 // Alerter raises alerts from events (failures) and from periodic checks (deadlines, long-open
 // batches).
 type Alerter struct {
 	opts Options
+	wg   sync.WaitGroup // deliveries in progress
 }
 
 // New returns an alerter. Register Observe on the event bus and call Run for the periodic checks.
@@ -159,6 +200,23 @@ func New(opts Options) *Alerter {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.ID == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		opts.ID = hex.EncodeToString(b[:])
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = time.Minute
+	}
+	if opts.Retry.First <= 0 {
+		opts.Retry.First = 5 * time.Second
+	}
+	if opts.Retry.Max <= 0 {
+		opts.Retry.Max = 10 * time.Minute
+	}
+	if opts.Retry.Window <= 0 {
+		opts.Retry.Window = 6 * time.Hour
 	}
 	return &Alerter{opts: opts}
 }
@@ -222,16 +280,21 @@ type keyedAlert struct {
 	key string
 }
 
-// Raise sends an alert unless one with the same key was sent.
+// Raise sends an alert, in the background, unless one with the same key was claimed or sent; it
+// reports whether this call claimed it.
 func (a *Alerter) Raise(ctx context.Context, al Alert, key string) bool {
 	return a.raise(ctx, []keyedAlert{{al, key}}) == 1
 }
 
-// raise sends the alerts not sent before and returns how many it sent. They are marked in Redis
-// in one round trip and recorded as events in one more, however many they are: a failed batch
-// raises one alert per job, each of which would otherwise cost two round trips of its own.
+// markTTL is how long a settled alert's mark is kept: raising it again within it sends nothing.
+const markTTL = 8 * 24 * time.Hour
+
+// raise claims the alerts not claimed or sent before, records them as events, delivers them and
+// returns how many it claimed. They are claimed in Redis in one round trip and recorded as events
+// in one more, however many they are. Each is delivered in the background, on its own: one's
+// retries, which may last hours, delay neither the others nor the caller (the periodic checks).
 func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
-	// The alerts of one call are nearly always of one workflow (a failed batch's jobs): marked
+	// The alerts of one call are nearly always of one workflow (a failed batch's jobs): claimed
 	// together.
 	byWorkflow := map[string][]int{}
 	for i := range alerts {
@@ -245,25 +308,26 @@ func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
 	errs := make([]error, len(alerts))
 	for wf, idx := range byWorkflow {
 		keys := make([]string, len(idx))
-		at := make([]time.Time, len(idx))
+		bodies := make([][]byte, len(idx))
 		for k, i := range idx {
-			keys[k], at[k] = alerts[i].key, alerts[i].Time
+			keys[k] = alerts[i].key
+			bodies[k], _ = json.Marshal(alerts[i].Alert)
 		}
-		f, e := a.opts.Marker.MarkAlerts(ctx, wf, keys, at, 8*24*time.Hour)
+		f, e := a.opts.Marker.ClaimAlerts(ctx, wf, keys, bodies, a.opts.ID, a.opts.Lease)
 		for k, i := range idx {
 			first[i], errs[i] = f[k], e[k]
 		}
 	}
-	var sent []Alert
+	var claimed []keyedAlert
 	var events []event.Event
 	for i := range alerts {
 		al := alerts[i].Alert
 		if errs[i] != nil {
-			a.opts.Logger.Warn("alert not sent: cannot mark it in Redis", "workflow", al.Workflow, "condition", al.Condition, "err", errs[i])
+			a.opts.Logger.Warn("alert not sent: cannot claim it in Redis", "workflow", al.Workflow, "condition", al.Condition, "err", errs[i])
 			continue
 		}
 		if !first[i] {
-			continue // already sent, by this replica or another
+			continue // already claimed or sent, by this replica or another
 		}
 		a.opts.Logger.Warn("alert", "workflow", al.Workflow, "condition", al.Condition, "message", al.Message)
 		fields := map[string]any{"condition": al.Condition}
@@ -272,33 +336,104 @@ func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
 		}
 		events = append(events, event.Event{Workflow: al.Workflow, Job: al.Job, BatchID: al.BatchID, RunID: al.RunID, Type: event.TypeAlert,
 			Level: "error", Message: al.Message, Fields: fields})
-		sent = append(sent, al)
+		claimed = append(claimed, alerts[i])
 	}
 	a.opts.Events.Emit(ctx, events...)
-	if len(a.opts.Notifiers) > 0 {
-		// Each alert is delivered on its own, so that one's retries do not delay the others.
-		var wg sync.WaitGroup
-		for _, al := range sent {
-			wg.Go(func() { a.notify(ctx, al) })
-		}
-		wg.Wait()
+	for _, al := range claimed {
+		a.wg.Go(func() { a.deliver(context.WithoutCancel(ctx), al) })
 	}
-	return len(sent)
+	return len(claimed)
 }
 
-// notify delivers an alert to every notifier, trying each up to three times.
-func (a *Alerter) notify(ctx context.Context, al Alert) {
-	for _, n := range a.opts.Notifiers {
-		var err error
-		for attempt := 0; attempt < 3; attempt++ {
-			if err = n.Notify(ctx, al); err == nil {
-				break
+// Retry claims the alerts whose replica stopped delivering them (it died or lost Redis: its claim
+// expired) and delivers them in the background. Run calls it at each interval.
+func (a *Alerter) Retry(ctx context.Context, now time.Time) {
+	err := a.opts.Marker.ReclaimAlerts(ctx, a.opts.ID, a.opts.Lease, now, 100, func(wf, key string, body []byte) {
+		var al Alert
+		if err := json.Unmarshal(body, &al); err != nil {
+			a.opts.Logger.Error("pending alert unreadable: given up", "workflow", wf, "key", key, "err", err)
+			a.opts.Marker.SettleAlert(ctx, wf, key, false, a.opts.Now(), markTTL)
+			return
+		}
+		a.opts.Logger.Info("alert taken over from a replica that stopped delivering it", "workflow", wf, "condition", al.Condition)
+		a.wg.Go(func() { a.deliver(context.WithoutCancel(ctx), keyedAlert{al, key}) })
+	})
+	if err != nil && ctx.Err() == nil {
+		a.opts.Logger.Warn("alert retry scan", "err", err)
+	}
+}
+
+// Wait blocks until the deliveries started so far have ended (for tests).
+func (a *Alerter) Wait() { a.wg.Wait() }
+
+// deliver sends a claimed alert to every notifier, retrying those that fail with a doubling wait
+// until the retry window since the alert was raised ends, and settles it: marked sent once every
+// notifier took it, given up (logged and counted) after the window. It renews the claim while it
+// tries; if the claim is lost (this replica could not renew it in time, and another claimed it),
+// it stops and leaves the alert to the new holder.
+func (a *Alerter) deliver(ctx context.Context, al keyedAlert) {
+	pending := append([]Notifier(nil), a.opts.Notifiers...)
+	wait := a.opts.Retry.First
+	lost := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(a.opts.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if held, err := a.opts.Marker.RenewAlert(ctx, al.Workflow, al.key, a.opts.ID, a.opts.Lease); err == nil && !held {
+					close(lost)
+					return
+				}
 			}
-			time.Sleep(time.Duration(attempt+1) * time.Second)
 		}
-		if err != nil {
-			a.opts.Logger.Error("alert not delivered", "notifier", n.String(), "err", err)
+	}()
+	var lastErr error
+	for {
+		var failed []Notifier
+		for _, n := range pending {
+			nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := n.Notify(nctx, al.Alert)
+			cancel()
+			if a.opts.Counter != nil {
+				a.opts.Counter.AlertDelivery(n.String(), err == nil)
+			}
+			if err != nil {
+				failed = append(failed, n)
+				lastErr = err
+			}
 		}
+		pending = failed
+		if len(pending) == 0 {
+			if err := a.opts.Marker.SettleAlert(ctx, al.Workflow, al.key, true, a.opts.Now(), markTTL); err != nil {
+				// The claim expires and another replica sends it again: a duplicate, not a loss.
+				a.opts.Logger.Warn("alert delivered but not marked sent", "workflow", al.Workflow, "condition", al.Condition, "err", err)
+			}
+			return
+		}
+		if a.opts.Now().Add(wait).Sub(al.Time) > a.opts.Retry.Window {
+			a.opts.Logger.Error("alert not delivered: given up", "workflow", al.Workflow, "condition", al.Condition,
+				"message", al.Message, "notifiers", len(pending), "window", a.opts.Retry.Window, "err", lastErr)
+			if a.opts.Counter != nil {
+				a.opts.Counter.AlertGivenUp(al.Workflow, al.Condition)
+			}
+			a.opts.Marker.SettleAlert(ctx, al.Workflow, al.key, false, a.opts.Now(), markTTL)
+			return
+		}
+		a.opts.Logger.Warn("alert not delivered yet: will retry", "workflow", al.Workflow, "condition", al.Condition, "in", wait, "err", lastErr)
+		select {
+		case <-time.After(wait):
+		case <-lost:
+			a.opts.Logger.Warn("alert claimed by another replica while this one retried: left to it", "workflow", al.Workflow, "condition", al.Condition)
+			return
+		case <-ctx.Done():
+			return // the claim expires and another replica delivers it
+		}
+		wait = min(2*wait, a.opts.Retry.Max)
 	}
 }
 
@@ -336,12 +471,14 @@ func (a *Alerter) location(tz string) *time.Location {
 	return a.opts.Location
 }
 
-// Run checks deadlines and long-open batches every interval until ctx ends.
+// Run checks deadlines and long-open batches, and takes over the alerts of replicas that stopped
+// delivering them, every interval until ctx ends.
 func (a *Alerter) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		a.Check(ctx, a.opts.Now())
+		a.Retry(ctx, a.opts.Now())
 		select {
 		case <-ctx.Done():
 			return

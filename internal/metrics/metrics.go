@@ -43,6 +43,8 @@ type Metrics struct {
 	transitions  *prometheus.CounterVec
 	batchDur     *prometheus.HistogramVec
 	alerts       *prometheus.CounterVec
+	alertsFailed *prometheus.CounterVec
+	deliveries   *prometheus.CounterVec
 	schedRuns    *prometheus.CounterVec
 	redisErrors  prometheus.Counter
 
@@ -75,6 +77,14 @@ func New() *Metrics {
 		Namespace: namespace, Name: "alerts_total",
 		Help: "Alerts raised by workflow and condition.",
 	}, []string{"workflow", "condition"})
+	m.alertsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "alerts_failed_total",
+		Help: "Alerts given up: not delivered to every notifier within the retry window, by workflow and condition.",
+	}, []string{"workflow", "condition"})
+	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "alert_deliveries_total",
+		Help: "Alert delivery attempts by notifier (its name, without credentials) and result: delivered or failed.",
+	}, []string{"notifier", "result"})
 	m.schedRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "scheduler_runs_total",
 		Help: "Scheduler run events by workflow and type (run.scheduled, run.started, run.retried, run.finished, run.cancelled).",
@@ -86,7 +96,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.httpRequests, m.httpDuration, m.transitions, m.batchDur, m.alerts, m.schedRuns, m.redisErrors,
+		m.httpRequests, m.httpDuration, m.transitions, m.batchDur, m.alerts, m.alertsFailed, m.deliveries, m.schedRuns, m.redisErrors,
 		sourceCollector{m},
 	)
 	return m
@@ -171,6 +181,25 @@ func number(v any) (float64, bool) {
 		return float64(n), true
 	}
 	return 0, false
+}
+
+// AlertDelivery counts one delivery attempt of an alert to a notifier (alert.Counter).
+func (m *Metrics) AlertDelivery(notifier string, ok bool) {
+	if m == nil {
+		return
+	}
+	result := "failed"
+	if ok {
+		result = "delivered"
+	}
+	m.deliveries.WithLabelValues(notifier, result).Inc()
+}
+
+// AlertGivenUp counts an alert given up after its retry window (alert.Counter).
+func (m *Metrics) AlertGivenUp(workflow, condition string) {
+	if m != nil {
+		m.alertsFailed.WithLabelValues(workflow, condition).Inc()
+	}
 }
 
 // RedisError counts one failed Redis operation.

@@ -100,8 +100,13 @@ func (k Keys) Run(wf, id string) string { return k.base(wf) + "run:" + id }
 // Events is a workflow's event stream.
 func (k Keys) Events(wf string) string { return k.base(wf) + "events" }
 
-// Alert marks an alert as sent, so that it goes out once.
+// Alert marks an alert as claimed by a replica (for a lease) or settled (sent or given up), so
+// that it goes out once.
 func (k Keys) Alert(wf, key string) string { return k.base(wf) + "alert:" + key }
+
+// AlertsPending holds a workflow's alerts not yet settled (key -> body), for another replica to
+// deliver when their claim expires.
+func (k Keys) AlertsPending(wf string) string { return k.base(wf) + "alerts:pending" }
 
 // Trimmed holds the ids of finished runs that left a workflow's run index, until their records
 // are deleted.
@@ -125,6 +130,10 @@ func (k Keys) IndexChanges() string { return k.index() + "changes" }
 
 // IndexSeq is the counter of IndexChanges' scores.
 func (k Keys) IndexSeq() string { return k.index() + "seq" }
+
+// AlertsDue indexes the workflows with pending alerts, scored by when (Unix ms) their claims
+// end: a retry scan reads only the workflows due, whatever their number.
+func (k Keys) AlertsDue() string { return k.index() + "alerts" }
 
 // Due scores each workflow by when the scheduler next looks at it.
 func (k Keys) Due() string { return k.index() + "due" }
