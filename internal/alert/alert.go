@@ -221,10 +221,16 @@ func New(opts Options) *Alerter {
 	return &Alerter{opts: opts}
 }
 
-// Observe raises alerts for the events that call for one: a failed batch, a run that exhausted
-// its retries. It sends in the background: a slow webhook never slows a transition. A transition
-// that fails several jobs of a batch at once raises one alert naming them all: one mark and one
-// alert event, whatever the number of jobs.
+// Observe raises alerts for the events that call for one: a failed batch, a scheduler run that
+// finally failed (or, with alert_on: every_attempt, each failed attempt). It sends in the
+// background: a slow webhook never slows a transition. A transition that fails several jobs of a
+// batch at once raises one alert naming them all: one claim and one alert event, whatever the
+// number of jobs.
+//
+// The jobs a scheduler run fails (their transitions are marked with event.WithRun) raise nothing
+// themselves: the run's own events say whether it will be retried, was cancelled, was stopped by
+// a shutdown, or finally failed, and only the last pages. A fail through the API has no run
+// behind it and is alerted at once.
 func (a *Alerter) Observe(ctx context.Context, events []event.Event) {
 	type failedBatch struct {
 		wf   string
@@ -232,9 +238,13 @@ func (a *Alerter) Observe(ctx context.Context, events []event.Event) {
 		jobs []string
 	}
 	var failed []*failedBatch
+	_, byRun := event.RunOf(ctx)
 	for _, e := range events {
-		switch {
-		case e.Type == event.TypeFail:
+		switch e.Type {
+		case event.TypeFail:
+			if byRun {
+				continue
+			}
 			var fb *failedBatch
 			for _, f := range failed {
 				if f.wf == e.Workflow && f.id == e.BatchID {
@@ -246,10 +256,19 @@ func (a *Alerter) Observe(ctx context.Context, events []event.Event) {
 				failed = append(failed, fb)
 			}
 			fb.jobs = append(fb.jobs, e.Job)
-		case e.Type == event.TypeRunFinished && e.Level == "error" && strings.Contains(e.Message, "retries exhausted"):
-			go a.Raise(context.WithoutCancel(ctx), Alert{Condition: RetriesExhausted, Workflow: e.Workflow, RunID: e.RunID, BatchID: e.BatchID,
-				Message: fmt.Sprintf("workflow %s: run %s failed, retries exhausted: %s", e.Workflow, e.RunID, e.Message)},
-				RetriesExhausted+":"+e.RunID)
+		case event.TypeRunFinished:
+			if state, _ := e.Fields["state"].(string); state == "failed" { // the scheduler's StateFailed
+				go a.raise(context.WithoutCancel(ctx), []keyedAlert{runAlert(e, true)})
+			}
+		case event.TypeRunRetried:
+			go func(e event.Event) {
+				ctx := context.WithoutCancel(ctx)
+				st, err := a.opts.Store.State(ctx, e.Workflow)
+				if err != nil || st.Settings.AlertOn != batch.AlertOnEveryAttempt {
+					return
+				}
+				a.raise(ctx, []keyedAlert{runAlert(e, false)})
+			}(e)
 		}
 	}
 	if len(failed) == 0 {
@@ -271,6 +290,59 @@ func (a *Alerter) Observe(ctx context.Context, events []event.Event) {
 		alerts[i] = keyedAlert{al, Failed + ":" + strings.Join(f.jobs, ",") + ":" + id}
 	}
 	go a.raise(context.WithoutCancel(ctx), alerts)
+}
+
+// runAlert is the alert for a scheduler run's failed attempt (run.retried) or final failure
+// (run.finished, failed): retries_exhausted when the run was retried, failed otherwise.
+func runAlert(e event.Event, final bool) keyedAlert {
+	attempts := intField(e.Fields["attempts"])
+	jobs := stringsField(e.Fields["failed_jobs"])
+	al := Alert{Condition: Failed, Workflow: e.Workflow, RunID: e.RunID, BatchID: e.BatchID, Message: fmt.Sprintf("workflow %s: %s", e.Workflow, e.Message)}
+	if len(jobs) == 1 {
+		al.Job = jobs[0]
+	} else {
+		al.Jobs = jobs
+	}
+	key := Failed + ":run:" + e.RunID + ":" + strconv.Itoa(attempts)
+	if final {
+		key = Failed + ":run:" + e.RunID
+		if attempts > 1 {
+			al.Condition = RetriesExhausted
+			key = RetriesExhausted + ":" + e.RunID
+		}
+	}
+	if len(jobs) > 0 {
+		al.Message += " (jobs " + strings.Join(jobs, ", ") + ")"
+	}
+	return keyedAlert{al, key}
+}
+
+// intField reads a number field, as emitted (int) or read back from JSON (float64).
+func intField(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case float64:
+		return int(n)
+	}
+	return 0
+}
+
+// stringsField reads a list of strings, as emitted or read back from JSON.
+func stringsField(v any) []string {
+	switch l := v.(type) {
+	case []string:
+		return l
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, x := range l {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // keyedAlert is an alert and its key, which names the condition and the batch, run or day it is

@@ -50,7 +50,16 @@ type Settings struct {
 	Deadline string `yaml:"deadline" json:"deadline,omitempty"`
 	// MaxOpen is how long a batch may stay open before a long-open alert; zero: no limit.
 	MaxOpen Duration `yaml:"max_open" json:"max_open,omitempty"`
+	// AlertOn says which failed attempts of a scheduler run raise a failed alert: final (only
+	// the run's last, once its retries are exhausted; the default) or every_attempt.
+	AlertOn string `yaml:"alert_on" json:"alert_on,omitempty"`
 }
+
+// AlertOn values.
+const (
+	AlertOnFinal        = "final"
+	AlertOnEveryAttempt = "every_attempt"
+)
 
 // DeadlineAt returns the day's deadline for the day holding t, in loc; ok is false without one.
 func (s Settings) DeadlineAt(t time.Time, loc *time.Location) (time.Time, bool) {

@@ -234,6 +234,11 @@ func checkSettings(s *batch.Settings) error {
 	default:
 		return fmt.Errorf("catchup %q must be none, latest or all", s.Catchup)
 	}
+	switch s.AlertOn {
+	case "", batch.AlertOnFinal, batch.AlertOnEveryAttempt:
+	default:
+		return fmt.Errorf("alert_on %q must be final or every_attempt", s.AlertOn)
+	}
 	if s.Deadline != "" {
 		if _, _, ok := batch.ParseClock(s.Deadline); !ok {
 			return fmt.Errorf("deadline %q must be a time of day such as 06:00", s.Deadline)

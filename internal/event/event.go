@@ -31,7 +31,26 @@ const (
 	TypeRunRetried   = "run.retried"
 	TypeRunFinished  = "run.finished"
 	TypeRunCancelled = "run.cancelled"
+	// TypeRunStopped reports an attempt stopped by a graceful shutdown of its replica (not a
+	// failure of the run's jobs): the run is retried or ended as its policy says, without alerts.
+	TypeRunStopped = "run.stopped"
 )
+
+// runKey is the context key of WithRun.
+type runKey struct{}
+
+// WithRun marks ctx as a scheduler run's: the transitions made with it are steps of the run,
+// whose own events (run.retried, run.finished) report its outcome. The alerts read it to page for
+// a run's final failure rather than for each failed attempt.
+func WithRun(ctx context.Context, runID string) context.Context {
+	return context.WithValue(ctx, runKey{}, runID)
+}
+
+// RunOf returns the run a context was marked with by WithRun.
+func RunOf(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(runKey{}).(string)
+	return id, ok
+}
 
 // Levels, lowest first.
 var Levels = []string{"debug", "info", "warn", "error"}

@@ -185,6 +185,7 @@ func (s *Scheduler) lost(run *Run, err error) error {
 // and a dead replica's supervisors stop them within the kill grace; so no process of the attempt
 // is left when the retry starts.
 func (s *Scheduler) reap(ctx context.Context, st *batch.State, run *Run, now time.Time) error {
+	ctx = event.WithRun(ctx, run.ID) // its jobs' failures are the run's: its outcome is reported once
 	if len(run.Attempts) == 0 {
 		// It died between taking the run and recording its attempt: nothing ran, so the run is
 		// queued again without counting an attempt.
@@ -274,7 +275,9 @@ func (s *Scheduler) start(st *batch.State, run *Run, now time.Time) {
 			delete(s.executing, run.Workflow+"/"+run.ID)
 			s.mu.Unlock()
 		}()
-		if err := s.attempt(ctx, st, run, now); err != nil {
+		// The jobs' transitions are the run's steps: the alerts page for the run's outcome, not
+		// for each job the attempt fails.
+		if err := s.attempt(event.WithRun(ctx, run.ID), st, run, now); err != nil {
 			s.log.Error("run attempt", "workflow", run.Workflow, "run", run.ID, "err", err)
 		}
 	}()
@@ -348,6 +351,8 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 	if cause := context.Cause(ctx); cause != nil {
 		att.Error = cause.Error()
 		why = cause.Error()
+		var stop stopError
+		run.stopped = errors.As(cause, &stop)
 		if c, ok := s.cancelReason(bg, run); ok {
 			run.cancel = c
 		}

@@ -75,6 +75,9 @@ type Run struct {
 	Reason string `json:"reason,omitempty"`
 
 	cancel string // the cancel request, read from Redis
+	// stopped: this replica's graceful shutdown stopped the attempt (Stop), which is no failure of
+	// its jobs: the attempt's events say so (run.stopped), and raise no alert.
+	stopped bool
 }
 
 // Attempt is one execution of (the failed jobs of) a run.
@@ -260,7 +263,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 func (s *Scheduler) Stop(reason string) {
 	s.mu.Lock()
 	for _, e := range s.executing {
-		e.cancel(fmt.Errorf("%s", reason))
+		e.cancel(stopError{reason})
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -268,6 +271,11 @@ func (s *Scheduler) Stop(reason string) {
 	defer cancel()
 	s.state.release(ctx, s.opts.ID)
 }
+
+// stopError is the cause of an attempt stopped by Stop: a shutdown, not a failure of the jobs.
+type stopError struct{ reason string }
+
+func (e stopError) Error() string { return e.reason }
 
 // Wait blocks until every run attempt this replica started has finished (for tests and shutdown).
 func (s *Scheduler) Wait() { s.wg.Wait() }
@@ -738,10 +746,27 @@ func (s *Scheduler) emit(run *Run, typ, level, msg string) {
 	if s.opts.Events == nil {
 		return
 	}
+	if run.stopped && (typ == event.TypeRunRetried || typ == event.TypeRunFinished) {
+		typ, level = event.TypeRunStopped, "warn"
+	}
 	e := event.Event{Workflow: run.Workflow, RunID: run.ID, Type: typ, Level: level, Message: msg,
 		Fields: map[string]any{"trigger": run.Trigger, "state": run.State, "attempts": len(run.Attempts)}}
 	if n := len(run.Attempts); n > 0 {
-		e.BatchID = run.Attempts[n-1].BatchID
+		a := run.Attempts[n-1]
+		e.BatchID = a.BatchID
+		if typ == event.TypeRunRetried || typ == event.TypeRunFinished {
+			// The jobs the attempt failed, for the alerts: a retried or failed run's page names them.
+			var failed []string
+			for job, r := range a.Jobs {
+				if r.Status == batch.StatusFailed.String() || r.Status == "skipped" {
+					failed = append(failed, job)
+				}
+			}
+			if len(failed) > 0 {
+				slices.Sort(failed)
+				e.Fields["failed_jobs"] = failed
+			}
+		}
 	}
 	s.opts.Events.Emit(context.Background(), e)
 }

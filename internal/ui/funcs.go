@@ -68,7 +68,7 @@ func cssClass(s string) string {
 var eventTypes = []string{
 	event.TypeLoad, event.TypeOpen, event.TypeClose, event.TypeFail, event.TypeAbandon, event.TypeRewind,
 	event.TypeLog, event.TypeAlert, event.TypeRunScheduled, event.TypeRunStarted, event.TypeRunRetried,
-	event.TypeRunFinished, event.TypeRunCancelled,
+	event.TypeRunFinished, event.TypeRunCancelled, event.TypeRunStopped,
 }
 
 // fmtTime shows a time in UTC to the second; the zero time is empty.
