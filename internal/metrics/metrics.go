@@ -87,7 +87,7 @@ func New() *Metrics {
 	}, []string{"notifier", "result"})
 	m.schedRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "scheduler_runs_total",
-		Help: "Scheduler run events by workflow and type (run.scheduled, run.started, run.retried, run.finished, run.cancelled).",
+		Help: "Scheduler run events by workflow and type (run.scheduled, run.started, run.retried, run.finished, run.cancelled, run.stopped).",
 	}, []string{"workflow", "type"})
 	m.redisErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "redis_errors_total",
