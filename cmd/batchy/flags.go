@@ -110,7 +110,10 @@ type openedStore struct {
 }
 
 // Close releases the store (the embedded store saves its data file one last time).
-func (s *openedStore) Close() error { return s.close() }
+func (s *openedStore) Close() error {
+	s.FlushIndex(context.Background()) // the index writes still waiting (rdb/indexer.go)
+	return s.close()
+}
 
 // open connects to Redis, or starts the embedded store when no Redis URL is given.
 func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {

@@ -20,6 +20,7 @@ func TestApplyStale(t *testing.T) {
 	if err != nil || len(st.Jobs) != 1 {
 		t.Fatal(st, err)
 	}
+	s.FlushIndex(ctx) // the load's index write, 50 ms later otherwise
 	before := rdbtest.Snapshot(t, client)
 	rev, _ := client.HGet(ctx, k.State("w"), "rev").Result()
 	keys := []string{k.State("w"), k.Batches("w"), k.History("w"), k.Events("w")}

@@ -90,7 +90,7 @@ func TestTransitionCost(t *testing.T) {
 			if err := do(); err != nil {
 				t.Fatalf("%s %s: %v", wf.name, name, err)
 			}
-			// The index write a lone transition gets, 10 ms later (indexer.go), made now.
+			// The index write a lone transition gets, 50 ms later (indexer.go), made now.
 			rdb.FlushIndex(ctx, f.store)
 			got := commandCalls(t, f)
 			delete(got, "config|resetstat")

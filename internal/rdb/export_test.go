@@ -26,7 +26,7 @@ func SetCompactAfter(t interface{ Cleanup(func()) }, n int64) {
 }
 
 // FlushIndex writes s's coalesced index writes now (indexer.go).
-func FlushIndex(ctx context.Context, s *Store) { s.ix.flush(ctx) }
+func FlushIndex(ctx context.Context, s *Store) { s.FlushIndex(ctx) }
 
 // ExpireBy moves the embedded store's TTLs along by d now (what expireEvery does every minute).
 func ExpireBy(e *Embedded, d time.Duration) { e.expireBy(d) }

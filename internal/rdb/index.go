@@ -19,7 +19,7 @@ import (
 // On a Redis Cluster a script may only touch the keys of one slot, and a workflow's keys are in
 // its own ({wf}): a transition's script cannot write the index. So the store writes it right after
 // each change, from the state the change's script returned (lua/index.lua, one round trip; the
-// changes of a workflow within 10 ms share one write: indexer.go), and the
+// changes of a workflow within 50 ms share one write: indexer.go), and the
 // index is derived data, repairable at any time from the workflows' states: RebuildIndex (run when
 // batchy serve starts) writes it again from them, and the next change of a workflow rewrites its
 // entry. A batchy that dies between a change and its index write leaves that one entry stale
