@@ -1,8 +1,9 @@
 // Package alert tells people when a workflow needs them: a batch failed, a run exhausted its
 // retries, a workflow missed its daily deadline, a batch stayed open too long. Alerts go to
 // webhooks (a Slack-compatible body, or generic JSON), are recorded as events, and go out once per
-// condition per batch or day, even with several replicas: the first to mark the alert in Redis
-// sends it.
+// condition per batch, run or day, even with several replicas: the first to claim the alert in
+// Redis delivers it, retrying for hours, and marks it sent only once delivered; a claim whose
+// replica died expires and another replica delivers the alert.
 package alert
 
 import (
