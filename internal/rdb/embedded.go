@@ -252,7 +252,15 @@ func (e *Embedded) Close() error {
 		if e.broken == nil {
 			err = e.compactLocked()
 		}
+		// From here on writes are refused before they run: a request still in flight gets an
+		// error, not a write into a journal being closed.
+		e.broken = errStoreClosed
 		e.wmu.Unlock()
+		e.mu.Lock()
+		for e.syncing || e.failing {
+			e.cond.Wait()
+		}
+		e.mu.Unlock()
 	}
 	e.client.Close()
 	e.raw.Close()
@@ -269,6 +277,9 @@ func (e *Embedded) Close() error {
 	}
 	return err
 }
+
+// errStoreClosed is why writes are refused after Close.
+var errStoreClosed = errors.New("the embedded store is closed")
 
 // writeRefused is the error a write gets while the journal cannot be written.
 func writeRefused(cause error) error {
@@ -433,6 +444,10 @@ func (e *Embedded) probe() {
 			return
 		}
 		e.wmu.Lock()
+		if e.broken == errStoreClosed {
+			e.wmu.Unlock()
+			return
+		}
 		err := e.compactLocked()
 		if err == nil {
 			e.log.Info("embedded store: the journal can be written again; writes resume")
