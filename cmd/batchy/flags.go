@@ -109,7 +109,7 @@ type openedStore struct {
 	close func() error
 }
 
-// Close releases the store (the embedded store saves its data file one last time).
+// Close releases the store: the index writes still waiting are made, and the embedded store writes a snapshot.
 func (s *openedStore) Close() error {
 	s.FlushIndex(context.Background()) // the index writes still waiting (rdb/indexer.go)
 	return s.close()
