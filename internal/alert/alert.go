@@ -132,6 +132,9 @@ type Marker interface {
 	// for lease, in one round trip: claimed[i] is true for the first caller of keys[i] only,
 	// whichever replica it runs on. A key that could not be claimed is reported in errs[i].
 	ClaimAlerts(ctx context.Context, wf string, keys []string, bodies [][]byte, holder string, lease time.Duration) (claimed []bool, errs []error)
+	// MarkAlertsSent marks keys of a workflow's alerts sent at at, for ttl, unless claimed or sent
+	// already, in one round trip: for alerts with no webhook to deliver them to.
+	MarkAlertsSent(ctx context.Context, wf string, keys []string, at time.Time, ttl time.Duration) (first []bool, errs []error)
 	// RenewAlert extends holder's claim; false when holder no longer holds it.
 	RenewAlert(ctx context.Context, wf, key, holder string, lease time.Duration) (bool, error)
 	// SettleAlert marks an alert sent (or given up, sent false) for ttl.
@@ -386,7 +389,15 @@ func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
 			keys[k] = alerts[i].key
 			bodies[k], _ = json.Marshal(alerts[i].Alert)
 		}
-		f, e := a.opts.Marker.ClaimAlerts(ctx, wf, keys, bodies, a.opts.ID, a.opts.Lease)
+		var f []bool
+		var e []error
+		if len(a.opts.Notifiers) == 0 {
+			// Nothing to deliver to: the alert is its event, its log line and its count, marked
+			// sent at once (one SET NX each, no claim to settle).
+			f, e = a.opts.Marker.MarkAlertsSent(ctx, wf, keys, a.opts.Now(), markTTL)
+		} else {
+			f, e = a.opts.Marker.ClaimAlerts(ctx, wf, keys, bodies, a.opts.ID, a.opts.Lease)
+		}
 		for k, i := range idx {
 			first[i], errs[i] = f[k], e[k]
 		}
@@ -412,8 +423,10 @@ func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
 		claimed = append(claimed, alerts[i])
 	}
 	a.opts.Events.Emit(ctx, events...)
-	for _, al := range claimed {
-		a.wg.Go(func() { a.deliver(context.WithoutCancel(ctx), al) })
+	if len(a.opts.Notifiers) > 0 {
+		for _, al := range claimed {
+			a.wg.Go(func() { a.deliver(context.WithoutCancel(ctx), al) })
+		}
 	}
 	return len(claimed)
 }

@@ -232,3 +232,35 @@ func TestWebhookHidesItsSecret(t *testing.T) {
 		t.Errorf("the delivery error shows the hook's secret: %v", err)
 	}
 }
+
+// TestAlertWithoutWebhooks: with no webhook, an alert is still raised once across replicas (its
+// event), and marked sent at once: nothing waits to be delivered.
+func TestAlertWithoutWebhooks(t *testing.T) {
+	e, _ := setup(t)
+	e.load(t, "w", "a: {}\n")
+	e.store.Open(ctx, "w", batch.OpenRequest{})
+	e.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed})
+	e.store.End(ctx, "w", batch.EndRequest{Status: batch.StatusFailed}) // the same batch, failed again
+	deadline := time.Now().Add(5 * time.Second)
+	var evs []event.Event
+	for time.Now().Before(deadline) {
+		evs, _ = e.bus.Stream().Read(ctx, "w", event.Query{Type: event.TypeAlert})
+		if len(evs) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // a second one, if any, would be there by now
+	evs, _ = e.bus.Stream().Read(ctx, "w", event.Query{Type: event.TypeAlert})
+	if len(evs) != 1 {
+		t.Fatalf("alert events = %d, want 1", len(evs))
+	}
+	client := e.raw.Client()
+	keys, _ := client.Keys(ctx, "batchy:{w}:alert:*").Result()
+	if len(keys) != 1 {
+		t.Fatalf("alert marks: %v, want one", keys)
+	}
+	if v, _ := client.Get(ctx, keys[0]).Result(); !strings.HasPrefix(v, "sent ") {
+		t.Errorf("alert mark = %q, want sent", v)
+	}
+}

@@ -115,3 +115,22 @@ func (s *Store) ReclaimAlerts(ctx context.Context, holder string, lease time.Dur
 	}
 	return nil
 }
+
+// MarkAlertsSent marks alert keys of a workflow as sent at at, for ttl, unless claimed or sent
+// already, in one round trip (SET NX each): the alerts no webhook is there to deliver.
+func (s *Store) MarkAlertsSent(ctx context.Context, wf string, keys []string, at time.Time, ttl time.Duration) ([]bool, []error) {
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.BoolCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.SetNX(ctx, s.keys.Alert(wf, k), "sent "+at.UTC().Format(time.RFC3339Nano), ttl)
+	}
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
+	first := make([]bool, len(keys))
+	errs := make([]error, len(keys))
+	for i, c := range cmds {
+		if first[i], errs[i] = c.Result(); errs[i] != nil {
+			errs[i] = fmt.Errorf("rdb.MarkAlertsSent: %w", errs[i])
+		}
+	}
+	return first, errs
+}
