@@ -32,6 +32,12 @@ type Summary struct {
 	// Failed names the failed jobs; Reason is the metadata of the latest failure, if it gave any.
 	Failed []string `json:"failed,omitempty"`
 	Reason string   `json:"reason,omitempty"`
+	// LastSuccess is when the workflow last ended all its jobs in success (the latest batch_end
+	// among them), LastFailure when a job of it last failed. Summarize sets the one the state
+	// shows now; the index keeps the other from the workflow's previous summary (lua/index.lua),
+	// so that both survive later changes: what a pager compares with the time.
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	LastFailure *time.Time `json:"last_failure,omitempty"`
 	// Schedule, Timezone, After, Deadline and MaxOpen are the workflow's settings the lists and
 	// the alerts need (next fire, lateness, long open).
 	Schedule string    `json:"schedule,omitempty"`
@@ -68,7 +74,7 @@ func Summarize(st *State) Summary {
 	if len(st.Jobs) == 0 {
 		s.Status = StatusNew
 	}
-	var lastEndFailed time.Time
+	var lastEndFailed, lastEndSuccess time.Time
 	for _, j := range st.Jobs {
 		status := j.Fields.Status()
 		if status == "" {
@@ -90,6 +96,9 @@ func Summarize(st *State) Summary {
 			if readySince.IsZero() || end.Before(readySince) {
 				readySince = end
 			}
+			if end.After(lastEndSuccess) {
+				lastEndSuccess = end
+			}
 		} else {
 			allSuccess = false
 		}
@@ -104,7 +113,10 @@ func Summarize(st *State) Summary {
 		}
 	}
 	if allSuccess {
-		s.ReadySince = &readySince
+		s.ReadySince, s.LastSuccess = &readySince, &lastEndSuccess
+	}
+	if s.Status == StatusFailed && !lastEndFailed.IsZero() {
+		s.LastFailure = &lastEndFailed
 	}
 	if s.LastBatchID == 0 {
 		return s

@@ -107,3 +107,60 @@ func TestSummaries(t *testing.T) {
 		}
 	})
 }
+
+// TestSummaryLastSuccessAndFailure: a workflow's summary says when it last succeeded and last
+// failed, and keeps each across the changes that follow (a failure keeps the last success, a
+// success the last failure, an open both), a reload included.
+func TestSummaryLastSuccessAndFailure(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "wf", "a: {}\nb: {}\n", false)
+		summary := func() batch.Summary {
+			t.Helper()
+			p, err := f.store.Summaries(ctx, batch.SummaryQuery{})
+			if err != nil || len(p.Summaries) != 1 {
+				t.Fatalf("summaries: %+v, %v", p, err)
+			}
+			return p.Summaries[0]
+		}
+		step := func(open bool, status batch.Status) {
+			t.Helper()
+			if open {
+				if _, err := f.store.Open(ctx, "wf", batch.OpenRequest{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if status != "" {
+				if _, err := f.store.End(ctx, "wf", batch.EndRequest{Status: status}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if s := summary(); s.LastSuccess != nil || s.LastFailure != nil {
+			t.Fatalf("a new workflow: last success %v, last failure %v; want neither", s.LastSuccess, s.LastFailure)
+		}
+		step(true, batch.StatusSuccess)
+		s1 := summary()
+		if s1.LastSuccess == nil || s1.LastEnd == nil || !s1.LastSuccess.Equal(*s1.LastEnd) || s1.LastFailure != nil {
+			t.Fatalf("after a success: %+v; want last_success = the batch's end, no last_failure", s1)
+		}
+		f.clock.Set("2026-11-22T14:49:30Z")
+		step(true, batch.StatusFailed)
+		s2 := summary()
+		if s2.LastSuccess == nil || !s2.LastSuccess.Equal(*s1.LastSuccess) || s2.LastFailure == nil || !s2.LastFailure.After(*s1.LastSuccess) {
+			t.Fatalf("after a failure: last success %v, last failure %v; want the earlier success kept and the failure after it", s2.LastSuccess, s2.LastFailure)
+		}
+		step(true, "")
+		f.load(t, "wf", "a: {}\nb:\n  table: t\n", false)
+		s3 := summary()
+		if s3.LastSuccess == nil || !s3.LastSuccess.Equal(*s1.LastSuccess) || s3.LastFailure == nil || !s3.LastFailure.Equal(*s2.LastFailure) {
+			t.Fatalf("after an open and a reload: last success %v, last failure %v; want both kept", s3.LastSuccess, s3.LastFailure)
+		}
+		f.clock.Set("2026-11-22T15:49:30Z")
+		step(false, batch.StatusSuccess)
+		s4 := summary()
+		if s4.LastSuccess == nil || !s4.LastSuccess.After(*s2.LastFailure) || s4.LastFailure == nil || !s4.LastFailure.Equal(*s2.LastFailure) {
+			t.Fatalf("after the next success: last success %v, last failure %v; want a new success and the failure kept", s4.LastSuccess, s4.LastFailure)
+		}
+	})
+}

@@ -24,7 +24,7 @@
 -- The summaries hash holds "<status> <revision> <JSON>": one HGET gives both the status to move
 -- in the status index and the revision that orders the writes. A change that keeps the status
 -- costs an HGET and an HSET.
-local wf, status, rev = ARGV[1], ARGV[2], ARGV[3]
+local wf, status, rev, summary = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return tonumber(ms or '0'), tonumber(seq or '0')
@@ -38,11 +38,23 @@ if old then
   local nm, ns = parse(rev)
   if om > nm or (om == nm and os > ns) then return 0 end
 end
+-- last_success and last_failure outlive the state that showed them: a summary without one takes
+-- the previous summary's. JSON escapes every quote inside a string, so the pattern finds the key
+-- only where it is one.
+if old then
+  for _, key in ipairs({'last_success', 'last_failure'}) do
+    local pat = '"' .. key .. '":"[^"]*"'
+    if not string.find(summary, pat) then
+      local kept = string.match(old, pat)
+      if kept then summary = '{' .. kept .. ',' .. string.sub(summary, 2) end
+    end
+  end
+end
 if was ~= status then
   if was then redis.call('ZREM', KEYS[2], was .. ':' .. wf) end
   redis.call('ZADD', KEYS[2], 0, status .. ':' .. wf)
 end
-redis.call('HSET', KEYS[1], wf, status .. ' ' .. rev .. ' ' .. ARGV[4])
+redis.call('HSET', KEYS[1], wf, status .. ' ' .. rev .. ' ' .. summary)
 if ARGV[5] == '1' then
   -- Scored by a counter of this Redis, not a clock: the scheduler reads exactly what came after
   -- what it read last.
