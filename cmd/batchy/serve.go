@@ -18,6 +18,7 @@ import (
 	"github.com/batchy/batchy/internal/alert"
 	"github.com/batchy/batchy/internal/api"
 	"github.com/batchy/batchy/internal/auth"
+	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/format"
@@ -361,6 +362,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return out
 		},
 		OpenBatches: metrics.OpenBatches(store, 2*time.Second, 10*time.Second),
+		Summaries:   metrics.Summaries(store, 2*time.Second, 10*time.Second),
+		NextFire: func(s batch.Summary, now time.Time) (time.Time, bool) {
+			return scheduler.NextFire(s.Schedule, s.Timezone, loc, now)
+		},
 	})
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

@@ -1,6 +1,7 @@
 // Package metrics exposes batchy's Prometheus metrics (namespace "batchy") on its own registry:
 // HTTP requests by route template, transitions, batch durations, alerts, scheduler runs, Redis
-// errors, and gauges read at scrape time (active waits, sink drops, open batches).
+// errors, and gauges read at scrape time (active waits, sink drops, open batches, and each
+// workflow's status, last success and failure, open since and next fire, from its summary).
 package metrics
 
 import (
@@ -31,6 +32,11 @@ type Sources struct {
 	// OpenBatches returns, per workflow, how many jobs have an open batch. It runs on every scrape:
 	// it should be cheap and bound its own time; on error the series are left out.
 	OpenBatches func() (map[string]int, error)
+	// Summaries returns every workflow's summary, for the per-workflow series (status, last
+	// success and failure, open since, next fire). It runs on every scrape, like OpenBatches.
+	Summaries func() ([]batch.Summary, error)
+	// NextFire returns a summary's next scheduled fire after now, false without a schedule.
+	NextFire func(s batch.Summary, now time.Time) (time.Time, bool)
 }
 
 // Metrics holds batchy's collectors and the registry they are registered on. The zero value is
@@ -227,6 +233,19 @@ var (
 		"Events a secondary sink dropped (full buffer, shutdown, delivery given up).", []string{"sink"}, nil)
 	descOpenBatches = prometheus.NewDesc(namespace+"_open_batches",
 		"Jobs with an open batch, by workflow.", []string{"workflow"}, nil)
+
+	// Per-workflow series from the summaries, named as Prometheus conventions name them, so that
+	// existing alerting can page on them without batchy's own alerts (docs/operations.md).
+	descWorkflowStatus = prometheus.NewDesc(namespace+"_workflow_status",
+		"1 for the workflow's overall status (the worst of its jobs'), 0 for the others.", []string{"workflow", "status"}, nil)
+	descLastSuccess = prometheus.NewDesc(namespace+"_workflow_last_success_timestamp_seconds",
+		"When the workflow last ended every job in success (absent before its first success).", []string{"workflow"}, nil)
+	descLastFailure = prometheus.NewDesc(namespace+"_workflow_last_failure_timestamp_seconds",
+		"When a job of the workflow last failed (absent if none has).", []string{"workflow"}, nil)
+	descOpenSince = prometheus.NewDesc(namespace+"_workflow_open_since_timestamp_seconds",
+		"The earliest batch_start of the workflow's open jobs (absent while none is open).", []string{"workflow"}, nil)
+	descNextFire = prometheus.NewDesc(namespace+"_workflow_next_fire_timestamp_seconds",
+		"The workflow's next scheduled fire (absent without a schedule).", []string{"workflow"}, nil)
 )
 
 // sourceCollector reads the Sources at scrape time. Its three descs are always described; their
@@ -237,6 +256,9 @@ func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descActiveWaits
 	ch <- descSinkDropped
 	ch <- descOpenBatches
+	for _, d := range []*prometheus.Desc{descWorkflowStatus, descLastSuccess, descLastFailure, descOpenSince, descNextFire} {
+		ch <- d
+	}
 }
 
 func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
@@ -259,6 +281,64 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descOpenBatches, prometheus.GaugeValue, float64(n), wf)
 			}
 		}
+	}
+	if s.Summaries != nil {
+		if sums, err := s.Summaries(); err == nil {
+			collectSummaries(ch, sums, s.NextFire, time.Now())
+		}
+	}
+}
+
+// collectSummaries writes the per-workflow series of sums.
+func collectSummaries(ch chan<- prometheus.Metric, sums []batch.Summary, nextFire func(batch.Summary, time.Time) (time.Time, bool), now time.Time) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	stamp := func(d *prometheus.Desc, t *time.Time, wf string) {
+		if t != nil && !t.IsZero() {
+			gauge(d, float64(t.UnixMicro())/1e6, wf)
+		}
+	}
+	for _, sum := range sums {
+		wf := sum.Workflow
+		for _, st := range batch.Statuses {
+			v := 0.0
+			if sum.Status == st {
+				v = 1
+			}
+			gauge(descWorkflowStatus, v, wf, string(st))
+		}
+		stamp(descLastSuccess, sum.LastSuccess, wf)
+		stamp(descLastFailure, sum.LastFailure, wf)
+		stamp(descOpenSince, sum.OpenSince, wf)
+		if nextFire != nil {
+			if t, ok := nextFire(sum, now); ok {
+				stamp(descNextFire, &t, wf)
+			}
+		}
+	}
+}
+
+// Summaries returns a Sources.Summaries reading every workflow's summary in one call, its answer
+// (an error included) kept for cacheFor and its time bounded by timeout, as OpenBatches.
+func Summaries(store batch.SummaryLister, timeout, cacheFor time.Duration) func() ([]batch.Summary, error) {
+	var (
+		mu      sync.Mutex
+		last    []batch.Summary
+		lastErr error
+		readAt  time.Time
+	)
+	return func() ([]batch.Summary, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !readAt.IsZero() && time.Since(readAt) < cacheFor {
+			return last, lastErr
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		last, lastErr = store.AllSummaries(ctx)
+		readAt = time.Now()
+		return last, lastErr
 	}
 }
 

@@ -47,6 +47,7 @@ func (s *Store) index(ctx context.Context, st *batch.State, rev string, load, wa
 // writeIndex runs index.lua for a workflow's entry (see index).
 func (s *Store) writeIndex(ctx context.Context, p *pendingIndex) error {
 	sum := batch.Summarize(p.st)
+	sum.LastSuccess, sum.LastFailure = latest(sum.LastSuccess, p.lastSuccess), latest(sum.LastFailure, p.lastFailure)
 	b, err := json.Marshal(sum)
 	if err != nil {
 		return err

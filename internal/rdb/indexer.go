@@ -38,6 +38,9 @@ type pendingIndex struct {
 	st         *batch.State
 	rev        string
 	load, wake bool
+	// lastSuccess and lastFailure are those of the coalesced states before st: a success followed
+	// within indexDelay by a failure is still the workflow's last success.
+	lastSuccess, lastFailure *time.Time
 }
 
 func newIndexer(write func(ctx context.Context, p *pendingIndex) error) *indexer {
@@ -52,15 +55,26 @@ func (x *indexer) add(st *batch.State, rev string, load, wake bool) {
 	if p == nil {
 		x.pending[st.Workflow] = &pendingIndex{st: st, rev: rev, load: load, wake: wake}
 	} else {
+		older := st
 		if laterRev(rev, p.rev) { // two requests may return in another order than they changed
-			p.st, p.rev = st, rev
+			older, p.st, p.rev = p.st, st, rev
 		}
+		sum := batch.Summarize(older)
+		p.lastSuccess, p.lastFailure = latest(p.lastSuccess, sum.LastSuccess), latest(p.lastFailure, sum.LastFailure)
 		p.load, p.wake = p.load || load, p.wake || wake
 	}
 	if !x.armed {
 		x.armed = true
 		time.AfterFunc(indexDelay, func() { x.flush(context.Background()) })
 	}
+}
+
+// latest is the later of two optional times.
+func latest(a, b *time.Time) *time.Time {
+	if a == nil || (b != nil && b.After(*a)) {
+		return b
+	}
+	return a
 }
 
 // flush writes the queued index writes now.

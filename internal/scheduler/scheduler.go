@@ -544,6 +544,26 @@ func (s *Scheduler) schedule(set batch.Settings) (cron.Schedule, error) {
 	return sc, nil
 }
 
+// NextFire is a workflow's next scheduled fire after now, in its time zone (timezone, or def when
+// empty or unknown); false without a schedule or with one that does not parse.
+func NextFire(schedule, timezone string, def *time.Location, now time.Time) (time.Time, bool) {
+	if schedule == "" {
+		return time.Time{}, false
+	}
+	loc := def
+	if timezone != "" {
+		if l, err := time.LoadLocation(timezone); err == nil {
+			loc = l
+		}
+	}
+	sc, err := ParseSchedule(schedule, loc)
+	if err != nil {
+		return time.Time{}, false
+	}
+	next := sc.Next(now)
+	return next, !next.IsZero()
+}
+
 // ParseSchedule reads a cron expression: 5 fields, or a descriptor such as @daily or @every 15m.
 func ParseSchedule(expr string, loc *time.Location) (cron.Schedule, error) {
 	// robfig/cron reads "@every -5s" and "@every 0s" as every second: refuse them instead.
