@@ -107,3 +107,42 @@ func TestOpenAPIRefs(t *testing.T) {
 	}
 	walk(doc)
 }
+
+// TestOpenAPIOperationIDs: every operation has an operationId, unique and a valid identifier, so
+// that generated clients get method names.
+func TestOpenAPIOperationIDs(t *testing.T) {
+	var spec struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(api.OpenAPI(), &spec); err != nil {
+		t.Fatal(err)
+	}
+	ident := regexp.MustCompile(`^[a-z][A-Za-z0-9]*$`)
+	seen := map[string]string{}
+	for path, item := range spec.Paths {
+		for _, m := range []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"} {
+			raw, ok := item[m]
+			if !ok {
+				continue
+			}
+			var op struct {
+				OperationID string `json:"operationId"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+			where := strings.ToUpper(m) + " " + path
+			switch {
+			case !ident.MatchString(op.OperationID):
+				t.Errorf("%s: operationId %q, want a lowerCamelCase identifier", where, op.OperationID)
+			case seen[op.OperationID] != "":
+				t.Errorf("%s: operationId %q is also %s's", where, op.OperationID, seen[op.OperationID])
+			default:
+				seen[op.OperationID] = where
+			}
+		}
+	}
+	if len(seen) < 40 {
+		t.Errorf("%d operations with an operationId; want every one of the 40 or more", len(seen))
+	}
+}
