@@ -302,7 +302,8 @@ func checks(rep *Report) []Check {
 			Check{Target: fmt.Sprintf("batchy RSS ≤ %d MB with %d waits", targetRSS>>20, targetWaits), Measured: true,
 				Met: w.RSS <= targetRSS, Figure: fmt.Sprintf("%s (%s idle)", mb(w.RSS), mb(w.RSSIdle))})
 	}
-	return append(out, embeddedChecks(rep)...)
+	out = append(out, embeddedChecks(rep)...)
+	return append(out, scaleChecks(rep)...)
 }
 
 func ms(d time.Duration) string {

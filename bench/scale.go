@@ -40,6 +40,37 @@ type ScaleResult struct {
 	RSS     int64
 }
 
+// The scale part's targets (issue 16).
+const (
+	targetIdleCmds   = 50                    // Redis commands per second, idle, scheduler on
+	targetViewTime   = 20 * time.Millisecond // GET / and GET /v1/workflows?limit=50, p50
+	targetViewSpread = 0.5                   // ... within this share of the times with 10 workflows
+	targetFireLag    = time.Second           // a due fire starts within this
+)
+
+// scaleChecks are the scale part's targets, for the largest number of workflows measured, with
+// the 10 workflows' figures as the reference.
+func scaleChecks(rep *Report) []Check {
+	if len(rep.Scale) < 2 {
+		return nil
+	}
+	ref, big := rep.Scale[0], rep.Scale[len(rep.Scale)-1]
+	n := big.Workflows
+	out := []Check{{Target: fmt.Sprintf("%d workflows, scheduler on, idle: ≤ %d Redis commands/s", n, targetIdleCmds), Measured: true,
+		Met: big.IdleCmds <= targetIdleCmds, Figure: fmt.Sprintf("%.1f (%.1f with %d)", big.IdleCmds, ref.IdleCmds, ref.Workflows)}}
+	for _, v := range []struct {
+		what     string
+		big, ref time.Duration
+	}{{"GET /", big.Dashboard[0], ref.Dashboard[0]}, {"GET /v1/workflows?limit=50", big.List[0], ref.List[0]}} {
+		ratio := float64(v.big) / float64(v.ref)
+		out = append(out, Check{Target: fmt.Sprintf("%s with %d workflows: p50 ≤ %s and within ±%.0f %% of the p50 with %d", v.what, n, ms(targetViewTime), 100*targetViewSpread, ref.Workflows),
+			Measured: v.ref > 0, Met: v.big <= targetViewTime && ratio <= 1+targetViewSpread && ratio >= 1-targetViewSpread,
+			Figure: fmt.Sprintf("%s (%s with %d: %.2f ×)", ms(v.big), ms(v.ref), ref.Workflows, ratio)})
+	}
+	return append(out, Check{Target: fmt.Sprintf("%d workflows: each due fire starts within %s", n, targetFireLag), Measured: big.Fires > 0,
+		Met: big.Fires > 0 && big.FireLag <= targetFireLag, Figure: fmt.Sprintf("latest %s after its fire time over %d fires", ms(big.FireLag), big.Fires)})
+}
+
 // scaleWorkflowYAML returns the i-th generated workflow.
 func scaleWorkflowYAML(i int) string {
 	jobs := "extract:\n  table: orders\nload:\n  reprocess_hours: 2\n"
