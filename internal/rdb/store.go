@@ -36,6 +36,9 @@ type Options struct {
 	// MaxJobs, when not zero, is the most jobs a workflow may have: the embedded store's limit
 	// (EmbeddedMaxJobs).
 	MaxJobs int
+	// Replica names this process in the keys Ping writes (health.go); empty means
+	// <hostname>-<pid>.
+	Replica string
 }
 
 // Store is the batch.Store on Redis (single node, Sentinel or Cluster through a universal client).
@@ -55,6 +58,9 @@ type Store struct {
 	copies *stateCopies
 	// tzName and tzTable describe Location for the open script's midnight (see zoneTable).
 	tzName, tzTable string
+	// replica names this process in its health keys; health runs Ping's writes (health.go).
+	replica string
+	health  health
 }
 
 var _ batch.Store = (*Store)(nil)
@@ -77,6 +83,9 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.EventsKeep <= 0 {
 		opts.EventsKeep = 100_000
 	}
+	if opts.Replica == "" {
+		opts.Replica = defaultReplica()
+	}
 	table := zoneTable(opts.Location)
 	idx := client
 	if opts.Embedded != nil {
@@ -85,7 +94,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		idx = opts.Embedded.raw
 	}
 	s := &Store{client: client, idx: idx, keys: Keys{Prefix: opts.Prefix}, opts: opts, codec: newCodec(), copies: newStateCopies(),
-		tzName: opts.Location.String() + "#" + strconv.FormatUint(uint64(fnv32(table)), 16), tzTable: table}
+		tzName: opts.Location.String() + "#" + strconv.FormatUint(uint64(fnv32(table)), 16), tzTable: table, replica: opts.Replica}
 	s.ix = newIndexer(s.writeIndex)
 	return s
 }
@@ -587,14 +596,6 @@ func checkDump(d *batch.Dump) error {
 				return batch.Errorf(batch.EINVALID, "workflow %s: batch %d: %s", d.Workflow, b.ID, batch.ErrorMessage(err))
 			}
 		}
-	}
-	return nil
-}
-
-// Ping implements batch.Store.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.client.Ping(ctx).Err(); err != nil {
-		return storeError("rdb.Ping", err)
 	}
 	return nil
 }
