@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batchy/batchy/internal/rdb/rdbtest"
+)
+
+// probe is a /readyz answer at a moment.
+type probe struct {
+	at   time.Time // when it was asked
+	end  time.Time // when it was answered
+	code int       // 0: no answer
+	body string
+}
+
+// readyzPoller asks /readyz every 100 ms, as a load balancer would, and keeps every answer.
+type readyzPoller struct {
+	mu     sync.Mutex
+	probes []probe
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func pollReadyz(url string) *readyzPoller {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &readyzPoller{stop: cancel, done: make(chan struct{})}
+	hc := &http.Client{Timeout: 3 * time.Second}
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			pr := probe{at: time.Now()}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/readyz", nil)
+			if res, err := hc.Do(req); err == nil {
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				pr.code, pr.body = res.StatusCode, string(b)
+			}
+			pr.end = time.Now()
+			if ctx.Err() != nil {
+				return
+			}
+			p.mu.Lock()
+			p.probes = append(p.probes, pr)
+			p.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return p
+}
+
+// first returns the first answer with code given at or after t, and whether there is one.
+func (p *readyzPoller) first(t time.Time, code int) (probe, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pr := range p.probes {
+		if !pr.at.Before(t) && pr.code == code {
+			return pr, true
+		}
+	}
+	return probe{}, false
+}
+
+// waitFor waits up to limit for an answer with code given at or after t.
+func (p *readyzPoller) waitFor(t time.Time, code int, limit time.Duration) (probe, bool) {
+	deadline := time.Now().Add(limit)
+	for {
+		if pr, ok := p.first(t, code); ok {
+			return pr, true
+		}
+		if time.Now().After(deadline) {
+			return probe{}, false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *readyzPoller) close() { p.stop(); <-p.done }
+
+// TestReadyzWrite: /readyz is a write round trip: it answers 503 with the reason within about a
+// second of Redis pausing writes, becoming a replica or dying, and 200 again once it takes
+// writes, while a PING would have answered throughout (but for the kill).
+func TestReadyzWrite(t *testing.T) {
+	srv := rdbtest.StartRedis(t)
+	other := rdbtest.StartRedis(t)
+	p := startServe(t, nil, "--redis-url", "redis://"+srv.Addr, "--cfg-dir", t.TempDir(), "--scheduler", "off")
+	admin := rdbtest.Dial(t, srv.Addr)
+	ctx := context.Background()
+	rp := pollReadyz(p.url)
+	defer rp.close()
+	if _, ok := rp.waitFor(time.Now(), 200, 5*time.Second); !ok {
+		t.Fatalf("/readyz never 200; logs:\n%s", p.logs)
+	}
+
+	check := func(name string, fault, heal func()) {
+		t.Helper()
+		at := time.Now()
+		fault()
+		pr, ok := rp.waitFor(at, 503, 3*time.Second)
+		if !ok {
+			t.Fatalf("%s: /readyz not 503 within 3s", name)
+		}
+		took := pr.end.Sub(at)
+		t.Logf("%s: /readyz answered 503 %s after the fault (probes every 100 ms): %s", name, took.Round(time.Millisecond), pr.body)
+		// The 1s write bound, a probe period and margin for a loaded machine.
+		if took > 1500*time.Millisecond {
+			t.Errorf("%s: /readyz 503 only %s after the fault, want within about a second", name, took)
+		}
+		healed := time.Now()
+		heal()
+		pr, ok = rp.waitFor(healed, 200, 5*time.Second)
+		if !ok {
+			t.Fatalf("%s: /readyz not 200 again within 5s of the store taking writes; logs:\n%s", name, p.logs)
+		}
+		t.Logf("%s: /readyz answered 200 again %s after the store took writes", name, pr.end.Sub(healed).Round(time.Millisecond))
+	}
+	check("CLIENT PAUSE WRITE", func() {
+		if err := admin.Do(ctx, "client", "pause", 10000, "write").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}, func() {
+		if err := admin.Do(ctx, "client", "unpause").Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	host, port, _ := cutAddr(other.Addr)
+	check("REPLICAOF", func() {
+		if err := admin.SlaveOf(ctx, host, port).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}, func() {
+		if err := admin.SlaveOf(ctx, "no", "one").Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	check("kill -9", srv.Stop, func() { srv.Restart(t) })
+	p.stop(t)
+}
+
+func cutAddr(addr string) (host, port string, ok bool) {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			return addr[:i], addr[i+1:], true
+		}
+	}
+	return addr, "", false
+}
