@@ -4,10 +4,12 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/batchy/batchy/internal/rdb"
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
 )
 
@@ -155,4 +157,105 @@ func cutAddr(addr string) (host, port string, ok bool) {
 		}
 	}
 	return addr, "", false
+}
+
+// TestClusterFailover: a master of a three-master Cluster with replicas is killed (SIGKILL) under
+// load. /readyz, asked every 100 ms, answers 503 while the master's slots are not served and 200
+// within 10s of cluster_state:ok (after its replica took over); transitions succeed again as
+// soon; no acknowledged transition is lost and no batch id is handed out twice.
+func TestClusterFailover(t *testing.T) {
+	cl := rdbtest.StartClusterReplicas(t)
+	cfg, jobs := faultCfg(t)
+	p := startServe(t, nil, "--redis-cluster", strings.Join(cl.Addrs(), ","), "--cfg-dir", cfg, "--scheduler", "off", "--history", "100000")
+	if code, body := curl(t, p.url+"/load_cfg/rel"); code != 200 {
+		t.Fatalf("load: %d %s", code, body)
+	}
+	rp := pollReadyz(p.url)
+	defer rp.close()
+	if _, ok := rp.waitFor(time.Now(), 200, 5*time.Second); !ok {
+		t.Fatalf("/readyz never 200; logs:\n%s", p.logs)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := startLoad(ctx, p.url, jobs, 4)
+	time.Sleep(time.Second)
+
+	victim := cl.NodeFor(t, "{rel}")
+	cl.StopNode(t, victim)
+	killed := time.Now()
+	cl.WaitFailover(t, victim)
+	ok := time.Now()
+	t.Logf("cluster_state:ok, the replica serving the slots, on every live node %s after the kill", ok.Sub(killed).Round(time.Millisecond))
+
+	back, found := rp.waitFor(ok, 200, 10*time.Second)
+	if !found {
+		t.Fatalf("/readyz not 200 within 10s of cluster_state:ok; logs:\n%s", p.logs)
+	}
+	t.Logf("/readyz answered 200 %s after cluster_state:ok", back.end.Sub(ok).Round(time.Millisecond))
+	// Transitions succeed again too.
+	var served time.Duration
+	for {
+		_, calls, _ := l.snapshot()
+		for _, c := range calls {
+			if c.start.After(ok) && c.status == 200 {
+				served = c.start.Add(c.dur).Sub(ok)
+				break
+			}
+		}
+		if served > 0 {
+			break
+		}
+		if time.Since(ok) > 10*time.Second {
+			t.Fatalf("no transition succeeded within 10s of cluster_state:ok; logs:\n%s", p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("the first transition succeeded %s after cluster_state:ok", served.Round(time.Millisecond))
+	time.Sleep(time.Second)
+	cancel()
+	l.wait()
+	rp.close()
+
+	// While the slots were not served (from the kill, and a probe's 1s bound, to ok), /readyz
+	// never answered 200.
+	rp.mu.Lock()
+	var during, unready int
+	for _, pr := range rp.probes {
+		if pr.at.After(killed.Add(1100*time.Millisecond)) && pr.end.Before(ok) {
+			during++
+			if pr.code == 200 {
+				t.Errorf("/readyz answered 200 at +%s, while the dead master's slots were not served", pr.at.Sub(killed).Round(time.Millisecond))
+			} else {
+				unready++
+			}
+		}
+	}
+	rp.mu.Unlock()
+	t.Logf("%d probes while the slots were not served, %d of them 503", during, unready)
+	if during == 0 {
+		t.Errorf("no /readyz probe while the slots were not served")
+	}
+
+	acks, calls, bad := l.snapshot()
+	for _, b := range bad {
+		t.Errorf("unexpected answer: %s", b)
+	}
+	var failed int
+	for _, c := range calls {
+		if c.start.After(killed) && c.start.Before(ok) && c.status != 200 {
+			failed++
+		}
+	}
+	t.Logf("%d transitions acknowledged, %d requests answered otherwise during the failover", len(acks), failed)
+	client, _, err := rdb.Connect(rdb.ConnectOptions{ClusterAddrs: cl.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	d, err := rdb.New(client, rdb.Options{}).Dump(context.Background(), "rel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkState(t, d, jobs, acks)
+	p.stop(t)
 }
