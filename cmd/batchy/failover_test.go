@@ -4,11 +4,13 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/rdb"
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
 )
@@ -161,12 +163,29 @@ func cutAddr(addr string) (host, port string, ok bool) {
 
 // TestClusterFailover: a master of a three-master Cluster with replicas is killed (SIGKILL) under
 // load. /readyz, asked every 100 ms, answers 503 while the master's slots are not served and 200
-// within 10s of cluster_state:ok (after its replica took over); transitions succeed again as
-// soon; no acknowledged transition is lost and no batch id is handed out twice.
+// within 10s of cluster_state:ok (after its replica took over).
+//
+//   - async (no --redis-min-replicas): transitions succeed again within 10s of cluster_state:ok
+//     too. Redis replicates asynchronously, so a transition the killed master acknowledged but
+//     had not yet sent to its replica may be lost (seen once: 1 of 1,208): logged, not failed.
+//   - min-replicas: with --redis-min-replicas 1 no acknowledged transition is lost and no batch
+//     id is handed out twice; the promoted replica has no replica of its own, so transitions
+//     answer 503 until the killed node is back (as its replica).
 func TestClusterFailover(t *testing.T) {
+	for _, minReplicas := range []int{0, 1} {
+		name := "async"
+		if minReplicas > 0 {
+			name = "min-replicas"
+		}
+		t.Run(name, func(t *testing.T) { clusterFailover(t, minReplicas) })
+	}
+}
+
+func clusterFailover(t *testing.T, minReplicas int) {
 	cl := rdbtest.StartClusterReplicas(t)
 	cfg, jobs := faultCfg(t)
-	p := startServe(t, nil, "--redis-cluster", strings.Join(cl.Addrs(), ","), "--cfg-dir", cfg, "--scheduler", "off", "--history", "100000")
+	p := startServe(t, nil, "--redis-cluster", strings.Join(cl.Addrs(), ","), "--redis-min-replicas", strconv.Itoa(minReplicas),
+		"--cfg-dir", cfg, "--scheduler", "off", "--history", "100000")
 	if code, body := curl(t, p.url+"/load_cfg/rel"); code != 200 {
 		t.Fatalf("load: %d %s", code, body)
 	}
@@ -183,45 +202,65 @@ func TestClusterFailover(t *testing.T) {
 	victim := cl.NodeFor(t, "{rel}")
 	cl.StopNode(t, victim)
 	killed := time.Now()
-	cl.WaitFailover(t, victim)
+	first := cl.WaitFailover(t, victim)
 	ok := time.Now()
-	t.Logf("cluster_state:ok, the replica serving the slots, on every live node %s after the kill", ok.Sub(killed).Round(time.Millisecond))
+	t.Logf("cluster_state:ok, the replica serving the slots: on a first node %s after the kill, on every live node %s after",
+		first.Sub(killed).Round(time.Millisecond), ok.Sub(killed).Round(time.Millisecond))
 
 	back, found := rp.waitFor(ok, 200, 10*time.Second)
 	if !found {
 		t.Fatalf("/readyz not 200 within 10s of cluster_state:ok; logs:\n%s", p.logs)
 	}
 	t.Logf("/readyz answered 200 %s after cluster_state:ok", back.end.Sub(ok).Round(time.Millisecond))
-	// Transitions succeed again too.
-	var served time.Duration
-	for {
-		_, calls, _ := l.snapshot()
-		for _, c := range calls {
-			if c.start.After(ok) && c.status == 200 {
-				served = c.start.Add(c.dur).Sub(ok)
+	from := ok
+	if minReplicas > 0 {
+		// The promoted replica has no replica of its own: transitions answer 503 (unconfirmed)
+		// until the killed node is back, as its replica.
+		// Requests in flight at the failover end first (up to about 2s): wait for four begun
+		// after it.
+		var calls []call
+		for deadline := time.Now().Add(8 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			_, calls, _ = l.snapshot()
+			n := 0
+			for _, c := range calls {
+				if c.start.After(back.end) {
+					n++
+				}
+			}
+			if n >= 4 {
 				break
 			}
 		}
-		if served > 0 {
-			break
+		var unconfirmed int
+		for _, c := range calls {
+			if c.start.After(back.end) && c.status == 200 {
+				t.Errorf("a transition answered 200 while the new master had no replica to confirm it")
+			}
+			if c.start.After(back.end) && c.status == 503 {
+				unconfirmed++
+			}
 		}
-		if time.Since(ok) > 10*time.Second {
-			t.Fatalf("no transition succeeded within 10s of cluster_state:ok; logs:\n%s", p.logs)
+		t.Logf("%d requests answered 503 while the new master had no replica", unconfirmed)
+		if unconfirmed == 0 {
+			t.Errorf("no request answered 503 while the new master had no replica")
 		}
-		time.Sleep(50 * time.Millisecond)
+		cl.StartNode(t, victim)
+		from = time.Now()
 	}
-	t.Logf("the first transition succeeded %s after cluster_state:ok", served.Round(time.Millisecond))
+	served := firstServed(t, l, from)
+	t.Logf("the first transition succeeded %s after %s", served.Round(time.Millisecond),
+		map[bool]string{true: "the killed node rejoined (as a replica)", false: "cluster_state:ok"}[minReplicas > 0])
 	time.Sleep(time.Second)
 	cancel()
 	l.wait()
 	rp.close()
 
-	// While the slots were not served (from the kill, and a probe's 1s bound, to ok), /readyz
-	// never answered 200.
+	// While the slots were not served (from the kill, and a probe's 1s bound, until a first node
+	// saw the failover done), /readyz never answered 200.
 	rp.mu.Lock()
 	var during, unready int
 	for _, pr := range rp.probes {
-		if pr.at.After(killed.Add(1100*time.Millisecond)) && pr.end.Before(ok) {
+		if pr.at.After(killed.Add(1100*time.Millisecond)) && pr.end.Before(first) {
 			during++
 			if pr.code == 200 {
 				t.Errorf("/readyz answered 200 at +%s, while the dead master's slots were not served", pr.at.Sub(killed).Round(time.Millisecond))
@@ -256,6 +295,114 @@ func TestClusterFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkState(t, d, jobs, acks)
+	if minReplicas > 0 {
+		checkState(t, d, jobs, acks)
+	} else {
+		// Asynchronous replication: count what the failover lost, without failing.
+		lost := lostAcks(d, acks)
+		t.Logf("acknowledged transitions lost in the failover without --redis-min-replicas: %d of %d", lost, len(acks))
+	}
+	p.stop(t)
+}
+
+// firstServed waits up to 10s for a transition of l started after from to succeed, and returns
+// when it was answered, after from.
+func firstServed(t *testing.T, l *load, from time.Time) time.Duration {
+	t.Helper()
+	for {
+		_, calls, _ := l.snapshot()
+		for _, c := range calls {
+			if c.start.After(from) && c.status == 200 {
+				return c.start.Add(c.dur).Sub(from)
+			}
+		}
+		if time.Since(from) > 10*time.Second {
+			t.Fatalf("no transition succeeded within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lostAcks counts acknowledged transitions that history does not hold as answered.
+func lostAcks(d *batch.Dump, acks []ack) int {
+	records := map[int64]map[string]batch.Fields{}
+	for _, b := range d.Batches {
+		records[b.ID] = map[string]batch.Fields{}
+		for _, j := range b.Jobs {
+			records[b.ID][j.Name] = j.Fields
+		}
+	}
+	lost := 0
+	for _, a := range acks {
+		r, ok := records[a.id][a.job]
+		if !ok {
+			lost++
+			continue
+		}
+		if end, _ := r.String(batch.FieldBatchEnd); a.status != batch.StatusOpen && (r.Status() != a.status || end != a.end) {
+			lost++
+		}
+	}
+	return lost
+}
+
+// TestMinReplicas: with --redis-min-replicas 1 on Sentinel (a master and one replica), a
+// transition answers 200 while the replica confirms it, and 503 naming the shortfall when the
+// replica is down (the change stands on the master, unconfirmed); 200 again once it is back.
+func TestMinReplicas(t *testing.T) {
+	s := rdbtest.StartSentinel(t)
+	cfg, _ := faultCfg(t)
+	p := startServe(t, nil, "--redis-sentinel", strings.Join(s.Addrs(), ","), "--redis-master", s.MasterName,
+		"--redis-min-replicas", "1", "--cfg-dir", cfg, "--scheduler", "off")
+	post := func(path string) (int, string) {
+		t.Helper()
+		res, err := http.Post(p.url+path, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := post("/v1/workflows/rel/load"); code != 200 {
+		t.Fatalf("load: %d %s", code, body)
+	}
+	if code, body := post("/v1/workflows/rel/jobs/a/open"); code != 200 {
+		t.Fatalf("open with the replica up: %d %s", code, body)
+	}
+	if code, body := post("/v1/workflows/rel/jobs/a/close"); code != 200 {
+		t.Fatalf("close with the replica up: %d %s", code, body)
+	}
+
+	s.Replica.Stop()
+	start := time.Now()
+	code, body := post("/v1/workflows/rel/jobs/a/open")
+	took := time.Since(start)
+	t.Logf("open with the replica down: %d after %s: %s", code, took.Round(time.Millisecond), body)
+	if code != 503 || !strings.Contains(body, "only 0 of the 1 replicas required (--redis-min-replicas) confirmed it") {
+		t.Fatalf("open with the replica down: %d %s, want 503 naming the replicas", code, body)
+	}
+	if took > 3*time.Second {
+		t.Errorf("the unconfirmed open took %s, want about a second (the WAIT timeout)", took)
+	}
+	// The change stands on the master: the job is open.
+	if code, body := curl(t, p.url+"/v1/workflows/rel/jobs/a"); code != 200 || !strings.Contains(body, `"status":"open"`) {
+		t.Errorf("job a after the unconfirmed open: %d %s, want open", code, body)
+	}
+
+	s.Replica.Restart(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// An open of an open job re-runs its window (abandoning the batch): 200 whatever the
+		// tries before it did on the master.
+		code, body = post("/v1/workflows/rel/jobs/a/open")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("open still %d %s 20s after the replica came back", code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	p.stop(t)
 }

@@ -214,8 +214,9 @@ func (c *Cluster) WaitOK(tb testing.TB) {
 }
 
 // WaitFailover waits, after StopNode of the master at dead, until a replica has taken its slots
-// over: every running node reports cluster_state:ok and no slot is served by dead any more.
-func (c *Cluster) WaitFailover(tb testing.TB, dead string) {
+// over: every running node reports cluster_state:ok and no slot is served by dead any more. It
+// returns when the first node reported so (the others learn it by gossip, a moment later).
+func (c *Cluster) WaitFailover(tb testing.TB, dead string) (first time.Time) {
 	tb.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, n := range c.nodes {
@@ -236,6 +237,9 @@ func (c *Cluster) WaitFailover(tb testing.TB, dead string) {
 				}
 			}
 			if done {
+				if first.IsZero() {
+					first = time.Now()
+				}
 				break
 			}
 			if time.Now().After(deadline) {
@@ -246,6 +250,7 @@ func (c *Cluster) WaitFailover(tb testing.TB, dead string) {
 		}
 		nc.Close()
 	}
+	return first
 }
 
 // waitOK waits until every running node's CLUSTER INFO says cluster_state:ok. A restarted master
