@@ -39,6 +39,8 @@ type storeFlags struct {
 	// eventsKeep caps the event streams the store's scripts write; serve sets it from
 	// --events-keep (export and import make no transitions).
 	eventsKeep int64
+	// minReplicas is serve's --redis-min-replicas (rdb.Options.MinReplicas).
+	minReplicas int
 }
 
 func (f *storeFlags) register(fs *pflag.FlagSet) {
@@ -124,7 +126,7 @@ func (f *storeFlags) open(ctx context.Context) (*openedStore, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	opts := rdb.Options{Prefix: f.prefix, Location: loc, HistoryKeep: f.history, EventsKeep: f.eventsKeep}
+	opts := rdb.Options{Prefix: f.prefix, Location: loc, HistoryKeep: f.history, EventsKeep: f.eventsKeep, MinReplicas: f.minReplicas}
 	if f.redisURL == "" && len(f.redisCluster) == 0 && len(f.redisSentinel) == 0 {
 		e, err := rdb.OpenEmbedded(f.dataFile, rdb.EmbeddedOptions{Repair: f.repair})
 		if err != nil {

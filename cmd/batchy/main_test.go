@@ -320,6 +320,8 @@ func TestUsageErrors(t *testing.T) {
 		{"serve", "--log-level", "loud"},
 		{"serve", "--infa-date-format", "ZZZ"},
 		{"serve", "--original-infa-date-format", "ZZZ"},
+		{"serve", "--redis-min-replicas", "1"}, // the embedded store has no replicas
+		{"serve", "--redis-url", "redis://127.0.0.1:1", "--redis-min-replicas", "-1"},
 		{"import"},
 	}
 	// A cancelled context: should a case wrongly start the server, it stops at once instead of

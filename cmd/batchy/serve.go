@@ -43,6 +43,7 @@ type serveConfig struct {
 	leaseTime         time.Duration
 	logSinks          []string
 	eventsKeep        int64
+	minReplicas       int
 	slackHooks        []string
 	jsonHooks         []string
 	tokensFile        string
@@ -69,6 +70,7 @@ func (c *serveConfig) flagSet(name string, stderr io.Writer) *pflag.FlagSet {
 	fs.DurationVar(&c.leaseTime, "scheduler-lease", 15*time.Second, "leader and run lease: a replica that dies is replaced within about this time")
 	fs.StringArrayVar(&c.logSinks, "log-sink", nil, "also send every event to this sink (repeatable): file:///path.jsonl, stdout://, postgres://..., nats://...; the Redis stream (redis://) is always written")
 	fs.Int64Var(&c.eventsKeep, "events-keep", 100000, "events kept per workflow in its Redis stream")
+	fs.IntVar(&c.minReplicas, "redis-min-replicas", 0, "after each transition, wait up to 1s (WAIT) for this many Redis replicas to confirm it, and answer 503 when fewer do; 0: do not wait (Redis replicates asynchronously)")
 	fs.StringArrayVar(&c.slackHooks, "alert-webhook", nil, "send alerts (failed, retries exhausted, late, long open) to this Slack-compatible webhook URL (repeatable)")
 	fs.StringArrayVar(&c.jsonHooks, "alert-webhook-json", nil, "send alerts as JSON to this webhook URL (repeatable)")
 	fs.StringVar(&c.tokensFile, "tokens-file", "", `API tokens, one "<role> <name> <secret or sha256:hex>" per line (roles: read, operate, admin); turns auth on`)
@@ -120,6 +122,12 @@ func (c *serveConfig) check() error {
 	}
 	if c.maxWaitsPerClient < 0 {
 		return fmt.Errorf("--max-waits-per-client %d: use 0 (no limit) or more", c.maxWaitsPerClient)
+	}
+	if c.minReplicas < 0 {
+		return fmt.Errorf("--redis-min-replicas %d: use 0 (do not wait) or more", c.minReplicas)
+	}
+	if c.minReplicas > 0 && c.store.redisURL == "" && len(c.store.redisCluster) == 0 && len(c.store.redisSentinel) == 0 {
+		return fmt.Errorf("--redis-min-replicas %d needs Redis (--redis-url, --redis-sentinel or --redis-cluster): the embedded store has no replicas", c.minReplicas)
 	}
 	if c.eventsKeep < 1 {
 		return fmt.Errorf("--events-keep %d: use 1 or more", c.eventsKeep)
@@ -254,6 +262,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	cfg.store.eventsKeep = cfg.eventsKeep
+	cfg.store.minReplicas = cfg.minReplicas
 	store, err := cfg.store.open(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)

@@ -50,7 +50,7 @@ type Health struct {
 	Status string `json:"status"`
 	Store  string `json:"store"`
 	Error  string `json:"error,omitempty"`
-	// StoreLatencyMS is how long the store took to answer a ping (/readyz only).
+	// StoreLatencyMS is how long the store took to take the readiness write (/readyz only).
 	StoreLatencyMS *float64 `json:"store_latency_ms,omitempty"`
 	// Scheduler is the scheduler's state (/readyz only); absent when it is off.
 	Scheduler *SchedulerHealth `json:"scheduler,omitempty"`
@@ -87,8 +87,9 @@ func (s *Server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, Health{Status: "ok", Store: s.opts.StoreName, Sinks: s.sinkHealth()})
 }
 
-// readyz says whether the replica can serve: 503 while the store does not answer, so a load
-// balancer sends requests elsewhere.
+// readyz says whether the replica can serve: 503, with the reason, while the store does not take
+// a write (Store.Ping writes a health key, within a second), so a load balancer sends requests
+// elsewhere. A PING alone would pass on a paused master, a replica or a Cluster missing a master.
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()

@@ -234,6 +234,6 @@ type Store interface {
 	Dump(ctx context.Context, workflow string) (*Dump, error)
 	// Restore replaces a workflow's stored state with a dump.
 	Restore(ctx context.Context, d *Dump) error
-	// Ping checks that the store answers.
+	// Ping checks that the store takes a write now, and says why not.
 	Ping(ctx context.Context) error
 }

@@ -1,6 +1,7 @@
 package rdb
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -113,11 +114,74 @@ func connectCluster(o ConnectOptions) (redis.UniversalClient, string, error) {
 		Username:     o.Username,
 		Password:     o.Password,
 		TLSConfig:    tlsConfig(o.TLS),
-		DialTimeout:  defaultDialTimeout,
+		DialTimeout:  clusterDialTimeout,
 		ReadTimeout:  defaultIOTimeout,
 		WriteTimeout: defaultIOTimeout,
+		// go-redis reloads the slot map on MOVED and READONLY only, and otherwise once a minute:
+		// after a master dies, its replica takes the slots over without a MOVED from the dead
+		// node, and the client went on dialling it for up to a minute (43s measured). A failed
+		// command reloads the map at once (reloadOnError); the interval is the bound for a change
+		// no command fails on.
+		ClusterStateReloadInterval: clusterReloadInterval,
 	})
+	c.AddHook(reloadOnError{c})
 	return c, "cluster " + strings.Join(o.ClusterAddrs, ",") + tlsNote(o.TLS), nil
+}
+
+// The Cluster client's timeouts: a master that died without closing its connections (a host
+// down, a network cut) costs a dial timeout per try, so a short one; a loopback or LAN dial
+// takes well under a millisecond.
+const (
+	clusterDialTimeout    = time.Second
+	clusterReloadInterval = 5 * time.Second
+)
+
+// reloadOnError asks a Cluster client for a fresh slot map (CLUSTER SLOTS, from a node that
+// answers) after a command fails for want of a node: a connection error or a node saying the
+// cluster is down or reconfiguring. go-redis coalesces the reloads (one at a time, at most one
+// each 200ms), so an outage costs a CLUSTER SLOTS every 200ms at most, whatever the load.
+type reloadOnError struct{ c *redis.ClusterClient }
+
+var _ redis.Hook = reloadOnError{}
+
+func (h reloadOnError) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadOnError) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if nodeTrouble(err) {
+			h.c.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+func (h reloadOnError) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if nodeTrouble(err) {
+			h.c.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+// nodeTrouble reports whether err says a node is gone or not serving its slots, rather than
+// that the command itself was refused (a script's error, a missing key) or its caller gave up.
+func nodeTrouble(err error) bool {
+	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		for _, p := range []string{"CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "LOADING", "READONLY"} {
+			if strings.HasPrefix(rerr.Error(), p) {
+				return true
+			}
+		}
+		return false
+	}
+	return true // a dial, read or write that failed, a timeout, a closed connection
 }
 
 func connectSentinel(o ConnectOptions) (redis.UniversalClient, string, error) {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/batchy/batchy/internal/batch"
 )
 
@@ -282,6 +284,7 @@ func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, st
 // copy's apply answered. ok is false when the caller should run the transition's script.
 func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h map[string]string) (*change, bool)) (*batch.State, bool, error) {
 	h := s.copies.get(wf)
+	confirmed := func() error { return nil } // the embedded store has no replicas
 	for try := 0; try < 2 && h != nil && h["rev"] != ""; try++ {
 		after := maps.Clone(h)
 		c, ok := compute(after)
@@ -319,7 +322,9 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 				reply = []any{"STALE", stale}
 			}
 		} else {
-			v, err := scriptApply.Run(ctx, onceScripter{s.client}, keys, args...).Result()
+			var run redis.Scripter
+			run, confirmed = s.changer()
+			v, err := scriptApply.Run(ctx, run, keys, args...).Result()
 			if err != nil {
 				return nil, true, storeError("rdb.apply", err)
 			}
@@ -354,6 +359,9 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 		st.Changes = parseChanges(wf, entry, fields)
 		// See index: the change stands whatever this does. c.fields starts with the entry's kind.
 		_ = s.index(ctx, st, entry, false, strings.HasPrefix(c.fields[1], "close "))
+		if err := confirmed(); err != nil {
+			return nil, true, err
+		}
 		return st, true, nil
 	}
 	return nil, false, nil

@@ -36,6 +36,8 @@ const Layout = "2"
 //	<prefix>:{<wf>}:active              SET   ids of runs not yet finished
 //	<prefix>:{<wf>}:run:<id>            HASH  record (JSON), state, holder, lease, not_before, cancel
 //	<prefix>:{<wf>}:trimmed             SET   ids of finished runs the run index dropped, whose records are to delete
+//	<prefix>:{~<n>}:health:<replica>    STRING a replica's last readiness write (ms), kept a minute; tag
+//	                                          ~ on a single node, one ~<n> per master's slot range on a Cluster
 //
 // The installation-wide index (index.go) is written right after each change, by lua/index.lua. Its
 // keys share the hash tag {~}, which no workflow name can have: one slot of their own.
@@ -137,3 +139,9 @@ func (k Keys) AlertsDue() string { return k.index() + "alerts" }
 
 // Due scores each workflow by when the scheduler next looks at it.
 func (k Keys) Due() string { return k.index() + "due" }
+
+// Health is the key a replica's readiness check writes (health.go), in the slot of tag ("~", or
+// "~<n>" to reach a given Cluster master).
+func (k Keys) Health(tag, replica string) string {
+	return k.Prefix + ":{" + tag + "}:health:" + replica
+}

@@ -36,6 +36,14 @@ type Options struct {
 	// MaxJobs, when not zero, is the most jobs a workflow may have: the embedded store's limit
 	// (EmbeddedMaxJobs).
 	MaxJobs int
+	// MinReplicas, when not zero, makes every transition wait (WAIT, on the connection that
+	// wrote it) for this many replicas to confirm its write, for at most ReplicaWaitTimeout,
+	// and fail with EUNAVAILABLE when fewer do: the change stands on the master, unconfirmed.
+	// Zero waits for none (Redis replicates asynchronously). Not for the embedded store.
+	MinReplicas int
+	// Replica names this process in the keys Ping writes (health.go); empty means
+	// <hostname>-<pid>.
+	Replica string
 }
 
 // Store is the batch.Store on Redis (single node, Sentinel or Cluster through a universal client).
@@ -55,6 +63,9 @@ type Store struct {
 	copies *stateCopies
 	// tzName and tzTable describe Location for the open script's midnight (see zoneTable).
 	tzName, tzTable string
+	// replica names this process in its health keys; health runs Ping's writes (health.go).
+	replica string
+	health  health
 }
 
 var _ batch.Store = (*Store)(nil)
@@ -77,6 +88,9 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.EventsKeep <= 0 {
 		opts.EventsKeep = 100_000
 	}
+	if opts.Replica == "" {
+		opts.Replica = defaultReplica()
+	}
 	table := zoneTable(opts.Location)
 	idx := client
 	if opts.Embedded != nil {
@@ -85,7 +99,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		idx = opts.Embedded.raw
 	}
 	s := &Store{client: client, idx: idx, keys: Keys{Prefix: opts.Prefix}, opts: opts, codec: newCodec(), copies: newStateCopies(),
-		tzName: opts.Location.String() + "#" + strconv.FormatUint(uint64(fnv32(table)), 16), tzTable: table}
+		tzName: opts.Location.String() + "#" + strconv.FormatUint(uint64(fnv32(table)), 16), tzTable: table, replica: opts.Replica}
 	s.ix = newIndexer(s.writeIndex)
 	return s
 }
@@ -110,7 +124,8 @@ func (s *Store) read(ctx context.Context, op string, sc *redis.Script, keys []st
 // change runs a changing script, which go-redis must not send twice (see onceScripter), and
 // returns the state after it with the changes it recorded.
 func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, keys []string, args ...any) (*batch.State, error) {
-	v, err := sc.Run(ctx, onceScripter{s.client}, keys, args...).Result()
+	run, confirmed := s.changer()
+	v, err := sc.Run(ctx, run, keys, args...).Result()
 	if err != nil {
 		return nil, storeError(op, err)
 	}
@@ -129,7 +144,21 @@ func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, key
 	// See index: the change stands whatever this does. An end wakes the after: of others (a fail
 	// too: the scheduler then finds them not ready, which is cheaper than telling the two apart).
 	_ = s.index(ctx, st, str(list[0]), op == "rdb.Load", op == "rdb.End")
+	if err := confirmed(); err != nil {
+		return nil, err
+	}
 	return st, nil
+}
+
+// changer returns the scripter a changing script runs through (never sent twice), and a
+// function that says, after it ran, whether Options.MinReplicas replicas confirmed it. The
+// copy and the index are updated either way: the change stands on the master.
+func (s *Store) changer() (redis.Scripter, func() error) {
+	if s.opts.MinReplicas <= 0 {
+		return onceScripter{s.client}, func() error { return nil }
+	}
+	w := &waitScripter{client: s.client, n: s.opts.MinReplicas}
+	return w, func() error { return w.short }
 }
 
 // stateFromHash reads a workflow's state hash (as HGETALL returns it).
@@ -587,14 +616,6 @@ func checkDump(d *batch.Dump) error {
 				return batch.Errorf(batch.EINVALID, "workflow %s: batch %d: %s", d.Workflow, b.ID, batch.ErrorMessage(err))
 			}
 		}
-	}
-	return nil
-}
-
-// Ping implements batch.Store.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.client.Ping(ctx).Err(); err != nil {
-		return storeError("rdb.Ping", err)
 	}
 	return nil
 }

@@ -16,12 +16,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Cluster is a Redis Cluster of three masters without replicas on loopback ports. Every node
-// keeps an append-only file synced on every write, so a node stopped (killed) and started again
-// comes back with every write it acknowledged.
+// Cluster is a Redis Cluster of three masters on loopback ports, without replicas (StartCluster)
+// or with one replica each (StartClusterReplicas). Every node keeps an append-only file synced on
+// every write, so a node stopped (killed) and started again comes back with every write it
+// acknowledged.
 type Cluster struct {
-	nodes []*Server
-	admin *redis.ClusterClient
+	nodes    []*Server
+	admin    *redis.ClusterClient
+	replicas int // per master
 }
 
 // StartCluster starts a Cluster for the test and stops it when the test ends. It takes about
@@ -30,7 +32,7 @@ type Cluster struct {
 func StartCluster(tb testing.TB) *Cluster {
 	tb.Helper()
 	need(tb, "redis-server", "redis-cli")
-	c, err := startCluster(tb.TempDir())
+	c, err := startCluster(tb.TempDir(), 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -38,16 +40,31 @@ func StartCluster(tb testing.TB) *Cluster {
 	return c
 }
 
-func startCluster(dir string) (*Cluster, error) {
-	c := &Cluster{}
+// StartClusterReplicas starts a Cluster of three masters with one replica each, for failover
+// tests: a master killed (StopNode) is replaced by its replica about three seconds later (node
+// timeout 2s, then the election). It returns once every replica is in sync.
+func StartClusterReplicas(tb testing.TB) *Cluster {
+	tb.Helper()
+	need(tb, "redis-server", "redis-cli")
+	c, err := startCluster(tb.TempDir(), 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Stop)
+	return c
+}
+
+func startCluster(dir string, replicas int) (*Cluster, error) {
+	c := &Cluster{replicas: replicas}
+	n := 3 * (1 + replicas)
 	err := retryPorts(func() error {
 		c.Stop() // the nodes of a failed try
 		c.nodes = nil
-		ports, err := freePorts(6) // three client ports, three cluster bus ports
+		ports, err := freePorts(2 * n) // n client ports, n cluster bus ports
 		if err != nil {
 			return err
 		}
-		for i, port := range ports[:3] {
+		for i, port := range ports[:n] {
 			nodeDir := filepath.Join(dir, strconv.Itoa(port))
 			if err := os.MkdirAll(nodeDir, 0o755); err != nil {
 				return err
@@ -55,7 +72,7 @@ func startCluster(dir string) (*Cluster, error) {
 			s := newServer(nodeDir, port,
 				"--cluster-enabled", "yes",
 				"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
-				"--cluster-port", strconv.Itoa(ports[3+i]),
+				"--cluster-port", strconv.Itoa(ports[n+i]),
 				"--cluster-node-timeout", "2000",
 				"--appendonly", "yes", "--appendfsync", "always", "--save", "")
 			if err := s.start(); err != nil {
@@ -71,7 +88,7 @@ func startCluster(dir string) (*Cluster, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	args := append(append([]string{"--cluster", "create"}, c.Addrs()...), "--cluster-replicas", "0", "--cluster-yes")
+	args := append(append([]string{"--cluster", "create"}, c.Addrs()...), "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
 		c.Stop()
 		return nil, fmt.Errorf("redis-cli --cluster create: %v\n%s", err, out)
@@ -81,7 +98,35 @@ func startCluster(dir string) (*Cluster, error) {
 		c.Stop()
 		return nil, err
 	}
+	if replicas > 0 {
+		if err := c.waitSynced(); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// waitSynced waits until every replica's link to its master is up: a replica not yet in sync
+// cannot be promoted when its master is killed.
+func (c *Cluster) waitSynced() error {
+	deadline := time.Now().Add(20 * time.Second)
+	for _, n := range c.nodes {
+		nc := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+		for {
+			repl, err := nc.Info(context.Background(), "replication").Result()
+			if err == nil && (strings.Contains(repl, "role:master") || strings.Contains(repl, "master_link_status:up")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				nc.Close()
+				return fmt.Errorf("cluster node %s not in sync within 20s (err %v): %s", n.Addr, err, repl)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		nc.Close()
+	}
+	return nil
 }
 
 // Addrs returns the nodes' addresses (host:port).
@@ -159,11 +204,63 @@ func (c *Cluster) Flush(tb testing.TB) {
 	}
 }
 
-// waitOK waits until every node's CLUSTER INFO says cluster_state:ok. A restarted master
+// WaitOK waits until every running node's CLUSTER INFO says cluster_state:ok (after a master is
+// killed: once its replica has taken over its slots).
+func (c *Cluster) WaitOK(tb testing.TB) {
+	tb.Helper()
+	if err := c.waitOK(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// WaitFailover waits, after StopNode of the master at dead, until a replica has taken its slots
+// over: every running node reports cluster_state:ok and no slot is served by dead any more. It
+// returns when the first node reported so (the others learn it by gossip, a moment later).
+func (c *Cluster) WaitFailover(tb testing.TB, dead string) (first time.Time) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, n := range c.nodes {
+		if !n.Running() {
+			continue
+		}
+		nc := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+		for {
+			info, err := nc.ClusterInfo(context.Background()).Result()
+			done := err == nil && strings.Contains(info, "cluster_state:ok")
+			if done {
+				slots, err := nc.ClusterSlots(context.Background()).Result()
+				done = err == nil
+				for _, r := range slots {
+					if len(r.Nodes) > 0 && r.Nodes[0].Addr == dead {
+						done = false
+					}
+				}
+			}
+			if done {
+				if first.IsZero() {
+					first = time.Now()
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				nc.Close()
+				tb.Fatalf("no failover of %s seen by %s within 30s (err %v): %s", dead, n.Addr, err, info)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		nc.Close()
+	}
+	return first
+}
+
+// waitOK waits until every running node's CLUSTER INFO says cluster_state:ok. A restarted master
 // refuses writes for two seconds after it starts (Redis lets the cluster reconfigure it first).
 func (c *Cluster) waitOK() error {
 	deadline := time.Now().Add(20 * time.Second)
 	for _, n := range c.nodes {
+		if !n.Running() {
+			continue
+		}
 		nc := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
 		for {
 			info, err := nc.ClusterInfo(context.Background()).Result()
@@ -214,7 +311,7 @@ func SharedCluster(tb testing.TB) *Cluster {
 		removeStale()
 		shared.dir, shared.err = os.MkdirTemp("", fmt.Sprintf("%s%d-", sharedPrefix, os.Getpid()))
 		if shared.err == nil {
-			shared.c, shared.err = startCluster(shared.dir)
+			shared.c, shared.err = startCluster(shared.dir, 0)
 		}
 	})
 	if shared.err != nil {
