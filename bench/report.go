@@ -29,6 +29,8 @@ const (
 	targetRSS         = 64 << 20              // batchy's RSS with 1,000 waits
 	targetConc        = 16
 	targetWaits       = 1000
+	targetWaitsyExit  = 50 * time.Millisecond // close to exit of 50 waitsy processes, p99
+	targetWaitsyProcs = 50
 )
 
 // Check is one target with its figure.
@@ -302,6 +304,11 @@ func checks(rep *Report) []Check {
 			Check{Target: fmt.Sprintf("batchy RSS ≤ %d MB with %d waits", targetRSS>>20, targetWaits), Measured: true,
 				Met: w.RSS <= targetRSS, Figure: fmt.Sprintf("%s (%s idle)", mb(w.RSS), mb(w.RSSIdle))})
 	}
+	if w := rep.Waitsy; w != nil && w.Procs == targetWaitsyProcs {
+		out = append(out, Check{Target: fmt.Sprintf("waitsy: close → process exit p99 ≤ %s with %d processes", ms(targetWaitsyExit), targetWaitsyProcs),
+			Measured: true, Met: w.Lat.P99 <= targetWaitsyExit && len(w.Errors) == 0,
+			Figure: fmt.Sprintf("%s (p50 %s, max %s, %d errors)", ms(w.Lat.P99), ms(w.Lat.P50), ms(w.Lat.Max), len(w.Errors))})
+	}
 	return append(out, embeddedChecks(rep)...)
 }
 
@@ -437,6 +444,17 @@ func printTable(w io.Writer, rep *Report) {
 	for _, r := range rep.Wake {
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Waits, r.Rounds, ms(r.Lat.P50), ms(r.Lat.P99), ms(r.Lat.Max),
 			cpuCell(r.ServerCPU, r.Rounds), cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
+	}
+	for _, r := range rep.Wake {
+		var cells []string
+		for _, v := range r.RSSRounds {
+			cells = append(cells, mb(v))
+		}
+		fmt.Fprintf(tw, "RSS with %d waits, round by round: %s\n", r.Waits, strings.Join(cells, ", "))
+	}
+	if w := rep.Waitsy; w != nil {
+		fmt.Fprintln(tw, "\nwaitsy procs\trounds\tclose→exit p50\tp99\tmax\terrors")
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\n", w.Procs, w.Rounds, ms(w.Lat.P50), ms(w.Lat.P99), ms(w.Lat.Max), len(w.Errors))
 	}
 	tw.Flush()
 	if len(rep.Scale) > 0 {
@@ -743,6 +761,18 @@ func markdown(rep *Report) string {
 			}
 			p("- %d waits: %s", r.Waits, strings.Join(cells, ", "))
 		}
+		p("")
+	}
+	if w := rep.Waitsy; w != nil {
+		p("### waitsy processes: from the close to their exit")
+		p("")
+		p("waitsy is built once; each round starts %d `waitsy --since <now> wake` processes, waits until the", w.Procs)
+		p("server counts their %d waits, then closes the batch. A process's time runs from just before the", w.Procs)
+		p("close request to its exit as the bench (its parent) sees it. One warm-up round, then %d rounds.", w.Rounds)
+		p("")
+		p("| processes | samples | p50 | p99 | max | errors |")
+		p("|---|---|---|---|---|---|")
+		p("| %d | %d | %s | %s | %s | %d |", w.Procs, w.Lat.N, ms(w.Lat.P50), ms(w.Lat.P99), ms(w.Lat.Max), len(w.Errors))
 		p("")
 	}
 	if len(rep.Scale) > 0 {

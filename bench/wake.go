@@ -315,3 +315,91 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 	res.Lat = summarize(lat)
 	return res, nil
 }
+
+// WaitsyResult is the time from a close to the exit of waitsy processes waiting on it.
+type WaitsyResult struct {
+	Procs, Rounds int
+	// Lat runs from just before the close request to each process's exit, every round's.
+	Lat    Latency
+	Errors []string
+}
+
+// buildWaitsy builds ./cmd/waitsy into dir.
+func buildWaitsy(dir string) (string, error) {
+	bin := filepath.Join(dir, "waitsy")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/waitsy")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/waitsy: %w", err)
+	}
+	return bin, nil
+}
+
+// measureWaitsy starts n waitsy processes waiting on wf (a batch open), and once the server holds
+// their n waits closes the batch; each process's latency runs from just before the close request
+// to its exit (as its parent sees it). One warm-up round, then rounds.
+func measureWaitsy(ctx context.Context, hc *http.Client, bin, base, wf string, n, rounds int, verbose bool) (WaitsyResult, error) {
+	res := WaitsyResult{Procs: n, Rounds: rounds}
+	var lat []time.Duration
+	for round := range rounds + 1 {
+		if err := do(ctx, hc, http.MethodGet, base+"/open_batch/"+wf); err != nil {
+			return res, err
+		}
+		since := time.Now().UTC().Format(time.RFC3339Nano)
+		ends := make([]time.Time, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			cmd := exec.Command(bin, "--url", base, "--since", since, "--quiet", "--timeout", "2m", wf)
+			if err := cmd.Start(); err != nil {
+				return res, err
+			}
+			wg.Go(func() {
+				err := cmd.Wait()
+				ends[i] = time.Now()
+				errs[i] = err
+			})
+		}
+		// Every process first asks with no hold (to show the state), then waits: registered once
+		// the server counts n waits twice in a row.
+		deadline := time.Now().Add(30 * time.Second)
+		for seen := 0; seen < 2; {
+			active, ok := activeWaits(ctx, hc, base)
+			if !ok {
+				return res, errors.New("the server has no batchy_active_waits metric")
+			}
+			if active >= n {
+				seen++
+			} else {
+				seen = 0
+			}
+			if time.Now().After(deadline) {
+				return res, fmt.Errorf("only %d of %d waitsy waits registered after 30s", active, n)
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		t0 := time.Now()
+		if err := do(ctx, hc, http.MethodGet, base+"/close_batch/"+wf); err != nil {
+			return res, err
+		}
+		wg.Wait()
+		var mine []time.Duration
+		for i := range n {
+			if errs[i] != nil {
+				res.Errors = append(res.Errors, fmt.Sprintf("waitsy: %v", errs[i]))
+				continue
+			}
+			mine = append(mine, ends[i].Sub(t0))
+		}
+		if round == 0 {
+			continue
+		}
+		lat = append(lat, mine...)
+		if verbose {
+			l := summarize(mine)
+			fmt.Fprintf(os.Stderr, "bench: waitsy %d round %d: p50 %s p99 %s max %s\n", n, round, ms(l.P50), ms(l.P99), ms(l.Max))
+		}
+	}
+	res.Lat = summarize(lat)
+	return res, nil
+}
