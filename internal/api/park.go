@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -37,13 +36,14 @@ import (
 // client would otherwise keep a connection that no one reads). A wait that times out gets the
 // group's latest pending answer.
 //
-// A client that goes away is noticed at the next recheck (recheckEvery), by a read that does not
-// block (clientGone), and its wait ends then: its count against --max-waits-per-client lasts that
-// much longer than a wait held by net/http, which noticed at once.
+// A parked connection's socket is taken out of the runtime's poller (detach): its answer is then
+// one writev(2) and one close(2). A client that goes away is noticed at the next recheck
+// (recheckEvery), by a read that does not block (clientGone), and its wait ends then: its count
+// against --max-waits-per-client lasts that much longer than a wait held by net/http, which
+// noticed at once.
 //
-// A wait is parked only over plain HTTP/1.x on a connection whose socket can be checked that way
-// (a *net.TCPConn on a Unix system); otherwise (TLS, HTTP/2, a test's recorder) it is held by its
-// handler as before.
+// A wait is parked only over plain HTTP/1.x on TCP, on Linux; otherwise (TLS, HTTP/2, a test's
+// recorder, another system) it is held by its handler as before.
 type parking struct {
 	mu     sync.Mutex
 	groups map[string]*parkGroup // by the question (waitQuery.key)
@@ -63,9 +63,9 @@ type parkGroup struct {
 
 // parkedWait is one parked wait: its connection and what its answer needs of its request.
 type parkedWait struct {
-	conn     net.Conn
-	raw      syscall.RawConn // to check that the client is still there
-	headers  []byte          // the request's own response headers (X-Request-Id), each ending in CRLF
+	fd       int      // the socket (detach), or -1: conn
+	conn     net.Conn // when the socket could not be detached
+	headers  []byte   // the request's own response headers (X-Request-Id), each ending in CRLF
 	deadline time.Time
 	release  func() // its count in waitCounter
 }
@@ -74,7 +74,7 @@ type parkedWait struct {
 // without writing (and without releasing the wait's count: the group does, once it answered).
 // a is the wait's first answer, pending; w its watch, registered before that answer's read.
 func (s *Server) park(c *gin.Context, q *waitQuery, w *notify.Waiter, a *waitAnswer, deadline time.Time, release func()) bool {
-	if c.Request.ProtoMajor != 1 || c.Request.TLS != nil || !canCheckClient {
+	if c.Request.ProtoMajor != 1 || c.Request.TLS != nil || !canPark {
 		return false
 	}
 	u, ok := c.Writer.(interface{ Unwrap() http.ResponseWriter })
@@ -99,9 +99,13 @@ func (s *Server) park(c *gin.Context, q *waitQuery, w *notify.Waiter, a *waitAns
 	if err != nil {
 		return false
 	}
-	pw := &parkedWait{conn: conn, deadline: deadline, release: release}
-	if sc, ok := conn.(syscall.Conn); ok {
-		pw.raw, _ = sc.SyscallConn()
+	pw := &parkedWait{fd: -1, deadline: deadline, release: release}
+	if fd, ok := detach(conn); ok {
+		pw.fd = fd
+	} else {
+		pw.conn = conn
+		// A client that stops reading must not hold the group's writes for long.
+		conn.SetWriteDeadline(deadline.Add(30 * time.Second))
 	}
 	for name, values := range c.Writer.Header() {
 		for _, v := range values {
@@ -111,8 +115,6 @@ func (s *Server) park(c *gin.Context, q *waitQuery, w *notify.Waiter, a *waitAns
 			pw.headers = append(pw.headers, "\r\n"...)
 		}
 	}
-	// A client that stops reading must not hold the group's writes for long.
-	conn.SetWriteDeadline(deadline.Add(30 * time.Second))
 
 	p.mu.Lock()
 	if p.closed {
@@ -228,7 +230,7 @@ func (s *Server) sweepParked(g *parkGroup) {
 	var gone []*parkedWait
 	kept := g.waits[:0]
 	for _, pw := range g.waits {
-		if pw.raw != nil && clientGone(pw.raw) {
+		if pw.fd >= 0 && clientGone(pw.fd) {
 			gone = append(gone, pw)
 			continue
 		}
@@ -239,7 +241,7 @@ func (s *Server) sweepParked(g *parkGroup) {
 	heap.Init(&g.waits)
 	p.mu.Unlock()
 	for _, pw := range gone {
-		pw.conn.Close()
+		closeFD(pw.fd)
 		pw.release()
 	}
 }
@@ -283,14 +285,28 @@ func (s *Server) writeParked(waits []*parkedWait, r parkedAnswer) {
 	tail = strconv.AppendInt(tail, int64(len(r.body)), 10)
 	tail = append(tail, "\r\n\r\n"...)
 	tail = append(tail, r.body...)
+	// Every answer of a part is written before any of its connections is closed: the closes
+	// (a FIN each) come after the answers. An error is the client's: it went away.
 	write := func(part []*parkedWait) {
-		for _, pw := range part {
+		handed := make([]bool, len(part))
+		for i, pw := range part {
+			if pw.fd >= 0 {
+				handed[i] = writeFD(pw.fd, [][]byte{status, pw.headers, tail}, pw.release)
+				continue
+			}
 			bufs := net.Buffers{status, pw.headers, tail}
-			bufs.WriteTo(pw.conn) // an error is the client's: it went away
+			bufs.WriteTo(pw.conn)
 		}
-		for _, pw := range part {
-			pw.conn.Close()
-			pw.release()
+		for i, pw := range part {
+			switch {
+			case handed[i]:
+			case pw.fd >= 0:
+				closeFD(pw.fd)
+				pw.release()
+			default:
+				pw.conn.Close()
+				pw.release()
+			}
 		}
 	}
 	workers := min(runtime.GOMAXPROCS(0), (len(waits)+63)/64)

@@ -1,11 +1,14 @@
-//go:build !unix
+//go:build !linux
 
 package api
 
-import "syscall"
+import "net"
 
-// canCheckClient says whether clientGone works here: not without a non-blocking read(2), so waits
-// are held by their handlers.
-const canCheckClient = false
+// canPark says whether waits can be parked here: not without the socket calls of park_linux.go,
+// so waits are held by their handlers.
+const canPark = false
 
-func clientGone(syscall.RawConn) bool { return false }
+func detach(net.Conn) (int, bool)        { return -1, false }
+func writeFD(int, [][]byte, func()) bool { return false }
+func closeFD(int)                        {}
+func clientGone(int) bool                { return false }
