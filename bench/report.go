@@ -440,10 +440,10 @@ func printTable(w io.Writer, rep *Report) {
 		}
 	}
 	tw.Flush()
-	fmt.Fprintln(tw, "\nwaits\trounds\twake-up p50\tp99\tmax\tbatchy CPU/round\twaiters CPU/round\tbatchy RSS idle\twith waits\terrors")
+	fmt.Fprintln(tw, "\nwaits\trounds\twake-up p50\tp99\tmax\tclose req p50/max\tbatchy CPU/round\twaiters CPU/round\tbatchy RSS idle\twith waits\terrors")
 	for _, r := range rep.Wake {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Waits, r.Rounds, ms(r.Lat.P50), ms(r.Lat.P99), ms(r.Lat.Max),
-			cpuCell(r.ServerCPU, r.Rounds), cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s / %s\t%s\t%s\t%s\t%s\t%d\n", r.Waits, r.Rounds, ms(r.Lat.P50), ms(r.Lat.P99), ms(r.Lat.Max),
+			ms(r.Close.P50), ms(r.Close.Max), cpuCell(r.ServerCPU, r.Rounds), cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
 	}
 	for _, r := range rep.Wake {
 		var cells []string
@@ -453,8 +453,8 @@ func printTable(w io.Writer, rep *Report) {
 		fmt.Fprintf(tw, "RSS with %d waits, round by round: %s\n", r.Waits, strings.Join(cells, ", "))
 	}
 	if w := rep.Waitsy; w != nil {
-		fmt.Fprintln(tw, "\nwaitsy procs\trounds\tclose→exit p50\tp99\tmax\terrors")
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\n", w.Procs, w.Rounds, ms(w.Lat.P50), ms(w.Lat.P99), ms(w.Lat.Max), len(w.Errors))
+		fmt.Fprintln(tw, "\nwaitsy procs\trounds\tclose→exit p50\tp99\tmax\tclose req p50/max\terrors")
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s / %s\t%d\n", w.Procs, w.Rounds, ms(w.Lat.P50), ms(w.Lat.P99), ms(w.Lat.Max), ms(w.Close.P50), ms(w.Close.Max), len(w.Errors))
 	}
 	tw.Flush()
 	if len(rep.Scale) > 0 {
@@ -736,19 +736,25 @@ func markdown(rep *Report) string {
 	}
 	p("## waitsy: wake-up latency")
 	p("")
-	p("*n* long polls (`GET /v1/wait?target=wake`, through `client.Wait` as waitsy does) are held by a")
-	p("separate process (the bench re-executing itself as `bench waiters`), each on its own kept-alive")
-	p("connection. Once the server counts all *n* (its `batchy_active_waits` metric), the bench closes the")
+	p("*n* long polls (`GET /v1/wait?target=wake`) are held by a separate process (the bench re-executing")
+	p("itself as `bench waiters`), each on a connection of its own, opened for the round (batchy closes a")
+	p("parked wait's connection after its answer). The process is kept cheap, as it shares the 2 cores: raw")
+	p("sockets sent one pre-built request, read by one epoll loop (`BENCH_WAITERS_HTTP=1` uses `client.Wait`")
+	p("instead). Once the server counts all *n* (its `batchy_active_waits` metric), the bench closes the")
 	p("batch with `GET /close_batch/wake`; a wait's latency runs from just before that request to the")
-	p("moment its answer (`ready`) is decoded. One warm-up round, then %d rounds per size: every wait of", rep.Config.wakeRounds)
+	p("moment its whole answer (200, `ready`) is read. One warm-up round, then %d rounds per size: every wait of", rep.Config.wakeRounds)
 	p("every round is in the percentiles. RSS is batchy's `VmRSS` (from `/proc/<pid>/status`) with the waits")
 	p("registered, the largest over the rounds; idle is before the first round of that size.")
 	p("")
-	p("| waits | samples | p50 | p99 | max | batchy CPU per wake | waiters CPU per wake | batchy RSS idle | with waits | errors |")
-	p("|---|---|---|---|---|---|---|---|---|---|")
+	p("The reference, measured in the same rounds: the close request's own time (p50 / max), which is")
+	p("what the machine's load did to one request then. *batchy µs per wait*: its CPU per wake-up over the waits.")
+	p("")
+	p("| waits | samples | p50 | p99 | max | close request p50 / max | batchy CPU per wake | batchy µs per wait | waiters CPU per wake | batchy RSS idle | with waits | errors |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rep.Wake {
-		p("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %d |", r.Waits, r.Lat.N, ms(r.Lat.P50), ms(r.Lat.P99), ms(r.Lat.Max),
-			cpuCell(r.ServerCPU, r.Rounds), cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
+		p("| %d | %d | %s | %s | %s | %s / %s | %s | %.1f | %s | %s | %s | %d |", r.Waits, r.Lat.N, ms(r.Lat.P50), ms(r.Lat.P99), ms(r.Lat.Max),
+			ms(r.Close.P50), ms(r.Close.Max), cpuCell(r.ServerCPU, r.Rounds), float64(r.ServerCPU)/float64(time.Microsecond)/float64(r.Waits),
+			cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
 	}
 	p("")
 	if len(rep.Wake) > 0 {
@@ -770,9 +776,9 @@ func markdown(rep *Report) string {
 		p("server counts their %d waits, then closes the batch. A process's time runs from just before the", w.Procs)
 		p("close request to its exit as the bench (its parent) sees it. One warm-up round, then %d rounds.", w.Rounds)
 		p("")
-		p("| processes | samples | p50 | p99 | max | errors |")
-		p("|---|---|---|---|---|---|")
-		p("| %d | %d | %s | %s | %s | %d |", w.Procs, w.Lat.N, ms(w.Lat.P50), ms(w.Lat.P99), ms(w.Lat.Max), len(w.Errors))
+		p("| processes | samples | p50 | p99 | max | close request p50 / max | errors |")
+		p("|---|---|---|---|---|---|---|")
+		p("| %d | %d | %s | %s | %s | %s / %s | %d |", w.Procs, w.Lat.N, ms(w.Lat.P50), ms(w.Lat.P99), ms(w.Lat.Max), ms(w.Close.P50), ms(w.Close.Max), len(w.Errors))
 		p("")
 	}
 	if len(rep.Scale) > 0 {

@@ -205,6 +205,9 @@ type WakeResult struct {
 	// ServerCPU and WaitersCPU are the CPU time batchy and the waiters process used per round,
 	// from the close to the last answer.
 	ServerCPU, WaitersCPU time.Duration
+	// Close is the close request's own time (to its answer), every round's: the reference, taken
+	// in the same moments, for how busy the machine was.
+	Close Latency
 }
 
 // activeWaits reads batchy_active_waits from the server's /metrics; ok is false without it.
@@ -236,7 +239,7 @@ func activeWaits(ctx context.Context, hc *http.Client, base string) (n int, ok b
 func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, rounds int, pid int, w *waiters, prof *profiler, verbose bool) (WakeResult, error) {
 	res := WakeResult{Waits: n, Rounds: rounds}
 	res.RSSIdle, _ = rssBytes(pid)
-	var lat []time.Duration
+	var lat, closes []time.Duration
 	for round := range rounds + 1 {
 		since := time.Now().UTC()
 		if err := do(ctx, hc, http.MethodGet, base+"/open_batch/"+wf); err != nil {
@@ -271,8 +274,9 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 			res.RSS = max(res.RSS, rss)
 			res.RSSRounds = append(res.RSSRounds, rss)
 		}
-		if round == 1 {
-			prof.snapshot(ctx, fmt.Sprintf("wake-%d", n))
+		if round >= 1 {
+			// Heap and memory statistics with the waits held, each round: growth shows across them.
+			prof.snapshot(ctx, fmt.Sprintf("wake-%d-r%d", n, round))
 		}
 		if round > 0 {
 			prof.startCPU(ctx, fmt.Sprintf("wake-%d-r%d", n, round))
@@ -281,6 +285,9 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 		t0 := time.Now()
 		if err := do(ctx, hc, http.MethodGet, base+"/close_batch/"+wf); err != nil {
 			return res, err
+		}
+		if round > 0 {
+			closes = append(closes, time.Since(t0))
 		}
 		l, err := w.line()
 		if err != nil {
@@ -318,6 +325,7 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 		}
 	}
 	res.Lat = summarize(lat)
+	res.Close = summarize(closes)
 	return res, nil
 }
 
@@ -325,7 +333,9 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 type WaitsyResult struct {
 	Procs, Rounds int
 	// Lat runs from just before the close request to each process's exit, every round's.
-	Lat    Latency
+	Lat Latency
+	// Close is the close request's own time, every round's (the reference).
+	Close  Latency
 	Errors []string
 }
 
@@ -345,7 +355,7 @@ func buildWaitsy(dir string) (string, error) {
 // to its exit (as its parent sees it). One warm-up round, then rounds.
 func measureWaitsy(ctx context.Context, hc *http.Client, bin, base, wf string, n, rounds int, verbose bool) (WaitsyResult, error) {
 	res := WaitsyResult{Procs: n, Rounds: rounds}
-	var lat []time.Duration
+	var lat, closes []time.Duration
 	for round := range rounds + 1 {
 		if err := do(ctx, hc, http.MethodGet, base+"/open_batch/"+wf); err != nil {
 			return res, err
@@ -387,6 +397,9 @@ func measureWaitsy(ctx context.Context, hc *http.Client, bin, base, wf string, n
 		if err := do(ctx, hc, http.MethodGet, base+"/close_batch/"+wf); err != nil {
 			return res, err
 		}
+		if round > 0 {
+			closes = append(closes, time.Since(t0))
+		}
 		wg.Wait()
 		var mine []time.Duration
 		for i := range n {
@@ -406,5 +419,6 @@ func measureWaitsy(ctx context.Context, hc *http.Client, bin, base, wf string, n
 		}
 	}
 	res.Lat = summarize(lat)
+	res.Close = summarize(closes)
 	return res, nil
 }
