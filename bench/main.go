@@ -178,11 +178,13 @@ type Report struct {
 	Transitions []Transition
 	Wake        []WakeResult
 	// Waitsy is the close-to-exit time of waitsy processes (wake part; nil when not measured).
-	Waitsy   *WaitsyResult
-	Scale    []ScaleResult
-	Mem      Memory
-	Took     time.Duration
-	Warnings []string
+	Waitsy *WaitsyResult
+	// WaitsyFloor is the same against the bench's own server (bench/wake.go waitsyFloor).
+	WaitsyFloor *WaitsyResult
+	Scale       []ScaleResult
+	Mem         Memory
+	Took        time.Duration
+	Warnings    []string
 }
 
 // Memory is the memory figures.
@@ -320,6 +322,12 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 				return nil, fmt.Errorf("waitsy processes: %w", err)
 			}
 			rep.Waitsy = &wr
+			logf("waitsy: %d processes, %d rounds, against the bench's own server (the reference)", cfg.waitsyProcs, cfg.wakeRounds)
+			fl, err := measureWaitsyFloor(ctx, bin, cfg.waitsyProcs, cfg.wakeRounds, cfg.verbose)
+			if err != nil {
+				return nil, fmt.Errorf("waitsy processes, reference: %w", err)
+			}
+			rep.WaitsyFloor = &fl
 		}
 		if rep.Wake[0].Registered == "settle" {
 			rep.Warnings = append(rep.Warnings, "the server has no batchy_active_waits metric: the bench paused after the waits were sent instead of checking they were registered")

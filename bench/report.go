@@ -307,9 +307,18 @@ func checks(rep *Report) []Check {
 	if w := rep.Waitsy; w != nil && w.Procs == targetWaitsyProcs {
 		out = append(out, Check{Target: fmt.Sprintf("waitsy: close → process exit p99 ≤ %s with %d processes", ms(targetWaitsyExit), targetWaitsyProcs),
 			Measured: true, Met: w.Lat.P99 <= targetWaitsyExit && len(w.Errors) == 0,
-			Figure: fmt.Sprintf("%s (p50 %s, max %s, %d errors)", ms(w.Lat.P99), ms(w.Lat.P50), ms(w.Lat.Max), len(w.Errors))})
+			Figure: fmt.Sprintf("%s (p50 %s, max %s, %d errors)%s", ms(w.Lat.P99), ms(w.Lat.P50), ms(w.Lat.Max), len(w.Errors), waitsyRef(rep))})
 	}
 	return append(out, embeddedChecks(rep)...)
+}
+
+// waitsyRef is the waitsy target's reference figure, if measured.
+func waitsyRef(rep *Report) string {
+	f := rep.WaitsyFloor
+	if f == nil {
+		return ""
+	}
+	return fmt.Sprintf("; the same processes against the bench's own server, no batchy: p99 %s (p50 %s)", ms(f.Lat.P99), ms(f.Lat.P50))
 }
 
 func ms(d time.Duration) string {
@@ -455,6 +464,9 @@ func printTable(w io.Writer, rep *Report) {
 	if w := rep.Waitsy; w != nil {
 		fmt.Fprintln(tw, "\nwaitsy procs\trounds\tclose→exit p50\tp99\tmax\tclose req p50/max\terrors")
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s / %s\t%d\n", w.Procs, w.Rounds, ms(w.Lat.P50), ms(w.Lat.P99), ms(w.Lat.Max), ms(w.Close.P50), ms(w.Close.Max), len(w.Errors))
+		if f := rep.WaitsyFloor; f != nil {
+			fmt.Fprintf(tw, "%d (reference)\t%d\t%s\t%s\t%s\t-\t%d\n", f.Procs, f.Rounds, ms(f.Lat.P50), ms(f.Lat.P99), ms(f.Lat.Max), len(f.Errors))
+		}
 	}
 	tw.Flush()
 	if len(rep.Scale) > 0 {
@@ -775,10 +787,16 @@ func markdown(rep *Report) string {
 		p("waitsy is built once; each round starts %d `waitsy --since <now> wake` processes, waits until the", w.Procs)
 		p("server counts their %d waits, then closes the batch. A process's time runs from just before the", w.Procs)
 		p("close request to its exit as the bench (its parent) sees it. One warm-up round, then %d rounds.", w.Rounds)
+		p("The reference, right after: the same processes against a server of the bench's own (no batchy,")
+		p("no Redis) that holds their waits and writes them all a prepared answer at once: what waking,")
+		p("reading the answer and exiting costs the processes themselves on this machine.")
 		p("")
 		p("| processes | samples | p50 | p99 | max | close request p50 / max | errors |")
 		p("|---|---|---|---|---|---|---|")
 		p("| %d | %d | %s | %s | %s | %s / %s | %d |", w.Procs, w.Lat.N, ms(w.Lat.P50), ms(w.Lat.P99), ms(w.Lat.Max), ms(w.Close.P50), ms(w.Close.Max), len(w.Errors))
+		if f := rep.WaitsyFloor; f != nil {
+			p("| %d, the reference | %d | %s | %s | %s | - | %d |", f.Procs, f.Lat.N, ms(f.Lat.P50), ms(f.Lat.P99), ms(f.Lat.Max), len(f.Errors))
+		}
 		p("")
 	}
 	if len(rep.Scale) > 0 {

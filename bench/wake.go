@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -354,10 +355,32 @@ func buildWaitsy(dir string) (string, error) {
 // their n waits closes the batch; each process's latency runs from just before the close request
 // to its exit (as its parent sees it). One warm-up round, then rounds.
 func measureWaitsy(ctx context.Context, hc *http.Client, bin, base, wf string, n, rounds int, verbose bool) (WaitsyResult, error) {
+	return waitsyRounds(ctx, bin, base, wf, n, rounds, verbose, "waitsy",
+		func() error { return do(ctx, hc, http.MethodGet, base+"/open_batch/"+wf) },
+		func() (int, bool) { return activeWaits(ctx, hc, base) },
+		func() error { return do(ctx, hc, http.MethodGet, base+"/close_batch/"+wf) })
+}
+
+// measureWaitsyFloor is measureWaitsy against waitsyFloor: the reference.
+func measureWaitsyFloor(ctx context.Context, bin string, n, rounds int, verbose bool) (WaitsyResult, error) {
+	f, err := startWaitsyFloor()
+	if err != nil {
+		return WaitsyResult{}, err
+	}
+	defer f.l.Close()
+	return waitsyRounds(ctx, bin, f.url(), "wake", n, rounds, verbose, "waitsy floor",
+		func() error { return nil },
+		func() (int, bool) { return f.heldCount(), true },
+		func() error { f.release(); return nil })
+}
+
+// waitsyRounds runs the rounds of measureWaitsy: open, registered (the waits the server holds)
+// and close are the server's.
+func waitsyRounds(ctx context.Context, bin, base, wf string, n, rounds int, verbose bool, what string, open func() error, registered func() (int, bool), closeBatch func() error) (WaitsyResult, error) {
 	res := WaitsyResult{Procs: n, Rounds: rounds}
 	var lat, closes []time.Duration
 	for round := range rounds + 1 {
-		if err := do(ctx, hc, http.MethodGet, base+"/open_batch/"+wf); err != nil {
+		if err := open(); err != nil {
 			return res, err
 		}
 		since := time.Now().UTC().Format(time.RFC3339Nano)
@@ -379,7 +402,7 @@ func measureWaitsy(ctx context.Context, hc *http.Client, bin, base, wf string, n
 		// the server counts n waits twice in a row.
 		deadline := time.Now().Add(30 * time.Second)
 		for seen := 0; seen < 2; {
-			active, ok := activeWaits(ctx, hc, base)
+			active, ok := registered()
 			if !ok {
 				return res, errors.New("the server has no batchy_active_waits metric")
 			}
@@ -394,7 +417,7 @@ func measureWaitsy(ctx context.Context, hc *http.Client, bin, base, wf string, n
 			time.Sleep(25 * time.Millisecond)
 		}
 		t0 := time.Now()
-		if err := do(ctx, hc, http.MethodGet, base+"/close_batch/"+wf); err != nil {
+		if err := closeBatch(); err != nil {
 			return res, err
 		}
 		if round > 0 {
@@ -415,10 +438,86 @@ func measureWaitsy(ctx context.Context, hc *http.Client, bin, base, wf string, n
 		lat = append(lat, mine...)
 		if verbose {
 			l := summarize(mine)
-			fmt.Fprintf(os.Stderr, "bench: waitsy %d round %d: p50 %s p99 %s max %s\n", n, round, ms(l.P50), ms(l.P99), ms(l.Max))
+			fmt.Fprintf(os.Stderr, "bench: %s %d round %d: p50 %s p99 %s max %s\n", what, n, round, ms(l.P50), ms(l.P99), ms(l.Max))
 		}
 	}
 	res.Lat = summarize(lat)
 	res.Close = summarize(closes)
 	return res, nil
+}
+
+// waitsyFloor is the reference of the waitsy measurement: a server of the bench's own, with no
+// batchy or Redis behind it, that answers a wait with no hold (waitsy's first request) pending at
+// once and holds the others until release, which writes them all a ready answer, prepared in
+// advance, from one goroutine. What remains is the processes' own cost of waking, reading the
+// answer and exiting on these 2 cores.
+type waitsyFloor struct {
+	l    net.Listener
+	mu   sync.Mutex
+	held []net.Conn
+}
+
+func startWaitsyFloor() (*waitsyFloor, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	f := &waitsyFloor{l: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c)
+		}
+	}()
+	return f, nil
+}
+
+func (f *waitsyFloor) url() string { return "http://" + f.l.Addr().String() }
+
+func floorAnswer(state string) []byte {
+	body := `{"state":"` + state + `","since":"2026-01-01T00:00:00.000000Z","jobs":[{"workflow":"wake","job":"a","status":"success","readiness":"` + state + `"}]}`
+	return []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}
+
+func (f *waitsyFloor) serve(c net.Conn) {
+	r := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(r)
+		if err != nil {
+			c.Close()
+			return
+		}
+		if req.URL.Query().Get("timeout") == "0s" {
+			c.Write(floorAnswer("pending"))
+			c.Close()
+			return
+		}
+		f.mu.Lock()
+		f.held = append(f.held, c)
+		f.mu.Unlock()
+		return
+	}
+}
+
+func (f *waitsyFloor) heldCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.held)
+}
+
+func (f *waitsyFloor) release() {
+	f.mu.Lock()
+	held := f.held
+	f.held = nil
+	f.mu.Unlock()
+	answer := floorAnswer("ready")
+	for _, c := range held {
+		c.Write(answer)
+	}
+	for _, c := range held {
+		c.Close()
+	}
 }
