@@ -265,7 +265,7 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 	extra := []string{"--cfg-dir", cfgDir}
 	if help := serveFlags(bin); strings.Contains(help, "--max-waits-per-client") {
 		// The waits all come from one address: lift the per-client bound above the largest size.
-		extra = append(extra, "--max-waits-per-client", strconv.Itoa(2*slices.Max(cfg.waits)))
+		extra = append(extra, "--max-waits-per-client", strconv.Itoa(2*max(slices.Max(cfg.waits), cfg.waitsyProcs)))
 	}
 
 	redisDir := filepath.Join(tmp, "redis")

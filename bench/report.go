@@ -29,6 +29,7 @@ const (
 	targetRSS         = 64 << 20              // batchy's RSS with 1,000 waits
 	targetConc        = 16
 	targetWaits       = 1000
+	targetRSSFlat     = 0.05                  // batchy's RSS with 1,000 waits, over the rounds: within ±5 % of its mean
 	targetWaitsyExit  = 50 * time.Millisecond // close to exit of 50 waitsy processes, p99
 	targetWaitsyProcs = 50
 )
@@ -302,7 +303,8 @@ func checks(rep *Report) []Check {
 			Check{Target: fmt.Sprintf("wake-up p99 ≤ %s with %d waits", ms(targetWakeP99), targetWaits), Measured: true,
 				Met: w.Lat.P99 <= targetWakeP99 && len(w.Errors) == 0, Figure: fmt.Sprintf("%s (p50 %s)", ms(w.Lat.P99), ms(w.Lat.P50))},
 			Check{Target: fmt.Sprintf("batchy RSS ≤ %d MB with %d waits", targetRSS>>20, targetWaits), Measured: true,
-				Met: w.RSS <= targetRSS, Figure: fmt.Sprintf("%s (%s idle)", mb(w.RSS), mb(w.RSSIdle))})
+				Met: w.RSS <= targetRSS, Figure: fmt.Sprintf("%s (%s idle)", mb(w.RSS), mb(w.RSSIdle))},
+			rssFlat(w))
 	}
 	if w := rep.Waitsy; w != nil && w.Procs == targetWaitsyProcs {
 		out = append(out, Check{Target: fmt.Sprintf("waitsy: close → process exit p99 ≤ %s with %d processes", ms(targetWaitsyExit), targetWaitsyProcs),
@@ -310,6 +312,26 @@ func checks(rep *Report) []Check {
 			Figure: fmt.Sprintf("%s (p50 %s, max %s, %d errors)%s", ms(w.Lat.P99), ms(w.Lat.P50), ms(w.Lat.Max), len(w.Errors), waitsyRef(rep))})
 	}
 	return append(out, embeddedChecks(rep)...)
+}
+
+// rssFlat checks that batchy's RSS with the waits held stays within ±5 % of its mean over the
+// measured rounds (the warm-up round left out).
+func rssFlat(w WakeResult) Check {
+	c := Check{Target: fmt.Sprintf("batchy RSS with %d waits flat (±%.0f %%) over the %d rounds", w.Waits, targetRSSFlat*100, w.Rounds)}
+	if len(w.RSSRounds) < 2 {
+		return c
+	}
+	rounds := w.RSSRounds[1:]
+	var sum int64
+	for _, v := range rounds {
+		sum += v
+	}
+	mean := float64(sum) / float64(len(rounds))
+	lo, hi := slices.Min(rounds), slices.Max(rounds)
+	dev := max(float64(hi)-mean, mean-float64(lo)) / mean
+	c.Measured, c.Met = true, dev <= targetRSSFlat
+	c.Figure = fmt.Sprintf("±%.1f %% (%s to %s, mean %.1f MB)", dev*100, mb(lo), mb(hi), mean/(1<<20))
+	return c
 }
 
 // waitsyRef is the waitsy target's reference figure, if measured.
