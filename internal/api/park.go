@@ -61,6 +61,10 @@ type parkGroup struct {
 	last  *waitAnswer   // the latest pending answer, for the waits that time out; parking.mu
 }
 
+// closeDelay is how long the connections of a wake-up of many waits stay open after their answers
+// were written (see writeParked).
+const closeDelay = 20 * time.Millisecond
+
 // parkedWait is one parked wait: its connection and what its answer needs of its request.
 type parkedWait struct {
 	fd       int      // the socket (detach), or -1: conn
@@ -285,11 +289,16 @@ func (s *Server) writeParked(waits []*parkedWait, r parkedAnswer) {
 	tail = strconv.AppendInt(tail, int64(len(r.body)), 10)
 	tail = append(tail, "\r\n\r\n"...)
 	tail = append(tail, r.body...)
-	// Every answer of a part is written before any of its connections is closed: the closes
-	// (a FIN each) come after the answers. An error is the client's: it went away.
-	write := func(part []*parkedWait) {
-		handed := make([]bool, len(part))
-		for i, pw := range part {
+	// Every answer is written before any connection is closed. A close (a FIN, the socket's
+	// teardown) costs more than the answer's writev: measured, close 63 % and writev 37 % of
+	// batchy's CPU in a wake-up of 1,000 parked waits, nothing else above 1 %. With many waits the
+	// closes wait closeDelay, so that they do not take the CPU from the clients reading their
+	// answers (on 2 shared cores, the last answer read is the wake-up's latency). An error is the
+	// client's: it went away.
+	handed := make([]bool, len(waits))
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			pw := waits[i]
 			if pw.fd >= 0 {
 				handed[i] = writeFD(pw.fd, [][]byte{status, pw.headers, tail}, pw.release)
 				continue
@@ -297,7 +306,9 @@ func (s *Server) writeParked(waits []*parkedWait, r parkedAnswer) {
 			bufs := net.Buffers{status, pw.headers, tail}
 			bufs.WriteTo(pw.conn)
 		}
-		for i, pw := range part {
+	}
+	closeAll := func() {
+		for i, pw := range waits {
 			switch {
 			case handed[i]:
 			case pw.fd >= 0:
@@ -311,15 +322,20 @@ func (s *Server) writeParked(waits []*parkedWait, r parkedAnswer) {
 	}
 	workers := min(runtime.GOMAXPROCS(0), (len(waits)+63)/64)
 	if workers <= 1 {
-		write(waits)
+		write(0, len(waits))
+		closeAll()
 		return
 	}
 	var wg sync.WaitGroup
 	for i := range workers {
-		part := waits[i*len(waits)/workers : (i+1)*len(waits)/workers]
-		wg.Go(func() { write(part) })
+		wg.Go(func() { write(i*len(waits)/workers, (i+1)*len(waits)/workers) })
 	}
 	wg.Wait()
+	s.parking.wg.Add(1)
+	time.AfterFunc(closeDelay, func() {
+		defer s.parking.wg.Done()
+		closeAll()
+	})
 }
 
 // closeParked answers every parked wait at once (shutting down) and waits, at most d, until they
