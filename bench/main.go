@@ -45,21 +45,22 @@ func main() {
 
 // benchConfig is the bench's flags.
 type benchConfig struct {
-	duration   time.Duration
-	warmup     time.Duration
-	conc       []int
-	waits      []int
-	wakeRounds int
-	history    int
-	out        string
-	redisBin   string
-	parts      []string
-	keepTmp    bool
-	profile    string
-	verbose    bool
-	calib      int
-	monitor    int
-	workflows  int
+	duration    time.Duration
+	warmup      time.Duration
+	conc        []int
+	waits       []int
+	wakeRounds  int
+	waitsyProcs int
+	history     int
+	out         string
+	redisBin    string
+	parts       []string
+	keepTmp     bool
+	profile     string
+	verbose     bool
+	calib       int
+	monitor     int
+	workflows   int
 }
 
 // Workflow names besides the workers' wf-1..wf-N.
@@ -77,6 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntSliceVar(&cfg.conc, "concurrency", []int{1, 16, 64}, "concurrent clients of the throughput measurements")
 	fs.IntSliceVar(&cfg.waits, "waits", []int{100, 1000}, "concurrent waits of the wake-up measurements")
 	fs.IntVar(&cfg.wakeRounds, "wake-rounds", 10, "closes measured per wake-up size (after one warm-up round)")
+	fs.IntVar(&cfg.waitsyProcs, "waitsy", 50, "waitsy processes of the close-to-exit measurement (part wake; 0: none)")
 	fs.IntVar(&cfg.history, "history", 1000, "batches of history of the workflow whose Redis memory is measured")
 	fs.StringVar(&cfg.out, "out", "docs/benchmarks.md", "where to write the report; empty: print only")
 	fs.StringVar(&cfg.redisBin, "redis-server", "redis-server", "the redis-server binary")
@@ -175,6 +177,10 @@ type Report struct {
 	// Transitions is the calibration: Redis calls, round trips, Redis µs and batchy CPU per request.
 	Transitions []Transition
 	Wake        []WakeResult
+	// Waitsy is the close-to-exit time of waitsy processes (wake part; nil when not measured).
+	Waitsy *WaitsyResult
+	// WaitsyFloor is the same against the bench's own server (bench/wake.go waitsyFloor).
+	WaitsyFloor *WaitsyResult
 	Scale       []ScaleResult
 	Mem         Memory
 	Took        time.Duration
@@ -259,7 +265,7 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 	extra := []string{"--cfg-dir", cfgDir}
 	if help := serveFlags(bin); strings.Contains(help, "--max-waits-per-client") {
 		// The waits all come from one address: lift the per-client bound above the largest size.
-		extra = append(extra, "--max-waits-per-client", strconv.Itoa(2*slices.Max(cfg.waits)))
+		extra = append(extra, "--max-waits-per-client", strconv.Itoa(2*max(slices.Max(cfg.waits), cfg.waitsyProcs)))
 	}
 
 	redisDir := filepath.Join(tmp, "redis")
@@ -305,6 +311,24 @@ func bench(ctx context.Context, cfg benchConfig, logw io.Writer) (*Report, error
 			rep.Wake = append(rep.Wake, wr)
 		}
 		wp.stop()
+		if cfg.waitsyProcs > 0 {
+			bin, err := buildWaitsy(tmp)
+			if err != nil {
+				return nil, err
+			}
+			logf("waitsy: %d processes, %d rounds", cfg.waitsyProcs, cfg.wakeRounds)
+			wr, err := measureWaitsy(ctx, hc, bin, base, wakeWF, cfg.waitsyProcs, cfg.wakeRounds, cfg.verbose)
+			if err != nil {
+				return nil, fmt.Errorf("waitsy processes: %w", err)
+			}
+			rep.Waitsy = &wr
+			logf("waitsy: %d processes, %d rounds, against the bench's own server (the reference)", cfg.waitsyProcs, cfg.wakeRounds)
+			fl, err := measureWaitsyFloor(ctx, bin, cfg.waitsyProcs, cfg.wakeRounds, cfg.verbose)
+			if err != nil {
+				return nil, fmt.Errorf("waitsy processes, reference: %w", err)
+			}
+			rep.WaitsyFloor = &fl
+		}
 		if rep.Wake[0].Registered == "settle" {
 			rep.Warnings = append(rep.Warnings, "the server has no batchy_active_waits metric: the bench paused after the waits were sent instead of checking they were registered")
 		}

@@ -29,6 +29,9 @@ const (
 	targetRSS         = 64 << 20              // batchy's RSS with 1,000 waits
 	targetConc        = 16
 	targetWaits       = 1000
+	targetRSSFlat     = 0.05                  // batchy's RSS with 1,000 waits, over the rounds: within ±5 % of its mean
+	targetWaitsyExit  = 50 * time.Millisecond // close to exit of 50 waitsy processes, p99
+	targetWaitsyProcs = 50
 )
 
 // Check is one target with its figure.
@@ -300,10 +303,45 @@ func checks(rep *Report) []Check {
 			Check{Target: fmt.Sprintf("wake-up p99 ≤ %s with %d waits", ms(targetWakeP99), targetWaits), Measured: true,
 				Met: w.Lat.P99 <= targetWakeP99 && len(w.Errors) == 0, Figure: fmt.Sprintf("%s (p50 %s)", ms(w.Lat.P99), ms(w.Lat.P50))},
 			Check{Target: fmt.Sprintf("batchy RSS ≤ %d MB with %d waits", targetRSS>>20, targetWaits), Measured: true,
-				Met: w.RSS <= targetRSS, Figure: fmt.Sprintf("%s (%s idle)", mb(w.RSS), mb(w.RSSIdle))})
+				Met: w.RSS <= targetRSS, Figure: fmt.Sprintf("%s (%s idle)", mb(w.RSS), mb(w.RSSIdle))},
+			rssFlat(w))
+	}
+	if w := rep.Waitsy; w != nil && w.Procs == targetWaitsyProcs {
+		out = append(out, Check{Target: fmt.Sprintf("waitsy: close → process exit p99 ≤ %s with %d processes", ms(targetWaitsyExit), targetWaitsyProcs),
+			Measured: true, Met: w.Lat.P99 <= targetWaitsyExit && len(w.Errors) == 0,
+			Figure: fmt.Sprintf("%s (p50 %s, max %s, %d errors)%s", ms(w.Lat.P99), ms(w.Lat.P50), ms(w.Lat.Max), len(w.Errors), waitsyRef(rep))})
 	}
 	out = append(out, embeddedChecks(rep)...)
 	return append(out, scaleChecks(rep)...)
+}
+
+// rssFlat checks that batchy's RSS with the waits held stays within ±5 % of its mean over the
+// measured rounds (the warm-up round left out).
+func rssFlat(w WakeResult) Check {
+	c := Check{Target: fmt.Sprintf("batchy RSS with %d waits flat (±%.0f %%) over the %d rounds", w.Waits, targetRSSFlat*100, w.Rounds)}
+	if len(w.RSSRounds) < 2 {
+		return c
+	}
+	rounds := w.RSSRounds[1:]
+	var sum int64
+	for _, v := range rounds {
+		sum += v
+	}
+	mean := float64(sum) / float64(len(rounds))
+	lo, hi := slices.Min(rounds), slices.Max(rounds)
+	dev := max(float64(hi)-mean, mean-float64(lo)) / mean
+	c.Measured, c.Met = true, dev <= targetRSSFlat
+	c.Figure = fmt.Sprintf("±%.1f %% (%s to %s, mean %.1f MB)", dev*100, mb(lo), mb(hi), mean/(1<<20))
+	return c
+}
+
+// waitsyRef is the waitsy target's reference figure, if measured.
+func waitsyRef(rep *Report) string {
+	f := rep.WaitsyFloor
+	if f == nil {
+		return ""
+	}
+	return fmt.Sprintf("; the same processes against the bench's own server, no batchy: p99 %s (p50 %s)", ms(f.Lat.P99), ms(f.Lat.P50))
 }
 
 func ms(d time.Duration) string {
@@ -434,10 +472,24 @@ func printTable(w io.Writer, rep *Report) {
 		}
 	}
 	tw.Flush()
-	fmt.Fprintln(tw, "\nwaits\trounds\twake-up p50\tp99\tmax\tbatchy CPU/round\twaiters CPU/round\tbatchy RSS idle\twith waits\terrors")
+	fmt.Fprintln(tw, "\nwaits\trounds\twake-up p50\tp99\tmax\tclose req p50/max\tbatchy CPU/round\twaiters CPU/round\tbatchy RSS idle\twith waits\terrors")
 	for _, r := range rep.Wake {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Waits, r.Rounds, ms(r.Lat.P50), ms(r.Lat.P99), ms(r.Lat.Max),
-			cpuCell(r.ServerCPU, r.Rounds), cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s / %s\t%s\t%s\t%s\t%s\t%d\n", r.Waits, r.Rounds, ms(r.Lat.P50), ms(r.Lat.P99), ms(r.Lat.Max),
+			ms(r.Close.P50), ms(r.Close.Max), cpuCell(r.ServerCPU, r.Rounds), cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
+	}
+	for _, r := range rep.Wake {
+		var cells []string
+		for _, v := range r.RSSRounds {
+			cells = append(cells, mb(v))
+		}
+		fmt.Fprintf(tw, "RSS with %d waits, round by round: %s\n", r.Waits, strings.Join(cells, ", "))
+	}
+	if w := rep.Waitsy; w != nil {
+		fmt.Fprintln(tw, "\nwaitsy procs\trounds\tclose→exit p50\tp99\tmax\tclose req p50/max\terrors")
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s / %s\t%d\n", w.Procs, w.Rounds, ms(w.Lat.P50), ms(w.Lat.P99), ms(w.Lat.Max), ms(w.Close.P50), ms(w.Close.Max), len(w.Errors))
+		if f := rep.WaitsyFloor; f != nil {
+			fmt.Fprintf(tw, "%d (reference)\t%d\t%s\t%s\t%s\t-\t%d\n", f.Procs, f.Rounds, ms(f.Lat.P50), ms(f.Lat.P99), ms(f.Lat.Max), len(f.Errors))
+		}
 	}
 	tw.Flush()
 	if len(rep.Scale) > 0 {
@@ -719,19 +771,25 @@ func markdown(rep *Report) string {
 	}
 	p("## waitsy: wake-up latency")
 	p("")
-	p("*n* long polls (`GET /v1/wait?target=wake`, through `client.Wait` as waitsy does) are held by a")
-	p("separate process (the bench re-executing itself as `bench waiters`), each on its own kept-alive")
-	p("connection. Once the server counts all *n* (its `batchy_active_waits` metric), the bench closes the")
+	p("*n* long polls (`GET /v1/wait?target=wake`) are held by a separate process (the bench re-executing")
+	p("itself as `bench waiters`), each on a connection of its own, opened for the round (batchy closes a")
+	p("parked wait's connection after its answer). The process is kept cheap, as it shares the 2 cores: raw")
+	p("sockets sent one pre-built request, read by one epoll loop (`BENCH_WAITERS_HTTP=1` uses `client.Wait`")
+	p("instead). Once the server counts all *n* (its `batchy_active_waits` metric), the bench closes the")
 	p("batch with `GET /close_batch/wake`; a wait's latency runs from just before that request to the")
-	p("moment its answer (`ready`) is decoded. One warm-up round, then %d rounds per size: every wait of", rep.Config.wakeRounds)
+	p("moment its whole answer (200, `ready`) is read. One warm-up round, then %d rounds per size: every wait of", rep.Config.wakeRounds)
 	p("every round is in the percentiles. RSS is batchy's `VmRSS` (from `/proc/<pid>/status`) with the waits")
 	p("registered, the largest over the rounds; idle is before the first round of that size.")
 	p("")
-	p("| waits | samples | p50 | p99 | max | batchy CPU per wake | waiters CPU per wake | batchy RSS idle | with waits | errors |")
-	p("|---|---|---|---|---|---|---|---|---|---|")
+	p("The reference, measured in the same rounds: the close request's own time (p50 / max), which is")
+	p("what the machine's load did to one request then. *batchy µs per wait*: its CPU per wake-up over the waits.")
+	p("")
+	p("| waits | samples | p50 | p99 | max | close request p50 / max | batchy CPU per wake | batchy µs per wait | waiters CPU per wake | batchy RSS idle | with waits | errors |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rep.Wake {
-		p("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %d |", r.Waits, r.Lat.N, ms(r.Lat.P50), ms(r.Lat.P99), ms(r.Lat.Max),
-			cpuCell(r.ServerCPU, r.Rounds), cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
+		p("| %d | %d | %s | %s | %s | %s / %s | %s | %.1f | %s | %s | %s | %d |", r.Waits, r.Lat.N, ms(r.Lat.P50), ms(r.Lat.P99), ms(r.Lat.Max),
+			ms(r.Close.P50), ms(r.Close.Max), cpuCell(r.ServerCPU, r.Rounds), float64(r.ServerCPU)/float64(time.Microsecond)/float64(r.Waits),
+			cpuCell(r.WaitersCPU, r.Rounds), mb(r.RSSIdle), mb(r.RSS), len(r.Errors))
 	}
 	p("")
 	if len(rep.Wake) > 0 {
@@ -743,6 +801,24 @@ func markdown(rep *Report) string {
 				cells = append(cells, mb(v))
 			}
 			p("- %d waits: %s", r.Waits, strings.Join(cells, ", "))
+		}
+		p("")
+	}
+	if w := rep.Waitsy; w != nil {
+		p("### waitsy processes: from the close to their exit")
+		p("")
+		p("waitsy is built once; each round starts %d `waitsy --since <now> wake` processes, waits until the", w.Procs)
+		p("server counts their %d waits, then closes the batch. A process's time runs from just before the", w.Procs)
+		p("close request to its exit as the bench (its parent) sees it. One warm-up round, then %d rounds.", w.Rounds)
+		p("The reference, right after: the same processes against a server of the bench's own (no batchy,")
+		p("no Redis) that holds their waits and writes them all a prepared answer at once: what waking,")
+		p("reading the answer and exiting costs the processes themselves on this machine.")
+		p("")
+		p("| processes | samples | p50 | p99 | max | close request p50 / max | errors |")
+		p("|---|---|---|---|---|---|---|")
+		p("| %d | %d | %s | %s | %s | %s / %s | %d |", w.Procs, w.Lat.N, ms(w.Lat.P50), ms(w.Lat.P99), ms(w.Lat.Max), ms(w.Close.P50), ms(w.Close.Max), len(w.Errors))
+		if f := rep.WaitsyFloor; f != nil {
+			p("| %d, the reference | %d | %s | %s | %s | - | %d |", f.Procs, f.Lat.N, ms(f.Lat.P50), ms(f.Lat.P99), ms(f.Lat.Max), len(f.Errors))
 		}
 		p("")
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -73,7 +74,12 @@ func waitersMain(args []string) int {
 			say("error bad wait command %q", in.Text())
 			return 2
 		}
-		rep := waitRound(hc, base, wf, n, since, func() { say("sent") })
+		var rep waitReport
+		if os.Getenv("BENCH_WAITERS_HTTP") != "" {
+			rep = waitRound(hc, base, wf, n, since, func() { say("sent") })
+		} else {
+			rep = rawWaitRound(base, wf, n, since, func() { say("sent") })
+		}
 		data, _ := json.Marshal(rep)
 		say("done %s", data)
 	}
@@ -200,6 +206,9 @@ type WakeResult struct {
 	// ServerCPU and WaitersCPU are the CPU time batchy and the waiters process used per round,
 	// from the close to the last answer.
 	ServerCPU, WaitersCPU time.Duration
+	// Close is the close request's own time (to its answer), every round's: the reference, taken
+	// in the same moments, for how busy the machine was.
+	Close Latency
 }
 
 // activeWaits reads batchy_active_waits from the server's /metrics; ok is false without it.
@@ -231,7 +240,7 @@ func activeWaits(ctx context.Context, hc *http.Client, base string) (n int, ok b
 func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, rounds int, pid int, w *waiters, prof *profiler, verbose bool) (WakeResult, error) {
 	res := WakeResult{Waits: n, Rounds: rounds}
 	res.RSSIdle, _ = rssBytes(pid)
-	var lat []time.Duration
+	var lat, closes []time.Duration
 	for round := range rounds + 1 {
 		since := time.Now().UTC()
 		if err := do(ctx, hc, http.MethodGet, base+"/open_batch/"+wf); err != nil {
@@ -266,8 +275,9 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 			res.RSS = max(res.RSS, rss)
 			res.RSSRounds = append(res.RSSRounds, rss)
 		}
-		if round == 1 {
-			prof.snapshot(ctx, fmt.Sprintf("wake-%d", n))
+		if round >= 1 {
+			// Heap and memory statistics with the waits held, each round: growth shows across them.
+			prof.snapshot(ctx, fmt.Sprintf("wake-%d-r%d", n, round))
 		}
 		if round > 0 {
 			prof.startCPU(ctx, fmt.Sprintf("wake-%d-r%d", n, round))
@@ -276,6 +286,9 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 		t0 := time.Now()
 		if err := do(ctx, hc, http.MethodGet, base+"/close_batch/"+wf); err != nil {
 			return res, err
+		}
+		if round > 0 {
+			closes = append(closes, time.Since(t0))
 		}
 		l, err := w.line()
 		if err != nil {
@@ -313,5 +326,198 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 		}
 	}
 	res.Lat = summarize(lat)
+	res.Close = summarize(closes)
 	return res, nil
+}
+
+// WaitsyResult is the time from a close to the exit of waitsy processes waiting on it.
+type WaitsyResult struct {
+	Procs, Rounds int
+	// Lat runs from just before the close request to each process's exit, every round's.
+	Lat Latency
+	// Close is the close request's own time, every round's (the reference).
+	Close  Latency
+	Errors []string
+}
+
+// buildWaitsy builds ./cmd/waitsy into dir.
+func buildWaitsy(dir string) (string, error) {
+	bin := filepath.Join(dir, "waitsy")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/waitsy")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/waitsy: %w", err)
+	}
+	return bin, nil
+}
+
+// measureWaitsy starts n waitsy processes waiting on wf (a batch open), and once the server holds
+// their n waits closes the batch; each process's latency runs from just before the close request
+// to its exit (as its parent sees it). One warm-up round, then rounds.
+func measureWaitsy(ctx context.Context, hc *http.Client, bin, base, wf string, n, rounds int, verbose bool) (WaitsyResult, error) {
+	return waitsyRounds(ctx, bin, base, wf, n, rounds, verbose, "waitsy",
+		func() error { return do(ctx, hc, http.MethodGet, base+"/open_batch/"+wf) },
+		func() (int, bool) { return activeWaits(ctx, hc, base) },
+		func() error { return do(ctx, hc, http.MethodGet, base+"/close_batch/"+wf) })
+}
+
+// measureWaitsyFloor is measureWaitsy against waitsyFloor: the reference.
+func measureWaitsyFloor(ctx context.Context, bin string, n, rounds int, verbose bool) (WaitsyResult, error) {
+	f, err := startWaitsyFloor()
+	if err != nil {
+		return WaitsyResult{}, err
+	}
+	defer f.l.Close()
+	return waitsyRounds(ctx, bin, f.url(), "wake", n, rounds, verbose, "waitsy floor",
+		func() error { return nil },
+		func() (int, bool) { return f.heldCount(), true },
+		func() error { f.release(); return nil })
+}
+
+// waitsyRounds runs the rounds of measureWaitsy: open, registered (the waits the server holds)
+// and close are the server's.
+func waitsyRounds(ctx context.Context, bin, base, wf string, n, rounds int, verbose bool, what string, open func() error, registered func() (int, bool), closeBatch func() error) (WaitsyResult, error) {
+	res := WaitsyResult{Procs: n, Rounds: rounds}
+	var lat, closes []time.Duration
+	for round := range rounds + 1 {
+		if err := open(); err != nil {
+			return res, err
+		}
+		since := time.Now().UTC().Format(time.RFC3339Nano)
+		ends := make([]time.Time, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			cmd := exec.Command(bin, "--url", base, "--since", since, "--quiet", "--timeout", "2m", wf)
+			if err := cmd.Start(); err != nil {
+				return res, err
+			}
+			wg.Go(func() {
+				err := cmd.Wait()
+				ends[i] = time.Now()
+				errs[i] = err
+			})
+		}
+		// Every process first asks with no hold (to show the state), then waits: registered once
+		// the server counts n waits twice in a row.
+		deadline := time.Now().Add(30 * time.Second)
+		for seen := 0; seen < 2; {
+			active, ok := registered()
+			if !ok {
+				return res, errors.New("the server has no batchy_active_waits metric")
+			}
+			if active >= n {
+				seen++
+			} else {
+				seen = 0
+			}
+			if time.Now().After(deadline) {
+				return res, fmt.Errorf("only %d of %d waitsy waits registered after 30s", active, n)
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		t0 := time.Now()
+		if err := closeBatch(); err != nil {
+			return res, err
+		}
+		if round > 0 {
+			closes = append(closes, time.Since(t0))
+		}
+		wg.Wait()
+		var mine []time.Duration
+		for i := range n {
+			if errs[i] != nil {
+				res.Errors = append(res.Errors, fmt.Sprintf("waitsy: %v", errs[i]))
+				continue
+			}
+			mine = append(mine, ends[i].Sub(t0))
+		}
+		if round == 0 {
+			continue
+		}
+		lat = append(lat, mine...)
+		if verbose {
+			l := summarize(mine)
+			fmt.Fprintf(os.Stderr, "bench: %s %d round %d: p50 %s p99 %s max %s\n", what, n, round, ms(l.P50), ms(l.P99), ms(l.Max))
+		}
+	}
+	res.Lat = summarize(lat)
+	res.Close = summarize(closes)
+	return res, nil
+}
+
+// waitsyFloor is the reference of the waitsy measurement: a server of the bench's own, with no
+// batchy or Redis behind it, that answers a wait with no hold (waitsy's first request) pending at
+// once and holds the others until release, which writes them all a ready answer, prepared in
+// advance, from one goroutine. What remains is the processes' own cost of waking, reading the
+// answer and exiting on these 2 cores.
+type waitsyFloor struct {
+	l    net.Listener
+	mu   sync.Mutex
+	held []net.Conn
+}
+
+func startWaitsyFloor() (*waitsyFloor, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	f := &waitsyFloor{l: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c)
+		}
+	}()
+	return f, nil
+}
+
+func (f *waitsyFloor) url() string { return "http://" + f.l.Addr().String() }
+
+func floorAnswer(state string) []byte {
+	body := `{"state":"` + state + `","since":"2026-01-01T00:00:00.000000Z","jobs":[{"workflow":"wake","job":"a","status":"success","readiness":"` + state + `"}]}`
+	return []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}
+
+func (f *waitsyFloor) serve(c net.Conn) {
+	r := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(r)
+		if err != nil {
+			c.Close()
+			return
+		}
+		if req.URL.Query().Get("timeout") == "0s" {
+			c.Write(floorAnswer("pending"))
+			c.Close()
+			return
+		}
+		f.mu.Lock()
+		f.held = append(f.held, c)
+		f.mu.Unlock()
+		return
+	}
+}
+
+func (f *waitsyFloor) heldCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.held)
+}
+
+func (f *waitsyFloor) release() {
+	f.mu.Lock()
+	held := f.held
+	f.held = nil
+	f.mu.Unlock()
+	answer := floorAnswer("ready")
+	for _, c := range held {
+		c.Write(answer)
+	}
+	for _, c := range held {
+		c.Close()
+	}
 }

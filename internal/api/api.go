@@ -96,6 +96,7 @@ type Server struct {
 	closeOne  sync.Once
 	never     config.Unloaded // the configuration files never loaded, for GET /v1/workflows
 	recheck   recheck         // wakes every wait at once, every recheckEvery
+	parking   parking         // the parked waits (park.go)
 }
 
 // New returns a Server with every route registered.
@@ -168,7 +169,14 @@ func New(opts Options) *Server {
 
 // Close makes waits in progress answer at once, so that a graceful shutdown need not wait for
 // long polls; call it before http.Server.Shutdown.
-func (s *Server) Close() { s.closeOne.Do(func() { close(s.closing) }) }
+// Parked waits are answered before it returns (or after a second at most): their connections are
+// no longer net/http's, and http.Server.Shutdown does not wait for them.
+func (s *Server) Close() {
+	s.closeOne.Do(func() {
+		close(s.closing)
+		s.closeParked(time.Second)
+	})
+}
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.engine }

@@ -75,14 +75,19 @@ func (s *Server) wait(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	defer release()
+	parked := false
+	defer func() {
+		if !parked {
+			release()
+		}
+	}()
 
 	s.recheck.start(s.closing)
 	// Watch before the first read, so that a change in between still wakes this wait.
 	w := s.opts.Hub.Watch(q.workflows...)
 	defer w.Stop()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	end := time.Now().Add(timeout)
+	var deadline *time.Timer
 	for {
 		recheck := s.recheck.next()
 		a, err := s.answer(c.Request.Context(), q)
@@ -95,9 +100,18 @@ func (s *Server) wait(c *gin.Context) error {
 		if a.err != nil {
 			return a.err
 		}
-		if a.res.State != batch.Pending {
+		if a.res.State != batch.Pending || timeout == 0 {
 			a.write(c)
 			return nil
+		}
+		if deadline == nil {
+			// A wait that can be parked is, at its first pending answer (see park.go); the rest
+			// are held here.
+			if parked = s.park(c, q, w, a, end, release); parked {
+				return nil
+			}
+			deadline = time.NewTimer(time.Until(end))
+			defer deadline.Stop()
 		}
 		select {
 		case <-w.C:
@@ -228,15 +242,20 @@ func (s *Server) answer(ctx context.Context, q *waitQuery) (*waitAnswer, error) 
 	return a, nil
 }
 
-// write sends the answer as JSON, encoded once for every wait that sends it.
-func (a *waitAnswer) write(c *gin.Context) {
+// bytes returns the answer as JSON, encoded once for every wait that sends it.
+func (a *waitAnswer) bytes() []byte {
 	a.encode.Do(func() {
 		var err error
 		if a.body, err = json.Marshal(a.res); err != nil {
 			panic(err) // a WaitResult always encodes
 		}
 	})
-	c.Data(http.StatusOK, "application/json; charset=utf-8", a.body)
+	return a.body
+}
+
+// write sends the answer.
+func (a *waitAnswer) write(c *gin.Context) {
+	c.Data(http.StatusOK, "application/json; charset=utf-8", a.bytes())
 }
 
 func (s *Server) waitTargets(c *gin.Context) ([]batch.Target, error) {

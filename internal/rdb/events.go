@@ -25,10 +25,15 @@ import (
 // entry the entry's ID followed by "." and the event's index (1, 2, ...), so that paging and
 // Last-Event-ID resume can stop and start inside an entry.
 
-// parseChanges reads a transition's entry: its abandons first, then one change per job, in the
-// order of field j.
-func parseChanges(wf, entry string, fields map[string]string) []batch.Change {
-	kind, rest, _ := strings.Cut(fields["x"], " ")
+// parseChanges reads a transition's entry, its fields in order as written (name, value, ...): its
+// abandons first, then one change per job, in the order of field j. x and j are the entry's first
+// two fields and the jobs' records follow, so they are told apart by place, not by name: a job
+// named x or j (or e) is not taken for them, as it was when entries were read as maps.
+func parseChanges(wf, entry string, list []string) []batch.Change {
+	if len(list) < 2 || list[0] != "x" {
+		return nil
+	}
+	kind, rest, _ := strings.Cut(list[1], " ")
 	if kind == "" {
 		return nil
 	}
@@ -41,7 +46,14 @@ func parseChanges(wf, entry string, fields map[string]string) []batch.Change {
 		base.ID = entry
 		return []batch.Change{base}
 	}
-	jobs := strings.Fields(fields["j"])
+	if len(list) < 4 || list[2] != "j" {
+		return nil
+	}
+	fields := make(map[string]string, (len(list)-4)/2)
+	for i := 4; i+1 < len(list); i += 2 {
+		fields[list[i]] = list[i+1]
+	}
+	jobs := strings.Fields(list[3])
 	out := make([]batch.Change, 0, 2*len(jobs))
 	for _, job := range jobs {
 		old, ok := fields["~"+job]
@@ -147,21 +159,51 @@ func (s *EventStream) Write(ctx context.Context, events []event.Event) error {
 	return nil
 }
 
+// streamEntry is an entry of an event stream with its fields in order (name, value, ...).
+// go-redis's XMessage holds the fields in a map, which loses their order and, when a job is named
+// like an entry's own field (x, j, e), one of the two values: parseChanges needs both.
+type streamEntry struct {
+	ID     string
+	Fields []string
+}
+
+// xrange runs XRANGE or XREVRANGE (cmd) with COUNT.
+func xrange(ctx context.Context, c redis.UniversalClient, cmd, key, start, end string, count int64) ([]streamEntry, error) {
+	v, err := c.Do(ctx, cmd, key, start, end, "COUNT", count).Result()
+	if err != nil {
+		return nil, err
+	}
+	return streamEntries(v)
+}
+
+// streamEntries reads a list of stream entries, as XRANGE returns it.
+func streamEntries(v any) ([]streamEntry, error) {
+	list, ok := v.([]any)
+	if !ok && v != nil {
+		return nil, fmt.Errorf("rdb: unexpected stream reply %T", v)
+	}
+	out := make([]streamEntry, 0, len(list))
+	for _, x := range list {
+		pair := asList(x)
+		if len(pair) < 2 {
+			return nil, fmt.Errorf("rdb: unexpected stream entry %v", x)
+		}
+		out = append(out, streamEntry{ID: str(pair[0]), Fields: strList(pair[1])})
+	}
+	return out, nil
+}
+
 // decode reads an entry's events, in order.
-func decode(wf string, m redis.XMessage) []event.Event {
-	if raw, ok := m.Values["e"].(string); ok {
+func decode(wf string, m streamEntry) []event.Event {
+	if len(m.Fields) == 2 && m.Fields[0] == "e" {
 		var e event.Event
-		if json.Unmarshal([]byte(raw), &e) != nil {
+		if json.Unmarshal([]byte(m.Fields[1]), &e) != nil {
 			return nil
 		}
 		e.ID = m.ID
 		return []event.Event{e}
 	}
-	fields := make(map[string]string, len(m.Values))
-	for k, v := range m.Values {
-		fields[k], _ = v.(string)
-	}
-	return event.FromChanges(parseChanges(wf, m.ID, fields))
+	return event.FromChanges(parseChanges(wf, m.ID, m.Fields))
 }
 
 // Read implements event.Stream: matching events, newest first, or oldest first with After.
@@ -182,19 +224,19 @@ func (s *EventStream) Read(ctx context.Context, wf string, q event.Query) ([]eve
 	const chunk = 500
 	first := true
 	for scanned := 0; len(out) < q.Limit && scanned < 100_000; {
-		var msgs []redis.XMessage
+		var msgs []streamEntry
 		var err error
 		switch {
 		case forward && first:
-			msgs, err = s.client.XRangeN(ctx, key, cursor, "+", chunk).Result()
+			msgs, err = xrange(ctx, s.client, "XRANGE", key, cursor, "+", chunk)
 		case forward:
-			msgs, err = s.client.XRangeN(ctx, key, "("+cursor, "+", chunk).Result()
+			msgs, err = xrange(ctx, s.client, "XRANGE", key, "("+cursor, "+", chunk)
 		case cursor == "":
-			msgs, err = s.client.XRevRangeN(ctx, key, "+", "-", chunk).Result()
+			msgs, err = xrange(ctx, s.client, "XREVRANGE", key, "+", "-", chunk)
 		case first:
-			msgs, err = s.client.XRevRangeN(ctx, key, cursor, "-", chunk).Result()
+			msgs, err = xrange(ctx, s.client, "XREVRANGE", key, cursor, "-", chunk)
 		default:
-			msgs, err = s.client.XRevRangeN(ctx, key, "("+cursor, "-", chunk).Result()
+			msgs, err = xrange(ctx, s.client, "XREVRANGE", key, "("+cursor, "-", chunk)
 		}
 		if err != nil {
 			return nil, &batch.Error{Code: batch.EUNAVAILABLE, Message: "the store is not available", Cause: err}
@@ -234,7 +276,7 @@ func (s *EventStream) Tail(ctx context.Context, wf, id string, wait time.Duratio
 	entry, index := splitID(id)
 	if id != "$" {
 		// The rest of the entry the last event came from, if any.
-		msgs, err := s.client.XRangeN(ctx, key, entry, entry, 1).Result()
+		msgs, err := xrange(ctx, s.client, "XRANGE", key, entry, entry, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -250,6 +292,8 @@ func (s *EventStream) Tail(ctx context.Context, wf, id string, wait time.Duratio
 			return rest, nil
 		}
 	}
+	// go-redis's XRead sets the connection's read timeout to the block; its messages' fields
+	// are in maps, so the entries it returned are read again in order.
 	res, err := s.client.XRead(ctx, &redis.XReadArgs{Streams: []string{key, entry}, Count: 500, Block: wait}).Result()
 	if err == redis.Nil {
 		return nil, nil
@@ -257,18 +301,24 @@ func (s *EventStream) Tail(ctx context.Context, wf, id string, wait time.Duratio
 	if err != nil {
 		return nil, err
 	}
+	if len(res) == 0 || len(res[0].Messages) == 0 {
+		return nil, nil
+	}
+	got := res[0].Messages
+	msgs, err := xrange(ctx, s.client, "XRANGE", key, got[0].ID, got[len(got)-1].ID, int64(len(got)))
+	if err != nil {
+		return nil, err
+	}
 	var out []event.Event
-	for _, st := range res {
-		for _, m := range st.Messages {
-			out = append(out, decode(wf, m)...)
-		}
+	for _, m := range msgs {
+		out = append(out, decode(wf, m)...)
 	}
 	return out, nil
 }
 
 // LastID implements event.Stream: the ID of a workflow's newest event, "0-0" when it has none.
 func (s *EventStream) LastID(ctx context.Context, wf string) (string, error) {
-	msgs, err := s.client.XRevRangeN(ctx, s.keys.Events(wf), "+", "-", 1).Result()
+	msgs, err := xrange(ctx, s.client, "XREVRANGE", s.keys.Events(wf), "+", "-", 1)
 	if err != nil {
 		return "", err
 	}

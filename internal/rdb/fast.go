@@ -352,11 +352,7 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 		if err != nil {
 			return nil, true, err
 		}
-		fields := make(map[string]string, len(c.fields)/2)
-		for i := 0; i+1 < len(c.fields); i += 2 {
-			fields[c.fields[i]] = c.fields[i+1]
-		}
-		st.Changes = parseChanges(wf, entry, fields)
+		st.Changes = parseChanges(wf, entry, c.fields)
 		// See index: the change stands whatever this does. c.fields starts with the entry's kind.
 		_ = s.index(ctx, st, entry, false, strings.HasPrefix(c.fields[1], "close "))
 		if err := confirmed(); err != nil {

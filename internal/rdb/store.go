@@ -140,7 +140,7 @@ func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, key
 	if err != nil {
 		return nil, err
 	}
-	st.Changes = parseChanges(wf, str(list[0]), strMap(list[1]))
+	st.Changes = parseChanges(wf, str(list[0]), strList(list[1]))
 	// See index: the change stands whatever this does. An end wakes the after: of others (a fail
 	// too: the scheduler then finds them not ready, which is cheaper than telling the two apart).
 	_ = s.index(ctx, st, str(list[0]), op == "rdb.Load", op == "rdb.End")
@@ -708,6 +708,16 @@ func asList(v any) []any {
 func str(v any) string {
 	s, _ := v.(string)
 	return s
+}
+
+// strList reads a list reply of strings, in order.
+func strList(v any) []string {
+	list := asList(v)
+	out := make([]string, len(list))
+	for i, x := range list {
+		out[i] = str(x)
+	}
+	return out
 }
 
 func strMap(v any) map[string]string {

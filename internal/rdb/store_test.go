@@ -819,6 +819,70 @@ func TestChangesRecordTheirEvents(t *testing.T) {
 	})
 }
 
+// TestJobsNamedLikeEntryFields: a transition's entry names its kind x and its jobs j, then has
+// one field per job; jobs named x, j or e (an event's own entry field) are read back as jobs, in
+// the changes a transition returns and in the stream.
+func TestJobsNamedLikeEntryFields(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		stream := rdb.NewEventStream(f.client, f.store.Keys(), 0)
+		var returned []event.Event
+		check := func(st *batch.State, err error) *batch.State {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+			returned = append(returned, event.FromChanges(st.Changes)...)
+			return st
+		}
+		check(f.store.Load(ctx, mustParse(t, "w", "x: {}\nj: {}\ne: {}\na: {}\n"), false))
+		check(f.store.Open(ctx, "w", batch.OpenRequest{}))
+		check(f.store.Open(ctx, "w", batch.OpenRequest{Jobs: []string{"x", "j"}})) // abandons x and j
+		check(f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"x"}, Status: batch.StatusSuccess}))
+		check(f.store.End(ctx, "w", batch.EndRequest{Jobs: []string{"j"}, Status: batch.StatusFailed}))
+		check(f.store.SetWatermark(ctx, "w", "x", mustTime("2026-01-01T00:00:00Z")))
+
+		type got struct{ typ, job string }
+		var kinds []got
+		for _, e := range returned {
+			kinds = append(kinds, got{e.Type, e.Job})
+		}
+		want := []got{{"load", ""},
+			{"open", "x"}, {"open", "j"}, {"open", "e"}, {"open", "a"},
+			{"abandon", "x"}, {"abandon", "j"}, {"open", "x"}, {"open", "j"},
+			{"close", "x"}, {"fail", "j"}, {"rewind", "x"}}
+		if !reflect.DeepEqual(kinds, want) {
+			t.Fatalf("the changes returned:\n%v\nwant\n%v", kinds, want)
+		}
+		for _, e := range returned {
+			if e.Type != "load" && e.Type != "rewind" && e.BatchID == 0 {
+				t.Errorf("%s of %s: no batch id: %+v", e.Type, e.Job, e)
+			}
+		}
+		stored, err := stream.Read(ctx, "w", event.Query{After: "0-0", Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(stored, returned) {
+			t.Fatalf("the stream holds\n%+v\nthe changes returned\n%+v", stored, returned)
+		}
+		newest, err := stream.Read(ctx, "w", event.Query{Limit: 100})
+		if err != nil || len(newest) != len(returned) || !reflect.DeepEqual(newest[0], returned[len(returned)-1]) {
+			t.Errorf("newest first: %d events, %v", len(newest), err)
+		}
+		if got, _ := stream.Read(ctx, "w", event.Query{After: "0-0", Job: "j"}); len(got) != 4 {
+			t.Errorf("events of job j: %+v", got)
+		}
+		tail, err := stream.Tail(ctx, "w", returned[8].ID, time.Millisecond)
+		if err != nil || !reflect.DeepEqual(tail, returned[9:]) {
+			t.Errorf("tail after %s: %+v, %v; want %+v", returned[8].ID, tail, err, returned[9:])
+		}
+		if last, _ := stream.LastID(ctx, "w"); last != returned[len(returned)-1].ID {
+			t.Errorf("last ID %s, want %s", last, returned[len(returned)-1].ID)
+		}
+	})
+}
+
 // TestEventStreamCapped: the stream keeps about EventsKeep events (trimmed as Redis's MAXLEN ~ does).
 func TestEventStreamCapped(t *testing.T) {
 	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
