@@ -16,6 +16,38 @@ func (s *Server) routesRuns(v1 *gin.RouterGroup) {
 	v1.GET("/workflows/:wf/runs", s.handle(s.listRuns))
 	v1.GET("/workflows/:wf/runs/:id", s.handle(s.getRun))
 	v1.POST("/workflows/:wf/runs/:id/cancel", s.handle(s.cancelRun))
+	v1.POST("/workflows/:wf/pause", s.handle(s.postPause(true)))
+	v1.POST("/workflows/:wf/resume", s.handle(s.postPause(false)))
+}
+
+// PauseRequest is the body of POST /v1/workflows/{wf}/pause (optional).
+type PauseRequest struct {
+	// Reason is shown with the paused workflow (at most 500 characters).
+	Reason string `json:"reason"`
+}
+
+// postPause pauses or resumes a workflow's triggers. It needs no scheduler on this replica: the
+// flag is in the store, where every replica's scheduler reads it.
+func (s *Server) postPause(pause bool) func(c *gin.Context) error {
+	return func(c *gin.Context) error {
+		wf, err := workflow(c)
+		if err != nil {
+			return err
+		}
+		var body PauseRequest
+		if err := s.decode(c, &body); err != nil {
+			return err
+		}
+		if !pause && body.Reason != "" {
+			return batch.Errorf(batch.EINVALID, "a resume takes no reason")
+		}
+		st, err := s.opts.Store.SetPaused(c.Request.Context(), wf, pause, body.Reason)
+		if err != nil {
+			return err
+		}
+		c.JSON(http.StatusOK, st)
+		return nil
+	}
 }
 
 // scheduler returns the scheduler, or an error when it is off.

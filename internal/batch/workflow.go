@@ -122,6 +122,13 @@ type State struct {
 	Exclusive   bool      `json:"exclusive"`
 	Settings    Settings  `json:"settings"`
 	LoadedAt    time.Time `json:"loaded_at"`
+	// Paused is true while the workflow's triggers are paused (Store.SetPaused): the scheduler
+	// creates no cron, catch-up or after: run for it, and starts none it created before; manual
+	// runs still run. It is runtime state: a reload keeps it.
+	Paused bool `json:"paused"`
+	// PausedAt and PauseReason say when and why it was paused; absent while it is not.
+	PausedAt    *time.Time `json:"paused_at,omitempty"`
+	PauseReason string     `json:"pause_reason,omitempty"`
 	// Changes are, after a change, what the change recorded in the workflow's event stream in the
 	// same atomic step, one per job it changed, for the other sinks. Not part of the state shown.
 	Changes []Change `json:"-"`
@@ -134,9 +141,9 @@ type Change struct {
 	ID       string
 	Time     time.Time
 	Workflow string
-	// Type is load, open, close, fail, abandon or rewind.
+	// Type is load, open, close, fail, abandon, rewind, pause or resume.
 	Type string
-	// Job is empty for a load.
+	// Job is empty for a load, a pause and a resume.
 	Job string
 	// BatchID is the batch opened, closed, failed or abandoned; zero when there is none.
 	BatchID int64
@@ -150,6 +157,8 @@ type Change struct {
 	Backfill, Reset bool
 	// Jobs is the number of jobs a load loaded.
 	Jobs int
+	// Reason is a pause's reason.
+	Reason string
 }
 
 // Batch is one batch as recorded in history: each job's fields as the batch left them (status
@@ -224,6 +233,10 @@ type Store interface {
 	End(ctx context.Context, workflow string, req EndRequest) (*State, error)
 	// SetWatermark sets a job's from_date so that its next window starts there.
 	SetWatermark(ctx context.Context, workflow, job string, from time.Time) (*State, error)
+	// SetPaused pauses (with a reason, which may be empty) or resumes a workflow's triggers and
+	// returns the state after it. Pausing a paused workflow or resuming one that is not paused
+	// changes nothing (a pause keeps its first time and reason).
+	SetPaused(ctx context.Context, workflow string, paused bool, reason string) (*State, error)
 	// Batches lists a workflow's history, newest first.
 	Batches(ctx context.Context, workflow string, opts ListOptions) ([]Batch, error)
 	// Batch returns one batch of a workflow's history.

@@ -128,7 +128,8 @@ func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, key
 	st.Changes = parseChanges(wf, str(list[0]), strMap(list[1]))
 	// See index: the change stands whatever this does. An end wakes the after: of others (a fail
 	// too: the scheduler then finds them not ready, which is cheaper than telling the two apart).
-	_ = s.index(ctx, st, str(list[0]), op == "rdb.Load", op == "rdb.End")
+	// A pause or resume is indexed as a load: the scheduler looks at the workflow at once.
+	_ = s.index(ctx, st, str(list[0]), op == "rdb.Load" || op == "rdb.SetPaused", op == "rdb.End")
 	return st, nil
 }
 
@@ -140,6 +141,14 @@ func (s *Store) stateFromHash(wf string, h map[string]string) (*batch.State, err
 	var err error
 	if st.Settings, err = s.codec.settings.get(orDefaultString(h["settings"], "{}")); err != nil {
 		return nil, fmt.Errorf("rdb: workflow %s: %w", wf, err)
+	}
+	if p, ok := h["paused"]; ok {
+		at, reason, _ := strings.Cut(p, " ")
+		st.Paused, st.PauseReason = true, reason
+		if us, err := strconv.ParseInt(at, 10, 64); err == nil {
+			t := time.UnixMicro(us).UTC()
+			st.PausedAt = &t
+		}
 	}
 	names := strings.Fields(h["jobs"])
 	st.Jobs = make(batch.Jobs, 0, len(names))
@@ -317,6 +326,41 @@ func (s *Store) SetWatermark(ctx context.Context, wf, job string, from time.Time
 	return s.change(ctx, "rdb.SetWatermark", wf, scriptWatermark, keys, s.now(), s.opts.EventsKeep, s.keys.Changed(), wf, from.UnixMicro(), job)
 }
 
+// SetPaused implements batch.Store. The index entry is written before it returns (the lists show
+// the flag at once), and a pause or resume makes the workflow due for the scheduler, which then
+// takes it out of the due index (paused) or puts it back at its next fire time (resumed).
+func (s *Store) SetPaused(ctx context.Context, wf string, paused bool, reason string) (*batch.State, error) {
+	if err := batch.CheckName("workflow", wf); err != nil {
+		return nil, err
+	}
+	if err := CheckPauseReason(reason); err != nil {
+		return nil, err
+	}
+	if !paused && reason != "" {
+		return nil, batch.Errorf(batch.EINVALID, "a resume takes no reason")
+	}
+	keys := []string{s.keys.State(wf), s.keys.Events(wf)}
+	st, err := s.change(ctx, "rdb.SetPaused", wf, scriptPause, keys, s.now(), s.opts.EventsKeep, s.keys.Changed(), wf, flag(paused), reason)
+	if err != nil {
+		return nil, err
+	}
+	s.ix.flush(ctx)
+	return st, nil
+}
+
+// CheckPauseReason refuses a pause's reason that is too long or holds control characters.
+func CheckPauseReason(reason string) error {
+	if len(reason) > 500 {
+		return batch.Errorf(batch.EINVALID, "reason is longer than 500 characters")
+	}
+	for _, r := range reason {
+		if r < 0x20 || r == 0x7f {
+			return batch.Errorf(batch.EINVALID, "reason holds a control character")
+		}
+	}
+	return nil
+}
+
 // Batches implements batch.Store.
 func (s *Store) Batches(ctx context.Context, wf string, opts batch.ListOptions) ([]batch.Batch, error) {
 	if opts.Limit <= 0 {
@@ -445,6 +489,9 @@ func (s *Store) Dump(ctx context.Context, wf string) (*batch.Dump, error) {
 	if t, err := batch.ParseTime(state["loaded_at"]); err == nil {
 		d.Meta["loaded_at"] = strconv.Quote(batch.FormatTime(t))
 	}
+	if p, ok := state["paused"]; ok {
+		d.Meta["paused"] = strconv.Quote(p) // "<µs> <reason>", as the state holds it
+	}
 	for _, j := range names {
 		f, err := s.codec.jobFields(state["run:"+j], orDefaultString(state["cfg:"+j], "{}"))
 		if err != nil {
@@ -511,6 +558,10 @@ func (s *Store) restore(ctx context.Context, d *batch.Dump, old []string) error 
 	var loaded string
 	if json.Unmarshal([]byte(d.Meta["loaded_at"]), &loaded) == nil {
 		state = append(state, "loaded_at", loaded)
+	}
+	var paused string
+	if json.Unmarshal([]byte(d.Meta["paused"]), &paused) == nil && paused != "" {
+		state = append(state, "paused", paused)
 	}
 	for _, j := range order {
 		f := d.Jobs[j]

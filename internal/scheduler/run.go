@@ -15,22 +15,32 @@ import (
 )
 
 // advance moves one active run on, as the leader: start it when due, or take it over when the
-// replica executing it died.
-func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now time.Time) error {
+// replica executing it died. held reports a run that waits for the workflow's resume: while its
+// triggers are paused, a queued run they created (cron, catch-up, after:) does not start; manual
+// runs and the retries of runs that started go on.
+func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now time.Time) (held bool, err error) {
 	s.mu.Lock()
 	_, mine := s.executing[st.Workflow+"/"+id]
 	s.mu.Unlock()
 	if mine {
-		return nil
+		return false, nil
 	}
 	peek, err := s.state.run(ctx, st.Workflow, id)
 	if err != nil {
 		if batch.ErrorCode(err) == batch.ENOTFOUND {
 			s.opts.Runs.Forget(ctx, st.Workflow, id)
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
+	if st.Paused && peek.State == StateQueued && peek.Trigger != TriggerManual && peek.cancel == "" {
+		return true, nil
+	}
+	return false, s.advanceRun(ctx, st, peek, id, now)
+}
+
+// advanceRun is advance for a run that is not held.
+func (s *Scheduler) advanceRun(ctx context.Context, st *batch.State, peek *Run, id string, now time.Time) error {
 	if (peek.State == StateQueued || peek.State == StateWaitingRetry) && peek.cancel == "" {
 		if peek.NotBefore.After(now) {
 			return nil

@@ -495,7 +495,9 @@ func (s *Scheduler) tickWorkflow(ctx context.Context, wf string, now time.Time) 
 	}
 	s.noteAfter(wf, st.Settings.After)
 	next := rdb.Never
-	if st.Settings.Scheduled() {
+	// A paused workflow claims no fire time: those that pass meanwhile are missed, and its
+	// catchup setting says what runs for them once it is resumed (which marks it due).
+	if st.Settings.Scheduled() && !st.Paused {
 		if next, err = s.fire(ctx, st, now); err != nil {
 			return time.Time{}, err
 		}
@@ -504,14 +506,20 @@ func (s *Scheduler) tickWorkflow(ctx context.Context, wf string, now time.Time) 
 	if err != nil {
 		return time.Time{}, err
 	}
+	held := 0
 	for _, id := range ids {
-		if err := s.advance(ctx, st, id, now); err != nil {
+		h, err := s.advance(ctx, st, id, now)
+		if err != nil {
 			s.log.Warn("scheduler: run", "workflow", wf, "run", id, "err", err)
 		}
+		if h {
+			held++
+		}
 	}
-	if len(ids) > 0 {
+	if len(ids) > held {
 		// Runs in progress: queued, waiting for a retry or an upstream, running (the replica
-		// executing it may die). Look again at the next tick.
+		// executing it may die). Look again at the next tick. Runs a pause holds wait for the
+		// resume, which marks the workflow due: a paused workflow costs the ticks nothing.
 		next = now
 	}
 	return next, nil
