@@ -321,6 +321,11 @@ func TestUsageErrors(t *testing.T) {
 		{"serve", "--infa-date-format", "ZZZ"},
 		{"serve", "--original-infa-date-format", "ZZZ"},
 		{"import"},
+		{"pause"},
+		{"pause", "a/b"},
+		{"resume", "w", "extra"},
+		{"resume", "w", "--url", "ftp://x"},
+		{"pause", "w", "--no-such-flag"},
 	}
 	// A cancelled context: should a case wrongly start the server, it stops at once instead of
 	// hanging the test.
