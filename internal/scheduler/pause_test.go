@@ -198,3 +198,25 @@ func TestPauseBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestPauseInExport: an export holds the pause, and an import restores it.
+func TestPauseInExport(t *testing.T) {
+	e := newEnv(t)
+	e.load("w", "a: {}\n")
+	e.setPaused("w", true, "kept in the export")
+	d, err := e.store.Dump(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.setPaused("w", false, "")
+	if err := e.store.Restore(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.store.State(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Paused || st.PauseReason != "kept in the export" {
+		t.Errorf("after the import: paused %v, reason %q", st.Paused, st.PauseReason)
+	}
+}
