@@ -98,6 +98,17 @@ type Retries struct {
 	Jitter float64 `yaml:"jitter" json:"jitter,omitempty"`
 }
 
+// Check validates a retry policy: count from 0 to 100, jitter from 0 to 1.
+func (r Retries) Check() error {
+	if r.Count < 0 || r.Count > 100 {
+		return fmt.Errorf("retries.count %d must be from 0 to 100", r.Count)
+	}
+	if r.Jitter < 0 || r.Jitter > 1 {
+		return fmt.Errorf("retries.jitter %v must be from 0 to 1", r.Jitter)
+	}
+	return nil
+}
+
 // Duration is a time.Duration written as Go writes durations ("15m", "1h30m") in YAML and JSON.
 type Duration time.Duration
 

@@ -244,13 +244,7 @@ func checkSettings(s *batch.Settings) error {
 			return fmt.Errorf("deadline %q must be a time of day such as 06:00", s.Deadline)
 		}
 	}
-	if s.Retries.Count < 0 || s.Retries.Count > 100 {
-		return fmt.Errorf("retries.count %d must be from 0 to 100", s.Retries.Count)
-	}
-	if s.Retries.Jitter < 0 || s.Retries.Jitter > 1 {
-		return fmt.Errorf("retries.jitter %v must be from 0 to 1", s.Retries.Jitter)
-	}
-	return nil
+	return s.Retries.Check()
 }
 
 // checkJobLinks validates the jobs' needs: names of other jobs of the workflow, without cycles,
