@@ -189,6 +189,10 @@ type OpenRequest struct {
 	From time.Time
 	// To is the end of a backfill window; zero means now. Only used with From.
 	To time.Time
+	// Interval makes [From, To) (both required) the window of a regular batch rather than a
+	// backfill: the jobs' state moves on as with any open (window: schedule, whose windows are
+	// the schedule's intervals).
+	Interval bool
 }
 
 // EndRequest says which jobs to close or fail.

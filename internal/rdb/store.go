@@ -242,7 +242,13 @@ func (s *Store) Open(ctx context.Context, wf string, req batch.OpenRequest) (*ba
 	} else if !req.To.IsZero() {
 		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
 	}
-	if st, ok, err := s.openFast(ctx, wf, jobs, now, from, to); ok {
+	interval := "0"
+	if req.Interval {
+		if req.From.IsZero() || req.To.IsZero() {
+			return nil, batch.Errorf(batch.EINVALID, "an interval window takes a from_date and a to_date")
+		}
+		interval = "1" // the script alone computes these
+	} else if st, ok, err := s.openFast(ctx, wf, jobs, now, from, to); ok {
 		return st, err
 	}
 	keys := []string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf), s.keys.Events(wf), s.keys.Zone(wf)}
@@ -251,7 +257,7 @@ func (s *Store) Open(ctx context.Context, wf string, req batch.OpenRequest) (*ba
 		table = s.tzTable // a zone without daylight saving time: cheaper to send than to ask for
 	}
 	for {
-		args := append([]any{now, s.opts.EventsKeep, s.opts.HistoryKeep, s.keys.Changed(), wf, s.tzName, table, from, to}, jobs...)
+		args := append([]any{now, s.opts.EventsKeep, s.opts.HistoryKeep, s.keys.Changed(), wf, s.tzName, table, from, to, interval}, jobs...)
 		st, err := s.change(ctx, "rdb.Open", wf, scriptOpen, keys, args...)
 		if table == "" && errors.Is(err, errZoneNeeded) {
 			table = s.tzTable // the workflow's stored zone table is not this server's: send it once
