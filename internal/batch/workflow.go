@@ -53,7 +53,13 @@ type Settings struct {
 	// AlertOn says which failed attempts of a scheduler run raise a failed alert: final (only
 	// the run's last, once its retries are exhausted; the default) or every_attempt.
 	AlertOn string `yaml:"alert_on" json:"alert_on,omitempty"`
+	// Window says what a scheduler run's window is: empty for the batch semantics' (from the last
+	// success to now), WindowSchedule for the schedule's interval [previous fire, this fire).
+	Window string `yaml:"window" json:"window,omitempty"`
 }
+
+// WindowSchedule is the Window of interval windows.
+const WindowSchedule = "schedule"
 
 // AlertOn values.
 const (

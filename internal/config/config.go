@@ -234,6 +234,15 @@ func checkSettings(s *batch.Settings) error {
 	default:
 		return fmt.Errorf("catchup %q must be none, latest or all", s.Catchup)
 	}
+	switch s.Window {
+	case "":
+	case batch.WindowSchedule:
+		if s.Schedule == "" {
+			return fmt.Errorf("window: schedule needs a schedule: its windows are the intervals between fire times")
+		}
+	default:
+		return fmt.Errorf("window %q must be schedule (or absent: from the last success to now)", s.Window)
+	}
 	switch s.AlertOn {
 	case "", batch.AlertOnFinal, batch.AlertOnEveryAttempt:
 	default:

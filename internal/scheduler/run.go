@@ -35,7 +35,7 @@ func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now
 		}
 		return false, err
 	}
-	if st.Paused && peek.State == StateQueued && peek.Trigger != TriggerManual && peek.cancel == "" {
+	if st.Paused && peek.State == StateQueued && peek.Trigger != TriggerManual && peek.Trigger != TriggerBackfill && peek.cancel == "" {
 		return true, nil
 	}
 	return false, s.advanceRun(ctx, st, peek, id, now)
@@ -57,6 +57,9 @@ func (s *Scheduler) advanceRun(ctx context.Context, st *batch.State, peek *Run, 
 			return nil // catch-up runs start oldest first, and scheduled runs after them
 		}
 		if running := s.activeOther(ctx, st.Workflow, id); running != nil {
+			if peek.Interval != nil {
+				return nil // an interval is never skipped: interval runs run one after another
+			}
 			switch st.Settings.Concurrency {
 			case "allow":
 			case "replace":
@@ -111,7 +114,7 @@ func (s *Scheduler) olderCatchupQueued(ctx context.Context, wf string, run *Run)
 			continue
 		}
 		r, err := s.state.run(ctx, wf, other)
-		if err == nil && r.State == StateQueued && r.Trigger == TriggerCatchup && r.FireTime != nil && r.FireTime.Before(*run.FireTime) {
+		if err == nil && r.State == StateQueued && (r.Trigger == TriggerCatchup || r.Interval != nil) && r.FireTime != nil && r.FireTime.Before(*run.FireTime) {
 			return true
 		}
 	}
@@ -430,7 +433,10 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 		return fmt.Errorf("recording the attempt: lost the run (%v)", err)
 	}
 	req := batch.OpenRequest{Jobs: scope}
-	if run.From != nil && a.Number == 1 {
+	if run.Interval != nil {
+		// Every attempt opens the same interval: a retry re-runs exactly the fire's window.
+		req.From, req.To, req.Interval = run.Interval.From, run.Interval.To, true
+	} else if run.From != nil && a.Number == 1 {
 		req.From = *run.From
 		if run.To != nil {
 			req.To = *run.To

@@ -49,6 +49,8 @@ const (
 	TriggerAfter   = "after"
 	TriggerManual  = "manual"
 	TriggerCatchup = "catchup"
+	// TriggerBackfill: one run of a backfill (window: schedule: one per interval).
+	TriggerBackfill = "backfill"
 )
 
 // Run is one run of a workflow, with its attempts.
@@ -68,6 +70,8 @@ type Run struct {
 	// From and To make the run a backfill over [From, To).
 	From *time.Time `json:"from_date,omitempty"`
 	To   *time.Time `json:"to_date,omitempty"`
+	// Interval is the run's window under window: schedule: the interval of its fire time.
+	Interval *Window `json:"interval,omitempty"`
 	// WaitAfter: a scheduled run of a workflow with after: starts once its upstream is ready.
 	WaitAfter bool      `json:"wait_after,omitempty"`
 	Attempts  []Attempt `json:"attempts"`
@@ -619,7 +623,11 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) (t
 			trigger = TriggerCatchup // missed: late, or followed by another fire time already
 		}
 		ft := t
-		return s.newRun(st.Workflow, trigger, &ft, now, len(set.After) > 0)
+		r := s.newRun(st.Workflow, trigger, &ft, now, len(set.After) > 0)
+		if set.Window == batch.WindowSchedule {
+			r.Interval = intervalOf(sc, t)
+		}
+		return r
 	}
 	switch set.Catchup {
 	case "none":
@@ -633,9 +641,10 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) (t
 	default: // latest
 		runs = append(runs, mk(latest))
 	}
-	if len(set.After) > 0 && s.waitingForUpstream(ctx, st.Workflow) {
+	if len(set.After) > 0 && set.Window != batch.WindowSchedule && s.waitingForUpstream(ctx, st.Workflow) {
 		// A run is still waiting for the upstream: this fire time merges into it rather than
-		// queue another run behind the same condition.
+		// queue another run behind the same condition. (An interval is never merged away: each
+		// fire time's run waits in turn.)
 		runs = nil
 	}
 	ok, err := s.state.claim(ctx, st.Workflow, "last_fire", last, msString(latest), now, runs...)
