@@ -96,3 +96,75 @@ func pauseCmd(ctx context.Context, pause bool, args []string, stdout, stderr io.
 	}
 	return exitOK
 }
+
+// backfillCmd asks a running batchy for a backfill: under window: schedule one run per interval.
+func backfillCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("backfill", pflag.ContinueOnError)
+	var (
+		remote   remoteFlags
+		from, to string
+		jobs     []string
+	)
+	remote.add(fs)
+	fs.StringVar(&from, "from", "", "start of the backfill (RFC 3339, or 2026-01-01, 2026-01-01T02:00), required")
+	fs.StringVar(&to, "to", "", "end of the backfill, not in the future; required")
+	fs.StringSliceVar(&jobs, "jobs", nil, "only these jobs (comma-separated; default all)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: batchy backfill WORKFLOW --from TIME --to TIME [flags]\n\nUnder window: schedule, creates one run per interval of the schedule within [from, to], run oldest first,\none after another; otherwise one run over [from, to). Prints one line per run.\n%s", fs.FlagUsages())
+	}
+	if ok, code := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "batchy backfill: give one workflow name")
+		fs.Usage()
+		return exitUsage
+	}
+	wf := fs.Arg(0)
+	if err := batch.CheckName("workflow", wf); err != nil {
+		fmt.Fprintf(stderr, "batchy backfill: %s\n", batch.ErrorMessage(err))
+		return exitUsage
+	}
+	var times [2]time.Time
+	for i, v := range []struct{ flag, value string }{{"--from", from}, {"--to", to}} {
+		if v.value == "" {
+			fmt.Fprintf(stderr, "batchy backfill: %s is required\n", v.flag)
+			return exitUsage
+		}
+		t, err := batch.ParseTime(v.value)
+		if err != nil {
+			fmt.Fprintf(stderr, "batchy backfill: %s %q is not a time such as 2026-01-01T02:00:00Z\n", v.flag, v.value)
+			return exitUsage
+		}
+		times[i] = t
+	}
+	for _, j := range jobs {
+		if err := batch.CheckName("job", j); err != nil {
+			fmt.Fprintf(stderr, "batchy backfill: %s\n", batch.ErrorMessage(err))
+			return exitUsage
+		}
+	}
+	c, err := remote.client()
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy backfill: %v\n", err)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, remote.timeout)
+	defer cancel()
+	runs, err := c.Backfill(ctx, wf, times[0], times[1], jobs)
+	if err != nil {
+		fmt.Fprintf(stderr, "batchy backfill: %v\n", err)
+		return exitError
+	}
+	for _, r := range runs {
+		switch {
+		case r.Interval != nil:
+			fmt.Fprintf(stdout, "%s  [%s, %s)\n", r.ID, batch.FormatTime(r.Interval.From), batch.FormatTime(r.Interval.To))
+		case r.From != nil && r.To != nil:
+			fmt.Fprintf(stdout, "%s  [%s, %s)\n", r.ID, batch.FormatTime(*r.From), batch.FormatTime(*r.To))
+		default:
+			fmt.Fprintln(stdout, r.ID)
+		}
+	}
+	return exitOK
+}
