@@ -37,9 +37,12 @@ type Settings struct {
 	// Timeout bounds one attempt of a run; zero means none.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 	// Concurrency says what a new run does while another runs or waits for its retry: forbid
-	// (skip it, the default; a manual run is refused instead), replace (cancel the other) or
-	// allow.
+	// (skip it, the default; a manual run is refused instead), replace (cancel the other), allow,
+	// or queue (wait for it, in order, up to MaxQueued runs waiting).
 	Concurrency string `yaml:"concurrency" json:"concurrency,omitempty"`
+	// MaxQueued bounds the runs waiting under concurrency: queue; zero means 10. A run due while
+	// the queue is full is skipped (a manual one refused).
+	MaxQueued int `yaml:"max_queued" json:"max_queued,omitempty"`
 	// Catchup says what happens to fire times missed while no batchy ran: none (skip them),
 	// latest (run once for the latest, the default) or all (run each, oldest first).
 	Catchup string `yaml:"catchup" json:"catchup,omitempty"`

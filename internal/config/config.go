@@ -225,9 +225,15 @@ func checkSettings(s *batch.Settings) error {
 		}
 	}
 	switch s.Concurrency {
-	case "", "forbid", "replace", "allow":
+	case "", "forbid", "replace", "allow", "queue":
 	default:
-		return fmt.Errorf("concurrency %q must be forbid, replace or allow", s.Concurrency)
+		return fmt.Errorf("concurrency %q must be forbid, replace, allow or queue", s.Concurrency)
+	}
+	if s.MaxQueued != 0 && s.Concurrency != "queue" {
+		return fmt.Errorf("max_queued needs concurrency: queue")
+	}
+	if s.MaxQueued < 0 || s.MaxQueued > 1000 {
+		return fmt.Errorf("max_queued %d must be from 1 to 1000", s.MaxQueued)
 	}
 	switch s.Catchup {
 	case "", "none", "latest", "all":

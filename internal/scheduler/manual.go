@@ -49,7 +49,21 @@ func (s *Scheduler) Trigger(ctx context.Context, wf string, req TriggerRequest) 
 	} else if !req.To.IsZero() {
 		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
 	}
-	if st.Settings.Concurrency != "allow" && st.Settings.Concurrency != "replace" {
+	if st.Settings.Concurrency == "queue" {
+		// Queued behind the others, unless the queue is full.
+		if r := s.activeOther(ctx, wf, ""); r != nil {
+			ids, _ := s.state.active(ctx, wf)
+			queued := 0
+			for _, id := range ids {
+				if q, err := s.state.run(ctx, wf, id); err == nil && q.State == StateQueued && q.cancel == "" {
+					queued++
+				}
+			}
+			if queued >= maxQueued(st.Settings) {
+				return nil, batch.Errorf(batch.ECONFLICT, "workflow %s has %d runs queued behind run %s (concurrency: queue, max_queued: %d): cancel one or wait", wf, queued, r.ID, maxQueued(st.Settings))
+			}
+		}
+	} else if st.Settings.Concurrency != "allow" && st.Settings.Concurrency != "replace" {
 		// Under forbid the run would only be skipped: say so now, naming the run in the way.
 		// (Two manual runs triggered at the same instant may both pass; the later is skipped.)
 		if r := s.activeOther(ctx, wf, ""); r != nil {

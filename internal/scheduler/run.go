@@ -56,9 +56,22 @@ func (s *Scheduler) advanceRun(ctx context.Context, st *batch.State, peek *Run, 
 		if peek.FireTime != nil && s.olderCatchupQueued(ctx, st.Workflow, peek) {
 			return nil // catch-up runs start oldest first, and scheduled runs after them
 		}
+		queue := st.Settings.Concurrency == "queue"
+		if queue && peek.Interval == nil {
+			older, err := s.queuedBefore(ctx, st, peek)
+			if err != nil {
+				return err
+			}
+			if older > 0 {
+				if older >= maxQueued(st.Settings) && s.activeOther(ctx, st.Workflow, id) != nil {
+					return s.finishUntaken(ctx, st.Workflow, id, now, StateSkipped, fmt.Sprintf("the queue was full: %d runs waiting (concurrency: queue, max_queued: %d)", older, maxQueued(st.Settings)))
+				}
+				return nil // first in, first out
+			}
+		}
 		if running := s.activeOther(ctx, st.Workflow, id); running != nil {
-			if peek.Interval != nil {
-				return nil // an interval is never skipped: interval runs run one after another
+			if peek.Interval != nil || queue {
+				return nil // waits its turn: an interval is never skipped, a queue runs each in order
 			}
 			switch st.Settings.Concurrency {
 			case "allow":
@@ -119,6 +132,39 @@ func (s *Scheduler) olderCatchupQueued(ctx context.Context, wf string, run *Run)
 		}
 	}
 	return false
+}
+
+// maxQueued is a workflow's queue limit under concurrency: queue.
+func maxQueued(set batch.Settings) int {
+	if set.MaxQueued > 0 {
+		return set.MaxQueued
+	}
+	return 10
+}
+
+// queuedBefore counts the workflow's queued runs created before run (the older of two created
+// at once by id): under concurrency: queue they start first, and they fill the queue. Runs a
+// pause holds do not count: a manual run does not wait for the resume.
+func (s *Scheduler) queuedBefore(ctx context.Context, st *batch.State, run *Run) (int, error) {
+	wf := st.Workflow
+	ids, err := s.state.active(ctx, wf)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, other := range ids {
+		if other == run.ID {
+			continue
+		}
+		r, err := s.state.run(ctx, wf, other)
+		if err != nil || r.State != StateQueued || r.cancel != "" || (st.Paused && r.Trigger != TriggerManual && r.Trigger != TriggerBackfill) {
+			continue
+		}
+		if r.CreatedAt.Before(run.CreatedAt) || (r.CreatedAt.Equal(run.CreatedAt) && r.ID < run.ID) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // activeOther returns another run of the workflow that is running or waiting for its retry, if
