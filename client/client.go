@@ -3,6 +3,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,12 +62,33 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, v any) erro
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	return c.do(ctx, http.MethodGet, u, nil, v)
+}
+
+// post does a POST of body as JSON and decodes a JSON answer into v.
+func (c *Client) post(ctx context.Context, path string, body, v any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, http.MethodPost, c.BaseURL+path, b, v)
+}
+
+// do sends a request and decodes a JSON answer into v, or the server's error into an *Error.
+func (c *Client) do(ctx context.Context, method, u string, body []byte, v any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return err
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
 	hc := c.HTTP
@@ -78,7 +100,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, v any) erro
 		return err
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	answer, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
 	if err != nil {
 		return err
 	}
@@ -87,17 +109,17 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, v any) erro
 		var eb struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
-		if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
+		if json.Unmarshal(answer, &eb) == nil && eb.Error.Code != "" {
 			e.Code, e.Message = eb.Error.Code, eb.Error.Message
 		} else {
-			e.Message = strings.TrimSpace(string(body))
+			e.Message = strings.TrimSpace(string(answer))
 			if len(e.Message) > 200 {
 				e.Message = e.Message[:200] + "..."
 			}
 		}
 		return e
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := json.Unmarshal(answer, v); err != nil {
 		return fmt.Errorf("the server's answer is not the JSON expected: %v", err)
 	}
 	return nil
@@ -190,4 +212,55 @@ func (c *Client) Poll(ctx context.Context, req WaitRequest) (*WaitResult, error)
 	}
 	res.State = batch.Overall(res.Jobs, req.FailFast)
 	return res, nil
+}
+
+// Pause pauses a workflow's triggers (POST /v1/workflows/{wf}/pause) and returns its state.
+func (c *Client) Pause(ctx context.Context, wf, reason string) (*batch.State, error) {
+	var st batch.State
+	if err := c.post(ctx, "/v1/workflows/"+url.PathEscape(wf)+"/pause", map[string]string{"reason": reason}, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Resume resumes a workflow's triggers (POST /v1/workflows/{wf}/resume) and returns its state.
+func (c *Client) Resume(ctx context.Context, wf string) (*batch.State, error) {
+	var st batch.State
+	if err := c.post(ctx, "/v1/workflows/"+url.PathEscape(wf)+"/resume", struct{}{}, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Run is what the client reads of a scheduler run.
+type Run struct {
+	ID       string     `json:"id"`
+	Trigger  string     `json:"trigger"`
+	State    string     `json:"state"`
+	FireTime *time.Time `json:"fire_time,omitempty"`
+	// Interval is the run's window under window: schedule.
+	Interval *struct {
+		From time.Time `json:"from_date"`
+		To   time.Time `json:"to_date"`
+	} `json:"interval,omitempty"`
+	// From and To are a backfill's window without window: schedule.
+	From *time.Time `json:"from_date,omitempty"`
+	To   *time.Time `json:"to_date,omitempty"`
+}
+
+// Backfill asks for a backfill over [from, to] (POST /v1/workflows/{wf}/backfill): under
+// window: schedule one run per interval, oldest first; otherwise one run. jobs limits the runs
+// to these jobs (none: all).
+func (c *Client) Backfill(ctx context.Context, wf string, from, to time.Time, jobs []string) ([]Run, error) {
+	body := map[string]any{"from_date": batch.FormatTime(from), "to_date": batch.FormatTime(to)}
+	if len(jobs) > 0 {
+		body["jobs"] = jobs
+	}
+	var out struct {
+		Runs []Run `json:"runs"`
+	}
+	if err := c.post(ctx, "/v1/workflows/"+url.PathEscape(wf)+"/backfill", body, &out); err != nil {
+		return nil, err
+	}
+	return out.Runs, nil
 }

@@ -7,6 +7,9 @@
 //	batchy import FILE        restore workflows from an export
 //	batchy config [flags]     print the effective configuration, secrets hidden
 //	batchy healthcheck        exit 0 when the local batchy answers /readyz with 200
+//	batchy pause WF           pause a workflow's triggers on a running batchy
+//	batchy resume WF          resume them
+//	batchy backfill WF        one run per interval over --from, --to on a running batchy
 //
 // main only wires: flags, the store, the API, start and stop.
 package main
@@ -44,6 +47,9 @@ Usage:
   batchy import FILE            restore workflows from an export (replaces those in the file)
   batchy config [flags]         print serve's effective configuration (flags, env, --config file), secrets hidden
   batchy healthcheck            exit 0 when the local batchy is ready (for container health checks)
+  batchy pause WF [--reason R]  pause a workflow's triggers (cron, catch-up, after:) on a running batchy
+  batchy resume WF              resume them
+  batchy backfill WF --from T --to T   backfill: one run per interval (window: schedule), oldest first
   batchy version                print the version
 
 Run "batchy COMMAND --help" for a command's flags. Every flag can also be set in the environment as
@@ -73,6 +79,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return configCmd(rest, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(rest, stdout, stderr)
+	case "pause", "resume":
+		return pauseCmd(ctx, cmd == "pause", rest, stdout, stderr)
+	case "backfill":
+		return backfillCmd(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "batchy", version)
 		return exitOK

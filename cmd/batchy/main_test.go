@@ -323,6 +323,11 @@ func TestUsageErrors(t *testing.T) {
 		{"serve", "--redis-min-replicas", "1"}, // the embedded store has no replicas
 		{"serve", "--redis-url", "redis://127.0.0.1:1", "--redis-min-replicas", "-1"},
 		{"import"},
+		{"pause"},
+		{"pause", "a/b"},
+		{"resume", "w", "extra"},
+		{"resume", "w", "--url", "ftp://x"},
+		{"pause", "w", "--no-such-flag"},
 	}
 	// A cancelled context: should a case wrongly start the server, it stops at once instead of
 	// hanging the test.

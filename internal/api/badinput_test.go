@@ -246,6 +246,22 @@ func bodyCases() []badCase {
 			{"bad to_date", `{"from_date":"2026-01-01","to_date":"soon"}`, "to_date"},
 			{"to_date alone", `{"to_date":"2026-01-01"}`, "from_date"},
 		},
+		"/v1/workflows/wf1/pause": {
+			{"reason number", `{"reason":1}`, "reason"},
+			{"reason too long", `{"reason":"` + strings.Repeat("x", 501) + `"}`, "reason"},
+			{"reason control", `{"reason":"a\u0007b"}`, "control"},
+		},
+		"/v1/workflows/wf1/resume": {
+			{"reason", `{"reason":"x"}`, "reason"},
+		},
+		"/v1/workflows/wf1/backfill": {
+			{"no dates", `{}`, "from_date"},
+			{"no to_date", `{"from_date":"2026-01-01"}`, "to_date"},
+			{"bad from_date", `{"from_date":"yesterday","to_date":"2026-01-01"}`, "from_date"},
+			{"empty window", `{"from_date":"2026-01-02","to_date":"2026-01-01"}`, "empty"},
+			{"future", `{"from_date":"2026-01-01","to_date":"9999-01-01"}`, "future"},
+			{"bad job", `{"jobs":["a*b"],"from_date":"2026-01-01","to_date":"2026-01-02"}`, "job name"},
+		},
 		"/v1/workflows/wf1/jobs/job1/open": {
 			{"bad from_date", `{"from_date":"2026-01-01T25:00"}`, "from_date"},
 		},
@@ -280,6 +296,8 @@ func bodyCases() []badCase {
 			{"bad job name", `{"jobs":["a?b"]}`, "job name"},
 			{"bad from_date", `{"from_date":"x"}`, "from_date"},
 			{"field twice", `{"from_date":"2026-01-01T00:00:00Z","from_date":""}`, "twice"},
+			{"fire_time without window", `{"fire_time":"2026-01-01T00:00:00Z"}`, "window"},
+			{"bad fire_time", `{"fire_time":"noon"}`, "fire_time"},
 		},
 		"/v1/workflows/wf1/runs/r1/cancel": {
 			{"reason number", `{"reason":1}`, "reason"},

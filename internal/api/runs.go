@@ -16,6 +16,39 @@ func (s *Server) routesRuns(v1 *gin.RouterGroup) {
 	v1.GET("/workflows/:wf/runs", s.handle(s.listRuns))
 	v1.GET("/workflows/:wf/runs/:id", s.handle(s.getRun))
 	v1.POST("/workflows/:wf/runs/:id/cancel", s.handle(s.cancelRun))
+	v1.POST("/workflows/:wf/backfill", s.handle(s.postBackfill))
+	v1.POST("/workflows/:wf/pause", s.handle(s.postPause(true)))
+	v1.POST("/workflows/:wf/resume", s.handle(s.postPause(false)))
+}
+
+// PauseRequest is the body of POST /v1/workflows/{wf}/pause (optional).
+type PauseRequest struct {
+	// Reason is shown with the paused workflow (at most 500 characters).
+	Reason string `json:"reason"`
+}
+
+// postPause pauses or resumes a workflow's triggers. It needs no scheduler on this replica: the
+// flag is in the store, where every replica's scheduler reads it.
+func (s *Server) postPause(pause bool) func(c *gin.Context) error {
+	return func(c *gin.Context) error {
+		wf, err := workflow(c)
+		if err != nil {
+			return err
+		}
+		var body PauseRequest
+		if err := s.decode(c, &body); err != nil {
+			return err
+		}
+		if !pause && body.Reason != "" {
+			return batch.Errorf(batch.EINVALID, "a resume takes no reason")
+		}
+		st, err := s.opts.Store.SetPaused(c.Request.Context(), wf, pause, body.Reason)
+		if err != nil {
+			return err
+		}
+		c.JSON(http.StatusOK, st)
+		return nil
+	}
 }
 
 // scheduler returns the scheduler, or an error when it is off.
@@ -52,6 +85,8 @@ type RunRequest struct {
 	// FromDate and ToDate make the run a backfill over [from_date, to_date).
 	FromDate string `json:"from_date"`
 	ToDate   string `json:"to_date"`
+	// FireTime, under window: schedule, reruns the interval of that fire time.
+	FireTime string `json:"fire_time"`
 }
 
 func (s *Server) postRun(c *gin.Context) error {
@@ -72,7 +107,7 @@ func (s *Server) postRun(c *gin.Context) error {
 	for _, d := range []struct {
 		name, value string
 		into        *time.Time
-	}{{"from_date", body.FromDate, &req.From}, {"to_date", body.ToDate, &req.To}} {
+	}{{"from_date", body.FromDate, &req.From}, {"to_date", body.ToDate, &req.To}, {"fire_time", body.FireTime, &req.FireTime}} {
 		if d.value == "" {
 			continue
 		}
@@ -85,6 +120,56 @@ func (s *Server) postRun(c *gin.Context) error {
 		return err
 	}
 	c.JSON(http.StatusAccepted, run)
+	return nil
+}
+
+// BackfillRequest is the body of POST /v1/workflows/{wf}/backfill.
+type BackfillRequest struct {
+	// Jobs limits the runs to these jobs; empty means all.
+	Jobs []string `json:"jobs"`
+	// FromDate and ToDate (both required) bound the backfill.
+	FromDate string `json:"from_date"`
+	ToDate   string `json:"to_date"`
+}
+
+// BackfillResponse is the answer of POST /v1/workflows/{wf}/backfill: the runs created, oldest
+// interval first.
+type BackfillResponse struct {
+	Workflow string           `json:"workflow"`
+	Runs     []*scheduler.Run `json:"runs"`
+}
+
+func (s *Server) postBackfill(c *gin.Context) error {
+	wf, sch, err := s.workflowScheduler(c)
+	if err != nil {
+		return err
+	}
+	var body BackfillRequest
+	if err := s.decode(c, &body); err != nil {
+		return err
+	}
+	for _, j := range body.Jobs {
+		if err := batch.CheckName("job", j); err != nil {
+			return err
+		}
+	}
+	req := scheduler.BackfillRequest{Jobs: body.Jobs}
+	for _, d := range []struct {
+		name, value string
+		into        *time.Time
+	}{{"from_date", body.FromDate, &req.From}, {"to_date", body.ToDate, &req.To}} {
+		if d.value == "" {
+			return batch.Errorf(batch.EINVALID, "%s is required", d.name)
+		}
+		if *d.into, err = dateField(d.name, d.value); err != nil {
+			return err
+		}
+	}
+	runs, err := sch.Backfill(c.Request.Context(), wf, req)
+	if err != nil {
+		return err
+	}
+	c.JSON(http.StatusAccepted, BackfillResponse{Workflow: wf, Runs: runs})
 	return nil
 }
 

@@ -46,6 +46,10 @@ type Summary struct {
 	Deadline string    `json:"deadline,omitempty"`
 	MaxOpen  Duration  `json:"max_open,omitempty"`
 	LoadedAt time.Time `json:"loaded_at"`
+	// Paused, PausedAt and PauseReason are the state's: the workflow's triggers are paused.
+	Paused      bool       `json:"paused"`
+	PausedAt    *time.Time `json:"paused_at,omitempty"`
+	PauseReason string     `json:"pause_reason,omitempty"`
 }
 
 // SummaryLister lists every workflow's summary (rdb.Store), for the readers that look at all
@@ -68,7 +72,7 @@ var statusRank = map[Status]int{StatusFailed: 0, StatusOpen: 1, StatusNew: 2, St
 func Summarize(st *State) Summary {
 	s := Summary{Workflow: st.Workflow, Status: StatusSuccess, Jobs: len(st.Jobs), Schedule: st.Settings.Schedule,
 		Timezone: st.Settings.Timezone, After: st.Settings.After, Deadline: st.Settings.Deadline, MaxOpen: st.Settings.MaxOpen,
-		LoadedAt: st.LoadedAt}
+		LoadedAt: st.LoadedAt, Paused: st.Paused, PausedAt: st.PausedAt, PauseReason: st.PauseReason}
 	allSuccess := len(st.Jobs) > 0
 	var readySince time.Time
 	if len(st.Jobs) == 0 {

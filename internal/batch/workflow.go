@@ -37,9 +37,12 @@ type Settings struct {
 	// Timeout bounds one attempt of a run; zero means none.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
 	// Concurrency says what a new run does while another runs or waits for its retry: forbid
-	// (skip it, the default; a manual run is refused instead), replace (cancel the other) or
-	// allow.
+	// (skip it, the default; a manual run is refused instead), replace (cancel the other), allow,
+	// or queue (wait for it, in order, up to MaxQueued runs waiting).
 	Concurrency string `yaml:"concurrency" json:"concurrency,omitempty"`
+	// MaxQueued bounds the runs waiting under concurrency: queue; zero means 10. A run due while
+	// the queue is full is skipped (a manual one refused).
+	MaxQueued int `yaml:"max_queued" json:"max_queued,omitempty"`
 	// Catchup says what happens to fire times missed while no batchy ran: none (skip them),
 	// latest (run once for the latest, the default) or all (run each, oldest first).
 	Catchup string `yaml:"catchup" json:"catchup,omitempty"`
@@ -53,7 +56,13 @@ type Settings struct {
 	// AlertOn says which failed attempts of a scheduler run raise a failed alert: final (only
 	// the run's last, once its retries are exhausted; the default) or every_attempt.
 	AlertOn string `yaml:"alert_on" json:"alert_on,omitempty"`
+	// Window says what a scheduler run's window is: empty for the batch semantics' (from the last
+	// success to now), WindowSchedule for the schedule's interval [previous fire, this fire).
+	Window string `yaml:"window" json:"window,omitempty"`
 }
+
+// WindowSchedule is the Window of interval windows.
+const WindowSchedule = "schedule"
 
 // AlertOn values.
 const (
@@ -98,6 +107,17 @@ type Retries struct {
 	Jitter float64 `yaml:"jitter" json:"jitter,omitempty"`
 }
 
+// Check validates a retry policy: count from 0 to 100, jitter from 0 to 1.
+func (r Retries) Check() error {
+	if r.Count < 0 || r.Count > 100 {
+		return fmt.Errorf("retries.count %d must be from 0 to 100", r.Count)
+	}
+	if r.Jitter < 0 || r.Jitter > 1 {
+		return fmt.Errorf("retries.jitter %v must be from 0 to 1", r.Jitter)
+	}
+	return nil
+}
+
 // Duration is a time.Duration written as Go writes durations ("15m", "1h30m") in YAML and JSON.
 type Duration time.Duration
 
@@ -122,6 +142,13 @@ type State struct {
 	Exclusive   bool      `json:"exclusive"`
 	Settings    Settings  `json:"settings"`
 	LoadedAt    time.Time `json:"loaded_at"`
+	// Paused is true while the workflow's triggers are paused (Store.SetPaused): the scheduler
+	// creates no cron, catch-up or after: run for it, and starts none it created before; manual
+	// runs still run. It is runtime state: a reload keeps it.
+	Paused bool `json:"paused"`
+	// PausedAt and PauseReason say when and why it was paused; absent while it is not.
+	PausedAt    *time.Time `json:"paused_at,omitempty"`
+	PauseReason string     `json:"pause_reason,omitempty"`
 	// Changes are, after a change, what the change recorded in the workflow's event stream in the
 	// same atomic step, one per job it changed, for the other sinks. Not part of the state shown.
 	Changes []Change `json:"-"`
@@ -134,9 +161,9 @@ type Change struct {
 	ID       string
 	Time     time.Time
 	Workflow string
-	// Type is load, open, close, fail, abandon or rewind.
+	// Type is load, open, close, fail, abandon, rewind, pause or resume.
 	Type string
-	// Job is empty for a load.
+	// Job is empty for a load, a pause and a resume.
 	Job string
 	// BatchID is the batch opened, closed, failed or abandoned; zero when there is none.
 	BatchID int64
@@ -150,6 +177,8 @@ type Change struct {
 	Backfill, Reset bool
 	// Jobs is the number of jobs a load loaded.
 	Jobs int
+	// Reason is a pause's reason.
+	Reason string
 }
 
 // Batch is one batch as recorded in history: each job's fields as the batch left them (status
@@ -169,6 +198,10 @@ type OpenRequest struct {
 	From time.Time
 	// To is the end of a backfill window; zero means now. Only used with From.
 	To time.Time
+	// Interval makes [From, To) (both required) the window of a regular batch rather than a
+	// backfill: the jobs' state moves on as with any open (window: schedule, whose windows are
+	// the schedule's intervals).
+	Interval bool
 }
 
 // EndRequest says which jobs to close or fail.
@@ -224,6 +257,10 @@ type Store interface {
 	End(ctx context.Context, workflow string, req EndRequest) (*State, error)
 	// SetWatermark sets a job's from_date so that its next window starts there.
 	SetWatermark(ctx context.Context, workflow, job string, from time.Time) (*State, error)
+	// SetPaused pauses (with a reason, which may be empty) or resumes a workflow's triggers and
+	// returns the state after it. Pausing a paused workflow or resuming one that is not paused
+	// changes nothing (a pause keeps its first time and reason).
+	SetPaused(ctx context.Context, workflow string, paused bool, reason string) (*State, error)
 	// Batches lists a workflow's history, newest first.
 	Batches(ctx context.Context, workflow string, opts ListOptions) ([]Batch, error)
 	// Batch returns one batch of a workflow's history.

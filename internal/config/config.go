@@ -225,14 +225,29 @@ func checkSettings(s *batch.Settings) error {
 		}
 	}
 	switch s.Concurrency {
-	case "", "forbid", "replace", "allow":
+	case "", "forbid", "replace", "allow", "queue":
 	default:
-		return fmt.Errorf("concurrency %q must be forbid, replace or allow", s.Concurrency)
+		return fmt.Errorf("concurrency %q must be forbid, replace, allow or queue", s.Concurrency)
+	}
+	if s.MaxQueued != 0 && s.Concurrency != "queue" {
+		return fmt.Errorf("max_queued needs concurrency: queue")
+	}
+	if s.MaxQueued < 0 || s.MaxQueued > 1000 {
+		return fmt.Errorf("max_queued %d must be from 1 to 1000", s.MaxQueued)
 	}
 	switch s.Catchup {
 	case "", "none", "latest", "all":
 	default:
 		return fmt.Errorf("catchup %q must be none, latest or all", s.Catchup)
+	}
+	switch s.Window {
+	case "":
+	case batch.WindowSchedule:
+		if s.Schedule == "" {
+			return fmt.Errorf("window: schedule needs a schedule: its windows are the intervals between fire times")
+		}
+	default:
+		return fmt.Errorf("window %q must be schedule (or absent: from the last success to now)", s.Window)
 	}
 	switch s.AlertOn {
 	case "", batch.AlertOnFinal, batch.AlertOnEveryAttempt:
@@ -244,13 +259,7 @@ func checkSettings(s *batch.Settings) error {
 			return fmt.Errorf("deadline %q must be a time of day such as 06:00", s.Deadline)
 		}
 	}
-	if s.Retries.Count < 0 || s.Retries.Count > 100 {
-		return fmt.Errorf("retries.count %d must be from 0 to 100", s.Retries.Count)
-	}
-	if s.Retries.Jitter < 0 || s.Retries.Jitter > 1 {
-		return fmt.Errorf("retries.jitter %v must be from 0 to 1", s.Retries.Jitter)
-	}
-	return nil
+	return s.Retries.Check()
 }
 
 // checkJobLinks validates the jobs' needs: names of other jobs of the workflow, without cycles,

@@ -23,8 +23,11 @@ const (
 	TypeFail    = "fail"
 	TypeAbandon = "abandon"
 	TypeRewind  = "rewind"
-	TypeLog     = "log"
-	TypeAlert   = "alert"
+	// TypePause and TypeResume: a workflow's triggers were paused or resumed.
+	TypePause  = "pause"
+	TypeResume = "resume"
+	TypeLog    = "log"
+	TypeAlert  = "alert"
 
 	TypeRunScheduled = "run.scheduled"
 	TypeRunStarted   = "run.started"

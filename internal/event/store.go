@@ -41,6 +41,11 @@ func (s RecordingStore) SetWatermark(ctx context.Context, wf, job string, from t
 	return s.publish(ctx)(s.Store.SetWatermark(ctx, wf, job, from))
 }
 
+// SetPaused implements batch.Store.
+func (s RecordingStore) SetPaused(ctx context.Context, wf string, paused bool, reason string) (*batch.State, error) {
+	return s.publish(ctx)(s.Store.SetPaused(ctx, wf, paused, reason))
+}
+
 // Restore implements batch.Store.
 func (s RecordingStore) Restore(ctx context.Context, d *batch.Dump) error {
 	err := s.Store.Restore(ctx, d)
@@ -99,6 +104,14 @@ func FromChanges(changes []batch.Change) []Event {
 			if !c.Start.IsZero() && !c.End.IsZero() {
 				e.Fields = map[string]any{"duration_seconds": float64(c.End.Sub(c.Start).Microseconds()) / 1e6}
 			}
+		case TypePause:
+			e.Level, e.Message = "warn", "triggers paused: no scheduled or after: run starts until resumed"
+			if c.Reason != "" {
+				e.Message += " (" + c.Reason + ")"
+				e.Fields = map[string]any{"reason": c.Reason}
+			}
+		case TypeResume:
+			e.Message = "triggers resumed"
 		case TypeRewind:
 			from := batch.FormatTime(c.From)
 			e.Level = "warn"

@@ -23,8 +23,11 @@ type Spec struct {
 	// Type is the registry key: "exec", "http", "none".
 	Type string
 	// Settings holds every other key of the run: map, decoded (map[string]any, []any, string,
-	// float64, json.Number, int, bool, nil).
+	// float64, json.Number, int, bool, nil), but retries.
 	Settings map[string]any
+	// Retries is the job's own retry policy (run: retries:, the shape of the workflow's), which
+	// the scheduler uses instead of the workflow's; nil when the job has none.
+	Retries *batch.Retries
 }
 
 // ParseSpec reads a job's `run:` value: a map[string]any with a "type" key, or its JSON text
@@ -51,11 +54,56 @@ func ParseSpec(v any) (Spec, error) {
 	}
 	settings := make(map[string]any, len(m)-1)
 	for k, val := range m {
-		if k != "type" {
+		if k != "type" && k != "retries" {
 			settings[k] = val
 		}
 	}
-	return Spec{Type: typ, Settings: settings}, nil
+	spec := Spec{Type: typ, Settings: settings}
+	if rv, ok := m["retries"]; ok && rv != nil {
+		r, err := parseRetries(rv)
+		if err != nil {
+			return Spec{}, err
+		}
+		spec.Retries = &r
+	}
+	return spec, nil
+}
+
+// parseRetries reads a job's run: retries, strictly: the workflow's shape ({count, backoff,
+// max_backoff, jitter}), durations as strings.
+func parseRetries(v any) (batch.Retries, error) {
+	var r batch.Retries
+	if _, ok := v.(map[string]any); !ok {
+		return r, batch.Errorf(batch.EINVALID, "run: retries must be a map such as {count: 3, backoff: 1m}")
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return r, batch.Errorf(batch.EINVALID, "run: retries: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		msg := err.Error()
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te) && te.Field != "":
+			want := "a duration such as \"1m\""
+			switch te.Field {
+			case "count":
+				want = "a whole number"
+			case "jitter":
+				want = "a number from 0 to 1"
+			}
+			msg = te.Field + " must be " + want
+		case strings.HasPrefix(msg, "json: unknown field "):
+			msg = strings.TrimPrefix(msg, "json: unknown field ") + " is not a retries setting (count, backoff, max_backoff, jitter)"
+		}
+		return r, batch.Errorf(batch.EINVALID, "run: retries: %s", strings.TrimPrefix(msg, "json: "))
+	}
+	if err := r.Check(); err != nil {
+		return r, batch.Errorf(batch.EINVALID, "run: %v", err)
+	}
+	return r, nil
 }
 
 func parseSpecJSON(raw []byte) (Spec, error) {

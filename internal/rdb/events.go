@@ -16,7 +16,7 @@ import (
 
 // A workflow's event stream (Keys.Events) holds two kinds of entries:
 //   - a transition's, written by its script (lua/lib.lua record_change): field x "<kind> <time µs>"
-//     (a load adds "<jobs> <reset 1|0>"), field j the jobs it changed, space-separated, then per
+//     (a load adds "<jobs> <reset 1|0>", a pause its reason), field j the jobs it changed, space-separated, then per
 //     job its runtime record after the change (record.go), and for an open that abandoned a job's
 //     batch, field "~<job>" with that batch's id. The script passes the records it wrote anyway,
 //     so the entry costs it no formatting, and Go turns it into events (parseChanges).
@@ -44,6 +44,10 @@ func parseChanges(wf, entry string, list []string) []batch.Change {
 		base.Jobs, _ = strconv.Atoi(n)
 		base.Reset = reset == "1"
 		base.ID = entry
+		return []batch.Change{base}
+	}
+	if kind == event.TypePause || kind == event.TypeResume {
+		base.Reason, base.ID = rest, entry
 		return []batch.Change{base}
 	}
 	if len(list) < 4 || list[2] != "j" {

@@ -18,7 +18,8 @@ const Layout = "2"
 //	<prefix>:{<wf>}:state               HASH  the workflow: jobs (names, space-separated, file order),
 //	                                          last_batch_id, exclusive, settings (JSON), loaded_at,
 //	                                          layout, hist_n (batches in history), tzname (whose
-//	                                          table the zone key holds), and per job run:<job>,
+//	                                          table the zone key holds), paused ("<µs> <reason>"
+//	                                          while the triggers are paused, see lua/pause.lua), and per job run:<job>,
 //	                                          cfg:<job>, win:<job> and, while a backfill is open,
 //	                                          stash:<job> (see lua/lib.lua and record.go)
 //	<prefix>:{<wf>}:zone                STRING the time zone table of trunc_start's midnight

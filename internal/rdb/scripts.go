@@ -25,6 +25,9 @@ var luaEnd string
 //go:embed lua/watermark.lua
 var luaWatermark string
 
+//go:embed lua/pause.lua
+var luaPause string
+
 //go:embed lua/apply.lua
 var luaApply string
 
@@ -42,6 +45,7 @@ var (
 	scriptOpen      = redis.NewScript(luaLib + luaOpen)
 	scriptEnd       = redis.NewScript(luaLib + luaEnd)
 	scriptWatermark = redis.NewScript(luaLib + luaWatermark)
+	scriptPause     = redis.NewScript(luaLib + luaPause)
 	scriptApply     = redis.NewScript(luaLib + luaApply)
 	scriptBatches   = redis.NewScript(luaLib + luaBatches)
 	scriptDump      = redis.NewScript(luaLib + luaDump)

@@ -143,7 +143,8 @@ func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, key
 	st.Changes = parseChanges(wf, str(list[0]), strList(list[1]))
 	// See index: the change stands whatever this does. An end wakes the after: of others (a fail
 	// too: the scheduler then finds them not ready, which is cheaper than telling the two apart).
-	_ = s.index(ctx, st, str(list[0]), op == "rdb.Load", op == "rdb.End")
+	// A pause or resume is indexed as a load: the scheduler looks at the workflow at once.
+	_ = s.index(ctx, st, str(list[0]), op == "rdb.Load" || op == "rdb.SetPaused", op == "rdb.End")
 	if err := confirmed(); err != nil {
 		return nil, err
 	}
@@ -169,6 +170,14 @@ func (s *Store) stateFromHash(wf string, h map[string]string) (*batch.State, err
 	var err error
 	if st.Settings, err = s.codec.settings.get(orDefaultString(h["settings"], "{}")); err != nil {
 		return nil, fmt.Errorf("rdb: workflow %s: %w", wf, err)
+	}
+	if p, ok := h["paused"]; ok {
+		at, reason, _ := strings.Cut(p, " ")
+		st.Paused, st.PauseReason = true, reason
+		if us, err := strconv.ParseInt(at, 10, 64); err == nil {
+			t := time.UnixMicro(us).UTC()
+			st.PausedAt = &t
+		}
 	}
 	names := strings.Fields(h["jobs"])
 	st.Jobs = make(batch.Jobs, 0, len(names))
@@ -262,7 +271,13 @@ func (s *Store) Open(ctx context.Context, wf string, req batch.OpenRequest) (*ba
 	} else if !req.To.IsZero() {
 		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
 	}
-	if st, ok, err := s.openFast(ctx, wf, jobs, now, from, to); ok {
+	interval := "0"
+	if req.Interval {
+		if req.From.IsZero() || req.To.IsZero() {
+			return nil, batch.Errorf(batch.EINVALID, "an interval window takes a from_date and a to_date")
+		}
+		interval = "1" // the script alone computes these
+	} else if st, ok, err := s.openFast(ctx, wf, jobs, now, from, to); ok {
 		return st, err
 	}
 	keys := []string{s.keys.State(wf), s.keys.Batches(wf), s.keys.History(wf), s.keys.Events(wf), s.keys.Zone(wf)}
@@ -271,7 +286,7 @@ func (s *Store) Open(ctx context.Context, wf string, req batch.OpenRequest) (*ba
 		table = s.tzTable // a zone without daylight saving time: cheaper to send than to ask for
 	}
 	for {
-		args := append([]any{now, s.opts.EventsKeep, s.opts.HistoryKeep, s.keys.Changed(), wf, s.tzName, table, from, to}, jobs...)
+		args := append([]any{now, s.opts.EventsKeep, s.opts.HistoryKeep, s.keys.Changed(), wf, s.tzName, table, from, to, interval}, jobs...)
 		st, err := s.change(ctx, "rdb.Open", wf, scriptOpen, keys, args...)
 		if table == "" && errors.Is(err, errZoneNeeded) {
 			table = s.tzTable // the workflow's stored zone table is not this server's: send it once
@@ -344,6 +359,41 @@ func (s *Store) SetWatermark(ctx context.Context, wf, job string, from time.Time
 	}
 	keys := []string{s.keys.State(wf), s.keys.Events(wf)}
 	return s.change(ctx, "rdb.SetWatermark", wf, scriptWatermark, keys, s.now(), s.opts.EventsKeep, s.keys.Changed(), wf, from.UnixMicro(), job)
+}
+
+// SetPaused implements batch.Store. The index entry is written before it returns (the lists show
+// the flag at once), and a pause or resume makes the workflow due for the scheduler, which then
+// takes it out of the due index (paused) or puts it back at its next fire time (resumed).
+func (s *Store) SetPaused(ctx context.Context, wf string, paused bool, reason string) (*batch.State, error) {
+	if err := batch.CheckName("workflow", wf); err != nil {
+		return nil, err
+	}
+	if err := CheckPauseReason(reason); err != nil {
+		return nil, err
+	}
+	if !paused && reason != "" {
+		return nil, batch.Errorf(batch.EINVALID, "a resume takes no reason")
+	}
+	keys := []string{s.keys.State(wf), s.keys.Events(wf)}
+	st, err := s.change(ctx, "rdb.SetPaused", wf, scriptPause, keys, s.now(), s.opts.EventsKeep, s.keys.Changed(), wf, flag(paused), reason)
+	if err != nil {
+		return nil, err
+	}
+	s.ix.flush(ctx)
+	return st, nil
+}
+
+// CheckPauseReason refuses a pause's reason that is too long or holds control characters.
+func CheckPauseReason(reason string) error {
+	if len(reason) > 500 {
+		return batch.Errorf(batch.EINVALID, "reason is longer than 500 characters")
+	}
+	for _, r := range reason {
+		if r < 0x20 || r == 0x7f {
+			return batch.Errorf(batch.EINVALID, "reason holds a control character")
+		}
+	}
+	return nil
 }
 
 // Batches implements batch.Store.
@@ -474,6 +524,9 @@ func (s *Store) Dump(ctx context.Context, wf string) (*batch.Dump, error) {
 	if t, err := batch.ParseTime(state["loaded_at"]); err == nil {
 		d.Meta["loaded_at"] = strconv.Quote(batch.FormatTime(t))
 	}
+	if p, ok := state["paused"]; ok {
+		d.Meta["paused"] = strconv.Quote(p) // "<µs> <reason>", as the state holds it
+	}
 	for _, j := range names {
 		f, err := s.codec.jobFields(state["run:"+j], orDefaultString(state["cfg:"+j], "{}"))
 		if err != nil {
@@ -540,6 +593,10 @@ func (s *Store) restore(ctx context.Context, d *batch.Dump, old []string) error 
 	var loaded string
 	if json.Unmarshal([]byte(d.Meta["loaded_at"]), &loaded) == nil {
 		state = append(state, "loaded_at", loaded)
+	}
+	var paused string
+	if json.Unmarshal([]byte(d.Meta["paused"]), &paused) == nil && paused != "" {
+		state = append(state, "paused", paused)
 	}
 	for _, j := range order {
 		f := d.Jobs[j]

@@ -12,8 +12,12 @@ import (
 type TriggerRequest struct {
 	// Jobs limits the run to these jobs; empty means all.
 	Jobs []string
-	// From, when set, makes the run a backfill over [From, To); To zero means now.
+	// From, when set, makes the run a backfill over [From, To); To zero means now. Not under
+	// window: schedule, whose backfills are one run per interval (Backfill).
 	From, To time.Time
+	// FireTime, under window: schedule, reruns that fire time: the run's window is its interval.
+	// Zero means the latest fire time (the latest whole interval).
+	FireTime time.Time
 }
 
 // Trigger creates a manual run; the leader starts it at its next tick.
@@ -28,6 +32,12 @@ func (s *Scheduler) Trigger(ctx context.Context, wf string, req TriggerRequest) 
 		}
 	}
 	now := s.opts.Now()
+	if st.Settings.Window == batch.WindowSchedule {
+		return s.triggerInterval(ctx, st, req, now)
+	}
+	if !req.FireTime.IsZero() {
+		return nil, batch.Errorf(batch.EINVALID, "fire_time reruns the interval of a fire time: workflow %s has no window: schedule", wf)
+	}
 	if !req.From.IsZero() {
 		to := req.To
 		if to.IsZero() {
@@ -39,7 +49,21 @@ func (s *Scheduler) Trigger(ctx context.Context, wf string, req TriggerRequest) 
 	} else if !req.To.IsZero() {
 		return nil, batch.Errorf(batch.EINVALID, "to_date needs a from_date: a backfill takes both")
 	}
-	if st.Settings.Concurrency != "allow" && st.Settings.Concurrency != "replace" {
+	if st.Settings.Concurrency == "queue" {
+		// Queued behind the others, unless the queue is full.
+		if r := s.activeOther(ctx, wf, ""); r != nil {
+			ids, _ := s.state.active(ctx, wf)
+			queued := 0
+			for _, id := range ids {
+				if q, err := s.state.run(ctx, wf, id); err == nil && q.State == StateQueued && q.cancel == "" {
+					queued++
+				}
+			}
+			if queued >= maxQueued(st.Settings) {
+				return nil, batch.Errorf(batch.ECONFLICT, "workflow %s has %d runs queued behind run %s (concurrency: queue, max_queued: %d): cancel one or wait", wf, queued, r.ID, maxQueued(st.Settings))
+			}
+		}
+	} else if st.Settings.Concurrency != "allow" && st.Settings.Concurrency != "replace" {
 		// Under forbid the run would only be skipped: say so now, naming the run in the way.
 		// (Two manual runs triggered at the same instant may both pass; the later is skipped.)
 		if r := s.activeOther(ctx, wf, ""); r != nil {
@@ -60,6 +84,37 @@ func (s *Scheduler) Trigger(ctx context.Context, wf string, req TriggerRequest) 
 		return nil, err
 	}
 	s.log.Info("manual run created", "workflow", wf, "run", run.ID)
+	return run, nil
+}
+
+// triggerInterval creates a manual run of a window: schedule workflow: the interval of the
+// requested fire time, or of the latest one. It waits for a run in the way rather than being
+// refused: intervals run one after another.
+func (s *Scheduler) triggerInterval(ctx context.Context, st *batch.State, req TriggerRequest, now time.Time) (*Run, error) {
+	wf := st.Workflow
+	if !req.From.IsZero() || !req.To.IsZero() {
+		return nil, batch.Errorf(batch.EINVALID, "workflow %s has window: schedule: a backfill is one run per interval (POST /v1/workflows/%s/backfill, batchy backfill); rerun one interval with fire_time", wf, wf)
+	}
+	sc, err := s.schedule(st.Settings)
+	if err != nil {
+		return nil, err
+	}
+	fire := req.FireTime
+	switch {
+	case fire.IsZero():
+		fire = latestFire(sc, now)
+	case fire.After(now):
+		return nil, batch.Errorf(batch.EINVALID, "fire_time %s is in the future (now is %s): its interval has not ended", batch.FormatTime(fire), batch.FormatTime(now))
+	case !isFire(sc, fire):
+		return nil, batch.Errorf(batch.EINVALID, "fire_time %s is not a fire time of the schedule %q: the nearest before it is %s", batch.FormatTime(fire), st.Settings.Schedule, batch.FormatTime(prevFire(sc, fire)))
+	}
+	run := s.newRun(wf, TriggerManual, &fire, now, false)
+	run.Jobs = req.Jobs
+	run.Interval = intervalOf(sc, fire)
+	if _, err := s.state.claim(ctx, wf, "", "", "", now, run); err != nil {
+		return nil, err
+	}
+	s.log.Info("manual run created", "workflow", wf, "run", run.ID, "fire_time", fire)
 	return run, nil
 }
 

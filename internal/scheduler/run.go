@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,22 +17,32 @@ import (
 )
 
 // advance moves one active run on, as the leader: start it when due, or take it over when the
-// replica executing it died.
-func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now time.Time) error {
+// replica executing it died. held reports a run that waits for the workflow's resume: while its
+// triggers are paused, a queued run they created (cron, catch-up, after:) does not start; manual
+// runs and the retries of runs that started go on.
+func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now time.Time) (held bool, err error) {
 	s.mu.Lock()
 	_, mine := s.executing[st.Workflow+"/"+id]
 	s.mu.Unlock()
 	if mine {
-		return nil
+		return false, nil
 	}
 	peek, err := s.state.run(ctx, st.Workflow, id)
 	if err != nil {
 		if batch.ErrorCode(err) == batch.ENOTFOUND {
 			s.opts.Runs.Forget(ctx, st.Workflow, id)
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
+	if st.Paused && peek.State == StateQueued && peek.Trigger != TriggerManual && peek.Trigger != TriggerBackfill && peek.cancel == "" {
+		return true, nil
+	}
+	return false, s.advanceRun(ctx, st, peek, id, now)
+}
+
+// advanceRun is advance for a run that is not held.
+func (s *Scheduler) advanceRun(ctx context.Context, st *batch.State, peek *Run, id string, now time.Time) error {
 	if (peek.State == StateQueued || peek.State == StateWaitingRetry) && peek.cancel == "" {
 		if peek.NotBefore.After(now) {
 			return nil
@@ -44,7 +56,23 @@ func (s *Scheduler) advance(ctx context.Context, st *batch.State, id string, now
 		if peek.FireTime != nil && s.olderCatchupQueued(ctx, st.Workflow, peek) {
 			return nil // catch-up runs start oldest first, and scheduled runs after them
 		}
+		queue := st.Settings.Concurrency == "queue"
+		if queue && peek.Interval == nil {
+			older, err := s.queuedBefore(ctx, st, peek)
+			if err != nil {
+				return err
+			}
+			if older > 0 {
+				if older >= maxQueued(st.Settings) && s.activeOther(ctx, st.Workflow, id) != nil {
+					return s.finishUntaken(ctx, st.Workflow, id, now, StateSkipped, fmt.Sprintf("the queue was full: %d runs waiting (concurrency: queue, max_queued: %d)", older, maxQueued(st.Settings)))
+				}
+				return nil // first in, first out
+			}
+		}
 		if running := s.activeOther(ctx, st.Workflow, id); running != nil {
+			if peek.Interval != nil || queue {
+				return nil // waits its turn: an interval is never skipped, a queue runs each in order
+			}
 			switch st.Settings.Concurrency {
 			case "allow":
 			case "replace":
@@ -99,11 +127,44 @@ func (s *Scheduler) olderCatchupQueued(ctx context.Context, wf string, run *Run)
 			continue
 		}
 		r, err := s.state.run(ctx, wf, other)
-		if err == nil && r.State == StateQueued && r.Trigger == TriggerCatchup && r.FireTime != nil && r.FireTime.Before(*run.FireTime) {
+		if err == nil && r.State == StateQueued && (r.Trigger == TriggerCatchup || r.Interval != nil) && r.FireTime != nil && r.FireTime.Before(*run.FireTime) {
 			return true
 		}
 	}
 	return false
+}
+
+// maxQueued is a workflow's queue limit under concurrency: queue.
+func maxQueued(set batch.Settings) int {
+	if set.MaxQueued > 0 {
+		return set.MaxQueued
+	}
+	return 10
+}
+
+// queuedBefore counts the workflow's queued runs created before run (the older of two created
+// at once by id): under concurrency: queue they start first, and they fill the queue. Runs a
+// pause holds do not count: a manual run does not wait for the resume.
+func (s *Scheduler) queuedBefore(ctx context.Context, st *batch.State, run *Run) (int, error) {
+	wf := st.Workflow
+	ids, err := s.state.active(ctx, wf)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, other := range ids {
+		if other == run.ID {
+			continue
+		}
+		r, err := s.state.run(ctx, wf, other)
+		if err != nil || r.State != StateQueued || r.cancel != "" || (st.Paused && r.Trigger != TriggerManual && r.Trigger != TriggerBackfill) {
+			continue
+		}
+		if r.CreatedAt.Before(run.CreatedAt) || (r.CreatedAt.Equal(run.CreatedAt) && r.ID < run.ID) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // activeOther returns another run of the workflow that is running or waiting for its retry, if
@@ -217,25 +278,27 @@ func (s *Scheduler) reap(ctx context.Context, st *batch.State, run *Run, now tim
 		}
 	}
 	s.log.Warn("run taken over: its replica died", "workflow", run.Workflow, "run", run.ID)
-	return s.afterAttemptNotBefore(ctx, st.Settings, run, now, true, "replica died", now.Add(s.opts.Lease))
+	return s.afterAttemptNotBefore(ctx, st, run, now, true, "replica died", now.Add(s.opts.Lease))
 }
 
 // afterAttempt decides what follows an attempt: done, a retry, or failure.
-func (s *Scheduler) afterAttempt(ctx context.Context, set batch.Settings, run *Run, now time.Time, failed bool, why string) error {
-	return s.afterAttemptNotBefore(ctx, set, run, now, failed, why, time.Time{})
+func (s *Scheduler) afterAttempt(ctx context.Context, st *batch.State, run *Run, now time.Time, failed bool, why string) error {
+	return s.afterAttemptNotBefore(ctx, st, run, now, failed, why, time.Time{})
 }
 
 // afterAttemptNotBefore is afterAttempt with a retry starting no sooner than earliest.
-func (s *Scheduler) afterAttemptNotBefore(ctx context.Context, set batch.Settings, run *Run, now time.Time, failed bool, why string, earliest time.Time) error {
+func (s *Scheduler) afterAttemptNotBefore(ctx context.Context, st *batch.State, run *Run, now time.Time, failed bool, why string, earliest time.Time) error {
+	set := st.Settings
 	if !failed {
 		return s.finish(ctx, run, now, StateSucceeded, "")
 	}
 	if run.cancel != "" {
 		return s.finish(ctx, run, now, StateCancelled, "cancelled: "+run.cancel)
 	}
-	if retries := len(run.Attempts) - 1; retries < set.Retries.Count {
+	wait, retry, exhausted := retryPlan(jobPolicies(st), run)
+	if retry {
 		run.State = StateWaitingRetry
-		run.NotBefore = now.Add(backoff(set.Retries, retries+1))
+		run.NotBefore = now.Add(wait)
 		if run.NotBefore.Before(earliest) {
 			run.NotBefore = earliest
 		}
@@ -249,10 +312,102 @@ func (s *Scheduler) afterAttemptNotBefore(ctx context.Context, set batch.Setting
 		return err
 	}
 	reason := why
-	if set.Retries.Count > 0 {
+	if exhausted != "" {
+		reason = fmt.Sprintf("%s; retries exhausted (%s)", why, exhausted)
+	} else if set.Retries.Count > 0 {
 		reason = fmt.Sprintf("%s; retries exhausted (%d)", why, set.Retries.Count)
 	}
 	return s.finish(ctx, run, now, StateFailed, reason)
+}
+
+// policies are a workflow's retry policies: the workflow's, and the jobs' own (run: retries:).
+type policies struct {
+	workflow batch.Retries
+	jobs     map[string]batch.Retries
+}
+
+// of returns a job's policy.
+func (p policies) of(job string) batch.Retries {
+	if r, ok := p.jobs[job]; ok {
+		return r
+	}
+	return p.workflow
+}
+
+// jobPolicies reads the retry policies of a workflow's jobs.
+func jobPolicies(st *batch.State) policies {
+	p := policies{workflow: st.Settings.Retries}
+	for _, j := range st.Jobs {
+		raw, ok := j.Fields[batch.FieldRun]
+		if !ok {
+			continue
+		}
+		if spec, err := executor.ParseSpec(raw); err == nil && spec.Retries != nil {
+			if p.jobs == nil {
+				p.jobs = map[string]batch.Retries{}
+			}
+			p.jobs[j.Name] = *spec.Retries
+		}
+	}
+	return p
+}
+
+// failures counts the attempts of a run in which a job ran and failed.
+func failures(run *Run, job string) int {
+	n := 0
+	for _, a := range run.Attempts {
+		if r, ok := a.Jobs[job]; ok && r.Status == batch.StatusFailed.String() {
+			n++
+		}
+	}
+	return n
+}
+
+// retryPlan says whether a run whose last attempt failed is retried, and after how long. Without
+// a job's own policy, the workflow's counts attempts (retries.count re-runs of the failed jobs).
+// With one, each job that failed is retried while its own failures do not exceed its policy's
+// count (the workflow's for a job without one); the retry comes after the longest backoff of the
+// jobs it retries. exhausted names the jobs out of retries ("job: count, ..."), with job policies.
+func retryPlan(p policies, run *Run) (wait time.Duration, retry bool, exhausted string) {
+	if len(p.jobs) == 0 {
+		retries := len(run.Attempts) - 1
+		if retries < p.workflow.Count {
+			return backoff(p.workflow, retries+1), true, ""
+		}
+		return 0, false, ""
+	}
+	last := run.Attempts[len(run.Attempts)-1]
+	var failed []string
+	for job, r := range last.Jobs {
+		if r.Status == batch.StatusFailed.String() {
+			failed = append(failed, job)
+		}
+	}
+	if len(failed) == 0 {
+		// The attempt failed as a whole (its batch did not open) or only through jobs given up
+		// before: the workflow's policy counts attempts.
+		if len(last.Jobs) == 0 && len(run.Attempts)-1 < p.workflow.Count {
+			return backoff(p.workflow, len(run.Attempts)), true, ""
+		}
+		return 0, false, ""
+	}
+	slices.Sort(failed)
+	var out []string
+	for _, job := range failed {
+		pol, n := p.of(job), failures(run, job)
+		if n <= pol.Count {
+			retry = true
+			wait = max(wait, backoff(pol, n))
+		} else if pol.Count > 0 {
+			out = append(out, fmt.Sprintf("%s: %d", job, pol.Count))
+		}
+	}
+	return wait, retry, strings.Join(out, ", ")
+}
+
+// givenUp reports whether a job of a run is out of retries under its own policy: not retried.
+func givenUp(p policies, run *Run, job string) bool {
+	return len(p.jobs) > 0 && failures(run, job) > p.of(job).Count
 }
 
 // start executes the next attempt of a run this replica now holds, in the background.
@@ -288,12 +443,22 @@ func (s *Scheduler) start(st *batch.State, run *Run, now time.Time) {
 func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now time.Time) error {
 	bg := context.WithoutCancel(ctx) // Redis writes about the outcome must happen even when cancelled
 	scope := run.Jobs
+	var gaveUp []string // jobs out of their own retries: not run again, failed in this attempt too
 	if n := len(run.Attempts); n > 0 {
+		pol := jobPolicies(st)
 		scope = nil
 		for job, r := range run.Attempts[n-1].Jobs {
 			if r.Status != batch.StatusSuccess.String() && r.Status != "open" {
+				if givenUp(pol, run, job) {
+					gaveUp = append(gaveUp, job)
+					continue
+				}
 				scope = append(scope, job)
 			}
+		}
+		if len(scope) == 0 {
+			// Nothing left to retry (an empty scope would open every job).
+			return s.finish(bg, run, s.opts.Now(), StateFailed, "no job left to retry")
 		}
 	}
 	if run.StartedAt == nil {
@@ -305,12 +470,19 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 	// that counts the attempt, so a retry happens only if the policy allows one.
 	run.Attempts = append(run.Attempts, Attempt{Number: len(run.Attempts) + 1, Replica: s.opts.ID, Start: s.opts.Now(), Jobs: map[string]*JobResult{}})
 	a := &run.Attempts[len(run.Attempts)-1]
+	for _, job := range gaveUp {
+		// Recorded as skipped: the run fails for it, and the jobs that need it are skipped.
+		a.Jobs[job] = &JobResult{Status: "skipped", Error: "not retried: its retries are exhausted"}
+	}
 	run.State = StateRunning
 	if ok, err := s.state.update(bg, run, s.opts.ID, s.opts.Now().Add(s.opts.Lease)); err != nil || !ok {
 		return fmt.Errorf("recording the attempt: lost the run (%v)", err)
 	}
 	req := batch.OpenRequest{Jobs: scope}
-	if run.From != nil && a.Number == 1 {
+	if run.Interval != nil {
+		// Every attempt opens the same interval: a retry re-runs exactly the fire's window.
+		req.From, req.To, req.Interval = run.Interval.From, run.Interval.To, true
+	} else if run.From != nil && a.Number == 1 {
 		req.From = *run.From
 		if run.To != nil {
 			req.To = *run.To
@@ -320,7 +492,7 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 	if err != nil {
 		end := s.opts.Now()
 		a.End, a.Error = &end, "opening the batch: "+batch.ErrorMessage(err)
-		return s.afterAttempt(bg, st.Settings, run, end, true, a.Error)
+		return s.afterAttempt(bg, st, run, end, true, a.Error)
 	}
 	jobs := pickJobs(opened.Jobs, scope)
 	a.BatchID = jobs.BatchID()
@@ -331,12 +503,16 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 		return fmt.Errorf("recording the attempt: lost the run (%v)", err)
 	}
 	s.emit(run, event.TypeRunStarted, "info", fmt.Sprintf("attempt %d started on %s: %d jobs", a.Number, s.opts.ID, len(jobs)))
+	// The workflow's timeout bounds the attempt's jobs that have no timeout of their own (run:
+	// timeout), which replaces it for its job.
+	wctx := ctx
 	if d := time.Duration(st.Settings.Timeout); d > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, d, fmt.Errorf("the run timed out after %s", d))
+		wctx, cancel = context.WithTimeoutCause(ctx, d, fmt.Errorf("the run timed out after %s", d))
 		defer cancel()
 	}
-	s.executeJobs(ctx, run, &run.Attempts[len(run.Attempts)-1], jobs)
+	s.executeJobs(ctx, wctx, run, &run.Attempts[len(run.Attempts)-1], jobs)
+	ctx = wctx
 
 	end := s.opts.Now()
 	att := &run.Attempts[len(run.Attempts)-1]
@@ -361,7 +537,7 @@ func (s *Scheduler) attempt(ctx context.Context, st *batch.State, run *Run, now 
 	if cur, err := s.opts.Store.State(bg, run.Workflow); err == nil {
 		st = cur
 	}
-	return s.afterAttempt(bg, st.Settings, run, end, failed, why)
+	return s.afterAttempt(bg, st, run, end, failed, why)
 }
 
 // cancelReason reads a cancel request for the run.
@@ -375,7 +551,7 @@ func (s *Scheduler) cancelReason(ctx context.Context, run *Run) (string, bool) {
 
 // executeJobs runs the jobs: each starts when the jobs it needs (within this attempt) succeeded;
 // the others run in parallel. A job whose need failed is failed without running.
-func (s *Scheduler) executeJobs(ctx context.Context, run *Run, a *Attempt, jobs batch.Jobs) {
+func (s *Scheduler) executeJobs(ctx, wctx context.Context, run *Run, a *Attempt, jobs batch.Jobs) {
 	var mu sync.Mutex // guards a.Jobs entries
 	done := map[string]chan struct{}{}
 	for _, j := range jobs {
@@ -394,6 +570,13 @@ func (s *Scheduler) executeJobs(ctx context.Context, run *Run, a *Attempt, jobs 
 			for _, n := range needs {
 				ch, inAttempt := done[n]
 				if !inAttempt {
+					mu.Lock()
+					r, given := a.Jobs[n]
+					mu.Unlock()
+					if given && r.Status == "skipped" { // out of its retries
+						s.endJob(ctx, run, a, &mu, j.Name, &JobResult{Status: "skipped", Error: "needs " + n + ", which did not succeed"})
+						return
+					}
 					continue // succeeded in an earlier attempt
 				}
 				<-ch
@@ -405,14 +588,14 @@ func (s *Scheduler) executeJobs(ctx context.Context, run *Run, a *Attempt, jobs 
 					return
 				}
 			}
-			s.runJob(ctx, run, a, &mu, j)
+			s.runJob(ctx, wctx, run, a, &mu, j)
 		}(j)
 	}
 	wg.Wait()
 }
 
 // runJob executes one job and ends it in the store.
-func (s *Scheduler) runJob(ctx context.Context, run *Run, a *Attempt, mu *sync.Mutex, j batch.Job) {
+func (s *Scheduler) runJob(ctx, wctx context.Context, run *Run, a *Attempt, mu *sync.Mutex, j batch.Job) {
 	start := s.opts.Now()
 	res := &JobResult{Status: "running", Start: &start}
 	mu.Lock()
@@ -430,6 +613,9 @@ func (s *Scheduler) runJob(ctx context.Context, run *Run, a *Attempt, mu *sync.M
 	if err != nil {
 		s.endJob(ctx, run, a, mu, j.Name, &JobResult{Status: batch.StatusFailed.String(), Start: &start, Error: batch.ErrorMessage(err)})
 		return
+	}
+	if _, own := spec.Settings["timeout"]; !own {
+		ctx = wctx // the workflow's timeout
 	}
 	// The job's own run: and needs: are the scheduler's business, and run: may hold secrets
 	// (headers, env): neither goes to the job.

@@ -49,6 +49,8 @@ const (
 	TriggerAfter   = "after"
 	TriggerManual  = "manual"
 	TriggerCatchup = "catchup"
+	// TriggerBackfill: one run of a backfill (window: schedule: one per interval).
+	TriggerBackfill = "backfill"
 )
 
 // Run is one run of a workflow, with its attempts.
@@ -68,6 +70,8 @@ type Run struct {
 	// From and To make the run a backfill over [From, To).
 	From *time.Time `json:"from_date,omitempty"`
 	To   *time.Time `json:"to_date,omitempty"`
+	// Interval is the run's window under window: schedule: the interval of its fire time.
+	Interval *Window `json:"interval,omitempty"`
 	// WaitAfter: a scheduled run of a workflow with after: starts once its upstream is ready.
 	WaitAfter bool      `json:"wait_after,omitempty"`
 	Attempts  []Attempt `json:"attempts"`
@@ -495,7 +499,9 @@ func (s *Scheduler) tickWorkflow(ctx context.Context, wf string, now time.Time) 
 	}
 	s.noteAfter(wf, st.Settings.After)
 	next := rdb.Never
-	if st.Settings.Scheduled() {
+	// A paused workflow claims no fire time: those that pass meanwhile are missed, and its
+	// catchup setting says what runs for them once it is resumed (which marks it due).
+	if st.Settings.Scheduled() && !st.Paused {
 		if next, err = s.fire(ctx, st, now); err != nil {
 			return time.Time{}, err
 		}
@@ -504,14 +510,20 @@ func (s *Scheduler) tickWorkflow(ctx context.Context, wf string, now time.Time) 
 	if err != nil {
 		return time.Time{}, err
 	}
+	held := 0
 	for _, id := range ids {
-		if err := s.advance(ctx, st, id, now); err != nil {
+		h, err := s.advance(ctx, st, id, now)
+		if err != nil {
 			s.log.Warn("scheduler: run", "workflow", wf, "run", id, "err", err)
 		}
+		if h {
+			held++
+		}
 	}
-	if len(ids) > 0 {
+	if len(ids) > held {
 		// Runs in progress: queued, waiting for a retry or an upstream, running (the replica
-		// executing it may die). Look again at the next tick.
+		// executing it may die). Look again at the next tick. Runs a pause holds wait for the
+		// resume, which marks the workflow due: a paused workflow costs the ticks nothing.
 		next = now
 	}
 	return next, nil
@@ -631,7 +643,11 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) (t
 			trigger = TriggerCatchup // missed: late, or followed by another fire time already
 		}
 		ft := t
-		return s.newRun(st.Workflow, trigger, &ft, now, len(set.After) > 0)
+		r := s.newRun(st.Workflow, trigger, &ft, now, len(set.After) > 0)
+		if set.Window == batch.WindowSchedule {
+			r.Interval = intervalOf(sc, t)
+		}
+		return r
 	}
 	switch set.Catchup {
 	case "none":
@@ -645,9 +661,10 @@ func (s *Scheduler) fire(ctx context.Context, st *batch.State, now time.Time) (t
 	default: // latest
 		runs = append(runs, mk(latest))
 	}
-	if len(set.After) > 0 && s.waitingForUpstream(ctx, st.Workflow) {
+	if len(set.After) > 0 && set.Window != batch.WindowSchedule && s.waitingForUpstream(ctx, st.Workflow) {
 		// A run is still waiting for the upstream: this fire time merges into it rather than
-		// queue another run behind the same condition.
+		// queue another run behind the same condition. (An interval is never merged away: each
+		// fire time's run waits in turn.)
 		runs = nil
 	}
 	ok, err := s.state.claim(ctx, st.Workflow, "last_fire", last, msString(latest), now, runs...)

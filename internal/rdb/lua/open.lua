@@ -2,7 +2,9 @@
 -- KEYS[1] state, KEYS[2] batches (history index), KEYS[3] history, KEYS[4] events, KEYS[5] zone
 -- ARGV[1] now (µs), ARGV[2] events kept, ARGV[3] history batches kept, ARGV[4] pub/sub channel,
 -- ARGV[5] workflow, ARGV[6] time zone name, ARGV[7] the zone's table or '' (see midnight),
--- ARGV[8] backfill from (µs) or '', ARGV[9] backfill to (µs) or '', ARGV[10..] jobs (none: all)
+-- ARGV[8] window from (µs) or '', ARGV[9] window to (µs) or '', ARGV[10] '1' when that window is
+-- an interval (window: schedule: a regular batch over the given window) rather than a backfill,
+-- ARGV[11..] jobs (none: all)
 -- Result: commit(), the entry holding each job's new runtime record and, for an open batch this
 -- open abandoned, its id; or ENOTFOUND (workflow, job), ECONFLICT (an open job of an exclusive workflow, or in a
 -- backfill), ETZ (the zone table is needed: call again with it), EWINDOW "<job> <from µs> <to µs>"
@@ -11,9 +13,11 @@ local s = hgetall(KEYS[1])
 local wf = ARGV[5]
 if not s.jobs then return not_loaded(wf) end
 local now, keep = tonumber(ARGV[1]), tonumber(ARGV[3])
-local bf_from, bf_to = tonumber(ARGV[8]), tonumber(ARGV[9])
+local win_from, win_to = tonumber(ARGV[8]), tonumber(ARGV[9])
+local bf_from = win_from
+if ARGV[10] == '1' then bf_from = nil end -- an interval: a regular batch, no stash
 local all = words(s.jobs)
-local jobs, unknown = scope(all, 10)
+local jobs, unknown = scope(all, 11)
 if not jobs then return fail('ENOTFOUND', 'job ' .. unknown .. ' is not in workflow ' .. wf) end
 local exclusive = s.exclusive == '1'
 
@@ -98,8 +102,8 @@ for i, job in ipairs(jobs) do
     return fail('ECONFLICT', which .. ' and workflow ' .. wf .. ' is exclusive')
   end
   now = not_before(now, r)
-  if bf_from then
-    froms[i] = bf_from
+  if win_from then
+    froms[i] = win_from
   else
     local reprocess, trunc, initial = string.match(s['win:' .. job] or '', '^(%S+) (%S+) (%S+)$')
     local start, from = tonumber(r.start), nil
@@ -116,7 +120,7 @@ for i, job in ipairs(jobs) do
   end
 end
 
-if not bf_from then
+if not win_from then
   for i, job in ipairs(jobs) do
     if froms[i] > now then return fail('EWINDOW', job .. ' ' .. us(froms[i]) .. ' ' .. us(now)) end
   end
@@ -132,7 +136,8 @@ local set = {'last_batch_id', sid}
 local hist = {sid, list}
 local fields = {'x', 'open ' .. nows, 'j', list}
 local tos, bf = nows, '-'
-if bf_from then tos, bf = us(bf_to), '1' end
+if win_from then tos = us(win_to) end
+if bf_from then bf = '1' end
 local in_history = {}
 for i, job in ipairs(jobs) do
   local r = runs[i]
