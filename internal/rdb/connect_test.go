@@ -76,8 +76,10 @@ func TestConnectDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	if o := cc.(*redis.ClusterClient).Options(); o.DialTimeout.Seconds() != 2 || o.ReadTimeout.Seconds() != 3 || o.WriteTimeout.Seconds() != 3 {
-		t.Errorf("cluster timeouts dial %s read %s write %s, want 2s 3s 3s", o.DialTimeout, o.ReadTimeout, o.WriteTimeout)
+	// A Cluster dials for 1s: a dead master's slots move to its replica, and the client must
+	// not spend long on it (connect.go); its slot map is reloaded every 5s at least.
+	if o := cc.(*redis.ClusterClient).Options(); o.DialTimeout.Seconds() != 1 || o.ReadTimeout.Seconds() != 3 || o.WriteTimeout.Seconds() != 3 || o.ClusterStateReloadInterval.Seconds() != 5 {
+		t.Errorf("cluster timeouts dial %s read %s write %s reload %s, want 1s 3s 3s 5s", o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.ClusterStateReloadInterval)
 	}
 }
 
