@@ -84,7 +84,9 @@ a:
 			if tc.wait >= 0 {
 				file = filepath.Join(work, "ready")
 			}
-			waitFor(t, func() bool { _, err := os.Stat(file); return err == nil }, "the job to start")
+			// A whole line, not the file alone: the shell creates the file before it writes, and a
+			// kill between the two would leave a start unrecorded.
+			waitFor(t, func() bool { b, err := os.ReadFile(file); return err == nil && strings.Contains(string(b), "\n") }, "the job to start")
 			if tc.wait > 0 {
 				time.Sleep(tc.wait)
 			}
