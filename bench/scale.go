@@ -15,7 +15,7 @@ import (
 )
 
 // The scale part (issue 16): what batchy costs with many workflows loaded. For each size (10, as
-// the reference, and --workflows) a fresh Redis and batchy (scheduler on) with that many generated
+// the reference, 100, a full page of the lists, and --workflows) a fresh Redis and batchy (scheduler on) with that many generated
 // workflows (a quarter with a yearly schedule, a quarter with after: on the previous one, and one
 // firing every 10s): the Redis commands per second while idle, the server time of the dashboard
 // and of a page of GET /v1/workflows, how late the every-10s workflow's fires start, and RSS.
