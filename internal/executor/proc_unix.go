@@ -36,13 +36,34 @@ func killGroup(pgid int, max time.Duration) {
 // groupAlive reports whether a process of the group is still running: from /proc where there is
 // one (Linux), otherwise from kill(-pgid, 0), which also counts zombies.
 func groupAlive(pgid int) bool {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
+	procs, ok := readProcs()
+	if !ok {
 		return syscall.Kill(-pgid, 0) != syscall.ESRCH
 	}
-	want := []byte(strconv.Itoa(pgid))
+	for _, p := range procs {
+		if p.pgrp == pgid && p.state != 'Z' && p.state != 'X' {
+			return true
+		}
+	}
+	return false
+}
+
+// procStat is what /proc/<pid>/stat says of a process that matters here.
+type procStat struct {
+	pid, ppid, pgrp int
+	state           byte
+}
+
+// readProcs lists the processes /proc shows; ok is false without /proc (not Linux).
+func readProcs() ([]procStat, bool) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, false
+	}
+	var out []procStat
 	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
@@ -56,12 +77,13 @@ func groupAlive(pgid int) bool {
 			continue
 		}
 		f := bytes.Fields(stat[i+1:])
-		if len(f) < 3 || !bytes.Equal(f[2], want) {
+		if len(f) < 3 || len(f[0]) == 0 {
 			continue
 		}
-		if f[0][0] != 'Z' && f[0][0] != 'X' {
-			return true
-		}
+		p := procStat{pid: pid, state: f[0][0]}
+		p.ppid, _ = strconv.Atoi(string(f[1]))
+		p.pgrp, _ = strconv.Atoi(string(f[2]))
+		out = append(out, p)
 	}
-	return false
+	return out, true
 }

@@ -4,7 +4,6 @@ package executor
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -186,31 +185,10 @@ func killDescendants(leader int, sig syscall.Signal) {
 
 // descendants lists the processes below root, from /proc.
 func descendants(root int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
+	procs, _ := readProcs()
 	children := map[int][]int{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // exited meanwhile
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(stat[i+1:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(string(f[1]))
-		children[ppid] = append(children[ppid], pid)
+	for _, p := range procs {
+		children[p.ppid] = append(children[p.ppid], p.pid)
 	}
 	var out []int
 	queue := []int{root}
