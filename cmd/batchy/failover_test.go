@@ -117,8 +117,9 @@ func TestReadyzWrite(t *testing.T) {
 		}
 		took := pr.end.Sub(at)
 		t.Logf("%s: /readyz answered 503 %s after the fault (probes every 100 ms): %s", name, took.Round(time.Millisecond), pr.body)
-		// The 1s write bound, a probe period and margin for a loaded machine.
-		if took > 1500*time.Millisecond {
+		// The 1s write bound, a probe period and margin for a loaded machine (1.08s measured
+		// after CLIENT PAUSE WRITE, 0.1s after REPLICAOF, 0.5s after kill -9).
+		if took > 2*time.Second {
 			t.Errorf("%s: /readyz 503 only %s after the fault, want within about a second", name, took)
 		}
 		healed := time.Now()

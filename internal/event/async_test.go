@@ -270,3 +270,29 @@ func TestReopenAll(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestBusCloseLogsLostEvents: events a sink could not take before shutdown are not dropped
+// silently: Bus.Close logs how many, naming the sink.
+func TestBusCloseLogsLostEvents(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	b := NewBus(nil, []*Async{NewAsync(&flakySink{down: true}, AsyncOptions{MinBackoff: time.Millisecond, Log: quietLog})}, log)
+	b.Publish(context.Background(), numbered(0, 5)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	b.Close(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	if got := logs.String(); !strings.Contains(got, "events lost at shutdown") || !strings.Contains(got, "5 events not delivered") || !strings.Contains(got, "flaky://") {
+		t.Errorf("log after closing a bus whose sink is down: %q, want the sink and 5 events lost", got)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

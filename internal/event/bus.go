@@ -96,12 +96,16 @@ func (b *Bus) logger() *slog.Logger {
 	return b.log
 }
 
-// Close flushes the secondaries until ctx ends.
+// Close flushes the secondaries until ctx ends. A sink left with events it did not take (it was
+// down at shutdown) logs how many at error level, besides counting them in its Dropped: they are
+// not sent again after a restart (the Redis stream keeps them).
 func (b *Bus) Close(ctx context.Context) {
 	if b == nil {
 		return
 	}
 	for _, s := range b.secondaries {
-		s.Close(ctx)
+		if err := s.Close(ctx); err != nil {
+			b.log.Error("log sink: events lost at shutdown", "sink", s.String(), "err", err)
+		}
 	}
 }
