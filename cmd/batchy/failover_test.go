@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -353,8 +355,9 @@ func lostAcks(d *batch.Dump, acks []ack) int {
 func TestMinReplicas(t *testing.T) {
 	s := rdbtest.StartSentinel(t)
 	cfg, _ := faultCfg(t)
+	sinkFile := filepath.Join(t.TempDir(), "events.jsonl")
 	p := startServe(t, nil, "--redis-sentinel", strings.Join(s.Addrs(), ","), "--redis-master", s.MasterName,
-		"--redis-min-replicas", "1", "--cfg-dir", cfg, "--scheduler", "off")
+		"--redis-min-replicas", "1", "--cfg-dir", cfg, "--scheduler", "off", "--log-sink", "file://"+sinkFile)
 	post := func(path string) (int, string) {
 		t.Helper()
 		res, err := http.Post(p.url+path, "application/json", nil)
@@ -390,6 +393,11 @@ func TestMinReplicas(t *testing.T) {
 	if code, body := curl(t, p.url+"/v1/workflows/rel/jobs/a"); code != 200 || !strings.Contains(body, `"status":"open"`) {
 		t.Errorf("job a after the unconfirmed open: %d %s, want open", code, body)
 	}
+	// ... and its event happened: the sinks get it (two opens: the first and the unconfirmed one).
+	waitFor(t, func() bool {
+		b, _ := os.ReadFile(sinkFile)
+		return strings.Count(string(b), `"type":"open"`) == 2
+	}, "the unconfirmed open's event in the file sink")
 
 	s.Replica.Restart(t)
 	deadline := time.Now().Add(20 * time.Second)

@@ -56,10 +56,12 @@ func (s RecordingStore) Restore(ctx context.Context, d *batch.Dump) error {
 }
 
 // publish returns a function that hands the events a change recorded to the bus's other sinks and
-// observers, and then returns the change's result.
+// observers, and then returns the change's result. A change that stands but failed a later check
+// (fewer replicas than --redis-min-replicas confirmed it) returns its state beside the error: its
+// events happened, and are published too.
 func (s RecordingStore) publish(ctx context.Context) func(*batch.State, error) (*batch.State, error) {
 	return func(st *batch.State, err error) (*batch.State, error) {
-		if err == nil && len(st.Changes) > 0 && s.Bus.listened() {
+		if st != nil && len(st.Changes) > 0 && s.Bus.listened() {
 			s.Bus.Publish(ctx, FromChanges(st.Changes)...)
 		}
 		return st, err

@@ -355,10 +355,9 @@ func (s *Store) fast(ctx context.Context, wf string, now int64, compute func(h m
 		st.Changes = parseChanges(wf, entry, c.fields)
 		// See index: the change stands whatever this does. c.fields starts with the entry's kind.
 		_ = s.index(ctx, st, entry, false, strings.HasPrefix(c.fields[1], "close "))
-		if err := confirmed(); err != nil {
-			return nil, true, err
-		}
-		return st, true, nil
+		// Unconfirmed, the change still stands on the master: its state and events go back with
+		// the error, so that the events reach the sinks, metrics and alerts (see Options.MinReplicas).
+		return st, true, confirmed()
 	}
 	return nil, false, nil
 }

@@ -38,7 +38,8 @@ type Options struct {
 	MaxJobs int
 	// MinReplicas, when not zero, makes every transition wait (WAIT, on the connection that
 	// wrote it) for this many replicas to confirm its write, for at most ReplicaWaitTimeout,
-	// and fail with EUNAVAILABLE when fewer do: the change stands on the master, unconfirmed.
+	// and fail with EUNAVAILABLE when fewer do: the change stands on the master, unconfirmed, and
+	// the transition returns its state (with the events it recorded) beside that error.
 	// Zero waits for none (Redis replicates asynchronously). Not for the embedded store.
 	MinReplicas int
 	// Replica names this process in the keys Ping writes (health.go); empty means
@@ -145,10 +146,9 @@ func (s *Store) change(ctx context.Context, op, wf string, sc *redis.Script, key
 	// too: the scheduler then finds them not ready, which is cheaper than telling the two apart).
 	// A pause or resume is indexed as a load: the scheduler looks at the workflow at once.
 	_ = s.index(ctx, st, str(list[0]), op == "rdb.Load" || op == "rdb.SetPaused", op == "rdb.End")
-	if err := confirmed(); err != nil {
-		return nil, err
-	}
-	return st, nil
+	// Unconfirmed, the change still stands on the master: its state and events go back with the
+	// error, so that the events reach the sinks, metrics and alerts (see Options.MinReplicas).
+	return st, confirmed()
 }
 
 // changer returns the scripter a changing script runs through (never sent twice), and a
