@@ -104,15 +104,20 @@ func rawWaitRound(base, wf string, n int, since time.Time, sent func()) waitRepo
 			if answered[i] {
 				continue
 			}
-			eof := false
-			for {
+			// Read until the answer is whole (usually at the first read: no second read to find
+			// the socket drained) or the socket is drained.
+			eof, done := false, false
+			for !done && !eof {
 				r, err := syscall.Read(fds[i], buf)
 				if r > 0 {
 					got[i] = append(got[i], buf[:r]...)
+					done, _ = rawAnswer(got[i])
 					continue
 				}
 				eof = r == 0 || err != syscall.EAGAIN && err != syscall.EINTR
-				break
+				if !eof {
+					break
+				}
 			}
 			done, err := rawAnswer(got[i])
 			if !done && !eof {
