@@ -74,7 +74,9 @@ func rawWaitRound(base, wf string, n int, since time.Time, sent func()) waitRepo
 		if err := syscall.SetNonblock(fd, true); err != nil {
 			return fail(err)
 		}
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(i)}
+		// Edge-triggered: an answered socket stays open (closed at the end of the round, out of
+		// the measured path) and reports at most its end of file once more.
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(i)}
 		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			return fail(err)
 		}
@@ -83,6 +85,7 @@ func rawWaitRound(base, wf string, n int, since time.Time, sent func()) waitRepo
 	events := make([]syscall.EpollEvent, 256)
 	buf := make([]byte, 16<<10)
 	deadline := time.Now().Add(2 * time.Minute)
+	answered := make([]bool, n)
 	for left := n; left > 0; {
 		if time.Now().After(deadline) {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%d waits unanswered after 2 minutes", left))
@@ -98,15 +101,23 @@ func rawWaitRound(base, wf string, n int, since time.Time, sent func()) waitRepo
 		}
 		for _, ev := range events[:k] {
 			i := int(ev.Fd)
-			eof := false
-			for {
+			if answered[i] {
+				continue
+			}
+			// Read until the answer is whole (usually at the first read: no second read to find
+			// the socket drained) or the socket is drained.
+			eof, done := false, false
+			for !done && !eof {
 				r, err := syscall.Read(fds[i], buf)
 				if r > 0 {
 					got[i] = append(got[i], buf[:r]...)
+					done, _ = rawAnswer(got[i])
 					continue
 				}
 				eof = r == 0 || err != syscall.EAGAIN && err != syscall.EINTR
-				break
+				if !eof {
+					break
+				}
 			}
 			done, err := rawAnswer(got[i])
 			if !done && !eof {
@@ -119,8 +130,7 @@ func rawWaitRound(base, wf string, n int, since time.Time, sent func()) waitRepo
 			if err != nil {
 				rep.Errors = append(rep.Errors, err.Error())
 			}
-			syscall.Close(fds[i])
-			fds[i] = -1
+			answered[i] = true
 			left--
 		}
 	}
@@ -151,3 +161,6 @@ func rawAnswer(b []byte) (done bool, err error) {
 	}
 	return true, nil
 }
+
+// epollET is EPOLLET as the uint32 of EpollEvent.Events (syscall's constant is a negative int).
+const epollET = 1 << 31

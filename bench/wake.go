@@ -242,6 +242,13 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 	res.RSSIdle, _ = rssBytes(pid)
 	var lat, closes []time.Duration
 	for round := range rounds + 1 {
+		// The previous round's waits are answered, but batchy closes their connections (and
+		// stops counting them) a little later: not to be counted as this round's.
+		for settle := time.Now().Add(5 * time.Second); time.Now().Before(settle); time.Sleep(10 * time.Millisecond) {
+			if active, ok := activeWaits(ctx, hc, base); !ok || active == 0 {
+				break
+			}
+		}
 		since := time.Now().UTC()
 		if err := do(ctx, hc, http.MethodGet, base+"/open_batch/"+wf); err != nil {
 			return res, err
@@ -380,6 +387,11 @@ func waitsyRounds(ctx context.Context, bin, base, wf string, n, rounds int, verb
 	res := WaitsyResult{Procs: n, Rounds: rounds}
 	var lat, closes []time.Duration
 	for round := range rounds + 1 {
+		for settle := time.Now().Add(5 * time.Second); time.Now().Before(settle); time.Sleep(10 * time.Millisecond) {
+			if active, ok := registered(); !ok || active == 0 {
+				break
+			}
+		}
 		if err := open(); err != nil {
 			return res, err
 		}

@@ -44,6 +44,11 @@ import (
 //
 // A wait is parked only over plain HTTP/1.x on TCP, on Linux; otherwise (TLS, HTTP/2, a test's
 // recorder, another system) it is held by its handler as before.
+//
+// What a parked wait changes for the rest of the server: its request ends, for the middleware
+// (request log, HTTP metrics), when it is parked, with status 200; batchy_active_waits counts it
+// until it is answered. http.Server.Shutdown does not wait for it: Server.Close answers it
+// (503, ask again) first.
 type parking struct {
 	mu     sync.Mutex
 	groups map[string]*parkGroup // by the question (waitQuery.key)

@@ -34,6 +34,7 @@ var wakeWaiters = []int{100, 1000}
 // notification hub running, and one HTTP client whose transport keeps a connection per waiter.
 type wakeEnv struct {
 	url   string
+	api   *api.Server
 	store *rdb.Store
 	hub   *notify.Hub
 	http  *http.Client
@@ -55,6 +56,7 @@ func newWakeEnv(b *testing.B, be rdbtest.Backend) *wakeEnv {
 	go e.hub.Run(hubCtx)
 
 	as := api.New(api.Options{Store: e.store, Hub: e.hub, CfgDir: b.TempDir(), StoreName: be.Name, Logger: quiet})
+	e.api = as
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -93,7 +95,10 @@ func newWakeEnv(b *testing.B, be rdbtest.Backend) *wakeEnv {
 		b.Fatal(err)
 	}
 	// Do not start before the hub's subscription is in place: a close published earlier would
-	// reach no one until the hub's resubscribe-wakeAll, and distort the first iteration.
+	// reach no one until the hub's resubscribe-wakeAll, and distort the first iteration. The hub
+	// subscribes only while someone waits: a watch of the bench's own holds it.
+	held := e.hub.Watch(wakeWorkflow)
+	b.Cleanup(held.Stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		subs, err := rc.PubSubNumSub(context.Background(), e.store.Keys().Changed()).Result()
@@ -155,8 +160,9 @@ func (e *wakeEnv) bench(b *testing.B, n int) {
 	b.StopTimer()
 	b.ResetTimer()
 	for range b.N {
-		// Settle the previous iteration: its handlers unregister just after answering.
-		waitFor(b, 10*time.Second, "waiters of the previous iteration gone", func() bool { return e.hub.Waiters() == 0 })
+		// Settle the previous iteration: its waits end just after answering (a parked wait's
+		// connection closes closeDelay after its answer).
+		waitFor(b, 10*time.Second, "waiters of the previous iteration gone", func() bool { return e.api.ActiveWaits() == 0 })
 		since := time.Now().UTC().Truncate(time.Microsecond)
 		if _, err := e.store.Open(ctx, wakeWorkflow, batch.OpenRequest{}); err != nil {
 			b.Fatal(err)
@@ -191,7 +197,9 @@ func (e *wakeEnv) bench(b *testing.B, n int) {
 				}
 			})
 		}
-		waitFor(b, 30*time.Second, fmt.Sprintf("%d waits registered", n), func() bool { return e.hub.Waiters() == n })
+		// Counted means in the handler: its watch (or its group's) follows at once.
+		waitFor(b, 30*time.Second, fmt.Sprintf("%d waits registered", n), func() bool { return e.api.ActiveWaits() == n })
+		time.Sleep(20 * time.Millisecond)
 
 		// HeapInuse of this test process: the server's waits AND the clients' requests, goroutines
 		// excluded (their stacks are StackInuse). After a GC, so it is mostly live memory.
