@@ -635,6 +635,17 @@ func (s *Scheduler) runJob(ctx, wctx context.Context, run *Run, a *Attempt, mu *
 		},
 	}
 	out := ex.Run(ctx, task)
+	if out.Await > 0 && out.Err == nil && !out.Detached {
+		r, reported := s.awaitCallback(ctx, run, a, j.Name, out.Await)
+		if reported {
+			r.Start, r.HTTPStatus = &start, out.HTTPStatus
+			mu.Lock()
+			a.Jobs[j.Name] = r
+			mu.Unlock()
+			return // the job ended its batch itself
+		}
+		out.Err = errors.New(r.Error)
+	}
 	end := s.opts.Now()
 	final := &JobResult{Start: &start, End: &end, HTTPStatus: out.HTTPStatus}
 	if spec.Type == "exec" {
@@ -653,6 +664,45 @@ func (s *Scheduler) runJob(ctx, wctx context.Context, run *Run, a *Attempt, mu *
 		final.Status = batch.StatusSuccess.String()
 	}
 	s.endJob(ctx, run, a, mu, j.Name, final)
+}
+
+// callbackPoll is how often a job that reports its own end (http completion: callback) is looked
+// at: one read of the workflow's state.
+const callbackPoll = 250 * time.Millisecond
+
+// awaitCallback waits until a job closes or fails its batch itself (through the API, with the
+// batch id it was given), for at most d. reported is true when it did: r is then its result; false
+// when the wait ended otherwise (timeout, cancel, a newer batch), r.Error saying why.
+func (s *Scheduler) awaitCallback(ctx context.Context, run *Run, a *Attempt, job string, d time.Duration) (r *JobResult, reported bool) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	t := time.NewTicker(callbackPoll)
+	defer t.Stop()
+	for {
+		if st, err := s.opts.Store.State(ctx, run.Workflow); err == nil {
+			j, ok := st.Jobs.Get(job)
+			if !ok {
+				return &JobResult{Error: "the job left the workflow while batchy waited for it to report"}, false
+			}
+			id, _ := j.Fields.Int(batch.FieldBatchID)
+			end, _ := j.Fields.Time(batch.FieldBatchEnd)
+			switch {
+			case id != a.BatchID:
+				return &JobResult{Error: fmt.Sprintf("batch %d was replaced by batch %d before the job reported its end", a.BatchID, id)}, false
+			case j.Fields.Status() == batch.StatusSuccess:
+				return &JobResult{Status: batch.StatusSuccess.String(), End: &end}, true
+			case j.Fields.Status() == batch.StatusFailed:
+				return &JobResult{Status: batch.StatusFailed.String(), End: &end, Error: "the job reported its failure"}, true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return &JobResult{Error: "cancelled while waiting for the job to report: " + context.Cause(ctx).Error()}, false
+		case <-deadline.C:
+			return &JobResult{Error: fmt.Sprintf("the job did not close or fail batch %d within its completion timeout (%s)", a.BatchID, d)}, false
+		case <-t.C:
+		}
+	}
 }
 
 // endJob records a job's result and closes or fails it in the store, guarded by the batch id.
