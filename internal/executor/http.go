@@ -91,6 +91,7 @@ var sampleTask = Task{Workflow: "w", Job: "j", BatchID: 1, RunID: "r", Attempt: 
 // The body is {"workflow", "job", "batch_id", "run_id", "attempt", "batch": the job's fields}.
 // Redirects are not followed (a 3xx is a failure): a POST silently turned into a GET would
 // trigger nothing, and credentials must not travel to another host.
+//
 //	body: {conf: {batch: "{batch_id}"}}       # replaces batchy's body; placeholders in strings
 //	completion: callback                        # or a poll map: the job's end comes later
 //	completion_timeout: 2h                      # default 1h
