@@ -160,11 +160,23 @@ func (s *Scheduler) queuedBefore(ctx context.Context, st *batch.State, run *Run)
 		if err != nil || r.State != StateQueued || r.cancel != "" || (st.Paused && r.Trigger != TriggerManual && r.Trigger != TriggerBackfill) {
 			continue
 		}
-		if r.CreatedAt.Before(run.CreatedAt) || (r.CreatedAt.Equal(run.CreatedAt) && r.ID < run.ID) {
+		if createdBefore(r, run) {
 			n++
 		}
 	}
 	return n, nil
+}
+
+// createdBefore orders runs for a queue: by creation, then (runs created together: catch-up runs)
+// by fire time, then by id.
+func createdBefore(a, b *Run) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.Before(b.CreatedAt)
+	}
+	if a.FireTime != nil && b.FireTime != nil && !a.FireTime.Equal(*b.FireTime) {
+		return a.FireTime.Before(*b.FireTime)
+	}
+	return a.ID < b.ID
 }
 
 // activeOther returns another run of the workflow that is running or waiting for its retry, if
