@@ -224,6 +224,7 @@ func (s *Scheduler) finish(ctx context.Context, run *Run, now time.Time, state, 
 		return s.lost(run, err)
 	}
 	s.log.Info("run finished", "workflow", run.Workflow, "run", run.ID, "state", state, "reason", reason)
+	s.keepOutcome(ctx, run, state)
 	typ, level, msg := event.TypeRunFinished, "info", "run "+state
 	switch state {
 	case StateCancelled:
@@ -238,6 +239,27 @@ func (s *Scheduler) finish(ctx context.Context, run *Run, now time.Time, state, 
 	}
 	s.emit(run, typ, level, msg)
 	return err
+}
+
+// keepOutcome applies the workflow's keep_runs to a run that just finished as state.
+func (s *Scheduler) keepOutcome(ctx context.Context, run *Run, state string) {
+	if state != StateSucceeded && state != StateFailed {
+		return
+	}
+	st, err := s.opts.Store.State(ctx, run.Workflow)
+	if err != nil || st.Settings.KeepRuns == nil {
+		return
+	}
+	keep := st.Settings.KeepRuns.Succeeded
+	if state == StateFailed {
+		keep = st.Settings.KeepRuns.Failed
+	}
+	if keep <= 0 {
+		return
+	}
+	if err := s.opts.Runs.KeepOutcome(ctx, run.Workflow, state, run.ID, run.CreatedAt, keep); err != nil {
+		s.log.Warn("keep_runs", "workflow", run.Workflow, "run", run.ID, "err", err)
+	}
 }
 
 // lost notes that a run's record could not be written because another replica took the run over
