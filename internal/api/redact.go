@@ -56,3 +56,7 @@ func (s shownStore) Batch(ctx context.Context, wf string, id int64) (*batch.Batc
 	}
 	return b, err
 }
+
+func (s shownStore) SetPaused(ctx context.Context, wf string, paused bool, reason string) (*batch.State, error) {
+	return hideState(s.Store.SetPaused(ctx, wf, paused, reason))
+}

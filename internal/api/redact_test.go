@@ -19,6 +19,7 @@ func TestRunSecretsHidden(t *testing.T) {
     url: https://ci:url-secret-789@etl.example.com/run?token=query-secret-000
     headers:
       Authorization: Bearer header-secret-123
+    completion: {poll: "https://etl.example.com/status/{batch_id}?token=query-secret-000", result: state, success: [ok], failure: [ko]}
   env_note: kept
 load:
   run:
@@ -41,6 +42,14 @@ load:
 		if strings.Contains(r.body, "header-secret-123") || strings.Contains(r.body, "env-secret-456") ||
 			strings.Contains(r.body, "url-secret-789") || strings.Contains(r.body, "query-secret-000") {
 			t.Errorf("GET %s shows a run: secret:\n%s", path, r.body)
+		}
+	}
+	for _, path := range []string{"/v1/workflows/secret/pause", "/v1/workflows/secret/resume"} {
+		r := e.do(t, "POST", path, "")
+		wantStatus(t, r, 200)
+		if strings.Contains(r.body, "header-secret-123") || strings.Contains(r.body, "env-secret-456") ||
+			strings.Contains(r.body, "url-secret-789") || strings.Contains(r.body, "query-secret-000") {
+			t.Errorf("POST %s shows a run: secret:\n%s", path, r.body)
 		}
 	}
 	r := e.get(t, "/v1/workflows/secret")

@@ -333,6 +333,14 @@ func (f Fields) withoutSecrets() (Fields, bool) {
 			run["url"], changed = hidden, true
 		}
 	}
+	if c, ok := run["completion"].(map[string]any); ok {
+		// An asynchronous http job's status URL may carry credentials as its url does.
+		if p, ok := c["poll"].(string); ok {
+			if hidden := HideURLSecrets(p); hidden != p {
+				c["poll"], changed = hidden, true
+			}
+		}
+	}
 	for _, k := range secretRunKeys {
 		if m, ok := run[k].(map[string]any); ok {
 			for key := range m {

@@ -40,6 +40,9 @@ type Settings struct {
 	// (skip it, the default; a manual run is refused instead), replace (cancel the other), allow,
 	// or queue (wait for it, in order, up to MaxQueued runs waiting).
 	Concurrency string `yaml:"concurrency" json:"concurrency,omitempty"`
+	// KeepRuns bounds the finished runs kept per outcome; zero fields keep them all (within the
+	// scheduler's overall limit).
+	KeepRuns *KeepRuns `yaml:"keep_runs" json:"keep_runs,omitempty"`
 	// MaxQueued bounds the runs waiting under concurrency: queue; zero means 10. A run due while
 	// the queue is full is skipped (a manual one refused).
 	MaxQueued int `yaml:"max_queued" json:"max_queued,omitempty"`
@@ -59,6 +62,13 @@ type Settings struct {
 	// Window says what a scheduler run's window is: empty for the batch semantics' (from the last
 	// success to now), WindowSchedule for the schedule's interval [previous fire, this fire).
 	Window string `yaml:"window" json:"window,omitempty"`
+}
+
+// KeepRuns is a retention per outcome of a workflow's runs.
+type KeepRuns struct {
+	// Succeeded and Failed are how many succeeded and failed runs are kept; zero: no own limit.
+	Succeeded int `yaml:"succeeded" json:"succeeded,omitempty"`
+	Failed    int `yaml:"failed" json:"failed,omitempty"`
 }
 
 // WindowSchedule is the Window of interval windows.

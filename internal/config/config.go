@@ -202,6 +202,7 @@ func parseSettings(data []byte, s *batch.Settings) error {
 		if errors.As(err, &te) {
 			msg := strings.Join(te.Errors, "; ")
 			msg = strings.ReplaceAll(msg, "not found in type batch.Settings", "is not a setting (\"batchy\" is the reserved key for workflow settings, not a job name)")
+			msg = strings.ReplaceAll(msg, "not found in type batch.KeepRuns", "is not a keep_runs setting (succeeded, failed)")
 			return errors.New(strings.ReplaceAll(msg, "not found in type batch.Retries", "is not a retries setting"))
 		}
 		return err
@@ -228,6 +229,9 @@ func checkSettings(s *batch.Settings) error {
 	case "", "forbid", "replace", "allow", "queue":
 	default:
 		return fmt.Errorf("concurrency %q must be forbid, replace, allow or queue", s.Concurrency)
+	}
+	if k := s.KeepRuns; k != nil && (k.Succeeded < 0 || k.Succeeded > 1000 || k.Failed < 0 || k.Failed > 1000) {
+		return fmt.Errorf("keep_runs: succeeded and failed must be from 1 to 1000 (absent: no own limit)")
 	}
 	if s.MaxQueued != 0 && s.Concurrency != "queue" {
 		return fmt.Errorf("max_queued needs concurrency: queue")

@@ -147,6 +147,10 @@ type Result struct {
 	// Detached means nothing ran (none): the batch stays open until an external tool closes or
 	// fails it.
 	Detached bool
+	// Await, when positive, means the job was started and reports its own end (http with
+	// completion: callback): it closes or fails its batch through the API within Await, which the
+	// caller waits for.
+	Await time.Duration
 }
 
 // Executor runs tasks. Run returns promptly when ctx is cancelled, after stopping the work (exec

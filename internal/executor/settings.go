@@ -179,3 +179,24 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// strings reads a list of scalars (or one scalar) as strings; nil when absent.
+func (s *settings) strings(key string) ([]string, error) {
+	v, ok := s.get(key)
+	if !ok {
+		return nil, nil
+	}
+	list, isList := v.([]any)
+	if !isList {
+		list = []any{v}
+	}
+	out := make([]string, 0, len(list))
+	for _, item := range list {
+		str, ok := scalarString(item)
+		if !ok {
+			return nil, s.errorf(key, "must be a list of strings, not one holding %s", kind(item))
+		}
+		out = append(out, str)
+	}
+	return out, nil
+}

@@ -37,6 +37,7 @@ const Layout = "2"
 //	<prefix>:{<wf>}:active              SET   ids of runs not yet finished
 //	<prefix>:{<wf>}:run:<id>            HASH  record (JSON), state, holder, lease, not_before, cancel
 //	<prefix>:{<wf>}:trimmed             SET   ids of finished runs the run index dropped, whose records are to delete
+//	<prefix>:{<wf>}:outcome:<state>     ZSET  with keep_runs: finished run ids of that final state, by creation (ms)
 //	<prefix>:{~<n>}:health:<replica>    STRING a replica's last readiness write (ms), kept a minute; tag
 //	                                          ~ on a single node, one ~<n> per master's slot range on a Cluster
 //
@@ -93,6 +94,9 @@ func (k Keys) Sched(wf string) string { return k.base(wf) + "sched" }
 
 // Runs is a workflow's run index.
 func (k Keys) Runs(wf string) string { return k.base(wf) + "runs" }
+
+// Outcome indexes a workflow's finished runs of one final state (keep_runs), by creation time.
+func (k Keys) Outcome(wf, state string) string { return k.base(wf) + "outcome:" + state }
 
 // Active is the set of a workflow's unfinished runs.
 func (k Keys) Active(wf string) string { return k.base(wf) + "active" }

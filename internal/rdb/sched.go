@@ -37,6 +37,10 @@ var (
 	schedClaimSrc    string
 	scriptSchedClaim = redis.NewScript(schedClaimSrc)
 
+	//go:embed lua/sched_outcome.lua
+	schedOutcomeSrc    string
+	scriptSchedOutcome = redis.NewScript(schedOutcomeSrc)
+
 	//go:embed lua/sched_take.lua
 	schedTakeSrc    string
 	scriptSchedTake = redis.NewScript(schedTakeSrc)
@@ -176,6 +180,16 @@ func (s *SchedulerStore) deleteTrimmed(ctx context.Context, wf string, ids []str
 		return nil
 	})
 	return err
+}
+
+// KeepOutcome records a finished run under its outcome (its final state) and keeps the keep
+// newest runs of that outcome: the older ones are deleted.
+func (s *SchedulerStore) KeepOutcome(ctx context.Context, wf, state, id string, created time.Time, keep int) error {
+	v, err := scriptSchedOutcome.Run(ctx, s.client, []string{s.keys.Outcome(wf, state), s.keys.Runs(wf), s.keys.Trimmed(wf)}, id, ms(created), keep).StringSlice()
+	if err != nil {
+		return fmt.Errorf("rdb.KeepOutcome: %w", err)
+	}
+	return s.deleteTrimmed(ctx, wf, v)
 }
 
 // Take makes holder the run's holder, with a lease until now+ttl, when the run is due (or has a

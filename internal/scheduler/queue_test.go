@@ -73,3 +73,30 @@ func TestConcurrencyQueueConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrencyQueueCatchup: catch-up runs created together queue in fire time order.
+func TestConcurrencyQueueCatchup(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	s := e.scheduler("s1", clk)
+	e.load("w", "batchy:\n  schedule: \"@hourly\"\n  catchup: all\n  concurrency: queue\na:\n  run: {type: exec, command: [\"true\"]}\n")
+	tick(t, s, clk.Now())
+	clk.Set(t0.Add(6*time.Hour + 5*time.Minute))
+	for range 12 {
+		tick(t, s, clk.Now())
+		s.Wait()
+	}
+	runs := e.runs(s, "w")
+	sort.Slice(runs, func(i, j int) bool { return runs[i].FireTime.Before(*runs[j].FireTime) })
+	if len(runs) != 6 {
+		t.Fatalf("runs = %d, want 6", len(runs))
+	}
+	for i, r := range runs {
+		if r.State != scheduler.StateSucceeded {
+			t.Fatalf("run %d: %s %s", i, r.State, r.Reason)
+		}
+		if i > 0 && r.Attempts[0].BatchID <= runs[i-1].Attempts[0].BatchID {
+			t.Errorf("catch-up %d ran before %d", i, i-1)
+		}
+	}
+}

@@ -160,11 +160,23 @@ func (s *Scheduler) queuedBefore(ctx context.Context, st *batch.State, run *Run)
 		if err != nil || r.State != StateQueued || r.cancel != "" || (st.Paused && r.Trigger != TriggerManual && r.Trigger != TriggerBackfill) {
 			continue
 		}
-		if r.CreatedAt.Before(run.CreatedAt) || (r.CreatedAt.Equal(run.CreatedAt) && r.ID < run.ID) {
+		if createdBefore(r, run) {
 			n++
 		}
 	}
 	return n, nil
+}
+
+// createdBefore orders runs for a queue: by creation, then (runs created together: catch-up runs)
+// by fire time, then by id.
+func createdBefore(a, b *Run) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.Before(b.CreatedAt)
+	}
+	if a.FireTime != nil && b.FireTime != nil && !a.FireTime.Equal(*b.FireTime) {
+		return a.FireTime.Before(*b.FireTime)
+	}
+	return a.ID < b.ID
 }
 
 // activeOther returns another run of the workflow that is running or waiting for its retry, if
@@ -212,6 +224,7 @@ func (s *Scheduler) finish(ctx context.Context, run *Run, now time.Time, state, 
 		return s.lost(run, err)
 	}
 	s.log.Info("run finished", "workflow", run.Workflow, "run", run.ID, "state", state, "reason", reason)
+	s.keepOutcome(ctx, run, state)
 	typ, level, msg := event.TypeRunFinished, "info", "run "+state
 	switch state {
 	case StateCancelled:
@@ -226,6 +239,27 @@ func (s *Scheduler) finish(ctx context.Context, run *Run, now time.Time, state, 
 	}
 	s.emit(run, typ, level, msg)
 	return err
+}
+
+// keepOutcome applies the workflow's keep_runs to a run that just finished as state.
+func (s *Scheduler) keepOutcome(ctx context.Context, run *Run, state string) {
+	if state != StateSucceeded && state != StateFailed {
+		return
+	}
+	st, err := s.opts.Store.State(ctx, run.Workflow)
+	if err != nil || st.Settings.KeepRuns == nil {
+		return
+	}
+	keep := st.Settings.KeepRuns.Succeeded
+	if state == StateFailed {
+		keep = st.Settings.KeepRuns.Failed
+	}
+	if keep <= 0 {
+		return
+	}
+	if err := s.opts.Runs.KeepOutcome(ctx, run.Workflow, state, run.ID, run.CreatedAt, keep); err != nil {
+		s.log.Warn("keep_runs", "workflow", run.Workflow, "run", run.ID, "err", err)
+	}
 }
 
 // lost notes that a run's record could not be written because another replica took the run over
@@ -635,6 +669,17 @@ func (s *Scheduler) runJob(ctx, wctx context.Context, run *Run, a *Attempt, mu *
 		},
 	}
 	out := ex.Run(ctx, task)
+	if out.Await > 0 && out.Err == nil && !out.Detached {
+		r, reported := s.awaitCallback(ctx, run, a, j.Name, out.Await)
+		if reported {
+			r.Start, r.HTTPStatus = &start, out.HTTPStatus
+			mu.Lock()
+			a.Jobs[j.Name] = r
+			mu.Unlock()
+			return // the job ended its batch itself
+		}
+		out.Err = errors.New(r.Error)
+	}
 	end := s.opts.Now()
 	final := &JobResult{Start: &start, End: &end, HTTPStatus: out.HTTPStatus}
 	if spec.Type == "exec" {
@@ -653,6 +698,45 @@ func (s *Scheduler) runJob(ctx, wctx context.Context, run *Run, a *Attempt, mu *
 		final.Status = batch.StatusSuccess.String()
 	}
 	s.endJob(ctx, run, a, mu, j.Name, final)
+}
+
+// callbackPoll is how often a job that reports its own end (http completion: callback) is looked
+// at: one read of the workflow's state.
+const callbackPoll = 250 * time.Millisecond
+
+// awaitCallback waits until a job closes or fails its batch itself (through the API, with the
+// batch id it was given), for at most d. reported is true when it did: r is then its result; false
+// when the wait ended otherwise (timeout, cancel, a newer batch), r.Error saying why.
+func (s *Scheduler) awaitCallback(ctx context.Context, run *Run, a *Attempt, job string, d time.Duration) (r *JobResult, reported bool) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	t := time.NewTicker(callbackPoll)
+	defer t.Stop()
+	for {
+		if st, err := s.opts.Store.State(ctx, run.Workflow); err == nil {
+			j, ok := st.Jobs.Get(job)
+			if !ok {
+				return &JobResult{Error: "the job left the workflow while batchy waited for it to report"}, false
+			}
+			id, _ := j.Fields.Int(batch.FieldBatchID)
+			end, _ := j.Fields.Time(batch.FieldBatchEnd)
+			switch {
+			case id != a.BatchID:
+				return &JobResult{Error: fmt.Sprintf("batch %d was replaced by batch %d before the job reported its end", a.BatchID, id)}, false
+			case j.Fields.Status() == batch.StatusSuccess:
+				return &JobResult{Status: batch.StatusSuccess.String(), End: &end}, true
+			case j.Fields.Status() == batch.StatusFailed:
+				return &JobResult{Status: batch.StatusFailed.String(), End: &end, Error: "the job reported its failure"}, true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return &JobResult{Error: "cancelled while waiting for the job to report: " + context.Cause(ctx).Error()}, false
+		case <-deadline.C:
+			return &JobResult{Error: fmt.Sprintf("the job did not close or fail batch %d within its completion timeout (%s)", a.BatchID, d)}, false
+		case <-t.C:
+		}
+	}
 }
 
 // endJob records a job's result and closes or fails it in the store, guarded by the batch id.

@@ -41,6 +41,9 @@ type RunStore interface {
 	RenewAll(ctx context.Context, holder string, until time.Time, runs []rdb.RunRef) ([]string, []error)
 	// Cancel asks for a run to be cancelled (ENOTFOUND, ECONFLICT when it has finished).
 	Cancel(ctx context.Context, wf, id, reason string) error
+	// KeepOutcome records a finished run under its final state and keeps the keep newest of
+	// that state, deleting the older ones.
+	KeepOutcome(ctx context.Context, wf, state, id string, created time.Time, keep int) error
 	// Active returns the ids of a workflow's unfinished runs.
 	Active(ctx context.Context, wf string) ([]string, error)
 	// Forget removes an id whose record is gone from the unfinished runs.
