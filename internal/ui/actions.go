@@ -57,7 +57,7 @@ func workflowActions(w *wfView, scheduled bool) []actButton {
 			Confirm: fmt.Sprintf("Resume the triggers of %s? Missed fire times run as its catchup setting says.", wf), Done: wf + ": triggers resumed"})
 	case scheduled && w.Settings.Scheduled():
 		out = append(out, actButton{ID: id("pause"), Label: "Pause", For: "the triggers of " + wf, API: apiPath(wf, "pause"),
-			Body: jsonBody(map[string]any{"reason": "paused in the web UI"}),
+			Body:    jsonBody(map[string]any{"reason": "paused in the web UI"}),
 			Confirm: fmt.Sprintf("Pause the triggers of %s? No scheduled or after: run starts until it is resumed; manual runs still run.", wf), Done: wf + ": triggers paused"})
 	}
 	out = append(out, actButton{ID: id("open"), Label: "Open", For: "a batch of every job of " + wf, API: apiPath(wf, "open"),
