@@ -8,6 +8,7 @@ import (
 
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
+	"github.com/batchy/batchy/internal/rdb"
 	"github.com/batchy/batchy/internal/scheduler"
 )
 
@@ -245,6 +246,49 @@ func TestIntervalConfigRefused(t *testing.T) {
 	} {
 		if _, err := config.Parse("w", []byte(yaml), config.Limits{}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", yaml, err, want)
+		}
+	}
+}
+
+// TestIntervalAfterCatchup: under window: schedule with after:, each interval's run waits until
+// the upstream succeeded after the interval's end; catch-up intervals then all run, in order, after
+// one upstream success (not one upstream run each).
+func TestIntervalAfterCatchup(t *testing.T) {
+	e := newEnv(t)
+	clk := newClock(t0)
+	e.store = rdb.New(e.client, rdb.Options{Now: clk.Now}) // the upstream's batch_end on the test clock
+	s := e.scheduler("s1", clk)
+	e.load("up", "u: {}\n")
+	e.load("w", "batchy:\n  schedule: \"@hourly\"\n  window: schedule\n  catchup: all\n  after: [up]\na:\n  run: {type: exec, command: [\"true\"]}\n")
+	tick(t, s, clk.Now())
+	upstream := func(at time.Time) {
+		t.Helper()
+		clk.Set(at)
+		if _, err := e.store.Open(ctx, "up", batch.OpenRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.store.End(ctx, "up", batch.EndRequest{Status: batch.StatusSuccess}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upstream(t0.Add(5 * time.Minute))
+	clk.Set(t0.Add(3*time.Hour + 10*time.Minute)) // 11:00, 12:00 and 13:00 missed
+	tick(t, s, clk.Now())
+	s.Wait()
+	for _, r := range e.runs(s, "w") {
+		if r.StartedAt != nil {
+			t.Fatalf("run for %s started before the upstream succeeded after it", r.FireTime)
+		}
+	}
+	upstream(t0.Add(3*time.Hour + 15*time.Minute))
+	clk.Set(t0.Add(3*time.Hour + 20*time.Minute))
+	runs := e.settle(s, clk, "w", 10)
+	if len(runs) != 3 {
+		t.Fatalf("runs = %d, want 3", len(runs))
+	}
+	for i, r := range runs {
+		if r.State != scheduler.StateSucceeded || !r.Interval.To.Equal(t0.Add(time.Duration(i+1)*time.Hour)) {
+			t.Errorf("run %d: %s, interval %+v", i, r.State, r.Interval)
 		}
 	}
 }

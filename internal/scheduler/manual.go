@@ -55,7 +55,9 @@ func (s *Scheduler) Trigger(ctx context.Context, wf string, req TriggerRequest) 
 			ids, _ := s.state.active(ctx, wf)
 			queued := 0
 			for _, id := range ids {
-				if q, err := s.state.run(ctx, wf, id); err == nil && q.State == StateQueued && q.cancel == "" {
+				q, err := s.state.run(ctx, wf, id)
+				held := err == nil && st.Paused && q.Trigger != TriggerManual && q.Trigger != TriggerBackfill
+				if err == nil && q.State == StateQueued && q.cancel == "" && !held {
 					queued++
 				}
 			}

@@ -48,7 +48,16 @@ func (s *Scheduler) advanceRun(ctx context.Context, st *batch.State, peek *Run, 
 			return nil
 		}
 		if peek.WaitAfter && peek.State == StateQueued {
-			ready, err := s.upstreamReady(ctx, st.Settings.After, s.afterSince(ctx, st, now))
+			var since time.Time
+			if peek.Interval != nil {
+				// An interval's data is complete once the upstream succeeded after its end: each
+				// catch-up interval waits for that, not for another upstream run after the
+				// previous interval's.
+				since = peek.Interval.To
+			} else {
+				since = s.afterSince(ctx, st, now)
+			}
+			ready, err := s.upstreamReady(ctx, st.Settings.After, since)
 			if err != nil || !ready {
 				return err
 			}

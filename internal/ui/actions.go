@@ -51,6 +51,15 @@ func workflowActions(w *wfView, scheduled bool) []actButton {
 		out = append(out, actButton{ID: id("run"), Label: "Run now", For: wf, API: apiPath(wf, "runs"),
 			Confirm: fmt.Sprintf("Run %s now? The scheduler opens a batch and runs every job.", wf), Done: wf + ": run queued"})
 	}
+	switch {
+	case w.Paused:
+		out = append(out, actButton{ID: id("resume"), Label: "Resume", For: "the triggers of " + wf, API: apiPath(wf, "resume"), Class: "good",
+			Confirm: fmt.Sprintf("Resume the triggers of %s? Missed fire times run as its catchup setting says.", wf), Done: wf + ": triggers resumed"})
+	case scheduled && w.Settings.Scheduled():
+		out = append(out, actButton{ID: id("pause"), Label: "Pause", For: "the triggers of " + wf, API: apiPath(wf, "pause"),
+			Body:    jsonBody(map[string]any{"reason": "paused in the web UI"}),
+			Confirm: fmt.Sprintf("Pause the triggers of %s? No scheduled or after: run starts until it is resumed; manual runs still run.", wf), Done: wf + ": triggers paused"})
+	}
 	out = append(out, actButton{ID: id("open"), Label: "Open", For: "a batch of every job of " + wf, API: apiPath(wf, "open"),
 		Confirm: fmt.Sprintf("Open a batch for every job of %s? Jobs that are open already re-run their window.", wf), Done: wf + ": batch opened"})
 	if len(open) > 0 {

@@ -66,7 +66,7 @@ func cssClass(s string) string {
 
 // eventTypes are the SSE event names the live tail listens to.
 var eventTypes = []string{
-	event.TypeLoad, event.TypeOpen, event.TypeClose, event.TypeFail, event.TypeAbandon, event.TypeRewind,
+	event.TypeLoad, event.TypeOpen, event.TypeClose, event.TypeFail, event.TypeAbandon, event.TypeRewind, event.TypePause, event.TypeResume,
 	event.TypeLog, event.TypeAlert, event.TypeRunScheduled, event.TypeRunStarted, event.TypeRunRetried,
 	event.TypeRunFinished, event.TypeRunCancelled, event.TypeRunStopped,
 }

@@ -51,6 +51,8 @@ type wfView struct {
 	Jobs     []jobView
 	LoadedAt time.Time
 	Settings batch.Settings
+	// Paused: the workflow's triggers are paused (POST .../pause).
+	Paused bool
 	// LastStart and LastEnd bound the latest batch; LastEnd is zero while a job of it is open.
 	LastStart, LastEnd time.Time
 	Duration           time.Duration
@@ -82,7 +84,7 @@ type viewRules struct {
 // summarize computes a workflow's view from its state. It is pure: everything time-dependent
 // comes from rules.
 func summarize(st *batch.State, rules viewRules) *wfView {
-	w := &wfView{Name: st.Workflow, Loaded: true, LoadedAt: st.LoadedAt, Settings: st.Settings, Status: statusSuccess}
+	w := &wfView{Name: st.Workflow, Loaded: true, LoadedAt: st.LoadedAt, Settings: st.Settings, Status: statusSuccess, Paused: st.Paused}
 	if len(st.Jobs) == 0 {
 		w.Status = statusNew
 	}
