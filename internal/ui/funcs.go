@@ -20,6 +20,7 @@ var funcs = template.FuncMap{
 	"icon":       statusIcon,
 	"wfPage":     func(wf string) string { return "/ui/workflows/" + url.PathEscape(wf) },
 	"api":        apiPath,
+	"runPage":    func(wf, id string) string { return runURL(wf, id, "") },
 	"json":       toJSON,
 	"join":       strings.Join,
 	"ftoa":       func(f float64) string { return fmt.Sprintf("%.1f", f) },

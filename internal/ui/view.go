@@ -38,6 +38,8 @@ type jobView struct {
 	// Params are the fields the configuration gives the job; Runtime the ones batches write.
 	Params, Runtime []field
 	Metadata        string
+	// Needs are the jobs of the workflow this job starts after (needs:).
+	Needs []string
 }
 
 // field is one job field with its value as text: strings bare, anything else as JSON.
@@ -64,6 +66,16 @@ type wfView struct {
 	// Failing, LongOpen and Late make the workflow stand out; Reasons say why, in words.
 	Failing, LongOpen, Late bool
 	Reasons                 []string
+	// Phase is what the workflow is doing now (a phase* key), PhaseText says it in words and
+	// PhaseTitle, when set, gives the absolute time the words round.
+	Phase, PhaseText, PhaseTitle string
+	// RunID is the run in progress or queued, "" for none.
+	RunID string
+	// Cause says why the workflow failed or retries (exit code, HTTP status, error text);
+	// CauseURL links to the attempt (or the run) it comes from, CauseRun and CauseJob name them.
+	Cause, CauseURL, CauseRun, CauseJob string
+	// BlockedBy names the upstream workflows a queued run waits for.
+	BlockedBy []string
 }
 
 // Attention reports whether the workflow needs a person.
@@ -88,6 +100,11 @@ func summarize(st *batch.State, rules viewRules) *wfView {
 	}
 	var lastID int64
 	var failed []string
+	// The workflow's own max_open, else the page's threshold.
+	longOpen := rules.longOpen
+	if m := time.Duration(st.Settings.MaxOpen); m > 0 {
+		longOpen = m
+	}
 	for _, j := range st.Jobs {
 		jv := viewJob(j, rules.now)
 		w.Jobs = append(w.Jobs, jv)
@@ -100,9 +117,9 @@ func summarize(st *batch.State, rules viewRules) *wfView {
 		if jv.BatchID > lastID {
 			lastID = jv.BatchID
 		}
-		if jv.Open && !jv.Start.IsZero() && rules.now.Sub(jv.Start) > rules.longOpen && !w.LongOpen {
+		if jv.Open && !jv.Start.IsZero() && rules.now.Sub(jv.Start) > longOpen && !w.LongOpen {
 			w.LongOpen = true
-			w.Reasons = append(w.Reasons, fmt.Sprintf("open for %s (job %s)", fmtDuration(rules.now.Sub(jv.Start)), jv.Name))
+			w.Reasons = append(w.Reasons, fmt.Sprintf("open for %s (job %s, limit %s)", fmtDuration(rules.now.Sub(jv.Start)), jv.Name, fmtDuration(longOpen)))
 		}
 	}
 	if len(failed) > 0 {
@@ -182,6 +199,9 @@ func viewJob(j batch.Job, now time.Time) jobView {
 	}
 	if raw, ok := j.Fields[batch.FieldMetadata]; ok && string(raw) != "null" {
 		jv.Metadata = string(raw)
+	}
+	if raw, ok := j.Fields[batch.FieldNeeds]; ok {
+		json.Unmarshal(raw, &jv.Needs)
 	}
 	for _, name := range j.Fields.Names() {
 		f := field{Name: name, Value: fieldText(name, j.Fields[name])}

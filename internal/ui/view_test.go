@@ -45,7 +45,7 @@ func TestSummarize(t *testing.T) {
 		{name: "open a little", jobs: batch.Jobs{job("a", map[string]any{"status": "open", "batch_id": 100, "batch_start": at(-time.Hour)})},
 			rules: rules, want: "open | - | 1h00m"},
 		{name: "open too long", jobs: batch.Jobs{job("a", map[string]any{"status": "open", "batch_id": 100, "batch_start": at(-5 * time.Hour)})},
-			rules: rules, want: "open | open for 5h00m (job a) | 5h00m"},
+			rules: rules, want: "open | open for 5h00m (job a, limit 4h00m) | 5h00m"},
 		{name: "late", settings: batch.Settings{Schedule: "0 2 * * *"}, jobs: batch.Jobs{ended("a", "success", -34*time.Hour, -33*time.Hour)},
 			rules: rules, want: "success | late: was due 2026-11-22 02:00:00Z | 1h00m"},
 		{name: "not late yet", settings: batch.Settings{Schedule: "30 11 * * *"}, jobs: batch.Jobs{ended("a", "success", -24*time.Hour, -23*time.Hour)},
@@ -54,7 +54,7 @@ func TestSummarize(t *testing.T) {
 			rules: viewRules{now: now, longOpen: time.Hour, lateAfter: time.Minute}, want: "success | - | 1h00m"},
 		{name: "an open batch is not late", settings: batch.Settings{Schedule: "0 2 * * *"},
 			jobs:  batch.Jobs{job("a", map[string]any{"status": "open", "batch_id": 100, "batch_start": at(-30 * time.Hour)})},
-			rules: rules, want: "open | open for 30h00m (job a) | 30h00m"},
+			rules: rules, want: "open | open for 30h00m (job a, limit 4h00m) | 30h00m"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st := &batch.State{Workflow: "wf", Jobs: c.jobs, Settings: c.settings, LoadedAt: loaded}
