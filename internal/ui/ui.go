@@ -133,6 +133,7 @@ func New(opts Options) *UI {
 		"dashboard": parsePage("dashboard.html"),
 		"workflow":  parsePage("workflow.html"),
 		"error":     parsePage("error.html"),
+		"run":       parsePage("run.html"),
 	}
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
@@ -149,6 +150,8 @@ func New(opts Options) *UI {
 	u.mux.HandleFunc("GET /ui/fragment/dashboard", u.dashboard)
 	u.mux.HandleFunc("GET /ui/workflows/{wf}", u.workflow)
 	u.mux.HandleFunc("GET /ui/fragment/workflows/{wf}", u.workflow)
+	u.mux.HandleFunc("GET /ui/workflows/{wf}/runs/{run}", u.run)
+	u.mux.HandleFunc("GET /ui/workflows/{wf}/runs/{run}/log.txt", u.run)
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, batch.Errorf(batch.ENOTFOUND, "there is no page %s", r.URL.Path))
 	})

@@ -1,0 +1,71 @@
+package ui_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batchy/batchy/internal/rdb/rdbtest"
+)
+
+// failingWorkflow is an exec workflow whose second job needs the first and fails with exit 2.
+const failingWorkflow = `batchy:
+  deadline: "00:00"
+extract:
+  run: {type: exec, command: ["sh", "-c", "echo read 10 rows; echo slow source >&2"]}
+ledger:
+  needs: [extract]
+  run: {type: exec, command: ["sh", "-c", "echo connecting to ledger-db; echo connection refused >&2; exit 2"]}
+`
+
+// runOnce queues a run of wf and lets the scheduler execute it to its end.
+func (e *env) runOnce(t *testing.T, wf string) string {
+	t.Helper()
+	body := e.post(t, "/v1/workflows/"+wf+"/runs", "").body
+	id := regexp.MustCompile(`"id": ?"([^"]+)"`).FindStringSubmatch(body)
+	if id == nil {
+		t.Fatalf("no run id in %s", body)
+	}
+	if err := e.sch.Tick(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.sch.Wait()
+	return id[1]
+}
+
+// TestRunPage: a failed exec run shows its cause on the dashboard row, linked to a page with the
+// jobs' timeline, the attempts' exit codes and the run's log lines, filterable and downloadable.
+func TestRunPage(t *testing.T) {
+	client, _ := rdbtest.Backends[0].New(t)
+	e := newEnv(t, client, envOptions{})
+	e.load(t, "ledger_sync", failingWorkflow)
+	id := e.runOnce(t, "ledger_sync")
+
+	dash := e.page(t, "/")
+	wantContains(t, dash, `data-phase="failed"`, "failed (final)", "ledger exit 2", `href="/ui/workflows/ledger_sync/runs/`+id+`#attempt-1-ledger"`)
+
+	body := e.page(t, "/ui/workflows/ledger_sync/runs/"+id)
+	wantContains(t, body, `<svg class="gantt"`, `id="attempt-1"`, `id="attempt-1-ledger"`, "exit 2", "needs extract",
+		"connecting to ledger-db", "connection refused", "read 10 rows", `href="/ui/workflows/ledger_sync/runs/`+id+`/log.txt"`)
+	if n := strings.Count(body, `class="gbar st-`); n != 2 {
+		t.Errorf("%d bars in the timeline, want 2", n)
+	}
+	// Filtered by job and level: only ledger's warnings.
+	body = e.page(t, "/ui/workflows/ledger_sync/runs/"+id+"?job=ledger&level=warn")
+	wantContains(t, body, "connection refused")
+	wantNotContains(t, body, "read 10 rows", "connecting to ledger-db")
+
+	r := e.get(t, "/ui/workflows/ledger_sync/runs/"+id+"/log.txt?job=ledger")
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") || !strings.Contains(r.header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("log download: %d %v", r.status, r.header)
+	}
+	wantContains(t, r.body, "ledger attempt=1 log: connecting to ledger-db\n", "warn  ledger attempt=1 log: connection refused\n")
+	wantNotContains(t, r.body, "read 10 rows")
+
+	// The workflow page links its runs to their pages.
+	wantContains(t, e.page(t, "/ui/workflows/ledger_sync"), `href="/ui/workflows/ledger_sync/runs/`+id+`"`)
+	if r := e.get(t, "/ui/workflows/ledger_sync/runs/nope"); r.status != 404 {
+		t.Errorf("an unknown run: %d", r.status)
+	}
+}
