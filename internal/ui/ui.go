@@ -64,6 +64,9 @@ type Options struct {
 	// CSRFToken returns the token the page sends back in the X-CSRF-Token header of every action;
 	// nil sends none. For an auth layer that checks one.
 	CSRFToken func(*http.Request) string
+	// StoreName names the store on the page shown when it does not answer ("Redis at
+	// 10.0.0.5:6379"); "" means "The store (Redis)". It must hold no credentials.
+	StoreName string
 	// PageSize is the number of workflows per dashboard page; zero means 50.
 	PageSize int
 	// Refresh is how often the dashboard re-fetches its live part; zero means 5s. The workflow
@@ -109,6 +112,9 @@ func New(opts Options) *UI {
 	}
 	if opts.CanAdmin == nil {
 		opts.CanAdmin = opts.CanAct
+	}
+	if opts.StoreName == "" {
+		opts.StoreName = "The store (Redis)"
 	}
 	if opts.PageSize <= 0 {
 		opts.PageSize = 50
@@ -195,6 +201,9 @@ type page struct {
 	CanAdmin bool   // false hides the actions only admins may take
 	Refresh  int    // seconds between refreshes of the live parts
 	Fragment string // URL of the live parts; "" for none
+	// Retry, when non-zero, makes the page load itself again every Retry seconds until it
+	// answers (the store was down).
+	Retry int
 	Now      time.Time
 	Data     any
 }
@@ -235,6 +244,9 @@ type errorView struct {
 	Message string
 	// Load names a configured workflow that is not loaded, offered for loading.
 	Load string
+	// Down: the store is not answering; Store names it.
+	Down  bool
+	Store string
 }
 
 // fail renders an error page. Messages of internal errors stay in the log, as on the API.
@@ -254,7 +266,16 @@ func (u *UI) failLoad(w http.ResponseWriter, r *http.Request, err error, load st
 			msg = "something went wrong; details are in batchy's log"
 		}
 	}
-	p := u.newPage(r, "error", http.StatusText(st), errorView{Status: st, Message: msg, Load: load})
+	v := errorView{Status: st, Message: msg, Load: load}
+	title := http.StatusText(st)
+	if batch.ErrorCode(err) == batch.EUNAVAILABLE {
+		v.Down, v.Store, title = true, u.opts.StoreName, "Store not answering"
+	}
+	p := u.newPage(r, "error", title, v)
+	if v.Down {
+		p.Retry = 5
+		w.Header().Set("Retry-After", "5")
+	}
 	u.render(w, r, st, p)
 }
 

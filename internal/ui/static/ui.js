@@ -70,20 +70,76 @@
     return true;
   }
 
+  // ---- Staleness: when the store (or the event stream) stops answering, the live parts are
+  // dimmed and a banner says since when, and what the data below dates from, until it answers.
+  const staleBox = document.getElementById('stale');
+  const hhmmss = (d) => d.toISOString().slice(11, 19) + 'Z';
+  let lastOK = new Date(body.dataset.now || Date.now());
+  const problems = new Map(); // what is down → since when
+  let retryTimer = 0;
+  function showStale() {
+    const down = problems.size > 0;
+    body.classList.toggle('stale', down);
+    if (!staleBox) return;
+    if (!down) { staleBox.hidden = true; staleBox.textContent = ''; return; }
+    const parts = [...problems].map(([what, since]) => what + ' since ' + hhmmss(since) + ' (' + ago(since) + ' ago)');
+    staleBox.textContent = 'Not up to date: ' + parts.join('; ') + '. What is shown dates from ' + hhmmss(lastOK) + '; retrying every few seconds.';
+    staleBox.hidden = false;
+  }
+  function ago(since) {
+    const s = Math.max(0, Math.round((Date.now() - since) / 1000));
+    return s < 60 ? s + 's' : s < 3600 ? Math.floor(s / 60) + 'm' + String(s % 60).padStart(2, '0') + 's' : Math.floor(s / 3600) + 'h' + String(Math.floor(s / 60) % 60).padStart(2, '0') + 'm';
+  }
+  function problem(what, on) {
+    if (on && !problems.has(what)) problems.set(what, new Date());
+    if (!on) problems.delete(what);
+    showStale();
+  }
+  window.batchyStale = () => [...problems.keys()];
+
+  // reason reads the error page's message out of a failed fragment's answer.
+  async function reason(res) {
+    try {
+      const tpl = document.createElement('template');
+      tpl.innerHTML = await res.text();
+      const m = tpl.content.querySelector('.error-message');
+      if (m && m.textContent.trim()) return m.textContent.trim() + ' (HTTP ' + res.status + ')';
+    } catch (e) { /* no body */ }
+    return 'HTTP ' + res.status;
+  }
+
   async function refresh() {
     const url = body.dataset.fragment;
     if (!url) return;
     if (inflight) { again = true; return inflight; }
     inflight = (async () => {
       try {
-        const res = await fetch(url, { headers: { Accept: 'text/html' }, cache: 'no-store', credentials: 'same-origin' });
+        let res;
+        try {
+          res = await fetch(url, { headers: { Accept: 'text/html' }, cache: 'no-store', credentials: 'same-origin' });
+        } catch (err) {
+          throw Object.assign(new Error('batchy is not answering'), { down: 'batchy is not answering' });
+        }
+        if (res.status >= 500) {
+          const why = await reason(res);
+          throw Object.assign(new Error(why), { down: res.status === 503 ? 'the store is not answering: ' + why : why });
+        }
         if (!res.ok) throw new Error('HTTP ' + res.status);
         if (res.redirected || !apply(await res.text())) {
           throw new Error('your session has expired: reload the page to log in again');
         }
-        setLive('Updated ' + new Date().toISOString().slice(11, 19) + 'Z', false);
+        lastOK = new Date();
+        [...problems.keys()].filter((k) => k !== streamDown).forEach((k) => problems.delete(k));
+        showStale();
+        setLive('Updated ' + hhmmss(lastOK), false);
       } catch (err) {
         setLive('Live updates paused: ' + err.message, true);
+        if (err.down) {
+          [...problems.keys()].filter((k) => k !== streamDown && k !== err.down).forEach((k) => problems.delete(k));
+          problem(err.down, true);
+          clearTimeout(retryTimer);
+          retryTimer = setTimeout(refresh, 3000); // retry sooner than the timer while down
+        }
       }
     })();
     await inflight;
@@ -91,6 +147,23 @@
     if (again) { again = false; await refresh(); }
   }
   window.batchyRefresh = refresh;
+
+  const streamDown = 'the live event stream is disconnected';
+
+  // A page shown because the store did not answer loads itself again once it does.
+  if (body.dataset.retry) {
+    const every = (parseInt(body.dataset.retry, 10) || 5) * 1000;
+    const state = document.getElementById('retry-state');
+    setInterval(async () => {
+      try {
+        const res = await fetch(window.location.href, { method: 'HEAD', cache: 'no-store', credentials: 'same-origin' });
+        if (res.ok) { window.location.reload(); return; }
+        if (state) state.textContent = 'Last try: ' + hhmmss(new Date()) + ', still HTTP ' + res.status + '.';
+      } catch (e) {
+        if (state) state.textContent = 'Last try: ' + hhmmss(new Date()) + ': batchy is not answering either.';
+      }
+    }, every);
+  }
 
   if (body.dataset.fragment) {
     const every = (parseInt(body.dataset.refresh, 10) || 5) * 1000;
@@ -212,8 +285,11 @@
     es.onopen = () => {
       state.textContent = 'Live: new events appear at the bottom as they happen.';
       state.classList.remove('problem');
+      problem(streamDown, false);
     };
     es.onerror = () => {
+      problem(streamDown, true);
+      refresh();
       state.textContent = es.readyState === EventSource.CLOSED
         ? 'The live stream stopped; reload the page to resume it.'
         : 'Reconnecting to the live stream…';
