@@ -1,7 +1,10 @@
 package ui_test
 
 import (
+	"github.com/chromedp/chromedp"
+
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
+	"github.com/batchy/batchy/internal/ui"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +114,88 @@ func rowOf(t *testing.T, body, wf string) string {
 		row = row[:j]
 	}
 	return row
+}
+
+// TestBrowserOnCall drives the on-call scenario in Chromium: the cause on the dashboard row, the
+// run page with its timeline and log lines, each state's word, and the stale banner when Redis
+// stops mid-session, then the store-down page, which comes back by itself.
+func TestBrowserOnCall(t *testing.T) {
+	browser := newBrowser(t)
+	srv := rdbtest.StartRedis(t)
+	e := newEnv(t, srv.Client(t), envOptions{ui: func(o *ui.Options) { o.Refresh = time.Second }})
+	onCall(t, e)
+
+	tb := newTab(t, browser)
+	tb.do("open the dashboard at 1440×900", chromedp.EmulateViewport(1440, 900), chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.ID("dash")))
+	for wf, want := range map[string]string{
+		"ledger_sync":  "failed (final)",
+		"partner_pull": "retrying at",
+		"erp_ledger":   "waiting for upstream crm_contacts (failed)",
+		"needs_wait":   "waiting for needs: load",
+		"daily_report": "late: deadline 00:00 missed",
+	} {
+		if got := tb.eval(`document.querySelector('#wf-` + wf + ` .phase').textContent`); !strings.Contains(got, want) {
+			t.Errorf("%s says %q, want %q", wf, got, want)
+		}
+	}
+	if got := tb.eval(`document.querySelector('#wf-ledger_sync a.cause').textContent`); !strings.Contains(got, "ledger exit 2") {
+		t.Errorf("ledger_sync's cause: %q", got)
+	}
+	tb.screenshot("ui-oncall-dashboard")
+
+	// The cause leads to the failed job of the attempt on the run page.
+	tb.do("follow the cause", chromedp.Click(chromedp.CSS("#wf-ledger_sync a.cause")), chromedp.WaitVisible(chromedp.CSS("svg.gantt")))
+	if got := tb.eval(`location.hash + ' ' + (document.querySelector(':target') || {}).id`); got != "#attempt-1-ledger attempt-1-ledger" {
+		t.Errorf("the cause leads to %q", got)
+	}
+	if n := tb.eval(`String(document.querySelectorAll('svg.gantt rect.gbar').length)`); n != "2" {
+		t.Errorf("%s bars in the timeline, want 2", n)
+	}
+	tb.waitFor("the log lines", `[...document.querySelectorAll('#run-log li .msg')].some(m => m.textContent === 'connection refused')`)
+	tb.screenshot("ui-run")
+	// Filter the log lines to ledger's.
+	tb.do("filter by job", chromedp.SetValue(chromedp.ID("log-job"), "ledger"))
+	if _, err := chromedp.RunResponse(tb.ctx, chromedp.Click(chromedp.CSS("#logs button[type=submit]"))); err != nil {
+		t.Fatalf("filtering: %v", err)
+	}
+	if got := tb.eval(`[...document.querySelectorAll('#run-log li .job')].map(j => j.textContent).filter(j => j !== 'ledger').join(',')`); got != "" {
+		t.Errorf("other jobs' lines after filtering by ledger: %s", got)
+	}
+
+	// The run of needs_wait: extract runs, load waits for it.
+	tb.do("open the dashboard", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.ID("dash")))
+	tb.do("open needs_wait's run", chromedp.Click(chromedp.CSS("#wf-needs_wait a.run-link")), chromedp.WaitVisible(chromedp.CSS("svg.gantt")))
+	if got := tb.eval(`document.querySelector('tr[data-job=load]').innerText`); !strings.Contains(got, "waiting for needs") {
+		t.Errorf("load's row on the run page: %q", got)
+	}
+
+	// Redis stops mid-session: the open dashboard dims and says since when.
+	tb.do("open the dashboard", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.ID("dash")))
+	tb.mu.Lock()
+	tb.tolerate = "status of 503"
+	tb.mu.Unlock()
+	srv.Stop()
+	tb.waitFor("the stale banner", `!document.getElementById('stale').hidden && document.body.classList.contains('stale')`)
+	if got := tb.eval(`document.getElementById('stale').textContent`); !strings.Contains(got, "the store is not answering") || !strings.Contains(got, "since") {
+		t.Errorf("the stale banner says %q", got)
+	}
+	tb.waitFor("the stale data to dim", `getComputedStyle(document.getElementById('dash')).opacity < 0.5`)
+	tb.screenshot("ui-stale")
+	// A fresh load names the store and retries by itself.
+	tb.do("reload", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.CSS(".store-down")))
+	if got := tb.eval(`document.querySelector('main h1').textContent`); got != "The store is not answering" {
+		t.Errorf("a fresh load says %q", got)
+	}
+	tb.screenshot("ui-store-down")
+	srv.Restart(t)
+	// The page reloads itself: poll across the navigation.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		back, err := chromedp.Run(tb.ctx, chromedp.Evaluate[bool](`document.getElementById('dash') !== null`))
+		if err == nil && back {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store-down page did not come back by itself (%v)", err)
+		}
+	}
 }
