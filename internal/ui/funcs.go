@@ -17,6 +17,7 @@ var funcs = template.FuncMap{
 	"time":       fmtTime,
 	"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"dur":        fmtDuration,
+	"rel":        relTime,
 	"icon":       statusIcon,
 	"wfPage":     func(wf string) string { return "/ui/workflows/" + url.PathEscape(wf) },
 	"api":        apiPath,
@@ -155,4 +156,24 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// relTime shows a time relative to now ("3m ago", "in 5m"), with the absolute time in UTC on
+// hover and in its datetime attribute.
+func relTime(now, t time.Time) template.HTML {
+	if t.IsZero() {
+		return `<span class="muted">–</span>`
+	}
+	d := now.Sub(t)
+	var rel string
+	switch {
+	case d > -time.Second && d < time.Second:
+		rel = "just now"
+	case d > 0:
+		rel = fmtDuration(d) + " ago"
+	default:
+		rel = "in " + fmtDuration(-d)
+	}
+	// Every part is formatted here from times: nothing to escape.
+	return template.HTML(fmt.Sprintf(`<time datetime="%s" title="%s">%s</time>`, t.UTC().Format(time.RFC3339), fmtTime(t), rel))
 }

@@ -1,7 +1,9 @@
 package ui_test
 
 import (
+	"fmt"
 	"github.com/chromedp/chromedp"
+	"strconv"
 
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
 	"github.com/batchy/batchy/internal/ui"
@@ -198,4 +200,31 @@ func TestBrowserOnCall(t *testing.T) {
 			t.Fatalf("the store-down page did not come back by itself (%v)", err)
 		}
 	}
+}
+
+// TestBrowserDense: at 1440×900 each workflow takes one line and 20 and more fit above the fold.
+func TestBrowserDense(t *testing.T) {
+	browser := newBrowser(t)
+	e := newEnv(t, rdbtest.StartRedis(t).Client(t), envOptions{noCfg: true, ui: func(o *ui.Options) { o.Refresh = time.Hour }})
+	e.load(t, "ledger_sync", scenarioFailing)
+	e.runOnce(t, "ledger_sync")
+	for i := range 30 {
+		wf := fmt.Sprintf("wf_%02d", i)
+		e.load(t, wf, "batchy:\n  schedule: \"0 3 * * *\"\n  after: [ledger_sync]\nextract_orders:\n  table: a\nload_daily_totals:\n  table: b\n")
+		e.post(t, "/v1/workflows/"+wf+"/open", "")
+		if i%3 == 0 {
+			e.post(t, "/v1/workflows/"+wf+"/fail", `{"metadata":{"error":"upstream export was empty"}}`)
+		}
+	}
+	tb := newTab(t, browser)
+	tb.do("open the dashboard at 1440×900", chromedp.EmulateViewport(1440, 900), chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.ID("dash")))
+	fit := tb.eval(`String([...document.querySelectorAll('tr.wf')].filter(r => r.getBoundingClientRect().bottom <= innerHeight).length)`)
+	if n, _ := strconv.Atoi(fit); n < 20 {
+		t.Errorf("%s workflows above the fold at 1440×900, want 20 and more", fit)
+	}
+	if tall := tb.eval(`[...document.querySelectorAll('tr.wf')].filter(r => r.getBoundingClientRect().height > 34).map(r => r.dataset.workflow + ' ' + Math.round(r.getBoundingClientRect().height) + 'px').join(', ')`); tall != "" {
+		t.Errorf("rows taller than one line: %s", tall)
+	}
+	tb.fitsWidth("the dense dashboard", 1440)
+	tb.screenshot("ui-dashboard-dense")
 }

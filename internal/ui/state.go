@@ -119,7 +119,8 @@ func explain(w *wfView, runs []*scheduler.Run, upstream map[string]string, rules
 			w.setPhase(phaseLate, fmt.Sprintf("late: deadline %s missed", w.Settings.Deadline))
 			w.Reasons = append(w.Reasons, fmt.Sprintf("late: not succeeded by its deadline %s (%s)", w.Settings.Deadline, loc))
 		} else if w.Late && w.Phase != phaseRunning && w.Phase != phaseWaitingNeeds {
-			w.setPhase(phaseLate, "late")
+			w.setPhase(phaseLate, "late: was due "+clock(w.Due, loc))
+			w.PhaseTitle = fmtTime(w.Due)
 		}
 	}
 	if w.LongOpen && (w.Phase == phaseOpen || w.Phase == phaseRunning || w.Phase == phaseOK) {
@@ -143,11 +144,14 @@ func (w *wfView) runningPhase(run *scheduler.Run) {
 		needs[j.Name] = j.Needs
 	}
 	var running, waiting []string
+	now := map[string]string{}
 	for _, name := range sortedJobs(a.Jobs) {
 		switch a.Jobs[name].Status {
 		case "running":
 			running = append(running, name)
+			now[name] = "running"
 		case "pending":
+			now[name] = "waiting for needs"
 			if len(needs[name]) > 0 {
 				waiting = append(waiting, fmt.Sprintf("%s (needs %s)", name, strings.Join(needs[name], ", ")))
 			} else {
@@ -161,6 +165,11 @@ func (w *wfView) runningPhase(run *scheduler.Run) {
 	}
 	if len(waiting) > 0 {
 		parts = append(parts, "waiting for needs: "+strings.Join(waiting, ", "))
+	}
+	for i := range w.Jobs {
+		if w.Jobs[i].Open {
+			w.Jobs[i].Now = now[w.Jobs[i].Name]
+		}
 	}
 	if len(running) == 0 && len(waiting) > 0 {
 		w.Phase = phaseWaitingNeeds

@@ -40,6 +40,9 @@ type jobView struct {
 	Metadata        string
 	// Needs are the jobs of the workflow this job starts after (needs:).
 	Needs []string
+	// Now is what the scheduler is doing with the open job ("running", "waiting for needs"),
+	// "" when no run of it is in progress.
+	Now string
 }
 
 // field is one job field with its value as text: strings bare, anything else as JSON.
@@ -76,6 +79,8 @@ type wfView struct {
 	Cause, CauseURL, CauseRun, CauseJob string
 	// BlockedBy names the upstream workflows a queued run waits for.
 	BlockedBy []string
+	// Due is when a late workflow was due.
+	Due time.Time
 }
 
 // Attention reports whether the workflow needs a person.
@@ -166,7 +171,7 @@ func summarize(st *batch.State, rules viewRules) *wfView {
 				base = st.LoadedAt
 			}
 			if due := sc.Next(base); !base.IsZero() && !w.Running && !due.IsZero() && rules.now.Sub(due) > rules.lateAfter {
-				w.Late = true
+				w.Late, w.Due = true, due
 				w.Reasons = append(w.Reasons, "late: was due "+fmtTime(due))
 			}
 		}
