@@ -204,8 +204,8 @@ type page struct {
 	// Retry, when non-zero, makes the page load itself again every Retry seconds until it
 	// answers (the store was down).
 	Retry int
-	Now      time.Time
-	Data     any
+	Now   time.Time
+	Data  any
 }
 
 func (u *UI) newPage(r *http.Request, name, title string, data any) *page {
