@@ -18,6 +18,7 @@ var funcs = template.FuncMap{
 	"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"dur":        fmtDuration,
 	"rel":        relTime,
+	"short":      shortTime,
 	"icon":       statusIcon,
 	"wfPage":     func(wf string) string { return "/ui/workflows/" + url.PathEscape(wf) },
 	"api":        apiPath,
@@ -176,4 +177,17 @@ func relTime(now, t time.Time) template.HTML {
 	}
 	// Every part is formatted here from times: nothing to escape.
 	return template.HTML(fmt.Sprintf(`<time datetime="%s" title="%s">%s</time>`, t.UTC().Format(time.RFC3339), fmtTime(t), rel))
+}
+
+// shortTime shows a time compactly, to the minute ("12-04 13:41"; the year when it is not now's),
+// with the full time on hover.
+func shortTime(now, t time.Time) template.HTML {
+	if t.IsZero() {
+		return `<span class="muted">–</span>`
+	}
+	layout := "01-02 15:04"
+	if t.UTC().Year() != now.UTC().Year() {
+		layout = "2006-01-02 15:04"
+	}
+	return template.HTML(fmt.Sprintf(`<time datetime="%s" title="%s">%s</time>`, t.UTC().Format(time.RFC3339), fmtTime(t), t.UTC().Format(layout)))
 }
