@@ -18,6 +18,7 @@ import (
 	"github.com/batchy/batchy/internal/alert"
 	"github.com/batchy/batchy/internal/api"
 	"github.com/batchy/batchy/internal/auth"
+	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/format"
@@ -335,7 +336,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		LoopbackOnly: tokens.Empty() && !cfg.insecureNoAuth,
 		Metrics:      m,
 		UI: ui.New(ui.Options{Store: recording, Summaries: store, Events: bus, Scheduler: sch, CfgDir: cfg.cfgDir, Location: loc, Logger: log,
-			CanAct: api.CanAct(tokens), CanAdmin: api.CanAdmin(tokens), CSRFToken: api.CSRFToken}),
+			CanAct: api.CanAct(tokens), CanAdmin: api.CanAdmin(tokens), CSRFToken: api.CSRFToken, StoreName: storeName(store.Name, store.Where)}),
 		CfgDir:                 cfg.cfgDir,
 		Limits:                 limits,
 		Format:                 format.Options{InfaDateFormat: cfg.infaDateFormat},
@@ -361,6 +362,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return out
 		},
 		OpenBatches: metrics.OpenBatches(store, 2*time.Second, 10*time.Second),
+		Summaries:   metrics.Summaries(store, 2*time.Second, 10*time.Second),
+		NextFire:    nextFire(loc),
 	})
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -420,4 +423,40 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	closeStore()
 	log.Info("stopped")
 	return exitOK
+}
+
+// storeName names the store on the UI's page shown when it does not answer: "Redis at
+// 10.0.0.5:6379" (where already hides any password).
+func storeName(name, where string) string {
+	if name == "redis" {
+		name = "Redis"
+	}
+	if name == "embedded" {
+		return "The embedded store (" + where + ")"
+	}
+	if where == "" {
+		return "The store (" + name + ")"
+	}
+	return name + " at " + where
+}
+
+// nextFire is the metrics' next fire time of a workflow's schedule, in its time zone (else loc).
+func nextFire(loc *time.Location) func(batch.Summary, time.Time) (time.Time, bool) {
+	return func(s batch.Summary, now time.Time) (time.Time, bool) {
+		if s.Schedule == "" {
+			return time.Time{}, false
+		}
+		l := loc
+		if s.Timezone != "" {
+			if tz, err := time.LoadLocation(s.Timezone); err == nil {
+				l = tz
+			}
+		}
+		sc, err := scheduler.ParseSchedule(s.Schedule, l)
+		if err != nil {
+			return time.Time{}, false
+		}
+		t := sc.Next(now)
+		return t, !t.IsZero()
+	}
 }

@@ -29,6 +29,11 @@ type Summary struct {
 	// ReadySince is, when every job's status is success, the earliest of their batch_end: the
 	// workflow is ready since T (SPEC.md "Readiness") when ReadySince is not before T.
 	ReadySince *time.Time `json:"ready_since,omitempty"`
+	// LastSuccess is, when every job's status is success, the latest of their batch_end: when the
+	// workflow last became complete. LastFailure is, while a job is failed, the latest batch_end
+	// of the failed jobs. Both are what the state holds now (the metrics' timestamps).
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	LastFailure *time.Time `json:"last_failure,omitempty"`
 	// Failed names the failed jobs; Reason is the metadata of the latest failure, if it gave any.
 	Failed []string `json:"failed,omitempty"`
 	Reason string   `json:"reason,omitempty"`
@@ -64,7 +69,7 @@ func Summarize(st *State) Summary {
 		Timezone: st.Settings.Timezone, After: st.Settings.After, Deadline: st.Settings.Deadline, MaxOpen: st.Settings.MaxOpen,
 		LoadedAt: st.LoadedAt}
 	allSuccess := len(st.Jobs) > 0
-	var readySince time.Time
+	var readySince, lastSuccess time.Time
 	if len(st.Jobs) == 0 {
 		s.Status = StatusNew
 	}
@@ -90,6 +95,9 @@ func Summarize(st *State) Summary {
 			if readySince.IsZero() || end.Before(readySince) {
 				readySince = end
 			}
+			if end.After(lastSuccess) {
+				lastSuccess = end
+			}
 		} else {
 			allSuccess = false
 		}
@@ -97,6 +105,9 @@ func Summarize(st *State) Summary {
 			s.Failed = append(s.Failed, j.Name)
 			if end, _ := j.Fields.Time(FieldBatchEnd); !end.Before(lastEndFailed) {
 				lastEndFailed = end
+				if !end.IsZero() {
+					s.LastFailure = &end
+				}
 				if raw, ok := j.Fields[FieldMetadata]; ok && string(raw) != "null" {
 					s.Reason = string(raw)
 				}
@@ -104,7 +115,7 @@ func Summarize(st *State) Summary {
 		}
 	}
 	if allSuccess {
-		s.ReadySince = &readySince
+		s.ReadySince, s.LastSuccess = &readySince, &lastSuccess
 	}
 	if s.LastBatchID == 0 {
 		return s

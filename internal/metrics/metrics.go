@@ -1,6 +1,7 @@
 // Package metrics exposes batchy's Prometheus metrics (namespace "batchy") on its own registry:
 // HTTP requests by route template, transitions, batch durations, alerts, scheduler runs, Redis
-// errors, and gauges read at scrape time (active waits, sink drops, open batches).
+// errors, and gauges read at scrape time (active waits, sink drops, open batches, and per workflow
+// from the summaries: status, last success and failure, open since, next fire).
 package metrics
 
 import (
@@ -31,6 +32,13 @@ type Sources struct {
 	// OpenBatches returns, per workflow, how many jobs have an open batch. It runs on every scrape:
 	// it should be cheap and bound its own time; on error the series are left out.
 	OpenBatches func() (map[string]int, error)
+	// Summaries returns every workflow's summary, for the per-workflow series (status, last
+	// success and failure, open since, next fire). It runs on every scrape: it should be cheap
+	// (Summaries below caches it); on error the series are left out.
+	Summaries func() ([]batch.Summary, error)
+	// NextFire returns a workflow's next scheduled fire time after now (false without a schedule);
+	// nil leaves batchy_workflow_next_fire_timestamp_seconds out.
+	NextFire func(s batch.Summary, now time.Time) (time.Time, bool)
 }
 
 // Metrics holds batchy's collectors and the registry they are registered on. The zero value is
@@ -227,6 +235,18 @@ var (
 		"Events a secondary sink dropped (full buffer, shutdown, delivery given up).", []string{"sink"}, nil)
 	descOpenBatches = prometheus.NewDesc(namespace+"_open_batches",
 		"Jobs with an open batch, by workflow.", []string{"workflow"}, nil)
+
+	// The per-workflow series, read from the summaries: what existing alerting can page on.
+	descWorkflowStatus = prometheus.NewDesc(namespace+"_workflow_status",
+		"1 for the workflow's overall status (the worst of its jobs'), 0 for the others.", []string{"workflow", "status"}, nil)
+	descLastSuccess = prometheus.NewDesc(namespace+"_workflow_last_success_timestamp_seconds",
+		"When every job's latest batch succeeded: the end of the last of them (Unix seconds); absent otherwise.", []string{"workflow"}, nil)
+	descLastFailure = prometheus.NewDesc(namespace+"_workflow_last_failure_timestamp_seconds",
+		"While a job is failed: the latest end of the failed jobs' batches (Unix seconds).", []string{"workflow"}, nil)
+	descOpenSince = prometheus.NewDesc(namespace+"_workflow_open_since_timestamp_seconds",
+		"While a job is open: the earliest start of the open jobs' batches (Unix seconds).", []string{"workflow"}, nil)
+	descNextFire = prometheus.NewDesc(namespace+"_workflow_next_fire_timestamp_seconds",
+		"The workflow's next scheduled fire time (Unix seconds); absent without a schedule.", []string{"workflow"}, nil)
 )
 
 // sourceCollector reads the Sources at scrape time. Its three descs are always described; their
@@ -237,6 +257,9 @@ func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descActiveWaits
 	ch <- descSinkDropped
 	ch <- descOpenBatches
+	for _, d := range []*prometheus.Desc{descWorkflowStatus, descLastSuccess, descLastFailure, descOpenSince, descNextFire} {
+		ch <- d
+	}
 }
 
 func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
@@ -259,6 +282,61 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descOpenBatches, prometheus.GaugeValue, float64(n), wf)
 			}
 		}
+	}
+	if s.Summaries != nil {
+		if sums, err := s.Summaries(); err == nil {
+			collectSummaries(ch, sums, s.NextFire, time.Now())
+		}
+	}
+}
+
+// collectSummaries writes the per-workflow series of the summaries.
+func collectSummaries(ch chan<- prometheus.Metric, sums []batch.Summary, next func(batch.Summary, time.Time) (time.Time, bool), now time.Time) {
+	stamp := func(d *prometheus.Desc, t *time.Time, wf string) {
+		if t != nil && !t.IsZero() {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(t.UnixNano())/1e9, wf)
+		}
+	}
+	for _, sum := range sums {
+		wf := sum.Workflow
+		for _, st := range batch.Statuses {
+			v := 0.0
+			if sum.Status == st {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descWorkflowStatus, prometheus.GaugeValue, v, wf, string(st))
+		}
+		stamp(descLastSuccess, sum.LastSuccess, wf)
+		stamp(descLastFailure, sum.LastFailure, wf)
+		stamp(descOpenSince, sum.OpenSince, wf)
+		if next != nil {
+			if t, ok := next(sum, now); ok {
+				stamp(descNextFire, &t, wf)
+			}
+		}
+	}
+}
+
+// Summaries returns a Sources.Summaries that reads every workflow's summary in one call, keeps
+// the answer (an error included) for cacheFor and bounds one read by timeout.
+func Summaries(lister batch.SummaryLister, timeout, cacheFor time.Duration) func() ([]batch.Summary, error) {
+	var (
+		mu      sync.Mutex
+		last    []batch.Summary
+		lastErr error
+		readAt  time.Time
+	)
+	return func() ([]batch.Summary, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !readAt.IsZero() && time.Since(readAt) < cacheFor {
+			return last, lastErr
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		last, lastErr = lister.AllSummaries(ctx)
+		readAt = time.Now()
+		return last, lastErr
 	}
 }
 
