@@ -107,3 +107,45 @@ func TestOpenAPIRefs(t *testing.T) {
 	}
 	walk(doc)
 }
+
+// TestOpenAPIOperationIDs checks that every operation has an operationId, unique in the spec, so
+// that generated clients get method names (Redocly's recommended rules ask for both).
+func TestOpenAPIOperationIDs(t *testing.T) {
+	var spec struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(api.OpenAPI(), &spec); err != nil {
+		t.Fatal(err)
+	}
+	valid := regexp.MustCompile(`^[a-z][A-Za-z0-9]*$`)
+	seen := map[string]string{}
+	for path, ops := range spec.Paths {
+		for method, raw := range ops {
+			switch method {
+			case "get", "put", "post", "delete", "options", "head", "patch", "trace":
+			default:
+				continue // parameters, summary, servers: not an operation
+			}
+			var op struct {
+				OperationID string `json:"operationId"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+			where := strings.ToUpper(method) + " " + path
+			switch {
+			case op.OperationID == "":
+				t.Errorf("%s has no operationId", where)
+			case !valid.MatchString(op.OperationID):
+				t.Errorf("%s: operationId %q is not lowerCamelCase", where, op.OperationID)
+			case seen[op.OperationID] != "":
+				t.Errorf("%s: operationId %q is %s's already", where, op.OperationID, seen[op.OperationID])
+			default:
+				seen[op.OperationID] = where
+			}
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("no operation found")
+	}
+}
