@@ -1,6 +1,10 @@
 package ui_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -67,5 +71,32 @@ func TestRunPage(t *testing.T) {
 	wantContains(t, e.page(t, "/ui/workflows/ledger_sync"), `href="/ui/workflows/ledger_sync/runs/`+id+`"`)
 	if r := e.get(t, "/ui/workflows/ledger_sync/runs/nope"); r.status != 404 {
 		t.Errorf("an unknown run: %d", r.status)
+	}
+}
+
+// TestCompressed: pages, fragments and static files are compressed for a browser that accepts it.
+func TestCompressed(t *testing.T) {
+	client, _ := rdbtest.Backends[0].New(t)
+	e := newEnv(t, client, envOptions{})
+	e.load(t, "ledger_sync", failingWorkflow)
+	for _, path := range []string{"/", "/ui/fragment/dashboard", "/ui/workflows/ledger_sync", "/ui/static/ui.css", "/ui/static/ui.js"} {
+		req, _ := http.NewRequest("GET", e.url+path, nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		res, err := http.DefaultTransport.RoundTrip(req) // no transparent decompression
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("%s: %d, Content-Encoding %q", path, res.StatusCode, res.Header.Get("Content-Encoding"))
+			continue
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		plain, _ := io.ReadAll(zr)
+		t.Logf("%s: %d bytes, %d compressed", path, len(plain), len(raw))
 	}
 }
