@@ -88,10 +88,10 @@ type Options struct {
 // UI serves the web UI: GET / (dashboard), GET /ui/workflows/<wf> (a workflow), their live
 // fragments under /ui/fragment/ and the static files under /ui/static/.
 type UI struct {
-	opts    Options
-	log     *slog.Logger
-	mux     *http.ServeMux
-	pages   map[string]*template.Template
+	opts  Options
+	log   *slog.Logger
+	mux   *http.ServeMux
+	pages map[string]*template.Template
 	// handler is mux behind gzip/zstd compression of every text answer.
 	handler http.Handler
 	version string // of the static files, for cache busting
