@@ -250,11 +250,42 @@
     el.textContent = text;
     return el;
   }
+  // Lines are batched: at most one DOM update per animation frame, however many lines arrive
+  // (at 100 lines/s a per-line append, trim and scroll kept the main thread busy and clicks slow).
+  const tailMax = 500;
+  let queued = [];
+  let flushing = 0;
+  const seen = new Set();
+  if (tail) tail.querySelectorAll('li[data-id]').forEach((li) => seen.add(li.dataset.id));
   function append(e) {
-    if (e.id && tail.querySelector('li[data-id="' + CSS.escape(e.id) + '"]')) return;
+    if (e.id) {
+      if (seen.has(e.id)) return;
+      seen.add(e.id);
+    }
+    queued.push(e);
+    if (!flushing) flushing = requestAnimationFrame(flush);
+  }
+  function flush() {
+    flushing = 0;
+    const batch = queued.slice(-tailMax);
+    queued = [];
     const atBottom = tail.scrollTop + tail.clientHeight >= tail.scrollHeight - 8;
+    const frag = document.createDocumentFragment();
+    batch.forEach((e) => frag.append(line(e, batch.length <= 5)));
+    tail.append(frag);
+    let extra = tail.children.length - tailMax;
+    while (extra-- > 0) {
+      const old = tail.firstElementChild;
+      seen.delete(old.dataset.id);
+      old.remove();
+    }
+    if (atBottom) tail.scrollTop = tail.scrollHeight;
+    const empty = document.getElementById('tail-empty');
+    if (empty) empty.remove();
+  }
+  function line(e, flash) {
     const li = document.createElement('li');
-    li.className = 'ev fresh lvl-' + String(e.level || 'info').replace(/[^a-z]/g, '');
+    li.className = 'ev' + (flash ? ' fresh' : '') + ' lvl-' + String(e.level || 'info').replace(/[^a-z]/g, '');
     li.dataset.id = e.id || '';
     const t = document.createElement('time');
     t.dateTime = e.time || '';
@@ -263,11 +294,7 @@
     if (e.job) li.append(' ', span('job', e.job));
     if (e.run_id) li.append(' ', span('run', 'run ' + e.run_id));
     li.append(' ', span('msg', e.message || ''));
-    tail.append(li);
-    while (tail.children.length > 1000) tail.firstElementChild.remove();
-    if (atBottom) tail.scrollTop = tail.scrollHeight;
-    const empty = document.getElementById('tail-empty');
-    if (empty) empty.remove();
+    return li;
   }
   if (tail && tail.dataset.stream && window.EventSource) {
     tail.scrollTop = tail.scrollHeight;
