@@ -159,24 +159,14 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// relTime shows a time relative to now ("3m ago", "in 5m"), with the absolute time in UTC on
-// hover and in its datetime attribute.
+// relTime shows a time compactly (shortTime), marked for the page's script to show it relative
+// to now ("3m ago", "in 5m") and keep it so: the server's answer does not change with the clock,
+// so a refresh of an unchanged page answers 304. The absolute time in UTC is on hover.
 func relTime(now, t time.Time) template.HTML {
 	if t.IsZero() {
 		return `<span class="muted">–</span>`
 	}
-	d := now.Sub(t)
-	var rel string
-	switch {
-	case d > -time.Second && d < time.Second:
-		rel = "just now"
-	case d > 0:
-		rel = fmtDuration(d) + " ago"
-	default:
-		rel = "in " + fmtDuration(-d)
-	}
-	// Every part is formatted here from times: nothing to escape.
-	return template.HTML(fmt.Sprintf(`<time datetime="%s" title="%s">%s</time>`, t.UTC().Format(time.RFC3339), fmtTime(t), rel))
+	return template.HTML(strings.Replace(string(shortTime(now, t)), "<time ", "<time data-rel ", 1))
 }
 
 // shortTime shows a time compactly, to the minute ("12-04 13:41"; the year when it is not now's),

@@ -246,6 +246,17 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, p *page)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if tmpl == "live" && status == http.StatusOK {
+		// The page's script sends back the ETag of the live parts it shows: when nothing changed,
+		// a refresh costs a 304 and no body.
+		sum := sha256.Sum256([]byte(b.String()))
+		etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
 	w.WriteHeader(status)
 	w.Write([]byte(b.String()))
 }

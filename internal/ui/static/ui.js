@@ -108,6 +108,23 @@
     return 'HTTP ' + res.status;
   }
 
+  // Times marked data-rel read relative to now ("3m ago", "in 5m"); the absolute one stays on
+  // hover. Kept up to date here, so the server's answer does not change with the clock.
+  function relTimes() {
+    const now = Date.now();
+    document.querySelectorAll('time[data-rel]').forEach((el) => {
+      const t = Date.parse(el.dateTime);
+      if (isNaN(t)) return;
+      const d = Math.round((now - t) / 1000);
+      const a = Math.abs(d);
+      const txt = a < 5 ? 'just now' : a < 60 ? a + 's' : a < 3600 ? Math.floor(a / 60) + 'm' : a < 172800 ? Math.floor(a / 3600) + 'h' + String(Math.floor(a / 60) % 60).padStart(2, '0') + 'm' : Math.floor(a / 86400) + 'd' + Math.floor(a / 3600) % 24 + 'h';
+      el.textContent = a < 5 ? txt : d > 0 ? txt + ' ago' : 'in ' + txt;
+    });
+  }
+  relTimes();
+  setInterval(relTimes, 15000);
+  let etag = '';
+
   async function refresh() {
     const url = body.dataset.fragment;
     if (!url) return;
@@ -116,7 +133,9 @@
       try {
         let res;
         try {
-          res = await fetch(url, { headers: { Accept: 'text/html' }, cache: 'no-store', credentials: 'same-origin' });
+          const headers = { Accept: 'text/html' };
+          if (etag) headers['If-None-Match'] = etag;
+          res = await fetch(url, { headers, cache: 'no-store', credentials: 'same-origin' });
         } catch (err) {
           throw Object.assign(new Error('batchy is not answering'), { down: 'batchy is not answering' });
         }
@@ -124,9 +143,13 @@
           const why = await reason(res);
           throw Object.assign(new Error(why), { down: res.status === 503 ? 'the store is not answering: ' + why : why });
         }
-        if (!res.ok) throw new Error('HTTP ' + res.status);
-        if (res.redirected || !apply(await res.text())) {
-          throw new Error('your session has expired: reload the page to log in again');
+        if (res.status !== 304) {
+          if (!res.ok) throw new Error('HTTP ' + res.status);
+          if (res.redirected || !apply(await res.text())) {
+            throw new Error('your session has expired: reload the page to log in again');
+          }
+          etag = res.headers.get('ETag') || '';
+          relTimes();
         }
         lastOK = new Date();
         [...problems.keys()].filter((k) => k !== streamDown).forEach((k) => problems.delete(k));
