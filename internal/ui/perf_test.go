@@ -109,3 +109,47 @@ func TestBrowserClickLatency(t *testing.T) {
 		t.Errorf("median click latency %.0f ms at 100 lines/s, want under 100 ms", busy[len(busy)/2])
 	}
 }
+
+// TestBrowserBytesPerMinute measures what an open dashboard tab downloads per minute at the
+// default refresh (5 s) with 50 workflows: nothing changing, and one change per refresh.
+func TestBrowserBytesPerMinute(t *testing.T) {
+	browser := newBrowser(t)
+	e := newEnv(t, rdbtest.StartRedis(t).Client(t), envOptions{noCfg: true, ui: func(o *ui.Options) { o.Refresh = time.Second }})
+	for i := range 50 {
+		wf := fmt.Sprintf("wf_%02d", i)
+		e.load(t, wf, "batchy:\n  schedule: \"0 3 * * *\"\nextract_orders:\n  table: a\nload_daily_totals:\n  table: b\n")
+		e.post(t, "/v1/workflows/"+wf+"/open", "")
+		e.post(t, "/v1/workflows/"+wf+"/close", "")
+	}
+	plain := len(e.page(t, "/ui/fragment/dashboard"))
+	tb := newTab(t, browser)
+	tb.do("open the dashboard", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.ID("dash")))
+	// bytes returns the bytes the page's refreshes transferred (headers and body) and how many
+	// there were, since the last call.
+	bytes := func() (int, int) {
+		v := tb.eval(`(() => { const es = performance.getEntriesByType('resource').filter(r => r.name.includes('/ui/fragment/'));
+			performance.clearResourceTimings(); return es.reduce((n, r) => n + r.transferSize, 0) + ' ' + es.length; })()`)
+		var b, n int
+		fmt.Sscan(v, &b, &n)
+		return b, n
+	}
+	time.Sleep(1500 * time.Millisecond)
+	bytes()
+	time.Sleep(6 * time.Second)
+	idleB, idleN := bytes()
+	for i := range 6 {
+		wf := fmt.Sprintf("wf_%02d", i)
+		e.post(t, "/v1/workflows/"+wf+"/open", "")
+		time.Sleep(time.Second)
+	}
+	busyB, busyN := bytes()
+	if idleN == 0 || busyN == 0 {
+		t.Fatalf("no refresh measured: %d idle, %d busy", idleN, busyN)
+	}
+	perMin := func(b, n int) float64 { return float64(b) / float64(n) * 12 / 1024 } // 12 refreshes a minute at 5 s
+	perfReport(t, fmt.Sprintf("dashboard tab, 50 workflows, a refresh every 5 s: %.1f KB/min when nothing changes (%d B a refresh), %.1f KB/min with a change before every refresh (%d B a refresh); the same refreshes uncompressed and unconditional: %.1f KB/min (%d B each)",
+		perMin(idleB, idleN), idleB/idleN, perMin(busyB, busyN), busyB/busyN, float64(plain)*12/1024, plain))
+	if idleB/idleN > 1024 {
+		t.Errorf("an unchanged refresh transferred %d bytes", idleB/idleN)
+	}
+}
