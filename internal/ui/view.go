@@ -281,10 +281,15 @@ func viewBatch(b batch.Batch, now time.Time) batchView {
 	return bv
 }
 
-// chart is an inline SVG bar chart of batch durations, oldest on the left.
+// chart is an inline SVG bar chart of batch durations, oldest on the left, with a duration axis.
 type chart struct {
 	Width, Height int
-	Bars          []bar
+	// Left and Bottom are the margins of the axes' labels; Top is the plot's top.
+	Left, Top, Bottom float64
+	Bars              []bar
+	Ticks             []tick
+	// First and Last label the x axis: the oldest and newest batch ids.
+	First, Last string
 	// Summary describes the chart in words, for screen readers and as its caption.
 	Summary string
 }
@@ -293,16 +298,21 @@ type bar struct {
 	X, Y, W, H float64
 	Status     string
 	Label      string
+	// Clipped: an open batch longer than the ended ones, drawn to the top and marked.
+	Clipped bool
 }
 
-// durationChart draws the batches (given newest first, as history lists them).
+// durationChart draws the batches (given newest first, as history lists them). The scale is the
+// longest ended batch: one long open batch does not flatten the others (it is drawn to the top,
+// marked as going on).
 func durationChart(batches []batchView) *chart {
 	if len(batches) == 0 {
 		return nil
 	}
-	const width, height, gap = 600, 120, 2.0
-	c := &chart{Width: width, Height: height}
-	var longest time.Duration
+	const width, height, left, top, bottom, gap = 640, 140, 52.0, 6.0, 18.0, 2.0
+	plotW, plotH := width-left-4, height-top-bottom
+	c := &chart{Width: width, Height: height, Left: left, Top: top, Bottom: height - bottom}
+	var longest, scale time.Duration
 	var longestID int64
 	var ended []time.Duration
 	for _, b := range batches {
@@ -311,22 +321,34 @@ func durationChart(batches []batchView) *chart {
 		}
 		if !b.Running && b.Duration > 0 {
 			ended = append(ended, b.Duration)
+			scale = max(scale, b.Duration)
 		}
 	}
+	if scale == 0 {
+		scale = longest
+	}
 	n := len(batches)
-	slot := float64(width) / float64(max(n, 10))
+	slot := plotW / float64(max(n, 10))
 	for i := range batches {
 		b := batches[n-1-i]
-		h := 1.0
-		if longest > 0 {
-			h = max(1, float64(b.Duration)/float64(longest)*(height-2))
+		h, clipped := 1.0, false
+		if scale > 0 {
+			h = max(1, float64(b.Duration)/float64(scale)*plotH)
+		}
+		if h > plotH {
+			h, clipped = plotH, true
 		}
 		label := fmt.Sprintf("batch %d: %s, %s", b.ID, b.Status, fmtDuration(b.Duration))
 		if b.Running {
 			label = fmt.Sprintf("batch %d: open for %s", b.ID, fmtDuration(b.Duration))
 		}
-		c.Bars = append(c.Bars, bar{X: float64(i) * slot, Y: height - h, W: slot - gap, H: h, Status: b.Status, Label: label})
+		c.Bars = append(c.Bars, bar{X: left + float64(i)*slot, Y: top + plotH - h, W: slot - gap, H: h, Status: b.Status, Label: label, Clipped: clipped})
 	}
+	for k := 0; k <= 2; k++ {
+		d := scale * time.Duration(k) / 2
+		c.Ticks = append(c.Ticks, tick{X: top + plotH - float64(k)/2*plotH, Label: fmtDuration(d)})
+	}
+	c.First, c.Last = fmt.Sprintf("batch %d", batches[n-1].ID), fmt.Sprintf("batch %d", batches[0].ID)
 	c.Summary = fmt.Sprintf("Durations of the %d batches listed, oldest on the left", n)
 	if len(ended) > 0 {
 		sort.Slice(ended, func(i, j int) bool { return ended[i] < ended[j] })
