@@ -171,6 +171,18 @@ func TestBrowserOnCall(t *testing.T) {
 		t.Errorf("load's row on the run page: %q", got)
 	}
 
+	// Dates are typed 24-hour, whatever the browser's locale: a backfill from 2026-01-01 13:00.
+	tb.do("open daily_report", chromedp.Navigate(e.url+"/ui/workflows/daily_report"), chromedp.WaitVisible(chromedp.ID("bf-from")))
+	tb.do("type a 24-hour date", chromedp.SendKeys(chromedp.ID("bf-from"), "2026-01-01 13:00"), chromedp.SendKeys(chromedp.ID("bf-to"), "2026-01-02 13:00"),
+		chromedp.Click(chromedp.CSS("#bf-to ~ button, form[data-confirm^='Backfill'] button[type=submit]")))
+	tb.waitFor("the backfill queued", `document.getElementById('result').textContent.startsWith('Done: daily_report: backfill run queued')`)
+	tb.mu.Lock()
+	asked := strings.Join(tb.dialogs, " | ")
+	tb.mu.Unlock()
+	if !strings.Contains(asked, "Backfill daily_report over 2026-01-01 13:00 to 2026-01-02 13:00 UTC?") {
+		t.Errorf("confirmations: %s", asked)
+	}
+
 	// Redis stops mid-session: the open dashboard dims and says since when.
 	tb.do("open the dashboard", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.ID("dash")))
 	tb.mu.Lock()
