@@ -141,7 +141,8 @@
         }
         if (res.status >= 500) {
           const why = await reason(res);
-          throw Object.assign(new Error(why), { down: res.status === 503 ? 'the store is not answering: ' + why : why });
+          // The banner's key stays the same while the outage lasts, whatever the message says.
+          throw Object.assign(new Error(why), { down: res.status === 503 ? 'the store is not answering' : 'batchy answers HTTP ' + res.status });
         }
         if (res.status !== 304) {
           if (!res.ok) throw new Error('HTTP ' + res.status);
