@@ -156,6 +156,10 @@ func (u *UI) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := u.newPage(r, "run", "Run "+id+" of "+wf, v)
+	if !runFinished(run.State) {
+		// A run in progress refreshes its timeline and attempts; a finished one no longer changes.
+		p.Fragment = "/ui/fragment/workflows/" + url.PathEscape(wf) + "/runs/" + url.PathEscape(id)
+	}
 	u.render(w, r, http.StatusOK, p)
 }
 

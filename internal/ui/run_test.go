@@ -67,6 +67,10 @@ func TestRunPage(t *testing.T) {
 	wantContains(t, r.body, "ledger attempt=1 log: connecting to ledger-db\n", "warn  ledger attempt=1 log: connection refused\n")
 	wantNotContains(t, r.body, "read 10 rows")
 
+	// A finished run no longer refreshes; its live part is served as a fragment all the same.
+	wantNotContains(t, e.page(t, "/ui/workflows/ledger_sync/runs/"+id), "data-fragment=")
+	wantContains(t, e.page(t, "/ui/fragment/workflows/ledger_sync/runs/"+id), `<div id="run-live" data-live>`, `id="attempt-1-ledger"`)
+
 	// The workflow page links its runs to their pages.
 	wantContains(t, e.page(t, "/ui/workflows/ledger_sync"), `href="/ui/workflows/ledger_sync/runs/`+id+`"`)
 	if r := e.get(t, "/ui/workflows/ledger_sync/runs/nope"); r.status != 404 {

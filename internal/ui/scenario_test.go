@@ -170,6 +170,14 @@ func TestBrowserOnCall(t *testing.T) {
 	if got := tb.eval(`document.querySelector('tr[data-job=load]').innerText`); !strings.Contains(got, "waiting for needs") {
 		t.Errorf("load's row on the run page: %q", got)
 	}
+	// A run in progress refreshes its timeline and attempts.
+	tb.eval(`window.batchyMarker = 'same page'; ''`)
+	if got := tb.eval(`window.batchyRefresh().then(() => document.getElementById('live-status').textContent)`); !strings.HasPrefix(got, "Updated") {
+		t.Errorf("after a refresh of the run page: %q", got)
+	}
+	if tb.eval(`window.batchyMarker || ''`) != "same page" {
+		t.Error("the run page reloaded")
+	}
 
 	// Dates are typed 24-hour, whatever the browser's locale: a backfill from 2026-01-01 13:00.
 	tb.do("open daily_report", chromedp.Navigate(e.url+"/ui/workflows/daily_report"), chromedp.WaitVisible(chromedp.ID("bf-from")))

@@ -162,6 +162,7 @@ func New(opts Options) *UI {
 	u.mux.HandleFunc("GET /ui/fragment/workflows/{wf}", u.workflow)
 	u.mux.HandleFunc("GET /ui/workflows/{wf}/runs/{run}", u.run)
 	u.mux.HandleFunc("GET /ui/workflows/{wf}/runs/{run}/log.txt", u.run)
+	u.mux.HandleFunc("GET /ui/fragment/workflows/{wf}/runs/{run}", u.run)
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, batch.Errorf(batch.ENOTFOUND, "there is no page %s", r.URL.Path))
 	})
