@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"fmt"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"strconv"
 
@@ -144,6 +145,19 @@ func TestBrowserOnCall(t *testing.T) {
 		t.Errorf("ledger_sync's cause: %q", got)
 	}
 	tb.screenshot("ui-oncall-dashboard")
+
+	// Times switch to the browser's time zone and back, remembered.
+	if _, err := chromedp.Call(tb.ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kolkata"}); err != nil {
+		t.Fatalf("setting the browser's zone: %v", err)
+	}
+	tb.do("show local time", chromedp.Click(chromedp.ID("tz-switch")))
+	if got := tb.eval(`document.getElementById('tz-note').textContent + ' | ' + document.querySelector('#wf-ledger_sync time').title`); !strings.HasPrefix(got, "Times in your time zone | ") || !strings.HasSuffix(got, "+05:30") {
+		t.Errorf("local times: %q", got)
+	}
+	tb.do("show UTC", chromedp.Click(chromedp.ID("tz-switch")))
+	if got := tb.eval(`document.querySelector('#wf-ledger_sync time').title`); !strings.HasSuffix(got, "Z") {
+		t.Errorf("back to UTC: %q", got)
+	}
 
 	// The cause leads to the failed job of the attempt on the run page.
 	tb.do("follow the cause", chromedp.Click(chromedp.CSS("#wf-ledger_sync a.cause")), chromedp.WaitVisible(chromedp.CSS("svg.gantt")))

@@ -123,6 +123,45 @@
   }
   relTimes();
   setInterval(relTimes, 15000);
+
+  // UTC or local time: the server writes UTC; the switch (remembered by the browser) shows the
+  // browser's time zone instead, with its offset. Hover titles follow.
+  const tzBtn = document.getElementById('tz-switch');
+  const tzNote = document.getElementById('tz-note');
+  let local = false;
+  try { local = localStorage.getItem('batchy-tz') === 'local'; } catch (e) { /* storage off */ }
+  function fmtLocal(d, short) {
+    const p = (n) => String(n).padStart(2, '0');
+    const off = -d.getTimezoneOffset();
+    const zone = (off >= 0 ? '+' : '-') + p(Math.floor(Math.abs(off) / 60)) + ':' + p(Math.abs(off) % 60);
+    if (short) return p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes());
+    return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()) + zone;
+  }
+  function applyTZ() {
+    if (!tzBtn) return;
+    document.querySelectorAll('time[datetime]').forEach((el) => {
+      const d = new Date(el.dateTime);
+      if (isNaN(d)) return;
+      if (el.title) {
+        if (el.dataset.utcTitle === undefined) el.dataset.utcTitle = el.title;
+        el.title = local ? fmtLocal(d, false) : el.dataset.utcTitle;
+      }
+      if (el.dataset.rel !== undefined) return; // relative: the same in every zone
+      if (el.dataset.utc === undefined) el.dataset.utc = el.textContent;
+      el.textContent = local ? fmtLocal(d, el.dataset.utc.length <= 16) : el.dataset.utc;
+    });
+    if (tzNote) tzNote.textContent = local ? 'Times in your time zone' : 'Times in UTC';
+    tzBtn.textContent = local ? 'Show UTC' : 'Show local time';
+  }
+  if (tzBtn) {
+    tzBtn.hidden = false;
+    tzBtn.addEventListener('click', () => {
+      local = !local;
+      try { localStorage.setItem('batchy-tz', local ? 'local' : 'utc'); } catch (e) { /* storage off */ }
+      applyTZ();
+    });
+    applyTZ();
+  }
   let etag = '';
 
   async function refresh() {
@@ -151,6 +190,7 @@
           }
           etag = res.headers.get('ETag') || '';
           relTimes();
+          applyTZ();
         }
         lastOK = new Date();
         [...problems.keys()].filter((k) => k !== streamDown).forEach((k) => problems.delete(k));
@@ -303,6 +343,7 @@
       seen.delete(old.dataset.id);
       old.remove();
     }
+    if (local) applyTZ();
     if (atBottom) tail.scrollTop = tail.scrollHeight;
     const empty = document.getElementById('tail-empty');
     if (empty) empty.remove();
