@@ -93,7 +93,12 @@ func explain(w *wfView, runs []*scheduler.Run, upstream map[string]string, rules
 		if latest == nil || latest.State != scheduler.StateRunning {
 			w.setPhase(phaseFailed, "failed")
 		}
+		// The newest finished run explains the failure only if it failed: after a run that
+		// succeeded, the failure came from elsewhere (the API), and an older run's cause is stale.
 		for _, r := range runs {
+			if !runFinished(r.State) {
+				continue
+			}
 			if r.State == scheduler.StateFailed || r.State == scheduler.StateCancelled {
 				if latest == nil || latest.State != scheduler.StateRunning {
 					w.setPhase(phaseFailed, "failed (final)")
@@ -102,8 +107,8 @@ func explain(w *wfView, runs []*scheduler.Run, upstream map[string]string, rules
 					}
 				}
 				w.causeFrom(r)
-				break
 			}
+			break
 		}
 		if w.Cause == "" {
 			for _, j := range w.Jobs {

@@ -43,6 +43,10 @@ func TestExplain(t *testing.T) {
 		{name: "failed (final) with exit code", jobs: batch.Jobs{okJob, failedJob},
 			runs: []*scheduler.Run{{ID: "r1", State: scheduler.StateFailed, Reason: "retries exhausted", Attempts: []scheduler.Attempt{failedAttempt}}},
 			want: "failed | failed (final) | ledger exit 2: exit status 2; retries exhausted | /ui/workflows/wf/runs/r1#attempt-2-ledger"},
+		{name: "failed by hand after a run that succeeded", jobs: batch.Jobs{okJob, failedJob},
+			runs: []*scheduler.Run{{ID: "r9", State: scheduler.StateSucceeded, Attempts: []scheduler.Attempt{{Number: 1}}},
+				{ID: "r1", State: scheduler.StateFailed, Attempts: []scheduler.Attempt{failedAttempt}}},
+			want: "failed | failed |  | "},
 		{name: "timeout", jobs: batch.Jobs{failedJob},
 			runs: []*scheduler.Run{{ID: "r1", State: scheduler.StateFailed, Attempts: []scheduler.Attempt{{Number: 1, Error: "the run timed out after 1s",
 				Jobs: map[string]*scheduler.JobResult{"ledger": {Status: "failed", ExitCode: code(-1), Error: "killed"}}}}}},
@@ -81,5 +85,34 @@ func TestExplain(t *testing.T) {
 				t.Errorf("\n got %s\nwant %s", got, c.want)
 			}
 		})
+	}
+}
+
+func TestRunGantt(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return now.Add(d) }
+	attempts := []attemptView{{Attempt: scheduler.Attempt{Number: 1, Start: at(-10 * time.Minute)}, Results: []jobResult{
+		{Name: "extract", Status: "success", Start: at(-10 * time.Minute), End: at(-6 * time.Minute), Anchor: "attempt-1-extract"},
+		{Name: "load", Status: "running", Start: at(-6 * time.Minute), Anchor: "attempt-1-load"},
+		{Name: "report", Status: "pending", Needs: []string{"load"}, Anchor: "attempt-1-report"},
+	}}}
+	g := runGantt(attempts, now)
+	if len(g.Rows) != 3 {
+		t.Fatalf("rows %+v", g.Rows)
+	}
+	ex, ld, rp := g.Rows[0], g.Rows[1], g.Rows[2]
+	// 10 minutes over 760 px from x=200: extract takes the first 4 (304 px), load the last 6,
+	// running to now.
+	if ex.X != 200 || ex.W != 304 || ld.X != 504 || ld.W != 456 || !ld.Running {
+		t.Errorf("bars: extract %+v, load %+v", ex, ld)
+	}
+	if !rp.Waiting || rp.Title != "attempt 1, report: waiting for its needs (load)" {
+		t.Errorf("report: %+v", rp)
+	}
+	if len(g.Ticks) != 5 || g.Ticks[0].Label != "11:50:00" || g.Ticks[4].Label != "12:00:00" {
+		t.Errorf("ticks %+v", g.Ticks)
+	}
+	if runGantt(nil, now) != nil {
+		t.Error("a timeline without jobs")
 	}
 }
