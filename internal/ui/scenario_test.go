@@ -103,6 +103,10 @@ func TestOnCallStates(t *testing.T) {
 		row := rowOf(t, body, wf)
 		wantContains(t, row, want...)
 	}
+	// Ending a job the scheduler runs says so before asking.
+	wantContains(t, e.page(t, "/ui/workflows/needs_wait"), "The scheduler is running this job (running): ending it here does not stop its process",
+		"The scheduler is running extract, load (run ")
+	wantContains(t, e.page(t, "/ui/workflows/daily_report"), "<dt>Deadline</dt><dd>00:00")
 }
 
 // rowOf cuts a workflow's row out of the dashboard.
