@@ -71,6 +71,18 @@ func TestRunPage(t *testing.T) {
 	wantNotContains(t, e.page(t, "/ui/workflows/ledger_sync/runs/"+id), "data-fragment=")
 	wantContains(t, e.page(t, "/ui/fragment/workflows/ledger_sync/runs/"+id), `<div id="run-live" data-live>`, `id="attempt-1-ledger"`)
 
+	// The batch of the attempt has its page, linked from the history.
+	batchID := regexp.MustCompile(`Attempt 1</strong>, batch (\d+)`).FindStringSubmatch(e.page(t, "/ui/workflows/ledger_sync/runs/"+id))
+	if batchID == nil {
+		t.Fatal("no batch on the run page")
+	}
+	wantContains(t, e.page(t, "/ui/workflows/ledger_sync"), `href="/ui/workflows/ledger_sync/batches/`+batchID[1]+`"`)
+	bp := e.page(t, "/ui/workflows/ledger_sync/batches/"+batchID[1])
+	wantContains(t, bp, "Batch "+batchID[1]+" of ledger_sync", `data-job="ledger" data-status="failed"`, `<span class="type">fail</span>`, `href="/ui/workflows/ledger_sync/runs/`+id+`"`)
+	if r := e.get(t, "/ui/workflows/ledger_sync/batches/x"); r.status != 400 {
+		t.Errorf("a batch id that is no number: %d", r.status)
+	}
+
 	// The workflow page links its runs to their pages.
 	wantContains(t, e.page(t, "/ui/workflows/ledger_sync"), `href="/ui/workflows/ledger_sync/runs/`+id+`"`)
 	if r := e.get(t, "/ui/workflows/ledger_sync/runs/nope"); r.status != 404 {

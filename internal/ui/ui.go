@@ -144,6 +144,7 @@ func New(opts Options) *UI {
 		"workflow":  parsePage("workflow.html"),
 		"error":     parsePage("error.html"),
 		"run":       parsePage("run.html"),
+		"batch":     parsePage("batch.html"),
 	}
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
@@ -163,6 +164,7 @@ func New(opts Options) *UI {
 	u.mux.HandleFunc("GET /ui/workflows/{wf}/runs/{run}", u.run)
 	u.mux.HandleFunc("GET /ui/workflows/{wf}/runs/{run}/log.txt", u.run)
 	u.mux.HandleFunc("GET /ui/fragment/workflows/{wf}/runs/{run}", u.run)
+	u.mux.HandleFunc("GET /ui/workflows/{wf}/batches/{id}", u.batchPage)
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, batch.Errorf(batch.ENOTFOUND, "there is no page %s", r.URL.Path))
 	})
