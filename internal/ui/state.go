@@ -27,7 +27,6 @@ const (
 	phaseOpen            = "open"
 	phaseOK              = "ok"
 	phaseNew             = "new"
-	phasePaused          = "paused"
 )
 
 // runsRead is how many of a workflow's newest runs the dashboard reads to explain its row: the
