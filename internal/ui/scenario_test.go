@@ -265,4 +265,14 @@ func TestBrowserDense(t *testing.T) {
 	}
 	tb.fitsWidth("the dense dashboard", 1440)
 	tb.screenshot("ui-dashboard-dense")
+
+	// Dark mode follows the system's.
+	if _, err := chromedp.Call(tb.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatalf("emulating dark mode: %v", err)
+	}
+	if bg := tb.eval(`getComputedStyle(document.body).backgroundColor`); bg != "rgb(13, 17, 23)" {
+		t.Errorf("dark mode background: %s", bg)
+	}
+	tb.screenshot("ui-dashboard-dark")
 }
