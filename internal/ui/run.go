@@ -247,7 +247,7 @@ func runGantt(attempts []attemptView, now time.Time) *gantt {
 		t1 = t0.Add(time.Second)
 	}
 	const labelW, chartW, rowH, axisH = 200, 760, 22, 24
-	g := &gantt{Width: labelW + chartW + 20, LabelWidth: labelW, Height: rows*rowH + axisH}
+	g := &gantt{Width: labelW + chartW + 44, LabelWidth: labelW, Height: rows*rowH + axisH}
 	span := t1.Sub(t0)
 	x := func(t time.Time) float64 { return labelW + float64(t.Sub(t0))/float64(span)*chartW }
 	i := 0
@@ -275,9 +275,13 @@ func runGantt(attempts []attemptView, now time.Time) *gantt {
 			g.Rows = append(g.Rows, row)
 		}
 	}
+	layout := "15:04:05"
+	if span < 10*time.Second {
+		layout = "15:04:05.000" // a short run's ticks would all read the same second
+	}
 	for k := 0; k <= 4; k++ {
 		t := t0.Add(span * time.Duration(k) / 4)
-		g.Ticks = append(g.Ticks, tick{X: x(t), Label: t.UTC().Format("15:04:05")})
+		g.Ticks = append(g.Ticks, tick{X: x(t), Label: t.UTC().Format(layout)})
 	}
 	g.Summary = fmt.Sprintf("Timeline of %d job runs from %s to %s (%s)", rows, fmtTime(t0), fmtTime(t1), fmtDuration(span))
 	return g
