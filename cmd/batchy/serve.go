@@ -345,7 +345,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		LoopbackOnly: tokens.Empty() && !cfg.insecureNoAuth,
 		Metrics:      m,
 		UI: ui.New(ui.Options{Store: recording, Summaries: store, Events: bus, Scheduler: sch, CfgDir: cfg.cfgDir, Location: loc, Logger: log,
-			CanAct: api.CanAct(tokens), CanAdmin: api.CanAdmin(tokens), CSRFToken: api.CSRFToken}),
+			CanAct: api.CanAct(tokens), CanAdmin: api.CanAdmin(tokens), CSRFToken: api.CSRFToken, StoreName: storeName(store.Name, store.Where)}),
 		CfgDir:                 cfg.cfgDir,
 		Limits:                 limits,
 		Format:                 format.Options{InfaDateFormat: cfg.infaDateFormat},
@@ -373,6 +373,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		OpenBatches: metrics.OpenBatches(store, 2*time.Second, 10*time.Second),
 		Summaries:   metrics.Summaries(store, 2*time.Second, 10*time.Second),
 		NextFire: func(s batch.Summary, now time.Time) (time.Time, bool) {
+			if s.Paused {
+				return time.Time{}, false // a paused workflow does not fire
+			}
 			return scheduler.NextFire(s.Schedule, s.Timezone, loc, now)
 		},
 	})
@@ -434,4 +437,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	closeStore()
 	log.Info("stopped")
 	return exitOK
+}
+
+// storeName names the store on the UI's page shown when it does not answer: "Redis at
+// 10.0.0.5:6379" (where already hides any password).
+func storeName(name, where string) string {
+	if name == "redis" {
+		name = "Redis"
+	}
+	if name == "embedded" {
+		return "The embedded store (" + where + ")"
+	}
+	if where == "" {
+		return "The store (" + name + ")"
+	}
+	return name + " at " + where
 }

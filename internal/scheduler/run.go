@@ -643,6 +643,7 @@ func (s *Scheduler) runJob(ctx, wctx context.Context, run *Run, a *Attempt, mu *
 	res := &JobResult{Status: "running", Start: &start}
 	mu.Lock()
 	a.Jobs[j.Name] = res
+	s.recordProgress(ctx, run)
 	mu.Unlock()
 	spec := executor.Spec{Type: "none"}
 	if raw, ok := j.Fields[batch.FieldRun]; ok {
@@ -756,6 +757,7 @@ func (s *Scheduler) endJob(ctx context.Context, run *Run, a *Attempt, mu *sync.M
 	}
 	mu.Lock()
 	a.Jobs[job] = r
+	s.recordProgress(ctx, run)
 	mu.Unlock()
 	var status batch.Status
 	switch r.Status {
@@ -779,6 +781,17 @@ func (s *Scheduler) endJob(ctx context.Context, run *Run, a *Attempt, mu *sync.M
 			r.Status, r.Error = batch.StatusFailed.String(), batch.ErrorMessage(err)
 			mu.Unlock()
 		}
+	}
+}
+
+// recordProgress writes the run as it stands while its jobs execute, so that its record says
+// which job runs (with its own start) and which still waits for its needs, not "pending" for all
+// until the attempt ends. The caller holds the attempt's lock: every change to a.Jobs is made
+// under it, so the record is consistent. A failed write is only logged: the attempt's end writes
+// the run again, and a lost lease is found by the lease renewal.
+func (s *Scheduler) recordProgress(ctx context.Context, run *Run) {
+	if _, err := s.state.update(context.WithoutCancel(ctx), run, s.opts.ID, s.opts.Now().Add(s.opts.Lease)); err != nil {
+		s.log.Warn("recording a job's progress", "workflow", run.Workflow, "run", run.ID, "err", err)
 	}
 }
 

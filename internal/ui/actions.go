@@ -40,11 +40,18 @@ func workflowActions(w *wfView, scheduled bool) []actButton {
 		return []actButton{{ID: id("load"), Label: "Load configuration", For: "of " + wf, API: apiPath(wf, "load"), Admin: true,
 			Confirm: fmt.Sprintf("Load the configuration file of %s?", wf), Done: wf + ": configuration loaded"}}
 	}
-	var open []string
+	var open, run []string
 	for _, j := range w.Jobs {
 		if j.Open {
 			open = append(open, j.Name)
 		}
+		if j.Now != "" {
+			run = append(run, j.Name)
+		}
+	}
+	warn := ""
+	if len(run) > 0 {
+		warn = fmt.Sprintf("The scheduler is running %s (run %s): ending them here does not stop their processes. ", strings.Join(run, ", "), w.RunID)
 	}
 	var out []actButton
 	if scheduled {
@@ -67,9 +74,9 @@ func workflowActions(w *wfView, scheduled bool) []actButton {
 		jobs := strings.Join(open, ", ")
 		out = append(out,
 			actButton{ID: id("close"), Label: "Close", For: "the open jobs of " + wf, API: apiPath(wf, "close"), Body: body, Class: "good",
-				Confirm: fmt.Sprintf("Close the batch of %s (%s) as succeeded?", wf, jobs), Done: wf + ": closed " + jobs},
+				Confirm: warn + fmt.Sprintf("Close the batch of %s (%s) as succeeded?", wf, jobs), Done: wf + ": closed " + jobs},
 			actButton{ID: id("fail"), Label: "Fail", For: "the open jobs of " + wf, API: apiPath(wf, "fail"), Body: body, Class: "bad",
-				Confirm: fmt.Sprintf("Mark the batch of %s (%s) as failed? The next open re-runs the same window.", wf, jobs), Done: wf + ": failed " + jobs})
+				Confirm: warn + fmt.Sprintf("Mark the batch of %s (%s) as failed? The next open re-runs the same window.", wf, jobs), Done: wf + ": failed " + jobs})
 	}
 	out = append(out, actButton{ID: id("load"), Label: "Reload configuration", For: "of " + wf, API: apiPath(wf, "load"), Admin: true,
 		Confirm: fmt.Sprintf("Reload the configuration file of %s? Runtime state (windows, statuses) is kept.", wf), Done: wf + ": configuration reloaded"})
@@ -83,11 +90,15 @@ func jobActions(wf string, j jobView) []actButton {
 	out := []actButton{{ID: id("open"), Label: "Open", For: who, API: apiPath(wf, "jobs", j.Name, "open"),
 		Confirm: fmt.Sprintf("Open a batch for job %s of %s?", j.Name, wf), Done: fmt.Sprintf("%s/%s: opened", wf, j.Name)}}
 	if j.Open {
+		warn := ""
+		if j.Now != "" {
+			warn = fmt.Sprintf("The scheduler is running this job (%s): ending it here does not stop its process, whose own end is then refused. ", j.Now)
+		}
 		out = append(out,
 			actButton{ID: id("close"), Label: "Close", For: who, API: apiPath(wf, "jobs", j.Name, "close"), Class: "good",
-				Confirm: fmt.Sprintf("Close job %s of %s as succeeded?", j.Name, wf), Done: fmt.Sprintf("%s/%s: closed", wf, j.Name)},
+				Confirm: warn + fmt.Sprintf("Close job %s of %s as succeeded?", j.Name, wf), Done: fmt.Sprintf("%s/%s: closed", wf, j.Name)},
 			actButton{ID: id("fail"), Label: "Fail", For: who, API: apiPath(wf, "jobs", j.Name, "fail"), Class: "bad",
-				Confirm: fmt.Sprintf("Mark job %s of %s as failed?", j.Name, wf), Done: fmt.Sprintf("%s/%s: failed", wf, j.Name)})
+				Confirm: warn + fmt.Sprintf("Mark job %s of %s as failed?", j.Name, wf), Done: fmt.Sprintf("%s/%s: failed", wf, j.Name)})
 	}
 	return out
 }

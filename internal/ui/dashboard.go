@@ -173,7 +173,12 @@ func (u *UI) page(ctx context.Context, sums batch.SummaryReader, status, prefix,
 				errs[i] = err
 				return
 			}
-			views[i] = summarize(st, rules)
+			v := summarize(st, rules)
+			if err := u.explainRow(ctx, v, rules); err != nil && batch.ErrorCode(err) != batch.ENOTFOUND {
+				errs[i] = err
+				return
+			}
+			views[i] = v
 		}()
 	}
 	wg.Wait()

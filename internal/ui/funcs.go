@@ -17,9 +17,12 @@ var funcs = template.FuncMap{
 	"time":       fmtTime,
 	"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"dur":        fmtDuration,
+	"rel":        relTime,
+	"short":      shortTime,
 	"icon":       statusIcon,
 	"wfPage":     func(wf string) string { return "/ui/workflows/" + url.PathEscape(wf) },
 	"api":        apiPath,
+	"runPage":    func(wf, id string) string { return runURL(wf, id, "") },
 	"json":       toJSON,
 	"join":       strings.Join,
 	"ftoa":       func(f float64) string { return fmt.Sprintf("%.1f", f) },
@@ -154,4 +157,27 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// relTime shows a time compactly (shortTime), marked for the page's script to show it relative
+// to now ("3m ago", "in 5m") and keep it so: the server's answer does not change with the clock,
+// so a refresh of an unchanged page answers 304. The absolute time in UTC is on hover.
+func relTime(now, t time.Time) template.HTML {
+	if t.IsZero() {
+		return `<span class="muted">–</span>`
+	}
+	return template.HTML(strings.Replace(string(shortTime(now, t)), "<time ", "<time data-rel ", 1))
+}
+
+// shortTime shows a time compactly, to the minute ("12-04 13:41"; the year when it is not now's),
+// with the full time on hover.
+func shortTime(now, t time.Time) template.HTML {
+	if t.IsZero() {
+		return `<span class="muted">–</span>`
+	}
+	layout := "01-02 15:04"
+	if t.UTC().Year() != now.UTC().Year() {
+		layout = "2006-01-02 15:04"
+	}
+	return template.HTML(fmt.Sprintf(`<time datetime="%s" title="%s">%s</time>`, t.UTC().Format(time.RFC3339), fmtTime(t), t.UTC().Format(layout)))
 }

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/gzhttp"
+
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
@@ -64,6 +66,9 @@ type Options struct {
 	// CSRFToken returns the token the page sends back in the X-CSRF-Token header of every action;
 	// nil sends none. For an auth layer that checks one.
 	CSRFToken func(*http.Request) string
+	// StoreName names the store on the page shown when it does not answer ("Redis at
+	// 10.0.0.5:6379"); "" means "The store (Redis)". It must hold no credentials.
+	StoreName string
 	// PageSize is the number of workflows per dashboard page; zero means 50.
 	PageSize int
 	// Refresh is how often the dashboard re-fetches its live part; zero means 5s. The workflow
@@ -83,10 +88,12 @@ type Options struct {
 // UI serves the web UI: GET / (dashboard), GET /ui/workflows/<wf> (a workflow), their live
 // fragments under /ui/fragment/ and the static files under /ui/static/.
 type UI struct {
-	opts    Options
-	log     *slog.Logger
-	mux     *http.ServeMux
-	pages   map[string]*template.Template
+	opts  Options
+	log   *slog.Logger
+	mux   *http.ServeMux
+	pages map[string]*template.Template
+	// handler is mux behind gzip/zstd compression of every text answer.
+	handler http.Handler
 	version string // of the static files, for cache busting
 	never   config.Unloaded
 }
@@ -109,6 +116,9 @@ func New(opts Options) *UI {
 	}
 	if opts.CanAdmin == nil {
 		opts.CanAdmin = opts.CanAct
+	}
+	if opts.StoreName == "" {
+		opts.StoreName = "The store (Redis)"
 	}
 	if opts.PageSize <= 0 {
 		opts.PageSize = 50
@@ -133,6 +143,8 @@ func New(opts Options) *UI {
 		"dashboard": parsePage("dashboard.html"),
 		"workflow":  parsePage("workflow.html"),
 		"error":     parsePage("error.html"),
+		"run":       parsePage("run.html"),
+		"batch":     parsePage("batch.html"),
 	}
 	static, _ := fs.Sub(staticFS, "static")
 	files := http.StripPrefix("/ui/static/", http.FileServerFS(static))
@@ -149,9 +161,21 @@ func New(opts Options) *UI {
 	u.mux.HandleFunc("GET /ui/fragment/dashboard", u.dashboard)
 	u.mux.HandleFunc("GET /ui/workflows/{wf}", u.workflow)
 	u.mux.HandleFunc("GET /ui/fragment/workflows/{wf}", u.workflow)
+	u.mux.HandleFunc("GET /ui/workflows/{wf}/runs/{run}", u.run)
+	u.mux.HandleFunc("GET /ui/workflows/{wf}/runs/{run}/log.txt", u.run)
+	u.mux.HandleFunc("GET /ui/fragment/workflows/{wf}/runs/{run}", u.run)
+	u.mux.HandleFunc("GET /ui/workflows/{wf}/batches/{id}", u.batchPage)
 	u.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, batch.Errorf(batch.ENOTFOUND, "there is no page %s", r.URL.Path))
 	})
+	// Every answer is text (pages, fragments, CSS, JS, log downloads): compressed when the browser
+	// accepts it. Pages reflect the search (?q=) beside the CSRF token: a random jitter in the
+	// compressed size defeats guessing the token from sizes (BREACH).
+	compress, err := gzhttp.NewWrapper(gzhttp.MinSize(1024), gzhttp.RandomJitter(32, 0, false))
+	if err != nil {
+		panic("ui.New: " + err.Error())
+	}
+	u.handler = compress(u.mux)
 	return u
 }
 
@@ -162,7 +186,7 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
-	u.mux.ServeHTTP(w, r)
+	u.handler.ServeHTTP(w, r)
 }
 
 func parsePage(file string) *template.Template {
@@ -192,8 +216,11 @@ type page struct {
 	CanAdmin bool   // false hides the actions only admins may take
 	Refresh  int    // seconds between refreshes of the live parts
 	Fragment string // URL of the live parts; "" for none
-	Now      time.Time
-	Data     any
+	// Retry, when non-zero, makes the page load itself again every Retry seconds until it
+	// answers (the store was down).
+	Retry int
+	Now   time.Time
+	Data  any
 }
 
 func (u *UI) newPage(r *http.Request, name, title string, data any) *page {
@@ -222,6 +249,17 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, p *page)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if tmpl == "live" && status == http.StatusOK {
+		// The page's script sends back the ETag of the live parts it shows: when nothing changed,
+		// a refresh costs a 304 and no body.
+		sum := sha256.Sum256([]byte(b.String()))
+		etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
 	w.WriteHeader(status)
 	w.Write([]byte(b.String()))
 }
@@ -232,6 +270,9 @@ type errorView struct {
 	Message string
 	// Load names a configured workflow that is not loaded, offered for loading.
 	Load string
+	// Down: the store is not answering; Store names it.
+	Down  bool
+	Store string
 }
 
 // fail renders an error page. Messages of internal errors stay in the log, as on the API.
@@ -251,7 +292,16 @@ func (u *UI) failLoad(w http.ResponseWriter, r *http.Request, err error, load st
 			msg = "something went wrong; details are in batchy's log"
 		}
 	}
-	p := u.newPage(r, "error", http.StatusText(st), errorView{Status: st, Message: msg, Load: load})
+	v := errorView{Status: st, Message: msg, Load: load}
+	title := http.StatusText(st)
+	if batch.ErrorCode(err) == batch.EUNAVAILABLE {
+		v.Down, v.Store, title = true, u.opts.StoreName, "Store not answering"
+	}
+	p := u.newPage(r, "error", title, v)
+	if v.Down {
+		p.Retry = 5
+		w.Header().Set("Retry-After", "5")
+	}
 	u.render(w, r, st, p)
 }
 

@@ -38,6 +38,11 @@ type jobView struct {
 	// Params are the fields the configuration gives the job; Runtime the ones batches write.
 	Params, Runtime []field
 	Metadata        string
+	// Needs are the jobs of the workflow this job starts after (needs:).
+	Needs []string
+	// Now is what the scheduler is doing with the open job ("running", "waiting for needs"),
+	// "" when no run of it is in progress.
+	Now string
 }
 
 // field is one job field with its value as text: strings bare, anything else as JSON.
@@ -66,6 +71,18 @@ type wfView struct {
 	// Failing, LongOpen and Late make the workflow stand out; Reasons say why, in words.
 	Failing, LongOpen, Late bool
 	Reasons                 []string
+	// Phase is what the workflow is doing now (a phase* key), PhaseText says it in words and
+	// PhaseTitle, when set, gives the absolute time the words round.
+	Phase, PhaseText, PhaseTitle string
+	// RunID is the run in progress or queued, "" for none.
+	RunID string
+	// Cause says why the workflow failed or retries (exit code, HTTP status, error text);
+	// CauseURL links to the attempt (or the run) it comes from, CauseRun and CauseJob name them.
+	Cause, CauseURL, CauseRun, CauseJob string
+	// BlockedBy names the upstream workflows a queued run waits for.
+	BlockedBy []string
+	// Due is when a late workflow was due.
+	Due time.Time
 }
 
 // Attention reports whether the workflow needs a person.
@@ -90,6 +107,11 @@ func summarize(st *batch.State, rules viewRules) *wfView {
 	}
 	var lastID int64
 	var failed []string
+	// The workflow's own max_open, else the page's threshold.
+	longOpen := rules.longOpen
+	if m := time.Duration(st.Settings.MaxOpen); m > 0 {
+		longOpen = m
+	}
 	for _, j := range st.Jobs {
 		jv := viewJob(j, rules.now)
 		w.Jobs = append(w.Jobs, jv)
@@ -102,9 +124,9 @@ func summarize(st *batch.State, rules viewRules) *wfView {
 		if jv.BatchID > lastID {
 			lastID = jv.BatchID
 		}
-		if jv.Open && !jv.Start.IsZero() && rules.now.Sub(jv.Start) > rules.longOpen && !w.LongOpen {
+		if jv.Open && !jv.Start.IsZero() && rules.now.Sub(jv.Start) > longOpen && !w.LongOpen {
 			w.LongOpen = true
-			w.Reasons = append(w.Reasons, fmt.Sprintf("open for %s (job %s)", fmtDuration(rules.now.Sub(jv.Start)), jv.Name))
+			w.Reasons = append(w.Reasons, fmt.Sprintf("open for %s (job %s, limit %s)", fmtDuration(rules.now.Sub(jv.Start)), jv.Name, fmtDuration(longOpen)))
 		}
 	}
 	if len(failed) > 0 {
@@ -151,7 +173,7 @@ func summarize(st *batch.State, rules viewRules) *wfView {
 				base = st.LoadedAt
 			}
 			if due := sc.Next(base); !base.IsZero() && !w.Running && !due.IsZero() && rules.now.Sub(due) > rules.lateAfter {
-				w.Late = true
+				w.Late, w.Due = true, due
 				w.Reasons = append(w.Reasons, "late: was due "+fmtTime(due))
 			}
 		}
@@ -184,6 +206,9 @@ func viewJob(j batch.Job, now time.Time) jobView {
 	}
 	if raw, ok := j.Fields[batch.FieldMetadata]; ok && string(raw) != "null" {
 		jv.Metadata = string(raw)
+	}
+	if raw, ok := j.Fields[batch.FieldNeeds]; ok {
+		json.Unmarshal(raw, &jv.Needs)
 	}
 	for _, name := range j.Fields.Names() {
 		f := field{Name: name, Value: fieldText(name, j.Fields[name])}
@@ -258,10 +283,15 @@ func viewBatch(b batch.Batch, now time.Time) batchView {
 	return bv
 }
 
-// chart is an inline SVG bar chart of batch durations, oldest on the left.
+// chart is an inline SVG bar chart of batch durations, oldest on the left, with a duration axis.
 type chart struct {
 	Width, Height int
-	Bars          []bar
+	// Left and Bottom are the margins of the axes' labels; Top is the plot's top.
+	Left, Top, Bottom float64
+	Bars              []bar
+	Ticks             []tick
+	// First and Last label the x axis: the oldest and newest batch ids.
+	First, Last string
 	// Summary describes the chart in words, for screen readers and as its caption.
 	Summary string
 }
@@ -270,16 +300,21 @@ type bar struct {
 	X, Y, W, H float64
 	Status     string
 	Label      string
+	// Clipped: an open batch longer than the ended ones, drawn to the top and marked.
+	Clipped bool
 }
 
-// durationChart draws the batches (given newest first, as history lists them).
+// durationChart draws the batches (given newest first, as history lists them). The scale is the
+// longest ended batch: one long open batch does not flatten the others (it is drawn to the top,
+// marked as going on).
 func durationChart(batches []batchView) *chart {
 	if len(batches) == 0 {
 		return nil
 	}
-	const width, height, gap = 600, 120, 2.0
-	c := &chart{Width: width, Height: height}
-	var longest time.Duration
+	const width, height, left, top, bottom, gap = 640, 140, 52.0, 6.0, 18.0, 2.0
+	plotW, plotH := width-left-4, height-top-bottom
+	c := &chart{Width: width, Height: height, Left: left, Top: top, Bottom: height - bottom}
+	var longest, scale time.Duration
 	var longestID int64
 	var ended []time.Duration
 	for _, b := range batches {
@@ -288,22 +323,34 @@ func durationChart(batches []batchView) *chart {
 		}
 		if !b.Running && b.Duration > 0 {
 			ended = append(ended, b.Duration)
+			scale = max(scale, b.Duration)
 		}
 	}
+	if scale == 0 {
+		scale = longest
+	}
 	n := len(batches)
-	slot := float64(width) / float64(max(n, 10))
+	slot := plotW / float64(max(n, 10))
 	for i := range batches {
 		b := batches[n-1-i]
-		h := 1.0
-		if longest > 0 {
-			h = max(1, float64(b.Duration)/float64(longest)*(height-2))
+		h, clipped := 1.0, false
+		if scale > 0 {
+			h = max(1, float64(b.Duration)/float64(scale)*plotH)
+		}
+		if h > plotH {
+			h, clipped = plotH, true
 		}
 		label := fmt.Sprintf("batch %d: %s, %s", b.ID, b.Status, fmtDuration(b.Duration))
 		if b.Running {
 			label = fmt.Sprintf("batch %d: open for %s", b.ID, fmtDuration(b.Duration))
 		}
-		c.Bars = append(c.Bars, bar{X: float64(i) * slot, Y: height - h, W: slot - gap, H: h, Status: b.Status, Label: label})
+		c.Bars = append(c.Bars, bar{X: left + float64(i)*slot, Y: top + plotH - h, W: slot - gap, H: h, Status: b.Status, Label: label, Clipped: clipped})
 	}
+	for k := 0; k <= 2; k++ {
+		d := scale * time.Duration(k) / 2
+		c.Ticks = append(c.Ticks, tick{X: top + plotH - float64(k)/2*plotH, Label: fmtDuration(d)})
+	}
+	c.First, c.Last = fmt.Sprintf("batch %d", batches[n-1].ID), fmt.Sprintf("batch %d", batches[0].ID)
 	c.Summary = fmt.Sprintf("Durations of the %d batches listed, oldest on the left", n)
 	if len(ended) > 0 {
 		sort.Slice(ended, func(i, j int) bool { return ended[i] < ended[j] })

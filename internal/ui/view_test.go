@@ -45,7 +45,7 @@ func TestSummarize(t *testing.T) {
 		{name: "open a little", jobs: batch.Jobs{job("a", map[string]any{"status": "open", "batch_id": 100, "batch_start": at(-time.Hour)})},
 			rules: rules, want: "open | - | 1h00m"},
 		{name: "open too long", jobs: batch.Jobs{job("a", map[string]any{"status": "open", "batch_id": 100, "batch_start": at(-5 * time.Hour)})},
-			rules: rules, want: "open | open for 5h00m (job a) | 5h00m"},
+			rules: rules, want: "open | open for 5h00m (job a, limit 4h00m) | 5h00m"},
 		{name: "late", settings: batch.Settings{Schedule: "0 2 * * *"}, jobs: batch.Jobs{ended("a", "success", -34*time.Hour, -33*time.Hour)},
 			rules: rules, want: "success | late: was due 2026-11-22 02:00:00Z | 1h00m"},
 		{name: "not late yet", settings: batch.Settings{Schedule: "30 11 * * *"}, jobs: batch.Jobs{ended("a", "success", -24*time.Hour, -23*time.Hour)},
@@ -54,7 +54,7 @@ func TestSummarize(t *testing.T) {
 			rules: viewRules{now: now, longOpen: time.Hour, lateAfter: time.Minute}, want: "success | - | 1h00m"},
 		{name: "an open batch is not late", settings: batch.Settings{Schedule: "0 2 * * *"},
 			jobs:  batch.Jobs{job("a", map[string]any{"status": "open", "batch_id": 100, "batch_start": at(-30 * time.Hour)})},
-			rules: rules, want: "open | open for 30h00m (job a) | 30h00m"},
+			rules: rules, want: "open | open for 30h00m (job a, limit 4h00m) | 30h00m"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st := &batch.State{Workflow: "wf", Jobs: c.jobs, Settings: c.settings, LoadedAt: loaded}
@@ -119,8 +119,13 @@ func TestViewBatchAndChart(t *testing.T) {
 	if len(c.Bars) != 4 || c.Bars[0].Status != "success" || c.Bars[3].Status != "open" {
 		t.Fatalf("bars (oldest first): %+v", c.Bars)
 	}
-	if c.Bars[3].H != float64(c.Height-2) || c.Bars[3].Y != 2 {
-		t.Errorf("the longest bar is %+v", c.Bars[3])
+	// The open batch (1h) is longer than every ended one: the scale is the longest ended batch
+	// (41m), and the open one is drawn to the top, clipped.
+	if top := c.Bottom - c.Top; !c.Bars[3].Clipped || c.Bars[3].H != top || c.Bars[0].H != top || c.Bars[0].Clipped {
+		t.Errorf("bars %+v", c.Bars)
+	}
+	if got := c.Ticks[2].Label; got != "41m00s" {
+		t.Errorf("the axis's top is %s, want the longest ended batch", got)
 	}
 	if want := "Durations of the 4 batches listed, oldest on the left: median 31m00s, longest 1h00m (batch 1)"; c.Summary != want {
 		t.Errorf("summary %q", c.Summary)

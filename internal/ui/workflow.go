@@ -104,6 +104,10 @@ func (u *UI) workflow(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := u.explainRuns(ctx, v.wfView, v.Runs, rules); err != nil {
+		u.fail(w, r, err)
+		return
+	}
 
 	if stream := u.opts.Events.Stream(); stream != nil {
 		v.HasEvents = true

@@ -70,20 +70,140 @@
     return true;
   }
 
+  // ---- Staleness: when the store (or the event stream) stops answering, the live parts are
+  // dimmed and a banner says since when, and what the data below dates from, until it answers.
+  const staleBox = document.getElementById('stale');
+  const hhmmss = (d) => d.toISOString().slice(11, 19) + 'Z';
+  let lastOK = new Date(body.dataset.now || Date.now());
+  const problems = new Map(); // what is down → since when
+  let retryTimer = 0;
+  function showStale() {
+    const down = problems.size > 0;
+    body.classList.toggle('stale', down);
+    if (!staleBox) return;
+    if (!down) { staleBox.hidden = true; staleBox.textContent = ''; return; }
+    const parts = [...problems].map(([what, since]) => what + ' since ' + hhmmss(since) + ' (' + ago(since) + ' ago)');
+    staleBox.textContent = 'Not up to date: ' + parts.join('; ') + '. What is shown dates from ' + hhmmss(lastOK) + '; retrying every few seconds.';
+    staleBox.hidden = false;
+  }
+  function ago(since) {
+    const s = Math.max(0, Math.round((Date.now() - since) / 1000));
+    return s < 60 ? s + 's' : s < 3600 ? Math.floor(s / 60) + 'm' + String(s % 60).padStart(2, '0') + 's' : Math.floor(s / 3600) + 'h' + String(Math.floor(s / 60) % 60).padStart(2, '0') + 'm';
+  }
+  function problem(what, on) {
+    if (on && !problems.has(what)) problems.set(what, new Date());
+    if (!on) problems.delete(what);
+    showStale();
+  }
+  window.batchyStale = () => [...problems.keys()];
+
+  // reason reads the error page's message out of a failed fragment's answer.
+  async function reason(res) {
+    try {
+      const tpl = document.createElement('template');
+      tpl.innerHTML = await res.text();
+      const m = tpl.content.querySelector('.error-message');
+      if (m && m.textContent.trim()) return m.textContent.trim() + ' (HTTP ' + res.status + ')';
+    } catch (e) { /* no body */ }
+    return 'HTTP ' + res.status;
+  }
+
+  // Times marked data-rel read relative to now ("3m ago", "in 5m"); the absolute one stays on
+  // hover. Kept up to date here, so the server's answer does not change with the clock.
+  function relTimes() {
+    const now = Date.now();
+    document.querySelectorAll('time[data-rel]').forEach((el) => {
+      const t = Date.parse(el.dateTime);
+      if (isNaN(t)) return;
+      const d = Math.round((now - t) / 1000);
+      const a = Math.abs(d);
+      const txt = a < 5 ? 'just now' : a < 60 ? a + 's' : a < 3600 ? Math.floor(a / 60) + 'm' : a < 172800 ? Math.floor(a / 3600) + 'h' + String(Math.floor(a / 60) % 60).padStart(2, '0') + 'm' : Math.floor(a / 86400) + 'd' + Math.floor(a / 3600) % 24 + 'h';
+      el.textContent = a < 5 ? txt : d > 0 ? txt + ' ago' : 'in ' + txt;
+    });
+  }
+  relTimes();
+  setInterval(relTimes, 15000);
+
+  // UTC or local time: the server writes UTC; the switch (remembered by the browser) shows the
+  // browser's time zone instead, with its offset. Hover titles follow.
+  const tzBtn = document.getElementById('tz-switch');
+  const tzNote = document.getElementById('tz-note');
+  let local = false;
+  try { local = localStorage.getItem('batchy-tz') === 'local'; } catch (e) { /* storage off */ }
+  function fmtLocal(d, short) {
+    const p = (n) => String(n).padStart(2, '0');
+    const off = -d.getTimezoneOffset();
+    const zone = (off >= 0 ? '+' : '-') + p(Math.floor(Math.abs(off) / 60)) + ':' + p(Math.abs(off) % 60);
+    if (short) return p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes());
+    return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()) + zone;
+  }
+  function applyTZ() {
+    if (!tzBtn) return;
+    document.querySelectorAll('time[datetime]').forEach((el) => {
+      const d = new Date(el.dateTime);
+      if (isNaN(d)) return;
+      if (el.title) {
+        if (el.dataset.utcTitle === undefined) el.dataset.utcTitle = el.title;
+        el.title = local ? fmtLocal(d, false) : el.dataset.utcTitle;
+      }
+      if (el.dataset.rel !== undefined) return; // relative: the same in every zone
+      if (el.dataset.utc === undefined) el.dataset.utc = el.textContent;
+      el.textContent = local ? fmtLocal(d, el.dataset.utc.length <= 16) : el.dataset.utc;
+    });
+    if (tzNote) tzNote.textContent = local ? 'Times in your time zone' : 'Times in UTC';
+    tzBtn.textContent = local ? 'Show UTC' : 'Show local time';
+  }
+  if (tzBtn) {
+    tzBtn.hidden = false;
+    tzBtn.addEventListener('click', () => {
+      local = !local;
+      try { localStorage.setItem('batchy-tz', local ? 'local' : 'utc'); } catch (e) { /* storage off */ }
+      applyTZ();
+    });
+    applyTZ();
+  }
+  let etag = '';
+
   async function refresh() {
     const url = body.dataset.fragment;
     if (!url) return;
     if (inflight) { again = true; return inflight; }
     inflight = (async () => {
       try {
-        const res = await fetch(url, { headers: { Accept: 'text/html' }, cache: 'no-store', credentials: 'same-origin' });
-        if (!res.ok) throw new Error('HTTP ' + res.status);
-        if (res.redirected || !apply(await res.text())) {
-          throw new Error('your session has expired: reload the page to log in again');
+        let res;
+        try {
+          const headers = { Accept: 'text/html' };
+          if (etag) headers['If-None-Match'] = etag;
+          res = await fetch(url, { headers, cache: 'no-store', credentials: 'same-origin' });
+        } catch (err) {
+          throw Object.assign(new Error('batchy is not answering'), { down: 'batchy is not answering' });
         }
-        setLive('Updated ' + new Date().toISOString().slice(11, 19) + 'Z', false);
+        if (res.status >= 500) {
+          const why = await reason(res);
+          // The banner's key stays the same while the outage lasts, whatever the message says.
+          throw Object.assign(new Error(why), { down: res.status === 503 ? 'the store is not answering' : 'batchy answers HTTP ' + res.status });
+        }
+        if (res.status !== 304) {
+          if (!res.ok) throw new Error('HTTP ' + res.status);
+          if (res.redirected || !apply(await res.text())) {
+            throw new Error('your session has expired: reload the page to log in again');
+          }
+          etag = res.headers.get('ETag') || '';
+          relTimes();
+          applyTZ();
+        }
+        lastOK = new Date();
+        [...problems.keys()].filter((k) => k !== streamDown).forEach((k) => problems.delete(k));
+        showStale();
+        setLive('Updated ' + hhmmss(lastOK), false);
       } catch (err) {
         setLive('Live updates paused: ' + err.message, true);
+        if (err.down) {
+          [...problems.keys()].filter((k) => k !== streamDown && k !== err.down).forEach((k) => problems.delete(k));
+          problem(err.down, true);
+          clearTimeout(retryTimer);
+          retryTimer = setTimeout(refresh, 3000); // retry sooner than the timer while down
+        }
       }
     })();
     await inflight;
@@ -91,6 +211,23 @@
     if (again) { again = false; await refresh(); }
   }
   window.batchyRefresh = refresh;
+
+  const streamDown = 'the live event stream is disconnected';
+
+  // A page shown because the store did not answer loads itself again once it does.
+  if (body.dataset.retry) {
+    const every = (parseInt(body.dataset.retry, 10) || 5) * 1000;
+    const state = document.getElementById('retry-state');
+    setInterval(async () => {
+      try {
+        const res = await fetch(window.location.href, { method: 'HEAD', cache: 'no-store', credentials: 'same-origin' });
+        if (res.ok) { window.location.reload(); return; }
+        if (state) state.textContent = 'Last try: ' + hhmmss(new Date()) + ', still HTTP ' + res.status + '.';
+      } catch (e) {
+        if (state) state.textContent = 'Last try: ' + hhmmss(new Date()) + ': batchy is not answering either.';
+      }
+    }, every);
+  }
 
   if (body.dataset.fragment) {
     const every = (parseInt(body.dataset.refresh, 10) || 5) * 1000;
@@ -177,11 +314,43 @@
     el.textContent = text;
     return el;
   }
+  // Lines are batched: at most one DOM update per animation frame, however many lines arrive
+  // (at 100 lines/s a per-line append, trim and scroll kept the main thread busy and clicks slow).
+  const tailMax = 500;
+  let queued = [];
+  let flushing = 0;
+  const seen = new Set();
+  if (tail) tail.querySelectorAll('li[data-id]').forEach((li) => seen.add(li.dataset.id));
   function append(e) {
-    if (e.id && tail.querySelector('li[data-id="' + CSS.escape(e.id) + '"]')) return;
+    if (e.id) {
+      if (seen.has(e.id)) return;
+      seen.add(e.id);
+    }
+    queued.push(e);
+    if (!flushing) flushing = requestAnimationFrame(flush);
+  }
+  function flush() {
+    flushing = 0;
+    const batch = queued.slice(-tailMax);
+    queued = [];
     const atBottom = tail.scrollTop + tail.clientHeight >= tail.scrollHeight - 8;
+    const frag = document.createDocumentFragment();
+    batch.forEach((e) => frag.append(line(e, batch.length <= 5)));
+    tail.append(frag);
+    let extra = tail.children.length - tailMax;
+    while (extra-- > 0) {
+      const old = tail.firstElementChild;
+      seen.delete(old.dataset.id);
+      old.remove();
+    }
+    if (local) applyTZ();
+    if (atBottom) tail.scrollTop = tail.scrollHeight;
+    const empty = document.getElementById('tail-empty');
+    if (empty) empty.remove();
+  }
+  function line(e, flash) {
     const li = document.createElement('li');
-    li.className = 'ev fresh lvl-' + String(e.level || 'info').replace(/[^a-z]/g, '');
+    li.className = 'ev' + (flash ? ' fresh' : '') + ' lvl-' + String(e.level || 'info').replace(/[^a-z]/g, '');
     li.dataset.id = e.id || '';
     const t = document.createElement('time');
     t.dateTime = e.time || '';
@@ -190,11 +359,7 @@
     if (e.job) li.append(' ', span('job', e.job));
     if (e.run_id) li.append(' ', span('run', 'run ' + e.run_id));
     li.append(' ', span('msg', e.message || ''));
-    tail.append(li);
-    while (tail.children.length > 1000) tail.firstElementChild.remove();
-    if (atBottom) tail.scrollTop = tail.scrollHeight;
-    const empty = document.getElementById('tail-empty');
-    if (empty) empty.remove();
+    return li;
   }
   if (tail && tail.dataset.stream && window.EventSource) {
     tail.scrollTop = tail.scrollHeight;
@@ -212,8 +377,11 @@
     es.onopen = () => {
       state.textContent = 'Live: new events appear at the bottom as they happen.';
       state.classList.remove('problem');
+      problem(streamDown, false);
     };
     es.onerror = () => {
+      problem(streamDown, true);
+      refresh();
       state.textContent = es.readyState === EventSource.CLOSED
         ? 'The live stream stopped; reload the page to resume it.'
         : 'Reconnecting to the live stream…';
