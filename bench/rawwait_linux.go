@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/batchy/batchy/internal/batch"
 )
@@ -164,3 +168,62 @@ func rawAnswer(b []byte) (done bool, err error) {
 
 // epollET is EPOLLET as the uint32 of EpollEvent.Events (syscall's constant is a negative int).
 const epollET = 1 << 31
+
+// exitWatcher watches the processes' exits from one thread: a pidfd each, in one epoll set (a
+// pidfd turns readable when its process exits, before it is reaped). exited waits for every exit
+// (3 minutes at most: a zero time for those that did not) and returns the time each was seen.
+func exitWatcher(cmds []*exec.Cmd) (exited func() []time.Time, err error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	fds := make([]int, 0, len(cmds))
+	closeAll := func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		unix.Close(ep)
+	}
+	for i, cmd := range cmds {
+		fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("pidfd_open: %w", err)
+		}
+		fds = append(fds, fd)
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(i)}); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	ends := make([]time.Time, len(cmds))
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer close(done)
+		events := make([]unix.EpollEvent, 64)
+		deadline := time.Now().Add(3 * time.Minute)
+		for left := len(cmds); left > 0 && time.Now().Before(deadline); {
+			k, err := unix.EpollWait(ep, events, 1000)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			for _, ev := range events[:k] {
+				if i := ev.Fd; ends[i].IsZero() {
+					ends[i] = now
+					unix.EpollCtl(ep, unix.EPOLL_CTL_DEL, fds[i], nil)
+					left--
+				}
+			}
+		}
+	}()
+	return func() []time.Time {
+		<-done
+		closeAll()
+		return ends
+	}, nil
+}
