@@ -162,5 +162,15 @@ func TestSummaryLastSuccessAndFailure(t *testing.T) {
 		if s4.LastSuccess == nil || !s4.LastSuccess.After(*s2.LastFailure) || s4.LastFailure == nil || !s4.LastFailure.Equal(*s2.LastFailure) {
 			t.Fatalf("after the next success: last success %v, last failure %v; want a new success and the failure kept", s4.LastSuccess, s4.LastFailure)
 		}
+		// Changes within the index's coalescing window share one index write, of the last state:
+		// a success followed at once by a failure is still the last success.
+		f.clock.Set("2026-11-22T16:49:30Z")
+		step(true, batch.StatusSuccess)
+		f.clock.Set("2026-11-22T16:50:30Z")
+		step(true, batch.StatusFailed)
+		s5 := summary()
+		if s5.LastSuccess == nil || !s5.LastSuccess.Equal(mustTime("2026-11-22T16:49:30Z")) || s5.LastFailure == nil || !s5.LastFailure.Equal(mustTime("2026-11-22T16:50:30Z")) {
+			t.Fatalf("after a success and a failure in one index write: last success %v, last failure %v; want 16:49:30 and 16:50:30", s5.LastSuccess, s5.LastFailure)
+		}
 	})
 }

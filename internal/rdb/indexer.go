@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/event"
 )
 
 // indexDelay is how long a change's index write waits for more changes of the same workflow to
@@ -59,14 +60,42 @@ func (x *indexer) add(st *batch.State, rev string, load, wake bool) {
 		if laterRev(rev, p.rev) { // two requests may return in another order than they changed
 			older, p.st, p.rev = p.st, st, rev
 		}
-		sum := batch.Summarize(older)
-		p.lastSuccess, p.lastFailure = latest(p.lastSuccess, sum.LastSuccess), latest(p.lastFailure, sum.LastFailure)
+		success, failure := outcome(older)
+		p.lastSuccess, p.lastFailure = latest(p.lastSuccess, success), latest(p.lastFailure, failure)
 		p.load, p.wake = p.load || load, p.wake || wake
 	}
 	if !x.armed {
 		x.armed = true
 		time.AfterFunc(indexDelay, func() { x.flush(context.Background()) })
 	}
+}
+
+// outcome is the last success and last failure that the change which made st shows, as
+// batch.Summarize would find them in st, from the change's records instead of every job's dates
+// (the coalescing runs on the request's path): a fail is a failure at its time; a close that left
+// every job in success is a success at its time, the latest batch_end of the workflow.
+func outcome(st *batch.State) (success, failure *time.Time) {
+	for i := range st.Changes {
+		c := &st.Changes[i]
+		switch c.Type {
+		case event.TypeFail:
+			failure = latest(failure, &c.Time)
+		case event.TypeClose:
+			if allSucceeded(st) {
+				success = latest(success, &c.Time)
+			}
+		}
+	}
+	return success, failure
+}
+
+func allSucceeded(st *batch.State) bool {
+	for _, j := range st.Jobs {
+		if j.Fields.Status() != batch.StatusSuccess {
+			return false
+		}
+	}
+	return len(st.Jobs) > 0
 }
 
 // latest is the later of two optional times.
