@@ -69,15 +69,9 @@ func (u *UI) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	query := r.URL.Query()
-	evJob, evLevel := query.Get("job"), query.Get("level")
-	if evJob != "" {
-		if err := batch.CheckName("job", evJob); err != nil {
-			u.fail(w, r, err)
-			return
-		}
-	}
-	if evLevel != "" && !event.ValidLevel(evLevel) {
-		u.fail(w, r, batch.Errorf(batch.EINVALID, "level %q is not one of debug, info, warn, error", evLevel))
+	evJob, evLevel, err := eventFilter(query)
+	if err != nil {
+		u.fail(w, r, err)
 		return
 	}
 	st, err := u.opts.Store.State(ctx, wf)

@@ -56,15 +56,9 @@ func (u *UI) workflow(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, batch.Errorf(batch.EINVALID, "before %q is not a batch id", query.Get("before")))
 		return
 	}
-	evJob, evLevel := query.Get("job"), query.Get("level")
-	if evJob != "" {
-		if err := batch.CheckName("job", evJob); err != nil {
-			u.fail(w, r, err)
-			return
-		}
-	}
-	if evLevel != "" && !event.ValidLevel(evLevel) {
-		u.fail(w, r, batch.Errorf(batch.EINVALID, "level %q is not one of debug, info, warn, error", evLevel))
+	evJob, evLevel, err := eventFilter(query)
+	if err != nil {
+		u.fail(w, r, err)
 		return
 	}
 	st, err := u.opts.Store.State(ctx, wf)
@@ -182,4 +176,19 @@ func runFinished(state string) bool {
 		return true
 	}
 	return false
+}
+
+// eventFilter reads the job and level a page's event list is filtered by (?job=, ?level=), both
+// optional; a bad one is refused naming it.
+func eventFilter(query url.Values) (job, level string, err error) {
+	job, level = query.Get("job"), query.Get("level")
+	if job != "" {
+		if err := batch.CheckName("job", job); err != nil {
+			return "", "", err
+		}
+	}
+	if level != "" && !event.ValidLevel(level) {
+		return "", "", batch.Errorf(batch.EINVALID, "level %q is not one of debug, info, warn, error", level)
+	}
+	return job, level, nil
 }
