@@ -120,10 +120,8 @@ func (s *Scheduler) Backfill(ctx context.Context, wf string, req BackfillRequest
 	if err != nil {
 		return nil, err
 	}
-	for _, j := range req.Jobs {
-		if _, ok := st.Jobs.Get(j); !ok {
-			return nil, batch.Errorf(batch.ENOTFOUND, "job %s is not in workflow %s", j, wf)
-		}
+	if err := checkJobs(st, req.Jobs); err != nil {
+		return nil, err
 	}
 	now := s.opts.Now()
 	if req.From.IsZero() || req.To.IsZero() {

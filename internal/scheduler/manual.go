@@ -20,16 +20,24 @@ type TriggerRequest struct {
 	FireTime time.Time
 }
 
+// checkJobs refuses a job the workflow does not have.
+func checkJobs(st *batch.State, jobs []string) error {
+	for _, j := range jobs {
+		if _, ok := st.Jobs.Get(j); !ok {
+			return batch.Errorf(batch.ENOTFOUND, "job %s is not in workflow %s", j, st.Workflow)
+		}
+	}
+	return nil
+}
+
 // Trigger creates a manual run; the leader starts it at its next tick.
 func (s *Scheduler) Trigger(ctx context.Context, wf string, req TriggerRequest) (*Run, error) {
 	st, err := s.opts.Store.State(ctx, wf)
 	if err != nil {
 		return nil, err
 	}
-	for _, j := range req.Jobs {
-		if _, ok := st.Jobs.Get(j); !ok {
-			return nil, batch.Errorf(batch.ENOTFOUND, "job %s is not in workflow %s", j, wf)
-		}
+	if err := checkJobs(st, req.Jobs); err != nil {
+		return nil, err
 	}
 	now := s.opts.Now()
 	if st.Settings.Window == batch.WindowSchedule {
