@@ -174,6 +174,9 @@ type Options struct {
 	Location *time.Location
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// After waits between delivery retries, like time.After (nil). Tests pass a virtual clock's,
+	// to run hours of retries in no time.
+	After func(time.Duration) <-chan time.Time
 	// ID names this replica in its claims; empty means a random id.
 	ID string
 	// Lease is how long a claim on an alert lasts unless renewed (every third of it): how long an
@@ -201,6 +204,9 @@ func New(opts Options) *Alerter {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.After == nil {
+		opts.After = time.After
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -512,7 +518,7 @@ func (a *Alerter) deliver(ctx context.Context, al keyedAlert) {
 		}
 		a.opts.Logger.Warn("alert not delivered yet: will retry", "workflow", al.Workflow, "condition", al.Condition, "in", wait, "err", lastErr)
 		select {
-		case <-time.After(wait):
+		case <-a.opts.After(wait):
 		case <-lost:
 			a.opts.Logger.Warn("alert claimed by another replica while this one retried: left to it", "workflow", al.Workflow, "condition", al.Condition)
 			return

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -223,5 +224,110 @@ func TestReplicaDiesMidDelivery(t *testing.T) {
 	other.Wait()
 	if got := h.got(); len(got) != 1 || got[0] != "failed "+al.Message {
 		t.Errorf("delivered by the other replica: %v, want the alert once", got)
+	}
+}
+
+// virtualClock is a clock whose After moves time forward at once: the alerter's retries of hours
+// run in milliseconds.
+type virtualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *virtualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *virtualClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	now := c.now
+	c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	ch <- now
+	return ch
+}
+
+// TestWebhookDownTenMinutes: with the default retry policy (5 s doubling, waits capped at 10
+// minutes, given up after 6 hours), an alert raised while its webhook is down for 10 minutes is
+// delivered once when the webhook is back, at the first retry after it; it is marked sent only
+// then, and every failed try is counted.
+func TestWebhookDownTenMinutes(t *testing.T) {
+	clock := &virtualClock{now: time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)}
+	start := clock.Now()
+	var (
+		mu        sync.Mutex
+		tried     []time.Duration // when each try came, after the alert was raised
+		delivered []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		since := clock.Now().Sub(start)
+		tried = append(tried, since)
+		if since < 10*time.Minute {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		var a alert.Alert
+		json.NewDecoder(r.Body).Decode(&a)
+		delivered = append(delivered, a.Condition+" "+a.Message)
+	}))
+	defer srv.Close()
+	client := rdbtest.StartRedis(t).Client(t)
+	raw := rdb.New(client, rdb.Options{})
+	m := metrics.New()
+	a := alert.New(alert.Options{Store: raw, Marker: raw, ID: "r1", Counter: m, Now: clock.Now, After: clock.After,
+		Notifiers: []alert.Notifier{&alert.Webhook{URL: srv.URL}}})
+	other := alert.New(alert.Options{Store: raw, Marker: raw, ID: "r2", Now: clock.Now, After: clock.After,
+		Notifiers: []alert.Notifier{&alert.Webhook{URL: srv.URL}}})
+	al := alert.Alert{Condition: alert.Failed, Workflow: "w", Job: "a", BatchID: 3, Message: "workflow w: job a failed (batch 3)"}
+	if !a.Raise(ctx, al, "failed:a:3") {
+		t.Fatal("not raised")
+	}
+	if other.Raise(ctx, al, "failed:a:3") {
+		t.Fatal("raised again by another replica while the first delivers it")
+	}
+	a.Wait()
+	seen := func() ([]time.Duration, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(tried), slices.Clone(delivered)
+	}
+
+	tries, delivered := seen()
+	// Tries at 0, 5, 15, 35, 75, 155, 315 s fail; the one at 635 s (10 min 35 s) gets through.
+	want := []time.Duration{0, 5, 15, 35, 75, 155, 315, 635}
+	if len(tries) != len(want) {
+		t.Fatalf("tries at %v, want %d tries", tries, len(want))
+	}
+	for i, w := range want {
+		if tries[i] != w*time.Second {
+			t.Errorf("try %d at %v, want %v", i+1, tries[i], w*time.Second)
+		}
+	}
+	if len(delivered) != 1 || delivered[0] != "failed "+al.Message {
+		t.Errorf("delivered %v, want the alert once", delivered)
+	}
+	notifier := (&alert.Webhook{URL: srv.URL}).String()
+	if got := metricValue(t, m, "batchy_alert_deliveries_total", map[string]string{"notifier": notifier, "result": "failed"}); got != 7 {
+		t.Errorf("failed deliveries = %v, want 7", got)
+	}
+	if got := metricValue(t, m, "batchy_alert_deliveries_total", map[string]string{"notifier": notifier, "result": "delivered"}); got != 1 {
+		t.Errorf("delivered = %v, want 1", got)
+	}
+	if got := metricValue(t, m, "batchy_alerts_failed_total", map[string]string{"workflow": "w"}); got != 0 {
+		t.Errorf("alerts given up = %v, want 0", got)
+	}
+	// Settled as sent: no replica raises or takes it over again, even after every lease ended.
+	if other.Raise(ctx, al, "failed:a:3") {
+		t.Error("a delivered alert was raised again")
+	}
+	other.Retry(ctx, clock.Now().Add(time.Hour))
+	other.Wait()
+	if _, delivered := seen(); len(delivered) != 1 {
+		t.Errorf("delivered %d times, want once", len(delivered))
 	}
 }
