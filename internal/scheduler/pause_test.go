@@ -12,7 +12,7 @@ import (
 // dueBy returns the workflows the due index makes due by t.
 func (e *env) dueBy(t time.Time) map[string]bool {
 	e.t.Helper()
-	due, err := e.store.Scheduler().Due(ctx, t, 0)
+	due, _, err := e.store.Scheduler().Due(ctx, t, 0, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -162,6 +162,9 @@ type Scheduler struct {
 	changesSeen int64
 	dependents  map[string]map[string]bool
 	upstream    map[string][]string
+	// nextDue is the earliest time after the last tick a workflow is due (zero when this replica
+	// is not the leader): Run wakes then rather than at its next tick.
+	nextDue time.Time
 }
 
 // execution is a run attempt in progress in this process.
@@ -247,20 +250,43 @@ func (s *Scheduler) Leader() bool {
 
 // Run ticks until ctx ends, then cancels nothing: runs in progress finish (their leases are
 // renewed until then) unless Stop is called.
+//
+// The leader wakes at the next due time when it comes before the next tick (its tick's read of the
+// due index also returns it): a fire starts within milliseconds of its time, not up to a tick late.
 func (s *Scheduler) Run(ctx context.Context) {
-	t := time.NewTicker(s.opts.Tick)
+	t := time.NewTimer(0)
 	defer t.Stop()
+	next := time.Now()
 	for {
-		if err := s.Tick(ctx, s.opts.Now()); err != nil && ctx.Err() == nil {
-			s.log.Warn("scheduler tick", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		next = next.Add(s.opts.Tick)
+		if now := time.Now(); next.Before(now) {
+			next = now.Add(s.opts.Tick) // a tick that overran: skip the ticks missed, as a Ticker does
+		}
+		if err := s.Tick(ctx, s.opts.Now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("scheduler tick", "err", err)
+		}
+		s.tickMu.Lock()
+		due := s.nextDue
+		s.tickMu.Unlock()
+		wake := next
+		if !due.IsZero() && due.Before(wake) {
+			// Ticks at most every minTickGap, however many distinct due times a second holds.
+			wake = due
+			if soonest := time.Now().Add(minTickGap); wake.Before(soonest) {
+				wake = soonest
+			}
+		}
+		t.Reset(time.Until(wake))
 	}
 }
+
+// minTickGap is the shortest wait between two ticks of Run.
+const minTickGap = 50 * time.Millisecond
 
 // Stop cancels this replica's runs (their jobs fail with the reason), waits for them, and gives up
 // the leader lease so another replica takes over at once.
@@ -299,6 +325,7 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) error {
 	was := s.leader
 	s.leader = leader && err == nil
 	s.mu.Unlock()
+	s.nextDue = time.Time{}
 	if err != nil || !leader {
 		return err
 	}
@@ -307,10 +334,11 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Lease/2)
 	defer cancel()
 	var due []rdb.DueEntry
+	next := rdb.Never // the first due time after now (a scan looks at every workflow: see updates)
 	if !was || !s.scanned {
 		due, err = s.scanAll(ctx)
 	} else {
-		due, err = s.opts.Runs.Due(ctx, now, maxDuePerTick)
+		due, next, err = s.opts.Runs.Due(ctx, now, s.opts.Tick, maxDuePerTick)
 	}
 	if err != nil {
 		return err
@@ -367,6 +395,14 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) error {
 		}
 	}
 	s.scanned = true
+	for _, u := range updates {
+		if u.Next.After(now) && u.Next.Before(next) {
+			next = u.Next
+		}
+	}
+	if next.After(now) {
+		s.nextDue = next
+	}
 	return nil
 }
 
@@ -383,7 +419,7 @@ func (s *Scheduler) scanAll(ctx context.Context) ([]rdb.DueEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	indexed, err := s.opts.Runs.Due(ctx, rdb.Never, 0)
+	indexed, _, err := s.opts.Runs.Due(ctx, rdb.Never, 0, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -520,10 +556,11 @@ func (s *Scheduler) tickWorkflow(ctx context.Context, wf string, now time.Time) 
 			held++
 		}
 	}
-	if len(ids) > held {
+	if len(ids) > held && next.After(now.Add(s.opts.Tick)) {
 		// Runs in progress: queued, waiting for a retry or an upstream, running (the replica
-		// executing it may die). Look again at the next tick. Runs a pause holds wait for the
-		// resume, which marks the workflow due: a paused workflow costs the ticks nothing.
+		// executing it may die). Look again at the next tick, or at the next fire when it comes
+		// before. Runs a pause holds wait for the resume, which marks the workflow due: a paused
+		// workflow costs the ticks nothing.
 		next = now
 	}
 	return next, nil

@@ -53,8 +53,9 @@ type RunStore interface {
 	// RunIDs returns the ids of a workflow's limit newest runs, newest first.
 	RunIDs(ctx context.Context, wf string, limit int) ([]string, error)
 	// Due returns the workflows due at now (at most limit, all of the index for limit 0 and now
-	// rdb.Never), with their scores as read.
-	Due(ctx context.Context, now time.Time, limit int) ([]rdb.DueEntry, error)
+	// rdb.Never), with their scores as read, and the earliest time after now and within the
+	// lookahead one is due (rdb.Never for none).
+	Due(ctx context.Context, now time.Time, within time.Duration, limit int) ([]rdb.DueEntry, time.Time, error)
 	// SetDue writes when the leader next looks at the workflows a tick handled, except for those
 	// marked due since it read them.
 	SetDue(ctx context.Context, updates []rdb.DueUpdate) error
