@@ -281,6 +281,11 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 		if rss, err := rssBytes(pid); err == nil {
 			res.RSS = max(res.RSS, rss)
 			res.RSSRounds = append(res.RSSRounds, rss)
+			if verbose {
+				anon, _ := procStatus(pid, "RssAnon:")
+				file, _ := procStatus(pid, "RssFile:")
+				fmt.Fprintf(os.Stderr, "bench: wake %d round %d: RSS %s (anon %s, file %s) with the waits held\n", n, round, mb(rss), mb(anon), mb(file))
+			}
 		}
 		if round >= 1 {
 			// Heap and memory statistics with the waits held, each round: growth shows across them.
