@@ -44,9 +44,10 @@ func memoryLimit(flag, store string, envSet bool, held int64) (limit int64, why 
 	return max(minAutoMemoryLimit, 2*held), "auto: twice the memory held at start, at least 32MiB"
 }
 
-// applyMemoryLimit sets --memory-limit in the runtime; it returns the limit (0: none) and why.
-func applyMemoryLimit(flag, store string) (int64, string) {
-	limit, why := memoryLimit(flag, store, os.Getenv("GOMEMLIMIT") != "", goMemory())
+// applyMemoryLimit sets --memory-limit in the runtime, given the Go memory held (goMemory); it
+// returns the limit (0: none) and why.
+func applyMemoryLimit(flag, store string, held int64) (int64, string) {
+	limit, why := memoryLimit(flag, store, os.Getenv("GOMEMLIMIT") != "", held)
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}

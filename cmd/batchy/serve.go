@@ -387,8 +387,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		},
 	})
 	// Once started: auto sizes the limit from what batchy then holds.
-	limit, why := applyMemoryLimit(cfg.memoryLimit, store.Name)
-	log.Info("memory limit", "bytes", limit, "why", why)
+	held := goMemory()
+	limit, why := applyMemoryLimit(cfg.memoryLimit, store.Name, held)
+	log.Info("memory limit", "bytes", limit, "why", why, "held", held)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
