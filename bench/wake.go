@@ -214,6 +214,10 @@ type WakeResult struct {
 // activeWaits reads batchy_active_waits from the server's /metrics; ok is false without it.
 func activeWaits(ctx context.Context, hc *http.Client, base string) (n int, ok bool) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	// Uncompressed: the bench asks every 25 ms while waits register, and each gzip answer may cost
+	// batchy a new compressor (about 1 MB: its pool empties at each collection), garbage of the
+	// bench's own making in the memory measured (a Prometheus server asks every 15 s or so).
+	req.Header.Set("Accept-Encoding", "identity")
 	res, err := hc.Do(req)
 	if err != nil {
 		return 0, false
