@@ -214,6 +214,10 @@ type WakeResult struct {
 // activeWaits reads batchy_active_waits from the server's /metrics; ok is false without it.
 func activeWaits(ctx context.Context, hc *http.Client, base string) (n int, ok bool) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	// Uncompressed: the bench asks every 25 ms while waits register, and each gzip answer may cost
+	// batchy a new compressor (about 1 MB: its pool empties at each collection), garbage of the
+	// bench's own making in the memory measured (a Prometheus server asks every 15 s or so).
+	req.Header.Set("Accept-Encoding", "identity")
 	res, err := hc.Do(req)
 	if err != nil {
 		return 0, false
@@ -281,6 +285,11 @@ func measureWake(ctx context.Context, hc *http.Client, base, wf string, n, round
 		if rss, err := rssBytes(pid); err == nil {
 			res.RSS = max(res.RSS, rss)
 			res.RSSRounds = append(res.RSSRounds, rss)
+			if verbose {
+				anon, _ := procStatus(pid, "RssAnon:")
+				file, _ := procStatus(pid, "RssFile:")
+				fmt.Fprintf(os.Stderr, "bench: wake %d round %d: RSS %s (anon %s, file %s) with the waits held\n", n, round, mb(rss), mb(anon), mb(file))
+			}
 		}
 		if round >= 1 {
 			// Heap and memory statistics with the waits held, each round: growth shows across them.

@@ -55,6 +55,7 @@ type serveConfig struct {
 	maxConfigBytes    int64
 	maxWaitsPerClient int
 	metrics           bool
+	memoryLimit       string
 }
 
 // flagSet registers serve's flags on a new set; `batchy config` shares it.
@@ -82,6 +83,7 @@ func (c *serveConfig) flagSet(name string, stderr io.Writer) *pflag.FlagSet {
 	fs.Int64Var(&c.maxConfigBytes, "max-config-bytes", 1<<20, "largest workflow file accepted")
 	fs.IntVar(&c.maxWaitsPerClient, "max-waits-per-client", 10000, "most waits (GET /v1/wait) one client holds at once: one token, or one address without auth; 0 means no limit")
 	fs.BoolVar(&c.metrics, "metrics", true, "serve Prometheus metrics at /metrics (read role when auth is on)")
+	fs.StringVar(&c.memoryLimit, "memory-limit", "auto", "soft limit of the Go runtime's memory, as GOMEMLIMIT: auto (with Redis and no GOMEMLIMIT: twice the memory held once started, at least 32MiB; none with the embedded store), off, or a size such as 96MiB; near it the GC spends more CPU")
 	c.store.register(fs)
 	c.log.register(fs)
 	markSecret(fs, "tokens", secretHidden)
@@ -119,6 +121,11 @@ func (c *serveConfig) check() error {
 	}
 	if c.maxConfigBytes < 1024 {
 		return fmt.Errorf("--max-config-bytes %d: use 1024 or more", c.maxConfigBytes)
+	}
+	if c.memoryLimit != "auto" && c.memoryLimit != "off" {
+		if _, err := parseBytes(c.memoryLimit); err != nil {
+			return fmt.Errorf("--memory-limit %v", err)
+		}
 	}
 	if c.maxWaitsPerClient < 0 {
 		return fmt.Errorf("--max-waits-per-client %d: use 0 (no limit) or more", c.maxWaitsPerClient)
@@ -379,6 +386,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return scheduler.NextFire(s.Schedule, s.Timezone, loc, now)
 		},
 	})
+	// Once started: auto sizes the limit from what batchy then holds.
+	held := goMemory()
+	limit, why := applyMemoryLimit(cfg.memoryLimit, store.Name, held)
+	log.Info("memory limit", "bytes", limit, "why", why, "held", held)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"container/heap"
 	"context"
 	"encoding/json"
@@ -104,10 +105,16 @@ func (s *Server) park(c *gin.Context, q *waitQuery, w *notify.Waiter, a *waitAns
 	if _, ok := c.Request.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); !ok {
 		return false
 	}
-	conn, _, err := c.Writer.Hijack()
+	conn, brw, err := c.Writer.Hijack()
 	if err != nil {
 		return false
 	}
+	// The parked wait neither reads nor writes through net/http's buffers (4 KB each way), which
+	// net/http does not take back into its pools from a hijacked connection, and which gin's pool
+	// of contexts would keep, through the last request it served, until it is reused or collected:
+	// let them go now. A request the client pipelined behind this one is dropped with them, as
+	// before (the answer says Connection: close).
+	*brw.Reader, *brw.Writer = bufio.Reader{}, bufio.Writer{}
 	pw := &parkedWait{fd: -1, deadline: deadline, release: release}
 	if fd, ok := detach(conn); ok {
 		pw.fd = fd
@@ -116,6 +123,13 @@ func (s *Server) park(c *gin.Context, q *waitQuery, w *notify.Waiter, a *waitAns
 		// A client that stops reading must not hold the group's writes for long.
 		conn.SetWriteDeadline(deadline.Add(30 * time.Second))
 	}
+	size := 0
+	for name, values := range c.Writer.Header() {
+		for _, v := range values {
+			size += len(name) + len(v) + 4
+		}
+	}
+	pw.headers = make([]byte, 0, size)
 	for name, values := range c.Writer.Header() {
 		for _, v := range values {
 			pw.headers = append(pw.headers, name...)

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+)
+
+// minAutoMemoryLimit is the least soft memory limit --memory-limit auto sets: room for batchy's own
+// tables (about 8 MB of Go memory with few workflows), a wave of a thousand requests in flight
+// (net/http's buffers, about 10 KB each) and the garbage between two collections.
+const minAutoMemoryLimit = 32 << 20
+
+// memoryLimit is the soft limit of the Go runtime's memory that --memory-limit asks for (0: none)
+// and why, given whether GOMEMLIMIT is set and the Go memory batchy holds once started.
+//
+// With a Redis store batchy's heap holds no data, only its tables and what the requests in flight
+// hold, and its garbage comes in waves: a thousand waits registered at once leave about 10 MB. At
+// the GC's default pacing (GOGC=100) the heap may grow to twice what was live at the last
+// collection, so a collection that happens during a wave sets the next goal from the wave, and the
+// process keeps that memory for several waves after. A soft limit caps that. Near it the GC runs
+// more often (the runtime holds it to about half the CPU) rather than let the heap grow: the cost
+// when the live heap itself nears the limit.
+//
+// auto sets one only for the Redis store (the embedded store's data lives on the Go heap, so its
+// size is the data's) and only when GOMEMLIMIT is not set (the runtime already applies it): twice
+// the Go memory held once started, and at least minAutoMemoryLimit.
+func memoryLimit(flag, store string, envSet bool, held int64) (limit int64, why string) {
+	switch {
+	case flag == "off":
+		return 0, "--memory-limit off"
+	case flag != "auto":
+		n, _ := parseBytes(flag) // checked by serveConfig.check
+		return n, "--memory-limit"
+	case envSet:
+		return 0, "GOMEMLIMIT is set"
+	case store != "redis":
+		return 0, "the embedded store keeps its data on the Go heap"
+	}
+	return max(minAutoMemoryLimit, 2*held), "auto: twice the memory held at start, at least 32MiB"
+}
+
+// applyMemoryLimit sets --memory-limit in the runtime, given the Go memory held (goMemory); it
+// returns the limit (0: none) and why.
+func applyMemoryLimit(flag, store string, held int64) (int64, string) {
+	limit, why := memoryLimit(flag, store, os.Getenv("GOMEMLIMIT") != "", held)
+	if limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
+	return limit, why
+}
+
+// goMemory is the memory that runtime/debug.SetMemoryLimit counts: all the runtime maps, less
+// what it returned to the system.
+func goMemory() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
+}
+
+// parseBytes reads a size as GOMEMLIMIT writes it: a number of bytes, alone or followed by B, KiB,
+// MiB, GiB or TiB.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		shift  uint
+	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+	num, shift := s, uint(0)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, shift = rest, u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("%q: use auto, off, or a size such as 96MiB", s)
+	}
+	return n << shift, nil
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMemoryLimit(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name, flag, store string
+		envSet            bool
+		held              int64
+		want              int64
+	}{
+		{"auto, Redis, little held: the floor", "auto", "redis", false, 10 * mib, 32 * mib},
+		{"auto, Redis, much held: twice it", "auto", "redis", false, 50 * mib, 100 * mib},
+		{"auto, embedded store: none", "auto", "embedded", false, 10 * mib, 0},
+		{"auto, GOMEMLIMIT set: the runtime's", "auto", "redis", true, 10 * mib, 0},
+		{"off", "off", "redis", false, 10 * mib, 0},
+		{"a size, even on the embedded store", "96MiB", "embedded", false, 10 * mib, 96 * mib},
+		{"a size wins over GOMEMLIMIT", "1GiB", "redis", true, 10 * mib, 1 << 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, why := memoryLimit(tc.flag, tc.store, tc.envSet, tc.held)
+			if got != tc.want || why == "" {
+				t.Errorf("memoryLimit(%q, %q, %v, %d) = %d, %q; want %d and a reason", tc.flag, tc.store, tc.envSet, tc.held, got, why, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"1": 1, "512B": 512, "64KiB": 64 << 10, "96MiB": 96 << 20, "2GiB": 2 << 30, "1TiB": 1 << 40} {
+		if got, err := parseBytes(in); got != want || err != nil {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1MiB", "64MB", "MiB", "1.5GiB", "99999999999TiB"} {
+		if got, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q) = %d, nil; want an error", in, got)
+		}
+	}
+}
+
+func TestMemoryLimitFlagChecked(t *testing.T) {
+	var stderr strings.Builder
+	code := serve(t.Context(), []string{"--memory-limit", "64MB"}, &strings.Builder{}, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "--memory-limit") {
+		t.Errorf("serve --memory-limit 64MB: exit %d, stderr %q; want %d and a word on --memory-limit", code, stderr.String(), exitUsage)
+	}
+}
