@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // minAutoMemoryLimit is the least soft memory limit --memory-limit auto sets: room for batchy's own
@@ -81,4 +84,33 @@ func parseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("%q: use auto, off, or a size such as 96MiB", s)
 	}
 	return n << shift, nil
+}
+
+// followLiveHeap raises an auto limit that the live heap has outgrown, so that an installation
+// growing after start (more workflows loaded, thousands of waits held) never pays for the limit
+// with its CPU for long: every interval, when the GC's CPU limiter engaged since the last look
+// (the limit made the GC take half the CPU) or the heap live after the last collection passed
+// three quarters of the limit (a collection at almost every allocation), the limit becomes twice
+// that live heap. It never lowers the limit.
+func followLiveHeap(ctx context.Context, limit int64, every time.Duration, log *slog.Logger) {
+	s := []metrics.Sample{{Name: "/gc/limiter/last-enabled:gc-cycle"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	lastLimited := s[0].Value.Uint64()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		metrics.Read(s)
+		limited, live := s[0].Value.Uint64(), int64(s[1].Value.Uint64())
+		if raised := 2 * live; (limited != lastLimited || live > limit/4*3) && raised > limit {
+			limit = raised
+			debug.SetMemoryLimit(limit)
+			log.Info("memory limit raised: the live heap outgrew it", "bytes", limit, "live", live, "gc_limiter_engaged", limited != lastLimited)
+		}
+		lastLimited = limited
+	}
 }

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMemoryLimit(t *testing.T) {
@@ -48,5 +54,36 @@ func TestMemoryLimitFlagChecked(t *testing.T) {
 	code := serve(t.Context(), []string{"--memory-limit", "64MB"}, &strings.Builder{}, &stderr)
 	if code != exitUsage || !strings.Contains(stderr.String(), "--memory-limit") {
 		t.Errorf("serve --memory-limit 64MB: exit %d, stderr %q; want %d and a word on --memory-limit", code, stderr.String(), exitUsage)
+	}
+}
+
+// TestFollowLiveHeap: an auto limit the live heap outgrew is raised to twice the live heap, and
+// logged; it is never lowered.
+func TestFollowLiveHeap(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	const limit = 16 << 20
+	debug.SetMemoryLimit(limit)
+	live := make([][]byte, 64)
+	for i := range live {
+		live[i] = make([]byte, 1<<20) // 64 MiB live: four times the limit
+	}
+	runtime.GC()
+	var logs bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { followLiveHeap(ctx, limit, 10*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil))); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for debug.SetMemoryLimit(-1) == limit && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	runtime.KeepAlive(live)
+	if got := debug.SetMemoryLimit(-1); got < 2*64<<20 {
+		t.Errorf("limit = %d MiB with 64 MiB live, want at least 128 MiB", got>>20)
+	}
+	if !strings.Contains(logs.String(), "memory limit raised") {
+		t.Errorf("no log of the raise: %q", logs.String())
 	}
 }

@@ -390,6 +390,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	held := goMemory()
 	limit, why := applyMemoryLimit(cfg.memoryLimit, store.Name, held)
 	log.Info("memory limit", "bytes", limit, "why", why, "held", held)
+	if limit > 0 && cfg.memoryLimit == "auto" {
+		go followLiveHeap(ctx, limit, 30*time.Second, log)
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "batchy serve: %v\n", err)
