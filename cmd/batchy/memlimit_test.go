@@ -72,7 +72,10 @@ func TestFollowLiveHeap(t *testing.T) {
 	var logs bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { followLiveHeap(ctx, limit, 10*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil))); close(done) }()
+	go func() {
+		followLiveHeap(ctx, limit, 10*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
+		close(done)
+	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for debug.SetMemoryLimit(-1) == limit && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
