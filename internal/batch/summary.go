@@ -186,3 +186,11 @@ type SummaryReader interface {
 	// Loaded reports, for each name, whether it is a loaded workflow.
 	Loaded(ctx context.Context, names []string) ([]bool, error)
 }
+
+// CurrentSummarizer gives the summaries of named workflows as their states are now (rdb.Store),
+// for the change stream: a change is announced before the index holds its new summary.
+type CurrentSummarizer interface {
+	// CurrentSummaries returns the named workflows' summaries, in the order of names; the
+	// workflows not loaded are left out.
+	CurrentSummaries(ctx context.Context, names []string) ([]Summary, error)
+}
