@@ -69,6 +69,8 @@ type envOptions struct {
 	// tokens turn auth on: the server is wired as batchy serve wires it, the UI behind the
 	// API's authentication, with its read-only and CSRF decisions.
 	tokens *auth.Tokens
+	// noChanges leaves the API without the change stream: the dashboard falls back to its timer.
+	noChanges bool
 	// changeInterval is the API's ChangeInterval (zero: its default).
 	changeInterval time.Duration
 	// wrap wraps the server's handler (to count the requests a page makes).
@@ -115,6 +117,9 @@ func newEnv(t testing.TB, client rdb.Client, o envOptions) *env {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	go hub.Run(hubCtx)
 	apiOpts := api.Options{Store: e.rec, Summaries: e.store, Hub: hub, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg, ChangeInterval: o.changeInterval}
+	if o.noChanges {
+		apiOpts.Summaries = nil // GET /v1/changes answers 503
+	}
 	if o.tokens != nil {
 		apiOpts.Tokens, apiOpts.UI = o.tokens, ui.New(opts)
 		apiSrv = api.New(apiOpts)
