@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -64,13 +66,15 @@ func changeQuery(c *gin.Context) (changeFilter, error) {
 // does a client that reconnects. A workflow changed several times within ChangeInterval is
 // reported once, as it is at the end. The stream rides the process's one subscription to the
 // change notifications (notify.Hub): a stream costs nothing while its workflows do not change,
-// whatever the number of workflows, and a change costs one check per open stream.
+// whatever the number of workflows, and a change costs one check per open stream and one read
+// of the workflow (its state and its kept summary), encoded once, shared by the streams it
+// concerns.
 func (s *Server) streamChanges(c *gin.Context) error {
 	f, err := changeQuery(c)
 	if err != nil {
 		return err
 	}
-	current, ok := s.opts.Summaries.(batch.CurrentSummarizer)
+	kept, ok := s.opts.Summaries.(batch.IndexedSummary)
 	if !ok {
 		return batch.Errorf(batch.EUNAVAILABLE, "this store keeps no workflow summaries")
 	}
@@ -117,29 +121,71 @@ func (s *Server) streamChanges(c *gin.Context) error {
 		if missed {
 			fmt.Fprint(w, "event: reset\ndata: {}\n\n")
 		}
-		sums, err := current.CurrentSummaries(ctx, names)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.log.Warn("change stream: reading summaries", "err", err)
-			// The client reads what it shows again (and learns the store is down from that).
-			fmt.Fprint(w, "event: reset\ndata: {}\n\n")
-			w.Flush()
-			continue
-		}
-		i := 0
 		for _, wf := range names {
-			if i < len(sums) && sums[i].Workflow == wf {
-				data, _ := json.Marshal(sums[i])
-				fmt.Fprintf(w, "event: change\ndata: %s\n\n", data)
-				i++
-				continue
+			frame, err := s.changeFrame(ctx, kept, wf)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.log.Warn("change stream: reading a workflow", "workflow", wf, "err", err)
+				// The client reads what it shows again (and learns the store is down from that).
+				frame = []byte("event: reset\ndata: {}\n\n")
 			}
-			data, _ := json.Marshal(gin.H{"workflow": wf})
-			fmt.Fprintf(w, "event: removed\ndata: %s\n\n", data)
+			w.Write(frame)
 		}
 		w.Flush()
 		keepAlive.Reset(changeKeepAlive)
 	}
+}
+
+// changeAnswer is a "change" or "removed" frame derived from one shared read of a workflow's
+// state (sharedReads): the streams woken by one change share the read, the index's read and the
+// encoding.
+type changeAnswer struct {
+	once  sync.Once
+	frame []byte
+	err   error
+}
+
+// changeKey keys the change frame among a read's answers.
+type changeKey struct{}
+
+// changeFrame returns the frame that reports the workflow as it is now: a state read that started
+// after the call (so after the notification), summarised, with the last success and failure the
+// index kept.
+func (s *Server) changeFrame(ctx context.Context, kept batch.IndexedSummary, wf string) ([]byte, error) {
+	rd, err := s.reads.Read(ctx, wf)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := rd.answers.LoadOrStore(changeKey{}, &changeAnswer{})
+	a := v.(*changeAnswer)
+	a.once.Do(func() {
+		if batch.ErrorCode(rd.err) == batch.ENOTFOUND {
+			data, _ := json.Marshal(gin.H{"workflow": wf})
+			a.frame = fmt.Appendf(nil, "event: removed\ndata: %s\n\n", data)
+			return
+		}
+		if rd.err != nil {
+			a.err = rd.err
+			return
+		}
+		// Not the caller's context: other streams share the answer.
+		kctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		prev, err := kept.SummaryOf(kctx, wf)
+		if err != nil {
+			a.err = err
+			return
+		}
+		sum := batch.Summarize(rd.st)
+		sum.KeepOutcomes(prev)
+		data, err := json.Marshal(sum)
+		if err != nil {
+			a.err = err
+			return
+		}
+		a.frame = fmt.Appendf(nil, "event: change\ndata: %s\n\n", data)
+	})
+	return a.frame, a.err
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/batchy/batchy/internal/api"
 	"github.com/batchy/batchy/internal/auth"
 	"github.com/batchy/batchy/internal/batch"
@@ -22,7 +24,8 @@ import (
 // workflows: wf1 and sales.
 type changeEnv struct {
 	*env
-	srv *api.Server
+	srv    *api.Server
+	client *redis.Client
 }
 
 func newChangeEnv(t *testing.T, opts api.Options) *changeEnv {
@@ -49,7 +52,7 @@ func newChangeEnv(t *testing.T, opts api.Options) *changeEnv {
 		wantStatus(t, e.do(t, "POST", "/v1/workflows/wf1/load", ""), 200)
 		wantStatus(t, e.do(t, "POST", "/v1/workflows/sales/load", ""), 200)
 	}
-	return &changeEnv{env: e, srv: srv}
+	return &changeEnv{env: e, srv: srv, client: client}
 }
 
 // frame is one Server-Sent Event.
@@ -259,4 +262,57 @@ func TestChangeStreamEndsAtShutdown(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("the stream did not end within 2s of Close")
 	}
+}
+
+// TestChangeStreamSharesReads: the streams that one change concerns share one read of the
+// workflow, and the streams of other workflows cost no read at all.
+func TestChangeStreamSharesReads(t *testing.T) {
+	e := newChangeEnv(t, api.Options{})
+	const tabs = 20
+	first := e.openChanges(t, "names=wf1", true)
+	streams := []*sse{first}
+	for range tabs - 1 {
+		streams = append(streams, e.openChanges(t, "names=wf1", false))
+	}
+	others := make([]*sse, tabs)
+	for i := range others {
+		others[i] = e.openChanges(t, "names=sales", false)
+	}
+	stateReads := func() int {
+		t.Helper()
+		info, err := e.client.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_hgetall:calls="); ok {
+				n := 0
+				for _, c := range rest {
+					if c < '0' || c > '9' {
+						break
+					}
+					n = n*10 + int(c-'0')
+				}
+				return n
+			}
+		}
+		return 0
+	}
+	before := stateReads()
+	wantStatus(t, e.do(t, "POST", "/v1/workflows/wf1/jobs/job1/watermark", `{"from_date":"2026-01-01"}`), 200)
+	for i, s := range streams {
+		if sum := summaryOf(t, s.next(t, 2*time.Second)); sum.Workflow != "wf1" {
+			t.Errorf("stream %d got %s", i, sum.Workflow)
+		}
+	}
+	for _, s := range others {
+		s.none(t, 10*time.Millisecond)
+	}
+	// The watermark's own request reads the state once; the streams join a few shared reads (a
+	// stream joins the next read when one is under way), not one each (21).
+	n := stateReads() - before
+	if n > 6 {
+		t.Errorf("%d state reads for one change followed by %d streams, want at most 6", n, tabs)
+	}
+	t.Logf("%d state reads (HGETALL) for one change followed by %d streams", n, tabs)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -237,35 +238,20 @@ func (s *Store) StatusCounts(ctx context.Context) (map[batch.Status]int, int, er
 	return out, int(total.Val()), nil
 }
 
-// CurrentSummaries returns the named workflows' summaries as their states are now, with the last
-// success and failure the index keeps (which a state alone may no longer show). The change stream
-// reads them on a change's notification, which comes before the change's index write (indexer.go,
-// or another replica's): the index's summary could still be the previous one. Its cost is one
-// state read per name and one read of the index, whatever the number of workflows.
-func (s *Store) CurrentSummaries(ctx context.Context, names []string) ([]batch.Summary, error) {
-	if len(names) == 0 {
+// SummaryOf returns the workflow's summary as the index keeps it, nil when it keeps none: one
+// call. The change stream summarises the state itself (a change is announced before its index
+// write: indexer.go, or another replica's) and takes from here the last success and failure.
+func (s *Store) SummaryOf(ctx context.Context, wf string) (*batch.Summary, error) {
+	text, err := s.idx.HGet(ctx, s.keys.Summaries(), wf).Result()
+	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
-	vals, err := s.idx.HMGet(ctx, s.keys.Summaries(), names...).Result()
 	if err != nil {
-		return nil, storeError("rdb.CurrentSummaries", err)
+		return nil, storeError("rdb.SummaryOf", err)
 	}
-	out := make([]batch.Summary, 0, len(names))
-	for i, wf := range names {
-		st, err := s.State(ctx, wf)
-		if batch.ErrorCode(err) == batch.ENOTFOUND {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		sum := batch.Summarize(st)
-		if text, ok := vals[i].(string); ok {
-			if kept, err := parseSummary(wf, text); err == nil {
-				sum.LastSuccess, sum.LastFailure = latest(sum.LastSuccess, kept.LastSuccess), latest(sum.LastFailure, kept.LastFailure)
-			}
-		}
-		out = append(out, sum)
+	sum, err := parseSummary(wf, text)
+	if err != nil {
+		return nil, fmt.Errorf("rdb.SummaryOf: %w", err)
 	}
-	return out, nil
+	return &sum, nil
 }
