@@ -242,6 +242,7 @@ func (s *Store) StatusCounts(ctx context.Context) (map[batch.Status]int, int, er
 // call. The change stream summarises the state itself (a change is announced before its index
 // write: indexer.go, or another replica's) and takes from here the last success and failure.
 func (s *Store) SummaryOf(ctx context.Context, wf string) (*batch.Summary, error) {
+	s.ix.flush(ctx) // this process's own changes first
 	text, err := s.idx.HGet(ctx, s.keys.Summaries(), wf).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
