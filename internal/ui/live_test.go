@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -39,4 +40,27 @@ func TestDashboardRows(t *testing.T) {
 			t.Errorf("GET /ui/fragment/dashboard/rows%s: %d, want 400", bad, r.status)
 		}
 	}
+}
+
+// TestRunPageFollowsItsEvents: a run in progress refreshes on its own events (the workflow's
+// event stream, filtered to the run), its timer a safety net; a finished one follows nothing.
+func TestRunPageFollowsItsEvents(t *testing.T) {
+	e := newEnv(t, rdbtest.StartRedis(t).Client(t), envOptions{})
+	e.load(t, "ledger_sync", failingWorkflow)
+	body := e.post(t, "/v1/workflows/ledger_sync/runs", "").body
+	id := regexp.MustCompile(`"id": ?"([^"]+)"`).FindStringSubmatch(body)
+	if id == nil {
+		t.Fatalf("no run id in %s", body)
+	}
+	queued := e.page(t, "/ui/workflows/ledger_sync/runs/"+id[1])
+	wantContains(t, queued, `data-follow="/v1/workflows/ledger_sync/events/stream?run=`+id[1]+`"`, `data-refresh="15"`,
+		`data-fragment="/ui/fragment/workflows/ledger_sync/runs/`+id[1]+`"`)
+	// Without events there is nothing to follow: the page polls.
+	quiet := newEnv(t, rdbtest.StartRedis(t).Client(t), envOptions{noEvents: true})
+	quiet.load(t, "ledger_sync", failingWorkflow)
+	body = quiet.post(t, "/v1/workflows/ledger_sync/runs", "").body
+	id = regexp.MustCompile(`"id": ?"([^"]+)"`).FindStringSubmatch(body)
+	polled := quiet.page(t, "/ui/workflows/ledger_sync/runs/"+id[1])
+	wantContains(t, polled, `data-refresh="5"`, `data-fragment=`)
+	wantNotContains(t, polled, "data-follow=")
 }
