@@ -77,6 +77,10 @@ type Options struct {
 	MaxWaitsPerClient int
 	// MaxBodyBytes bounds a request body; zero means 1 MiB.
 	MaxBodyBytes int64
+	// ChangeInterval is the shortest time between two reports of a change stream (GET
+	// /v1/changes) to one client: a workflow that changes more often is reported once per
+	// interval. Zero means 500ms.
+	ChangeInterval time.Duration
 	// Metrics records requests and serves GET /metrics; nil means no metrics and no route.
 	Metrics *metrics.Metrics
 	// Logger receives request and error logs; nil means slog.Default().
@@ -123,6 +127,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.ChangeInterval <= 0 {
+		opts.ChangeInterval = 500 * time.Millisecond
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -22,11 +22,12 @@ const (
 	maxLogMessage = 64 << 10
 )
 
-// routesEvents registers log ingestion and the event readers.
+// routesEvents registers log ingestion, the event readers and the change stream (changes.go).
 func (s *Server) routesEvents(v1 *gin.RouterGroup) {
 	v1.POST("/workflows/:wf/logs", s.handle(s.postLogs))
 	v1.GET("/workflows/:wf/events", s.handle(s.listEvents))
 	v1.GET("/workflows/:wf/events/stream", s.handle(s.streamEvents))
+	v1.GET("/changes", s.handle(s.streamChanges))
 }
 
 func (s *Server) stream() (event.Stream, error) {

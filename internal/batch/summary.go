@@ -186,3 +186,25 @@ type SummaryReader interface {
 	// Loaded reports, for each name, whether it is a loaded workflow.
 	Loaded(ctx context.Context, names []string) ([]bool, error)
 }
+
+// IndexedSummary reads the summary the store keeps of one workflow (rdb.Store), for the change
+// stream: it keeps the last success and failure that the workflow's state may no longer show.
+type IndexedSummary interface {
+	// SummaryOf returns the workflow's summary as kept; nil when it keeps none.
+	SummaryOf(ctx context.Context, wf string) (*Summary, error)
+}
+
+// KeepOutcomes takes kept's last success and last failure where they are later than s's: kept is
+// an earlier summary of the workflow, whose outcomes its state may no longer show.
+func (s *Summary) KeepOutcomes(kept *Summary) {
+	if kept == nil {
+		return
+	}
+	later := func(a, b *time.Time) *time.Time {
+		if a == nil || (b != nil && b.After(*a)) {
+			return b
+		}
+		return a
+	}
+	s.LastSuccess, s.LastFailure = later(s.LastSuccess, kept.LastSuccess), later(s.LastFailure, kept.LastFailure)
+}

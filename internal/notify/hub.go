@@ -28,9 +28,11 @@ type Hub struct {
 
 	mu      sync.Mutex
 	waiters map[string]map[*Waiter]struct{} // by workflow
-	count   int
-	idle    time.Time     // when count last fell to 0
-	wanted  chan struct{} // signalled when a waiter arrives (Run may be waiting for one)
+	// followers are the change streams' (follow.go); count counts them too.
+	followers map[*Follower]struct{}
+	count     int
+	idle      time.Time     // when count last fell to 0
+	wanted    chan struct{} // signalled when a waiter arrives (Run may be waiting for one)
 	// idleGrace is how long the subscription stays after the last waiter left.
 	idleGrace time.Duration
 }
@@ -91,7 +93,7 @@ func (w *Waiter) Stop() {
 	}
 }
 
-// Waiters returns how many waiters are registered.
+// Waiters returns how many waiters and followers are registered.
 func (h *Hub) Waiters() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -112,6 +114,11 @@ func (h *Hub) wake(wf string) {
 	for w := range h.waiters[wf] {
 		w.signal()
 	}
+	for f := range h.followers {
+		if f.match(wf) {
+			f.add(wf)
+		}
+	}
 }
 
 // wakeAll signals every waiter: after the subscription was (re)established, messages may have been
@@ -123,6 +130,9 @@ func (h *Hub) wakeAll() {
 		for w := range ws {
 			w.signal()
 		}
+	}
+	for f := range h.followers {
+		f.miss()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -235,4 +236,23 @@ func (s *Store) StatusCounts(ctx context.Context) (map[batch.Status]int, int, er
 		out[st] = int(counts[i].Val())
 	}
 	return out, int(total.Val()), nil
+}
+
+// SummaryOf returns the workflow's summary as the index keeps it, nil when it keeps none: one
+// call. The change stream summarises the state itself (a change is announced before its index
+// write: indexer.go, or another replica's) and takes from here the last success and failure.
+func (s *Store) SummaryOf(ctx context.Context, wf string) (*batch.Summary, error) {
+	s.ix.flush(ctx) // this process's own changes first
+	text, err := s.idx.HGet(ctx, s.keys.Summaries(), wf).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storeError("rdb.SummaryOf", err)
+	}
+	sum, err := parseSummary(wf, text)
+	if err != nil {
+		return nil, fmt.Errorf("rdb.SummaryOf: %w", err)
+	}
+	return &sum, nil
 }

@@ -172,5 +172,12 @@ func TestSummaryLastSuccessAndFailure(t *testing.T) {
 		if s5.LastSuccess == nil || !s5.LastSuccess.Equal(mustTime("2026-11-22T16:49:30Z")) || s5.LastFailure == nil || !s5.LastFailure.Equal(mustTime("2026-11-22T16:50:30Z")) {
 			t.Fatalf("after a success and a failure in one index write: last success %v, last failure %v; want 16:49:30 and 16:50:30", s5.LastSuccess, s5.LastFailure)
 		}
+		// SummaryOf reads one workflow's kept summary (the change stream's outcomes).
+		if got, err := f.store.SummaryOf(ctx, "wf"); err != nil || got == nil || !reflect.DeepEqual(*got, s5) {
+			t.Errorf("SummaryOf(wf) = %+v, %v; want %+v", got, err, s5)
+		}
+		if got, err := f.store.SummaryOf(ctx, "nope"); err != nil || got != nil {
+			t.Errorf("SummaryOf(nope) = %+v, %v; want nil", got, err)
+		}
 	})
 }

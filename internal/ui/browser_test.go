@@ -299,8 +299,12 @@ func TestBrowser(t *testing.T) {
 	t.Run("close from the dashboard", func(t *testing.T) {
 		e.post(t, "/v1/workflows/wf1/load", "")
 		e.post(t, "/v1/workflows/wf1/open", "")
+		// A server without the change stream, whose dashboard polls (hourly): the change made
+		// behind the page's back stays unseen until the page acts.
+		e := newEnv(t, redisSrv.Client(t), envOptions{noChanges: true, ui: func(o *ui.Options) { o.Refresh = time.Hour }})
 		tb := newTab(t, browser)
 		tb.do("open the dashboard", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.ID("wf-wf1")))
+		tb.waitFor("the change stream to be refused", `document.body.dataset.changes === 'closed'`)
 		if got := tb.eval(`document.querySelector('#wf-wf1 td.status').innerText`); !strings.Contains(got, "open") {
 			t.Fatalf("wf1 status before: %q", got)
 		}
@@ -338,6 +342,64 @@ func TestBrowser(t *testing.T) {
 		if tb.eval(`window.batchyMarker || ''`) != "same page" {
 			t.Error("the page reloaded")
 		}
+	})
+
+	t.Run("dashboard follows the change stream", func(t *testing.T) {
+		// A server that would poll every 5s: a row that updates within 2s, without the whole
+		// fragment fetched again, came from the change stream.
+		var mu sync.Mutex
+		fetched := map[string]int{}
+		lv := newEnv(t, redisSrv.Client(t), envOptions{ui: func(o *ui.Options) { o.Refresh = 5 * time.Second },
+			wrap: func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					mu.Lock()
+					fetched[r.URL.Path]++
+					mu.Unlock()
+					h.ServeHTTP(w, r)
+				})
+			}})
+		count := func(path string) int {
+			mu.Lock()
+			defer mu.Unlock()
+			return fetched[path]
+		}
+		tb := newTab(t, browser)
+		tb.do("open the dashboard", chromedp.Navigate(lv.url+"/"), chromedp.WaitVisible(chromedp.ID("wf-web_sessions")))
+		tb.waitFor("the change stream to open", `document.body.dataset.changes === 'open'`)
+		// The server's first subscription to the changes sends a reset: the page reads its
+		// fragment once.
+		deadline := time.Now().Add(5 * time.Second)
+		for count("/ui/fragment/dashboard") == 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+		whole, rowsBefore := count("/ui/fragment/dashboard"), count("/ui/fragment/dashboard/rows")
+		if got := tb.eval(`document.querySelector('#wf-web_sessions').dataset.status`); got != "success" {
+			t.Fatalf("web_sessions before: %s, want success", got)
+		}
+		tb.eval(`window.batchyMarker = 'same page'; ''`)
+		start := time.Now()
+		lv.post(t, "/v1/workflows/web_sessions/open", "")
+		tb.waitFor("web_sessions to show open", `document.querySelector('#wf-web_sessions').dataset.status === 'open'`)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("the row took %s to update, want under 2s", took)
+		} else {
+			t.Logf("the row updated %s after the change", took)
+		}
+		if got := tb.eval(`document.querySelector('nav.counts a.f-open strong').textContent`); got == "0" {
+			t.Errorf("the open count was not updated: %s", got)
+		}
+		if tb.eval(`window.batchyMarker || ''`) != "same page" {
+			t.Error("the page reloaded")
+		}
+		if n := count("/ui/fragment/dashboard") - whole; n != 0 {
+			t.Errorf("the page fetched its whole fragment %d times after the change, want 0", n)
+		}
+		if n := count("/ui/fragment/dashboard/rows") - rowsBefore; n < 1 {
+			t.Errorf("the page fetched the changed row %d times, want at least 1", n)
+		}
+		lv.post(t, "/v1/workflows/web_sessions/close", "")
+		tb.waitFor("web_sessions to show success", `document.querySelector('#wf-web_sessions').dataset.status === 'success'`)
 	})
 
 	t.Run("live tail", func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/batchy/batchy/internal/batch"
 	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
+	"github.com/batchy/batchy/internal/notify"
 	"github.com/batchy/batchy/internal/rdb"
 	"github.com/batchy/batchy/internal/rdb/rdbtest"
 	"github.com/batchy/batchy/internal/scheduler"
@@ -68,6 +69,12 @@ type envOptions struct {
 	// tokens turn auth on: the server is wired as batchy serve wires it, the UI behind the
 	// API's authentication, with its read-only and CSRF decisions.
 	tokens *auth.Tokens
+	// noChanges leaves the API without the change stream: the dashboard falls back to its timer.
+	noChanges bool
+	// changeInterval is the API's ChangeInterval (zero: its default).
+	changeInterval time.Duration
+	// wrap wraps the server's handler (to count the requests a page makes).
+	wrap func(http.Handler) http.Handler
 }
 
 // newEnv starts the API and the UI over a fresh store of backend b. The scheduler exists (its
@@ -105,18 +112,31 @@ func newEnv(t testing.TB, client rdb.Client, o envOptions) *env {
 		apiSrv  *api.Server
 		handler http.Handler
 	)
+	// The hub of change notifications, as serve runs it: the dashboard follows GET /v1/changes.
+	hub := notify.NewHub(e.store, nil)
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	go hub.Run(hubCtx)
+	apiOpts := api.Options{Store: e.rec, Summaries: e.store, Hub: hub, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg, ChangeInterval: o.changeInterval}
+	if o.noChanges {
+		apiOpts.Summaries = nil // GET /v1/changes answers 503
+	}
 	if o.tokens != nil {
-		apiSrv = api.New(api.Options{Store: e.rec, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg, Tokens: o.tokens, UI: ui.New(opts)})
+		apiOpts.Tokens, apiOpts.UI = o.tokens, ui.New(opts)
+		apiSrv = api.New(apiOpts)
 		handler = apiSrv.Handler()
 	} else {
-		apiSrv = api.New(api.Options{Store: e.rec, Events: e.bus, Scheduler: e.sch, CfgDir: e.cfg})
+		apiSrv = api.New(apiOpts)
 		handler = mount(apiSrv.Handler(), ui.New(opts))
+	}
+	if o.wrap != nil {
+		handler = o.wrap(handler)
 	}
 	srv := httptest.NewServer(handler)
 	t.Cleanup(func() {
 		// End the event streams a browser holds: Close makes them return, and closing the client
 		// interrupts the blocking read they may be in (go-redis does not on a cancelled context).
 		apiSrv.Close()
+		stopHub()
 		client.Close()
 		srv.CloseClientConnections()
 		srv.Close()

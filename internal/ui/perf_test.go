@@ -110,8 +110,9 @@ func TestBrowserClickLatency(t *testing.T) {
 	}
 }
 
-// TestBrowserBytesPerMinute measures what an open dashboard tab downloads per minute at the
-// default refresh (5 s) with 50 workflows: nothing changing, and one change per refresh.
+// TestBrowserBytesPerMinute measures what an open dashboard tab downloads with 50 workflows:
+// nothing while nothing changes (the page follows the change stream instead of polling), and per
+// change the changed row with the counts, plus the stream's message.
 func TestBrowserBytesPerMinute(t *testing.T) {
 	browser := newBrowser(t)
 	e := newEnv(t, rdbtest.StartRedis(t).Client(t), envOptions{noCfg: true, ui: func(o *ui.Options) { o.Refresh = time.Second }})
@@ -124,8 +125,9 @@ func TestBrowserBytesPerMinute(t *testing.T) {
 	plain := len(e.page(t, "/ui/fragment/dashboard"))
 	tb := newTab(t, browser)
 	tb.do("open the dashboard", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.ID("dash")))
-	// bytes returns the bytes the page's refreshes transferred (headers and body) and how many
-	// there were, since the last call.
+	tb.waitFor("the change stream to open", `document.body.dataset.changes === 'open'`)
+	// bytes returns the bytes the page's fetches of live parts transferred (headers and body) and
+	// how many there were, since the last call.
 	bytes := func() (int, int) {
 		v := tb.eval(`(() => { const es = performance.getEntriesByType('resource').filter(r => r.name.includes('/ui/fragment/'));
 			performance.clearResourceTimings(); return es.reduce((n, r) => n + r.transferSize, 0) + ' ' + es.length; })()`)
@@ -133,23 +135,49 @@ func TestBrowserBytesPerMinute(t *testing.T) {
 		fmt.Sscan(v, &b, &n)
 		return b, n
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// The stream's own bytes, as a second client of the same stream receives them.
+	streamed := make(chan int, 1)
+	sctx, stopStream := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(sctx, "GET", e.url+"/v1/changes", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		n, buf := 0, make([]byte, 4096)
+		for {
+			k, err := res.Body.Read(buf)
+			n += k
+			if err != nil {
+				streamed <- n
+				return
+			}
+		}
+	}()
+	time.Sleep(1500 * time.Millisecond) // the first subscription's reset and its one refresh
 	bytes()
+	// Idle for 6 s, at a timer of 1 s: a polling page would have refreshed 6 times.
 	time.Sleep(6 * time.Second)
 	idleB, idleN := bytes()
-	for i := range 6 {
+	const changes = 6
+	for i := range changes {
 		wf := fmt.Sprintf("wf_%02d", i)
 		e.post(t, "/v1/workflows/"+wf+"/open", "")
 		time.Sleep(time.Second)
 	}
 	busyB, busyN := bytes()
-	if idleN == 0 || busyN == 0 {
-		t.Fatalf("no refresh measured: %d idle, %d busy", idleN, busyN)
+	stopStream()
+	res.Body.Close()
+	streamB := <-streamed
+	if idleN != 0 {
+		t.Errorf("an idle dashboard fetched its live parts %d times (%d B) in 6 s", idleN, idleB)
 	}
-	perMin := func(b, n int) float64 { return float64(b) / float64(n) * 12 / 1024 } // 12 refreshes a minute at 5 s
-	perfReport(t, fmt.Sprintf("dashboard tab, 50 workflows, a refresh every 5 s: %.1f KB/min when nothing changes (%d B a refresh), %.1f KB/min with a change before every refresh (%d B a refresh); the same refreshes uncompressed and unconditional: %.1f KB/min (%d B each)",
-		perMin(idleB, idleN), idleB/idleN, perMin(busyB, busyN), busyB/busyN, float64(plain)*12/1024, plain))
-	if idleB/idleN > 1024 {
-		t.Errorf("an unchanged refresh transferred %d bytes", idleB/idleN)
+	if busyN == 0 {
+		t.Fatalf("no row fetched for %d changes", changes)
+	}
+	perfReport(t, fmt.Sprintf("dashboard tab, 50 workflows: %d B in %d fetches when nothing changes for 6 s; per change %d B in %.1f fetches (the row and the counts) and about %d B of stream (the whole fragment, uncompressed: %d B)",
+		idleB, idleN, busyB/changes, float64(busyN)/changes, streamB/changes, plain))
+	if busyB/changes > 4096 {
+		t.Errorf("a change cost the tab %d bytes of fetches", busyB/changes)
 	}
 }

@@ -153,6 +153,12 @@ func (u *UI) run(w http.ResponseWriter, r *http.Request) {
 	if !runFinished(run.State) {
 		// A run in progress refreshes its timeline and attempts; a finished one no longer changes.
 		p.Fragment = "/ui/fragment/workflows/" + url.PathEscape(wf) + "/runs/" + url.PathEscape(id)
+		if u.opts.Events != nil {
+			// The run's events (its steps, its jobs' transitions) trigger the refreshes; the
+			// timer is a safety net.
+			p.Follow = apiPath(wf, "events", "stream") + "?run=" + url.QueryEscape(id)
+			p.Refresh *= 3
+		}
 	}
 	u.render(w, r, http.StatusOK, p)
 }

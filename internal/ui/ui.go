@@ -5,9 +5,12 @@
 // The UI only reads (through batch.Store, the event stream and the scheduler). Every action a
 // person takes (load, open, close, fail, rewind, run, backfill, cancel) is a fetch() from the
 // browser to the existing v1 API, so the API stays the one place where changes are made, checked
-// and, later, authorised. Live updates: the pages re-fetch a server-rendered fragment of their
-// changing parts (the dashboard on a timer, the workflow page when its event stream reports a
-// transition), and the workflow page appends its event stream (SSE) to a live tail.
+// and, later, authorised. Live updates come from event streams (SSE), not from timers: the
+// dashboard follows the installation's change stream (GET /v1/changes) and re-fetches only the
+// rows it reports (live.go); the workflow and run pages follow the workflow's event stream and
+// re-fetch their server-rendered live parts when it reports a transition, and the workflow page
+// appends that stream to a live tail. Without a stream, the pages re-fetch their live parts on a
+// timer.
 package ui
 
 import (
@@ -71,8 +74,10 @@ type Options struct {
 	StoreName string
 	// PageSize is the number of workflows per dashboard page; zero means 50.
 	PageSize int
-	// Refresh is how often the dashboard re-fetches its live part; zero means 5s. The workflow
-	// page refreshes on its event stream and, as a safety net, every 3 × Refresh.
+	// Refresh is how often a page re-fetches its live part when it has no event stream to follow;
+	// zero means 5s. With one (the dashboard's change stream, the workflow page's event stream)
+	// the timer is a safety net: every 12 × Refresh on the dashboard (for the counts of workflows
+	// off the page), 3 × on the workflow page.
 	Refresh time.Duration
 	// LongOpen is how long a batch may stay open before its workflow stands out; zero means 4h.
 	LongOpen time.Duration
@@ -159,6 +164,7 @@ func New(opts Options) *UI {
 	u.mux.HandleFunc("GET /{$}", u.dashboard)
 	u.mux.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/", http.StatusFound) })
 	u.mux.HandleFunc("GET /ui/fragment/dashboard", u.dashboard)
+	u.routesLive()
 	u.mux.HandleFunc("GET /ui/workflows/{wf}", u.workflow)
 	u.mux.HandleFunc("GET /ui/fragment/workflows/{wf}", u.workflow)
 	u.mux.HandleFunc("GET /ui/workflows/{wf}/runs/{run}", u.run)
@@ -216,6 +222,8 @@ type page struct {
 	CanAdmin bool   // false hides the actions only admins may take
 	Refresh  int    // seconds between refreshes of the live parts
 	Fragment string // URL of the live parts; "" for none
+	// Follow is the URL of an event stream whose events refresh the live parts; "" for none.
+	Follow string
 	// Retry, when non-zero, makes the page load itself again every Retry seconds until it
 	// answers (the store was down).
 	Retry int

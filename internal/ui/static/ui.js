@@ -1,5 +1,6 @@
 // batchy web UI: the only script. It (1) re-fetches the server-rendered live parts of a page
-// ([data-live] elements, from body[data-fragment]) on a timer and after every action, (2) performs
+// ([data-live] elements, from body[data-fragment]) when an event stream reports a change (the
+// dashboard only the rows changed), after every action, and on a timer without a stream, (2) performs
 // actions by POSTing to the v1 API after a confirmation, and (3) appends the workflow's event
 // stream (Server-Sent Events) to the live tail. Everything it inserts from data is set as text.
 (() => {
@@ -163,6 +164,8 @@
     applyTZ();
   }
   let etag = '';
+  // afterRefresh runs after new live parts were applied (the dashboard follows its new rows).
+  let afterRefresh = () => {};
 
   async function refresh() {
     const url = body.dataset.fragment;
@@ -191,6 +194,7 @@
           etag = res.headers.get('ETag') || '';
           relTimes();
           applyTZ();
+          afterRefresh();
         }
         lastOK = new Date();
         [...problems.keys()].filter((k) => k !== streamDown).forEach((k) => problems.delete(k));
@@ -229,10 +233,139 @@
     }, every);
   }
 
+  // pushed: the dashboard's change stream is open and brings the changes; the timer is then a
+  // safety net only (for the counts of the workflows off the page), every 12th tick.
+  let pushed = false;
   if (body.dataset.fragment) {
     const every = (parseInt(body.dataset.refresh, 10) || 5) * 1000;
-    setInterval(() => { if (!document.hidden) refresh(); }, every);
-    document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });
+    let ticks = 0;
+    setInterval(() => {
+      if (document.hidden || (pushed && ++ticks % 12 !== 0)) return;
+      refresh();
+    }, every);
+    document.addEventListener('visibilitychange', () => { if (!document.hidden && !pushed) refresh(); });
+  }
+
+  // ---- Dashboard: its rows follow the installation's change stream (GET /v1/changes), filtered
+  // to the range of names the page shows. A change of a row shown fetches that row alone (and the
+  // counts); a workflow that joins or leaves the page (a load, a status filter no longer met)
+  // re-fetches the page's fragment once, as does a reconnection (changes meanwhile were not
+  // sent) or a "reset". Without the stream (an error answer, no EventSource), the timer polls.
+  if (body.dataset.page === 'dashboard' && body.dataset.fragment && window.EventSource) {
+    const params = new URLSearchParams(window.location.search);
+    const shownStatus = params.get('status') || '';
+    const pending = new Set();
+    let es = null;
+    let esURL = '';
+    let rowsTimer = 0;
+    const streamURL = () => {
+      const p = new URLSearchParams();
+      const q = (params.get('q') || '').trim();
+      if (q) p.set('prefix', q);
+      if (params.get('cursor')) p.set('after', params.get('cursor'));
+      const rows = document.querySelectorAll('#dash tr.wf');
+      if (document.querySelector('#dash a[rel=next]') && rows.length) p.set('until', rows[rows.length - 1].dataset.workflow);
+      const qs = p.toString();
+      return '/v1/changes' + (qs ? '?' + qs : '');
+    };
+    const swapRow = (cur, fresh) => {
+      if (cur.outerHTML === fresh.outerHTML) return;
+      const open = [...cur.querySelectorAll('details[open]')].map((d) => d.id).filter(Boolean);
+      const active = document.activeElement;
+      const focusId = active && cur.contains(active) ? active.id : '';
+      cur.replaceWith(document.importNode(fresh, true));
+      open.forEach((id) => { const d = document.getElementById(id); if (d) d.open = true; });
+      if (focusId) { const el = document.getElementById(focusId); if (el) el.focus(); }
+    };
+    const fetchRows = async () => {
+      const names = [...pending];
+      pending.clear();
+      if (!names.length) return;
+      const p = new URLSearchParams();
+      ['q', 'status'].forEach((k) => { if (params.get(k)) p.set(k, params.get(k)); });
+      names.forEach((n) => p.append('wf', n));
+      try {
+        const res = await fetch('/ui/fragment/dashboard/rows?' + p, { headers: { Accept: 'text/html' }, cache: 'no-store', credentials: 'same-origin' });
+        if (!res.ok || res.redirected) throw new Error('HTTP ' + res.status);
+        const tpl = document.createElement('template');
+        tpl.innerHTML = await res.text();
+        const counts = tpl.content.querySelector('nav.counts');
+        if (!counts) throw new Error('not the dashboard');
+        for (const n of names) {
+          const fresh = tpl.content.getElementById('wf-' + n);
+          const cur = document.getElementById('wf-' + n);
+          if (!fresh || !cur) throw new Error('row ' + n + ' left the page');
+          swapRow(cur, fresh);
+        }
+        const curCounts = document.querySelector('#dash nav.counts');
+        if (curCounts && curCounts.innerHTML !== counts.innerHTML) curCounts.innerHTML = counts.innerHTML;
+        // The page no longer is the fragment last fetched whole: the next one is applied, not a 304.
+        etag = '';
+        lastHTML.delete('dash');
+        relTimes();
+        applyTZ();
+        lastOK = new Date();
+        setLive('Updated ' + hhmmss(lastOK), false);
+      } catch (err) {
+        refresh(); // the whole fragment, which also says what is wrong when batchy is
+      }
+    };
+    const changed = (name, status) => {
+      const row = document.getElementById('wf-' + name);
+      const shown = !!status && (!shownStatus || shownStatus === status);
+      if (row && shown) {
+        pending.add(name);
+        clearTimeout(rowsTimer);
+        rowsTimer = setTimeout(fetchRows, 30); // the rows of one message burst in one request
+      } else if (row || shown) {
+        refresh(); // a row joins or leaves the page
+      }
+    };
+    const onData = (f) => (m) => { try { f(JSON.parse(m.data)); } catch (err) { /* not JSON */ } };
+    // follow (re)opens the stream when the page's range of names changed (after a refresh).
+    const follow = () => {
+      const url = streamURL();
+      if (es && url === esURL) return; // the same, or closed for good (an error answer): the timer polls
+      if (es) es.close();
+      esURL = url;
+      let opened = false;
+      es = new EventSource(url);
+      es.addEventListener('change', onData((s) => changed(s.workflow, s.status)));
+      es.addEventListener('removed', onData((s) => changed(s.workflow, '')));
+      es.addEventListener('reset', () => refresh());
+      es.onopen = () => {
+        pushed = true;
+        body.dataset.changes = 'open';
+        if (opened) refresh(); // reconnected: what changed meanwhile was not sent
+        opened = true;
+      };
+      es.onerror = () => {
+        pushed = false; // the timer polls until the stream is back, or for good if it closed
+        body.dataset.changes = es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting';
+      };
+    };
+    afterRefresh = follow;
+    follow();
+    window.addEventListener('pagehide', () => { if (es) es.close(); });
+  }
+
+  // ---- A page whose live parts change with a workflow's events (a run in progress) refreshes
+  // when one arrives, and when the stream (re)opens (it sends only the events after that); its
+  // timer is then a safety net.
+  if (body.dataset.follow && body.dataset.fragment && window.EventSource) {
+    const es = new EventSource(body.dataset.follow);
+    let soon = 0;
+    const onEvent = () => { clearTimeout(soon); soon = setTimeout(refresh, 250); };
+    (body.dataset.followTypes || '').split(' ').filter(Boolean).forEach((t) => es.addEventListener(t, onEvent));
+    es.addEventListener('message', onEvent);
+    let opened = false;
+    es.onopen = () => {
+      problem(streamDown, false);
+      if (opened) refresh();
+      opened = true;
+    };
+    es.onerror = () => { if (es.readyState !== EventSource.CLOSED) problem(streamDown, true); };
+    window.addEventListener('pagehide', () => es.close());
   }
 
   // ---- Actions: POST to the v1 API, say what happened, refresh.

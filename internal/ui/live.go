@@ -1,0 +1,99 @@
+package ui
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/batchy/batchy/internal/batch"
+)
+
+// The dashboard's live updates: the page follows the installation's change stream (GET
+// /v1/changes, internal/api), filtered to the range of names it shows, and for each workflow the
+// stream reports it fetches that row alone from dashboardRows. An idle page then costs nothing,
+// and a change costs the rows it changed, whatever the number of workflows. The page falls back to
+// re-fetching its whole fragment on a timer when the stream is not available.
+
+func (u *UI) routesLive() {
+	u.mux.HandleFunc("GET /ui/fragment/dashboard/rows", u.dashboardRows)
+}
+
+// dashboardRows renders the dashboard's live part with only the rows named by ?wf= (repeated),
+// and the counts by status, for the page's script to swap in. ?q= and ?status= are the page's, for
+// its filter links. A name that is neither loaded nor configured has no row: the script then
+// re-fetches the whole page's fragment.
+func (u *UI) dashboardRows(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	names := r.URL.Query()["wf"]
+	if len(names) == 0 || len(names) > u.opts.PageSize {
+		u.fail(w, r, batch.Errorf(batch.EINVALID, "name 1 to %d workflows with ?wf=", u.opts.PageSize))
+		return
+	}
+	for _, n := range names {
+		if err := batch.CheckName("workflow", n); err != nil {
+			u.fail(w, r, err)
+			return
+		}
+	}
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	status := r.URL.Query().Get("status")
+	if !slices.ContainsFunc(filters, func(f struct{ Value, Label, Icon string }) bool { return f.Value == status }) {
+		u.fail(w, r, batch.Errorf(batch.EINVALID, "status %q is not a filter this page knows", status))
+		return
+	}
+	sums := u.opts.Summaries
+	if sums == nil {
+		u.fail(w, r, batch.Errorf(batch.EUNAVAILABLE, "this store keeps no workflow summaries"))
+		return
+	}
+	// The counts, as the dashboard computes them: a change moves a workflow between them.
+	counts, total, err := sums.StatusCounts(ctx)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	never, err := u.never.Get(ctx, u.opts.CfgDir, total, sums.Loaded)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	v := &dashboardView{Query: q, Status: status, Total: total + len(never), Counts: map[string]int{"": total + len(never), filterUnloaded: len(never)},
+		Scheduled: u.opts.Scheduler != nil}
+	for st, n := range counts {
+		v.Counts[string(st)] = n
+	}
+	for _, f := range filters {
+		v.Filters = append(v.Filters, filterLink{Value: f.Value, Label: f.Label, Icon: f.Icon, Count: v.Counts[f.Value],
+			Current: f.Value == status, URL: dashboardURL("/", q, f.Value, "")})
+	}
+	// The rows, read as the dashboard's page reads its rows (dashboard.go, page).
+	loaded, err := sums.Loaded(ctx, names)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	rules := u.rules()
+	for i, name := range names {
+		if !loaded[i] {
+			if slices.Contains(never, name) {
+				v.Rows = append(v.Rows, unloaded(name))
+			}
+			continue
+		}
+		st, err := u.opts.Store.State(ctx, name)
+		if batch.ErrorCode(err) == batch.ENOTFOUND {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			u.fail(w, r, err)
+			return
+		}
+		row := summarize(st, rules)
+		if err := u.explainRow(ctx, row, rules); err != nil && batch.ErrorCode(err) != batch.ENOTFOUND {
+			u.fail(w, r, err)
+			return
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	u.render(w, r, http.StatusOK, u.newPage(r, "dashboard", "Workflows", v))
+}
