@@ -304,9 +304,15 @@ func (a *Async) run() {
 
 // backoff returns the wait before retry number n (1 for the first).
 func (a *Async) backoff(n int) time.Duration {
-	d := a.opts.MaxBackoff
+	return backoff(a.opts.MinBackoff, a.opts.MaxBackoff, n)
+}
+
+// backoff returns the wait before retry number n (1 for the first): lo doubled n-1 times, at most
+// hi, drawn between half and all of that so that several replicas do not retry in step.
+func backoff(lo, hi time.Duration, n int) time.Duration {
+	d := hi
 	if n < 32 {
-		if x := a.opts.MinBackoff << (n - 1); x > 0 && x < d {
+		if x := lo << (n - 1); x > 0 && x < d {
 			d = x
 		}
 	}
