@@ -165,23 +165,47 @@ func (c *serveConfig) loadTokens() (*auth.Tokens, error) {
 	return t, nil
 }
 
+// logSink is a configured log sink and the ID its cursors and lease go by.
+type logSink struct {
+	sink event.Sink
+	id   string
+}
+
 // openLogSinks opens the secondary log sinks (the Redis stream is always written, so redis://
-// is skipped); on an error the ones opened are closed.
-func (c *serveConfig) openLogSinks(stdout io.Writer) ([]event.Sink, error) {
+// is skipped); on an error the ones opened are closed. A sink's ID is its URL's fragment
+// (file:///var/log/b.jsonl#replica-a), cut off before the sink opens, or else its description
+// without credentials (String): replicas configured with the same sink share its cursors.
+func (c *serveConfig) openLogSinks(stdout io.Writer) ([]logSink, error) {
 	registry := event.DefaultRegistry(event.RegistryOptions{Stdout: stdout})
-	var sinks []event.Sink
+	var sinks []logSink
 	for _, u := range c.logSinks {
 		if u == "redis://" || u == "redis:" {
 			continue
 		}
+		id := ""
+		if before, fragment, ok := strings.Cut(u, "#"); ok && !batch.URLMisread(u) {
+			u, id = before, fragment
+		}
 		sink, err := registry.Open(u)
 		if err != nil {
 			for _, s := range sinks {
-				s.Close()
+				s.sink.Close()
 			}
 			return nil, err
 		}
-		sinks = append(sinks, sink)
+		if id == "" {
+			id = sink.String()
+		}
+		for _, s := range sinks {
+			if s.id == id {
+				sink.Close()
+				for _, s := range sinks {
+					s.sink.Close()
+				}
+				return nil, fmt.Errorf("two log sinks go by %q: give one an ID of its own after '#'", id)
+			}
+		}
+		sinks = append(sinks, logSink{sink: sink, id: id})
 	}
 	return sinks, nil
 }
@@ -281,16 +305,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cancel()
 
-	var secondaries []*event.Async
-	for _, sink := range sinks {
-		secondaries = append(secondaries, event.NewAsync(sink, event.AsyncOptions{Log: log}))
-		log.Info("log sink", "sink", sink.String())
+	// Each log sink is fed from the Redis streams by one replica at a time, from cursors kept in
+	// Redis: nothing is lost when a sink is down, at a shutdown or in a crash (docs/operations.md).
+	replica := scheduler.ReplicaID()
+	bus := event.NewBus(rdb.NewEventStream(store.Client, store.Keys(), cfg.eventsKeep), nil, log)
+	plainSinks := make([]event.Sink, len(sinks))
+	for i, s := range sinks {
+		plainSinks[i] = s.sink
+		bus.Feed(event.NewFeeder(s.sink, store.Sinks(), event.FeederOptions{ID: s.id, Holder: replica, Lease: cfg.leaseTime, Log: log}))
+		log.Info("log sink", "sink", s.sink.String(), "id", s.id)
 	}
-	bus := event.NewBus(rdb.NewEventStream(store.Client, store.Keys(), cfg.eventsKeep), secondaries, log)
+	// At a shutdown the feeders deliver until the grace of --shutdown-timeout ends.
+	var shutdownDeadline time.Time
 	flushSinks := sync.OnceFunc(func() {
-		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		deadline := shutdownDeadline
+		if deadline.IsZero() {
+			deadline = time.Now().Add(5 * time.Second)
+		}
+		fctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
-		bus.Close(fctx) // flush the secondary sinks
+		bus.Close(fctx)
 	})
 	defer flushSinks()
 	recording := event.RecordingStore{Store: store, Bus: bus}
@@ -309,7 +343,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
-	go event.WatchSIGHUP(hubCtx, sinks, log)
+	go event.WatchSIGHUP(hubCtx, plainSinks, log)
 	go alerter.Run(hubCtx, 30*time.Second)
 	hub := notify.NewHub(store, log)
 	go hub.Run(hubCtx)
@@ -327,7 +361,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	var sch *scheduler.Scheduler
 	if cfg.schedulerMode == "on" {
-		sch = scheduler.New(scheduler.Options{Store: recording, Runs: store.Scheduler(), Location: loc, Lease: cfg.leaseTime, Logger: log, Events: bus})
+		sch = scheduler.New(scheduler.Options{ID: replica, Store: recording, Runs: store.Scheduler(), Location: loc, Lease: cfg.leaseTime, Logger: log, Events: bus})
 		go sch.Run(hubCtx)
 		log.Info("scheduler on", "replica", sch.ID())
 	}
@@ -361,12 +395,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ActiveWaits: srv.ActiveWaits,
 		SinkDropped: func() map[string]uint64 {
 			out := map[string]uint64{}
-			for i, a := range bus.Secondaries() {
-				name := a.String()
-				if _, taken := out[name]; taken {
-					name = fmt.Sprintf("%s #%d", name, i+1) // two sinks that show the same
-				}
-				out[name] = a.Dropped()
+			for _, f := range bus.Feeders() {
+				out[f.String()] = f.Dropped()
+			}
+			return out
+		},
+		Sinks: func() []metrics.SinkStats {
+			var out []metrics.SinkStats
+			now := time.Now()
+			for _, f := range bus.Feeders() {
+				out = append(out, metrics.SinkStats{Sink: f.String(), Delivered: f.Delivered(), Failed: f.Failed(), Lag: f.Lag(now)})
 			}
 			return out
 		},
@@ -421,6 +459,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing requests in flight", "timeout", cfg.shutdownWait)
+	shutdownDeadline = time.Now().Add(cfg.shutdownWait)
 	srv.Close()
 	stopHub()
 	if sch != nil {

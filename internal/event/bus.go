@@ -3,14 +3,17 @@ package event
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
 // Bus sends every event to the authoritative stream, synchronously, and then to each secondary
-// sink through its own bounded buffer, so that a slow secondary never delays a transition.
+// sink through its own bounded buffer, so that a slow secondary never delays a transition. Log
+// sinks fed from the stream itself (Feeder, registered with Feed) are woken by Publish.
 type Bus struct {
 	stream      Stream
 	secondaries []*Async
+	feeders     []*Feeder
 	observers   []func(context.Context, []Event)
 	log         *slog.Logger
 	now         func() time.Time
@@ -36,12 +39,45 @@ func (b *Bus) Stream() Stream {
 	return b.stream
 }
 
-// Secondaries returns the secondary sinks, for health reports and metrics.
-func (b *Bus) Secondaries() []*Async {
+// SinkStatus is a secondary sink's delivery state, for health reports and metrics.
+type SinkStatus interface {
+	String() string
+	// Pending is how many events wait for the sink (that the process knows of).
+	Pending() int
+	// Dropped is how many events the sink will never get.
+	Dropped() uint64
+	// LastError is the error of the last failed write, "" once one succeeded since.
+	LastError() string
+}
+
+// Feed registers a feeder: Publish wakes it, Secondaries reports it and Close stops it. Call
+// before the bus is used.
+func (b *Bus) Feed(f *Feeder) {
+	b.feeders = append(b.feeders, f)
+	b.Observe(f.Observe)
+}
+
+// Feeders returns the feeders registered with Feed.
+func (b *Bus) Feeders() []*Feeder {
 	if b == nil {
 		return nil
 	}
-	return b.secondaries
+	return b.feeders
+}
+
+// Secondaries returns the secondary sinks, for health reports and metrics.
+func (b *Bus) Secondaries() []SinkStatus {
+	if b == nil {
+		return nil
+	}
+	out := make([]SinkStatus, 0, len(b.secondaries)+len(b.feeders))
+	for _, a := range b.secondaries {
+		out = append(out, a)
+	}
+	for _, f := range b.feeders {
+		out = append(out, f)
+	}
+	return out
 }
 
 // Emit records events. It fills in a missing time and level; a failing stream write is logged,
@@ -96,13 +132,24 @@ func (b *Bus) logger() *slog.Logger {
 	return b.log
 }
 
-// Close flushes the secondaries until ctx ends. A sink left with events it did not take (it was
-// down at shutdown) logs how many at error level, besides counting them in its Dropped: they are
-// not sent again after a restart (the Redis stream keeps them).
+// Close flushes the secondaries until ctx ends. A buffered sink left with events it did not take
+// (it was down at shutdown) logs how many at error level, besides counting them in its Dropped.
+// A feeder stops with nothing lost: its cursors say where the next holder of its lease resumes.
 func (b *Bus) Close(ctx context.Context) {
 	if b == nil {
 		return
 	}
+	var wg sync.WaitGroup
+	for _, f := range b.feeders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.Close(ctx); err != nil {
+				b.log.Warn("log sink: closing", "sink", f.String(), "err", err)
+			}
+		}()
+	}
+	defer wg.Wait()
 	for _, s := range b.secondaries {
 		if err := s.Close(ctx); err != nil {
 			b.log.Error("log sink: events lost at shutdown", "sink", s.String(), "err", err)
