@@ -56,8 +56,8 @@ type FeederOptions struct {
 	ID string
 	// Holder names this replica in the lease; "" is an error.
 	Holder string
-	// Lease is how long the lease lasts unless renewed: a dead replica's sink is taken over within
-	// about that. 0 means 15 s.
+	// Lease is how long the lease lasts unless renewed (every third of it): a dead replica's sink
+	// is taken over within about 4/3 of it. 0 means 15 s.
 	Lease time.Duration
 	// Poll is how often the events index is read when nothing woke the feeder. 0 means 1 s.
 	Poll time.Duration
@@ -265,7 +265,7 @@ func (f *Feeder) run() {
 	)
 	for f.ctx.Err() == nil {
 		wasLeader := f.leader.Load()
-		leader, err := f.keepLease(true)
+		leader, err := f.keepLease()
 		switch {
 		case err != nil:
 			f.log.Warn("log sink: its lease could not be renewed", "err", err)
@@ -314,19 +314,22 @@ func (f *Feeder) run() {
 	}
 }
 
-// keepLease takes or renews the sink's lease when a third of it has passed (always with force).
-func (f *Feeder) keepLease(force bool) (bool, error) {
-	if !force && time.Since(f.renewed) < f.opts.Lease/3 {
+// keepLease takes or renews the sink's lease once a third of it has passed since the last try:
+// a holder renews it in time, and a standby replica takes over within 4/3 of a lease of a dead
+// holder's last renewal, each at a few Redis calls per lease.
+func (f *Feeder) keepLease() (bool, error) {
+	if time.Since(f.renewed) < f.opts.Lease/3 {
 		return f.leader.Load(), nil
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, min(f.opts.Lease/3, 5*time.Second))
 	defer cancel()
+	tried := time.Now()
 	ok, err := f.store.Lease(ctx, f.opts.ID, f.opts.Holder, f.opts.Lease)
 	if err != nil {
 		// Keep delivering on a lease that may still hold; the cursors never go back.
 		return f.leader.Load() && time.Since(f.renewed) < f.opts.Lease, err
 	}
-	f.renewed = time.Now()
+	f.renewed = tried
 	f.leader.Store(ok)
 	return ok, nil
 }
@@ -378,7 +381,7 @@ func keys(m map[string]bool) []string {
 // feed delivers a workflow's events after the sink's cursor, a batch at a time.
 func (f *Feeder) feed(wf string) error {
 	for {
-		if ok, err := f.keepLease(false); err == nil && !ok {
+		if ok, err := f.keepLease(); err == nil && !ok {
 			return errLeaseLost
 		}
 		ctx, cancel := context.WithTimeout(f.ctx, f.opts.WriteTimeout)

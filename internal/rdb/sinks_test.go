@@ -213,3 +213,55 @@ func TestFeederTrimmed(t *testing.T) {
 		t.Errorf("lost = %d, want 15", got)
 	}
 }
+
+// TestFeederIdleCost: once a sink has caught up, an idle feeder costs Redis about one command per
+// poll (the events index) and a lease renewal now and then, whatever the number of workflows.
+func TestFeederIdleCost(t *testing.T) {
+	perSecond := map[int]float64{}
+	for _, n := range []int{10, 2000} {
+		client := rdbtest.StartRedis(t).Client(t)
+		store := rdb.New(client, rdb.Options{})
+		stream := rdb.NewEventStream(client, store.Keys(), 0)
+		var events []event.Event
+		for i := range n {
+			events = append(events, event.Event{Workflow: fmt.Sprintf("wf%04d", i), Type: event.TypeLog, Level: "info", Message: "x", Time: time.Now()})
+		}
+		if err := stream.Write(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+		sink := newRecordingSink()
+		opts := feederOpts("r1")
+		opts.Poll, opts.Lease = 200*time.Millisecond, 3*time.Second
+		f := event.NewFeeder(sink, store.Sinks(), opts)
+		deadline := time.Now().Add(20 * time.Second)
+		for f.Delivered() < uint64(n) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if f.Delivered() != uint64(n) {
+			t.Fatalf("%d workflows: delivered %d", n, f.Delivered())
+		}
+		time.Sleep(300 * time.Millisecond)
+		if err := client.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		const idle = 2 * time.Second
+		time.Sleep(idle)
+		calls := 0
+		for name, c := range commandCalls(t, &fixture{client: client}) {
+			if name != "config|resetstat" && name != "info" {
+				calls += c
+			}
+		}
+		f.Close(ctx)
+		polls := float64(idle / opts.Poll)
+		perSecond[n] = float64(calls) / idle.Seconds()
+		t.Logf("%d workflows: %d Redis calls in %s idle (%.1f/s; %.0f polls)", n, calls, idle, perSecond[n], polls)
+		// One ZRANGEBYSCORE a poll, an EVALSHA and its HMGET and HSET a lease renewal (every 1s).
+		if max := polls + 3*(idle.Seconds()+1); float64(calls) > max {
+			t.Errorf("%d workflows: %d calls while idle, want at most %.0f", n, calls, max)
+		}
+	}
+	if perSecond[2000] > perSecond[10]+1 {
+		t.Errorf("idle cost grows with the workflows: %.1f/s for 10, %.1f/s for 2000", perSecond[10], perSecond[2000])
+	}
+}
