@@ -308,7 +308,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Each log sink is fed from the Redis streams by one replica at a time, from cursors kept in
 	// Redis: nothing is lost when a sink is down, at a shutdown or in a crash (docs/operations.md).
 	replica := scheduler.ReplicaID()
-	bus := event.NewBus(rdb.NewEventStream(store.Client, store.Keys(), cfg.eventsKeep), nil, log)
+	bus := event.NewBus(rdb.NewEventStream(store.Client, store.Keys(), cfg.eventsKeep), log)
 	plainSinks := make([]event.Sink, len(sinks))
 	for i, s := range sinks {
 		plainSinks[i] = s.sink

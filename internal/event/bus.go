@@ -7,28 +7,27 @@ import (
 	"time"
 )
 
-// Bus sends every event to the authoritative stream, synchronously, and then to each secondary
-// sink through its own bounded buffer, so that a slow secondary never delays a transition. Log
-// sinks fed from the stream itself (Feeder, registered with Feed) are woken by Publish.
+// Bus sends every event to the authoritative stream, synchronously, and then wakes the log
+// sinks' feeders (Feed), which read the events back from the stream on their own goroutines, so
+// that a slow or dead sink never delays a transition.
 type Bus struct {
-	stream      Stream
-	secondaries []*Async
-	feeders     []*Feeder
-	observers   []func(context.Context, []Event)
-	log         *slog.Logger
-	now         func() time.Time
+	stream    Stream
+	feeders   []*Feeder
+	observers []func(context.Context, []Event)
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // Observe registers a function that sees every event after it was recorded (alerts use it). It
 // runs in the emitting goroutine: it must not block. Call before the bus is used.
 func (b *Bus) Observe(f func(context.Context, []Event)) { b.observers = append(b.observers, f) }
 
-// NewBus returns a bus; stream may be nil (events then go to the secondaries only).
-func NewBus(stream Stream, secondaries []*Async, log *slog.Logger) *Bus {
+// NewBus returns a bus; stream may be nil (events then go to the observers only).
+func NewBus(stream Stream, log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Bus{stream: stream, secondaries: secondaries, log: log, now: time.Now}
+	return &Bus{stream: stream, log: log, now: time.Now}
 }
 
 // Stream returns the authoritative stream sink, nil if there is none.
@@ -70,10 +69,7 @@ func (b *Bus) Secondaries() []SinkStatus {
 	if b == nil {
 		return nil
 	}
-	out := make([]SinkStatus, 0, len(b.secondaries)+len(b.feeders))
-	for _, a := range b.secondaries {
-		out = append(out, a)
-	}
+	out := make([]SinkStatus, 0, len(b.feeders))
 	for _, f := range b.feeders {
 		out = append(out, f)
 	}
@@ -106,23 +102,20 @@ func (b *Bus) Emit(ctx context.Context, events ...Event) {
 }
 
 // Publish hands events already in the stream (the store's scripts write a change's events
-// themselves) to the secondary sinks and the observers.
+// themselves) to the observers, the feeders among them.
 func (b *Bus) Publish(ctx context.Context, events ...Event) {
 	if b == nil || len(events) == 0 {
 		return
-	}
-	for _, s := range b.secondaries {
-		s.Emit(events...)
 	}
 	for _, f := range b.observers {
 		f(ctx, events)
 	}
 }
 
-// listened reports whether any secondary sink or observer would see a published event: without
-// one, a transition's events need not even be built.
+// listened reports whether any observer would see a published event: without one, a
+// transition's events need not even be built.
 func (b *Bus) listened() bool {
-	return b != nil && (len(b.secondaries) > 0 || len(b.observers) > 0)
+	return b != nil && len(b.observers) > 0
 }
 
 func (b *Bus) logger() *slog.Logger {
@@ -132,9 +125,8 @@ func (b *Bus) logger() *slog.Logger {
 	return b.log
 }
 
-// Close flushes the secondaries until ctx ends. A buffered sink left with events it did not take
-// (it was down at shutdown) logs how many at error level, besides counting them in its Dropped.
-// A feeder stops with nothing lost: its cursors say where the next holder of its lease resumes.
+// Close stops the feeders: each delivers what it can until ctx ends, and stops with nothing lost
+// (its cursors say where the next holder of its lease resumes).
 func (b *Bus) Close(ctx context.Context) {
 	if b == nil {
 		return
@@ -149,10 +141,5 @@ func (b *Bus) Close(ctx context.Context) {
 			}
 		}()
 	}
-	defer wg.Wait()
-	for _, s := range b.secondaries {
-		if err := s.Close(ctx); err != nil {
-			b.log.Error("log sink: events lost at shutdown", "sink", s.String(), "err", err)
-		}
-	}
+	wg.Wait()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,13 +64,29 @@ type FeederOptions struct {
 	Poll time.Duration
 	// BatchSize is the most stream entries passed to one Write. 0 means 200.
 	BatchSize int
-	// MinBackoff and MaxBackoff bound the wait after failed writes, as in AsyncOptions. 0 means
-	// 100 ms and 30 s.
+	// MinBackoff is the wait after a first failed write, doubled after each further failure up to
+	// MaxBackoff (each wait drawn between half and all of that). 0 means 100 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
 	// WriteTimeout bounds each Write. 0 means 10 s.
 	WriteTimeout time.Duration
 	// Log receives failures, recoveries and losses; nil means slog.Default().
 	Log *slog.Logger
+}
+
+// closeGrace is how long Close waits, once its context has ended, for the write it cancelled to
+// return; a sink that ignores its context is then left behind.
+const closeGrace = time.Second
+
+// backoff returns the wait before retry number n (1 for the first): lo doubled n-1 times, at most
+// hi, drawn between half and all of that so that several replicas do not retry in step.
+func backoff(lo, hi time.Duration, n int) time.Duration {
+	d := hi
+	if n < 32 {
+		if x := lo << (n - 1); x > 0 && x < d {
+			d = x
+		}
+	}
+	return d/2 + rand.N(d/2+1)
 }
 
 // marksPage is the most workflows read from the events index at once.
@@ -155,7 +172,12 @@ func NewFeeder(sink Sink, store FeedStore, opts FeederOptions) *Feeder {
 func (f *Feeder) String() string { return f.opts.ID }
 
 // Unwrap returns the sink (ReopenAll looks through it).
-func (f *Feeder) Unwrap() Sink { return f.sink }
+func (f *Feeder) Unwrap() Sink {
+	if f == nil {
+		return nil
+	}
+	return f.sink
+}
 
 // Notify says these workflows' streams were written: the feeder looks at them now rather than at
 // its next poll. It does not block.
