@@ -68,7 +68,7 @@ func (c *serveConfig) flagSet(name string, stderr io.Writer) *pflag.FlagSet {
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for requests in flight")
 	fs.StringVar(&c.schedulerMode, "scheduler", "on", "on: run workflows with a schedule or after: (one replica leads); off: cron, systemd or Kubernetes drive batchy over HTTP")
 	fs.DurationVar(&c.leaseTime, "scheduler-lease", 15*time.Second, "leader and run lease: a replica that dies is replaced within about this time")
-	fs.StringArrayVar(&c.logSinks, "log-sink", nil, "also send every event to this sink (repeatable): file:///path.jsonl, stdout://, postgres://..., nats://...; the Redis stream (redis://) is always written")
+	fs.StringArrayVar(&c.logSinks, "log-sink", nil, "also send every event to this sink (repeatable): file:///path.jsonl, stdout://, postgres://..., nats://...; the Redis stream (redis://) is always written. A #<id> at the end names the sink's cursors (default: the URL without credentials): replicas with the same ID share one delivery")
 	fs.Int64Var(&c.eventsKeep, "events-keep", 100000, "events kept per workflow in its Redis stream")
 	fs.IntVar(&c.minReplicas, "redis-min-replicas", 0, "after each transition, wait up to 1s (WAIT) for this many Redis replicas to confirm it, and answer 503 when fewer do; 0: do not wait (Redis replicates asynchronously)")
 	fs.StringArrayVar(&c.slackHooks, "alert-webhook", nil, "send alerts (failed, retries exhausted, late, long open) to this Slack-compatible webhook URL (repeatable)")

@@ -214,3 +214,43 @@ func waitRows(t *testing.T, pg *pgx.Conn, table string, n int) []string {
 	}
 	return ids
 }
+
+// TestLogSinkIDs: a sink goes by its URL's fragment, cut off before it opens, or by its
+// description without credentials; two sinks that would share an ID are refused.
+func TestLogSinkIDs(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		urls    []string
+		wantIDs []string
+		wantErr string
+	}{
+		{"description", []string{"file://" + dir + "/a.jsonl", "stdout://"}, []string{"file://" + dir + "/a.jsonl", "stdout://"}, ""},
+		{"fragment", []string{"file://" + dir + "/b.jsonl#replica-a"}, []string{"replica-a"}, ""},
+		{"password hidden", []string{"postgres://u:secret@127.0.0.1:1/db?table=t"}, []string{"postgres://u:xxxxx@127.0.0.1:1/db?table=t"}, ""},
+		{"same path twice", []string{"file://" + dir + "/c.jsonl", "file://" + dir + "/c.jsonl"}, nil, "two log sinks go by"},
+		{"same fragment twice", []string{"file://" + dir + "/d.jsonl#x", "stdout://#x"}, nil, `"x"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := serveConfig{logSinks: tc.urls}
+			sinks, err := c.openLogSinks(io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, s := range sinks {
+				ids = append(ids, s.id)
+				s.sink.Close()
+			}
+			if !slices.Equal(ids, tc.wantIDs) {
+				t.Errorf("ids = %q, want %q", ids, tc.wantIDs)
+			}
+		})
+	}
+}
