@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -263,5 +264,40 @@ func TestFeederIdleCost(t *testing.T) {
 	}
 	if perSecond[2000] > perSecond[10]+1 {
 		t.Errorf("idle cost grows with the workflows: %.1f/s for 10, %.1f/s for 2000", perSecond[10], perSecond[2000])
+	}
+}
+
+// TestFeederEmbedded: on the embedded store the cursors survive a restart of the store too, and
+// trimmed entries are still noticed (at least one lost: it cannot count them).
+func TestFeederEmbedded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "batchy.db")
+	env := mustEmbedded(t, path)
+	stream := rdb.NewEventStream(env.e.Client(), env.store.Keys(), 0)
+	sink := newRecordingSink()
+	want := writeLogs(t, stream, "w", 0, 5)
+	f := event.NewFeeder(sink, env.store.Sinks(), feederOpts("r1"))
+	waitMessages(t, sink, "w", want)
+	if err := f.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.e.Close()
+
+	env = mustEmbedded(t, path)
+	stream = rdb.NewEventStream(env.e.Client(), env.store.Keys(), 0)
+	more := writeLogs(t, stream, "w", 5, 3)
+	f = event.NewFeeder(sink, env.store.Sinks(), feederOpts("r2"))
+	waitMessages(t, sink, "w", append(want, more...))
+	if err := f.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all := writeLogs(t, stream, "w", 8, 6)
+	if err := env.e.Client().XTrimMaxLen(ctx, env.store.Keys().Events("w"), 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f = event.NewFeeder(sink, env.store.Sinks(), feederOpts("r3"))
+	defer f.Close(ctx)
+	waitMessages(t, sink, "w", append(append(want, more...), all[4:]...))
+	if got := f.Dropped(); got < 1 {
+		t.Errorf("lost = %d, want at least 1", got)
 	}
 }
