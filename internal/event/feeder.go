@@ -284,18 +284,25 @@ func (f *Feeder) run() {
 		failures int
 		draining bool
 		closing  = f.closing // nil once seen: a closed channel would always be ready
+		leaseErr bool        // the last lease call failed (logged once until one succeeds)
 	)
 	for f.ctx.Err() == nil {
 		wasLeader := f.leader.Load()
 		leader, err := f.keepLease()
 		switch {
 		case err != nil:
-			f.log.Warn("log sink: its lease could not be renewed", "err", err)
+			if !leaseErr {
+				f.log.Warn("log sink: its lease could not be taken or renewed", "err", err)
+			}
+			leaseErr = true
 		case leader && !wasLeader:
+			leaseErr = false
 			// A full sweep: every workflow's cursor is checked once, so that an event whose mark
 			// was lost (a replica died between the two writes) is still found.
 			seen = 0
 			f.log.Info("log sink: this replica feeds it")
+		default:
+			leaseErr = false
 		}
 		wait := f.opts.Poll
 		if leader {
