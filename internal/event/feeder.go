@@ -89,6 +89,9 @@ func backoff(lo, hi time.Duration, n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// wakeDelay is how long a feeder woken by Notify waits for more events before it reads.
+const wakeDelay = 20 * time.Millisecond
+
 // marksPage is the most workflows read from the events index at once.
 const marksPage = 500
 
@@ -285,6 +288,7 @@ func (f *Feeder) run() {
 		draining bool
 		closing  = f.closing // nil once seen: a closed channel would always be ready
 		leaseErr bool        // the last lease call failed (logged once until one succeeds)
+		woken    bool        // Notify ended the last wait, not the poll
 	)
 	for f.ctx.Err() == nil {
 		wasLeader := f.leader.Load()
@@ -306,7 +310,10 @@ func (f *Feeder) run() {
 		}
 		wait := f.opts.Poll
 		if leader {
-			err := f.deliver(&seen)
+			// A wake delivers the workflows Notify named; the events index is read at each poll,
+			// so that a burst of this process's events costs no more reads of it.
+			full := !woken || draining || failures > 0 || !wasLeader
+			err := f.deliver(&seen, full)
 			switch {
 			case err == nil:
 				if failures > 0 {
@@ -330,10 +337,15 @@ func (f *Feeder) run() {
 		} else if draining {
 			return
 		}
+		woken = false
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-f.wake:
+			// A transition publishes its events, then its run steps and log lines follow: take
+			// them together.
+			woken = true
+			time.Sleep(wakeDelay)
 		case <-closing:
 			// Deliver what is left at once, then stop (see Close).
 			draining, closing = true, nil
@@ -363,9 +375,9 @@ func (f *Feeder) keepLease() (bool, error) {
 	return ok, nil
 }
 
-// deliver feeds the workflows Notify named, then those of the events index after *seen, which
-// it moves past each workflow delivered.
-func (f *Feeder) deliver(seen *int64) error {
+// deliver feeds the workflows Notify named, then (full) those of the events index after *seen,
+// which it moves past each workflow delivered.
+func (f *Feeder) deliver(seen *int64, full bool) error {
 	f.mu.Lock()
 	dirty := f.dirty
 	f.dirty = map[string]bool{}
@@ -376,7 +388,7 @@ func (f *Feeder) deliver(seen *int64) error {
 			return err
 		}
 	}
-	for {
+	for full {
 		ctx, cancel := context.WithTimeout(f.ctx, f.opts.WriteTimeout)
 		marks, err := f.store.Marks(ctx, *seen, marksPage)
 		cancel()
@@ -389,10 +401,9 @@ func (f *Feeder) deliver(seen *int64) error {
 			}
 			*seen = m.Seq
 		}
-		if len(marks) < marksPage {
-			break
-		}
+		full = len(marks) == marksPage
 	}
+	// Everything read was delivered.
 	f.mu.Lock()
 	f.since, f.pending, f.lastErr = time.Time{}, 0, ""
 	f.mu.Unlock()
