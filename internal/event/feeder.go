@@ -55,7 +55,7 @@ type FeederOptions struct {
 	// ID names the sink's cursor and lease: replicas with the same ID share them (one of them
 	// delivers). "" means the sink's String(), which holds no credentials.
 	ID string
-	// Holder names this replica in the lease; "" is an error.
+	// Holder names this replica in the lease; "" means a random name.
 	Holder string
 	// Lease is how long the lease lasts unless renewed (every third of it): a dead replica's sink
 	// is taken over within about 4/3 of it. 0 means 15 s.
@@ -138,6 +138,9 @@ type Feeder struct {
 func NewFeeder(sink Sink, store FeedStore, opts FeederOptions) *Feeder {
 	if opts.ID == "" {
 		opts.ID = sink.String()
+	}
+	if opts.Holder == "" {
+		opts.Holder = fmt.Sprintf("feeder-%016x", rand.Uint64())
 	}
 	if opts.Lease <= 0 {
 		opts.Lease = 15 * time.Second
