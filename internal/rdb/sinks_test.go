@@ -301,3 +301,41 @@ func TestFeederEmbedded(t *testing.T) {
 		t.Errorf("lost = %d, want at least 1", got)
 	}
 }
+
+// TestFeederCluster: on a Redis Cluster, with workflows on every master, a feeder delivers each
+// workflow's events in order and resumes from its cursors: every script and transaction touches
+// one slot (the workflow's, or {~} for the index and the lease).
+func TestFeederCluster(t *testing.T) {
+	c := rdbtest.SharedCluster(t)
+	client, _, err := rdb.Connect(rdb.ConnectOptions{ClusterAddrs: c.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	store := rdb.New(client, rdb.Options{Prefix: fmt.Sprintf("sinks%d", time.Now().UnixNano())})
+	stream := rdb.NewEventStream(client, store.Keys(), 0)
+	names := onEachNode(t, c, store.Keys())
+	sink := newRecordingSink()
+	want := map[string][]string{}
+	for _, wf := range names {
+		want[wf] = writeLogs(t, stream, wf, 0, 4)
+	}
+	f := event.NewFeeder(sink, store.Sinks(), feederOpts("r1"))
+	for _, wf := range names {
+		waitMessages(t, sink, wf, want[wf])
+	}
+	if err := f.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, wf := range names {
+		want[wf] = append(want[wf], writeLogs(t, stream, wf, 4, 2)...)
+	}
+	f = event.NewFeeder(sink, store.Sinks(), feederOpts("r2"))
+	defer f.Close(ctx)
+	for _, wf := range names {
+		waitMessages(t, sink, wf, want[wf])
+	}
+	if d := sink.duplicates(); len(d) != 0 {
+		t.Errorf("written twice: %v", d)
+	}
+}
