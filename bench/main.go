@@ -61,6 +61,7 @@ type benchConfig struct {
 	calib       int
 	monitor     int
 	workflows   int
+	scaleSinks  []string
 }
 
 // Workflow names besides the workers' wf-1..wf-N.
@@ -85,6 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringSliceVar(&cfg.parts, "parts", allParts, "what to measure: "+partsHelp())
 	fs.IntVar(&cfg.calib, "calibrate", 300, "requests of each transition measured one at a time with INFO commandstats (part http; 0: none)")
 	fs.IntVar(&cfg.workflows, "workflows", 10000, "workflows loaded in the scale part (measured beside 10)")
+	fs.StringArrayVar(&cfg.scaleSinks, "scale-log-sink", nil, "a --log-sink of the scale part's batchy (repeatable; {n} in it becomes the number of workflows): the idle cost of its feeder")
 	fs.IntVar(&cfg.monitor, "monitor", 20, "requests of each transition watched with MONITOR to tell round trips from script calls (part http; 0: none)")
 	fs.BoolVar(&cfg.keepTmp, "keep-tmp", false, "keep the temporary directory (binaries, config, data file)")
 	fs.BoolVarP(&cfg.verbose, "verbose", "v", false, "print each wake-up round's figures")

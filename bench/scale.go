@@ -128,7 +128,11 @@ func measureScale(ctx context.Context, cfg benchConfig, bin, tmp string, n int, 
 		return res, err
 	}
 	defer ref.Close()
-	bp, base, err := startBatchy(ctx, nil, bin, "--redis-url", redisURL, "--cfg-dir", cfgDir, "--scheduler", "on")
+	args := []string{"--redis-url", redisURL, "--cfg-dir", cfgDir, "--scheduler", "on"}
+	for _, s := range cfg.scaleSinks {
+		args = append(args, "--log-sink", strings.ReplaceAll(s, "{n}", fmt.Sprint(n)))
+	}
+	bp, base, err := startBatchy(ctx, nil, bin, args...)
 	if err != nil {
 		return res, err
 	}

@@ -69,7 +69,7 @@ func (c *serveConfig) flagSet(name string, stderr io.Writer) *pflag.FlagSet {
 	fs.DurationVar(&c.shutdownWait, "shutdown-timeout", 10*time.Second, "how long a shutdown waits for requests in flight")
 	fs.StringVar(&c.schedulerMode, "scheduler", "on", "on: run workflows with a schedule or after: (one replica leads); off: cron, systemd or Kubernetes drive batchy over HTTP")
 	fs.DurationVar(&c.leaseTime, "scheduler-lease", 15*time.Second, "leader and run lease: a replica that dies is replaced within about this time")
-	fs.StringArrayVar(&c.logSinks, "log-sink", nil, "also send every event to this sink (repeatable): file:///path.jsonl, stdout://, postgres://..., nats://...; the Redis stream (redis://) is always written")
+	fs.StringArrayVar(&c.logSinks, "log-sink", nil, "also send every event to this sink (repeatable): file:///path.jsonl, stdout://, postgres://..., nats://...; the Redis stream (redis://) is always written. A #<id> at the end names the sink's cursors (default: the URL without credentials): replicas with the same ID share one delivery")
 	fs.Int64Var(&c.eventsKeep, "events-keep", 100000, "events kept per workflow in its Redis stream")
 	fs.IntVar(&c.minReplicas, "redis-min-replicas", 0, "after each transition, wait up to 1s (WAIT) for this many Redis replicas to confirm it, and answer 503 when fewer do; 0: do not wait (Redis replicates asynchronously)")
 	fs.StringArrayVar(&c.slackHooks, "alert-webhook", nil, "send alerts (failed, retries exhausted, late, long open) to this Slack-compatible webhook URL (repeatable)")
@@ -172,23 +172,47 @@ func (c *serveConfig) loadTokens() (*auth.Tokens, error) {
 	return t, nil
 }
 
+// logSink is a configured log sink and the ID its cursors and lease go by.
+type logSink struct {
+	sink event.Sink
+	id   string
+}
+
 // openLogSinks opens the secondary log sinks (the Redis stream is always written, so redis://
-// is skipped); on an error the ones opened are closed.
-func (c *serveConfig) openLogSinks(stdout io.Writer) ([]event.Sink, error) {
+// is skipped); on an error the ones opened are closed. A sink's ID is its URL's fragment
+// (file:///var/log/b.jsonl#replica-a), cut off before the sink opens, or else its description
+// without credentials (String): replicas configured with the same sink share its cursors.
+func (c *serveConfig) openLogSinks(stdout io.Writer) ([]logSink, error) {
 	registry := event.DefaultRegistry(event.RegistryOptions{Stdout: stdout})
-	var sinks []event.Sink
+	var sinks []logSink
 	for _, u := range c.logSinks {
 		if u == "redis://" || u == "redis:" {
 			continue
 		}
+		id := ""
+		if before, fragment, ok := strings.Cut(u, "#"); ok && !batch.URLMisread(u) {
+			u, id = before, fragment
+		}
 		sink, err := registry.Open(u)
 		if err != nil {
 			for _, s := range sinks {
-				s.Close()
+				s.sink.Close()
 			}
 			return nil, err
 		}
-		sinks = append(sinks, sink)
+		if id == "" {
+			id = sink.String()
+		}
+		for _, s := range sinks {
+			if s.id == id {
+				sink.Close()
+				for _, s := range sinks {
+					s.sink.Close()
+				}
+				return nil, fmt.Errorf("two log sinks go by %q: give one an ID of its own after '#'", id)
+			}
+		}
+		sinks = append(sinks, logSink{sink: sink, id: id})
 	}
 	return sinks, nil
 }
@@ -288,16 +312,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cancel()
 
-	var secondaries []*event.Async
-	for _, sink := range sinks {
-		secondaries = append(secondaries, event.NewAsync(sink, event.AsyncOptions{Log: log}))
-		log.Info("log sink", "sink", sink.String())
+	// Each log sink is fed from the Redis streams by one replica at a time, from cursors kept in
+	// Redis: nothing is lost when a sink is down, at a shutdown or in a crash (docs/operations.md).
+	replica := scheduler.ReplicaID()
+	bus := event.NewBus(rdb.NewEventStream(store.Client, store.Keys(), cfg.eventsKeep), log)
+	plainSinks := make([]event.Sink, len(sinks))
+	for i, s := range sinks {
+		plainSinks[i] = s.sink
+		bus.Feed(event.NewFeeder(s.sink, store.Sinks(), event.FeederOptions{ID: s.id, Holder: replica, Lease: cfg.leaseTime, Log: log}))
+		log.Info("log sink", "sink", s.sink.String(), "id", s.id)
 	}
-	bus := event.NewBus(rdb.NewEventStream(store.Client, store.Keys(), cfg.eventsKeep), secondaries, log)
+	// At a shutdown the feeders deliver until the grace of --shutdown-timeout ends.
+	var shutdownDeadline time.Time
 	flushSinks := sync.OnceFunc(func() {
-		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		deadline := shutdownDeadline
+		if deadline.IsZero() {
+			deadline = time.Now().Add(5 * time.Second)
+		}
+		fctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
-		bus.Close(fctx) // flush the secondary sinks
+		bus.Close(fctx)
 	})
 	defer flushSinks()
 	recording := event.RecordingStore{Store: store, Bus: bus}
@@ -316,7 +350,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
-	go event.WatchSIGHUP(hubCtx, sinks, log)
+	go event.WatchSIGHUP(hubCtx, plainSinks, log)
 	go alerter.Run(hubCtx, 30*time.Second)
 	hub := notify.NewHub(store, log)
 	go hub.Run(hubCtx)
@@ -334,7 +368,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	var sch *scheduler.Scheduler
 	if cfg.schedulerMode == "on" {
-		sch = scheduler.New(scheduler.Options{Store: recording, Runs: store.Scheduler(), Location: loc, Lease: cfg.leaseTime, Logger: log, Events: bus})
+		sch = scheduler.New(scheduler.Options{ID: replica, Store: recording, Runs: store.Scheduler(), Location: loc, Lease: cfg.leaseTime, Logger: log, Events: bus})
 		go sch.Run(hubCtx)
 		log.Info("scheduler on", "replica", sch.ID())
 	}
@@ -368,12 +402,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ActiveWaits: srv.ActiveWaits,
 		SinkDropped: func() map[string]uint64 {
 			out := map[string]uint64{}
-			for i, a := range bus.Secondaries() {
-				name := a.String()
-				if _, taken := out[name]; taken {
-					name = fmt.Sprintf("%s #%d", name, i+1) // two sinks that show the same
-				}
-				out[name] = a.Dropped()
+			for _, f := range bus.Feeders() {
+				out[f.String()] = f.Dropped()
+			}
+			return out
+		},
+		Sinks: func() []metrics.SinkStats {
+			var out []metrics.SinkStats
+			now := time.Now()
+			for _, f := range bus.Feeders() {
+				out = append(out, metrics.SinkStats{Sink: f.String(), Delivered: f.Delivered(), Failed: f.Failed(), Lag: f.Lag(now)})
 			}
 			return out
 		},
@@ -435,6 +473,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing requests in flight", "timeout", cfg.shutdownWait)
+	shutdownDeadline = time.Now().Add(cfg.shutdownWait)
 	srv.Close()
 	stopHub()
 	if sch != nil {

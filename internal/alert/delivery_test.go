@@ -87,7 +87,7 @@ func TestWebhookDownThenUp(t *testing.T) {
 	h := newFlakyHook(t)
 	client := rdbtest.StartRedis(t).Client(t)
 	raw := rdb.New(client, rdb.Options{})
-	bus := event.NewBus(rdb.NewEventStream(client, raw.Keys(), 0), nil, nil)
+	bus := event.NewBus(rdb.NewEventStream(client, raw.Keys(), 0), nil)
 	m := metrics.New()
 	var alerters []*alert.Alerter
 	for _, id := range []string{"r1", "r2"} {

@@ -80,7 +80,7 @@ func testBadInputEveryRoute(t *testing.T, b rdbtest.Backend) {
 		writeFile(t, cfg, name+".yaml", content)
 	}
 	log := slog.New(slog.DiscardHandler)
-	bus := event.NewBus(rdb.NewEventStream(client, store.Keys(), 1000), nil, log)
+	bus := event.NewBus(rdb.NewEventStream(client, store.Keys(), 1000), log)
 	// The scheduler is there so that its routes check their input, but never runs.
 	sch := scheduler.New(scheduler.Options{Store: store, Runs: store.Scheduler(), Logger: log, Events: bus})
 	srv := api.New(api.Options{Store: store, CfgDir: cfg, Events: bus, Scheduler: sch, StoreName: b.Name, Logger: log})

@@ -29,7 +29,7 @@ func newEventEnv(t *testing.T, b rdbtest.Backend) *env {
 	e.store = rdb.New(client, opts)
 	wf1, _ := os.ReadFile("../../cfg/wf1.yaml")
 	os.WriteFile(filepath.Join(e.cfg, "wf1.yaml"), wf1, 0o644)
-	bus := event.NewBus(rdb.NewEventStream(client, e.store.Keys(), 0), nil, nil)
+	bus := event.NewBus(rdb.NewEventStream(client, e.store.Keys(), 0), nil)
 	srv := httptest.NewServer(api.New(api.Options{Store: event.RecordingStore{Store: e.store, Bus: bus}, Events: bus, CfgDir: e.cfg}).Handler())
 	t.Cleanup(srv.Close)
 	e.url = srv.URL

@@ -29,7 +29,7 @@ func BenchmarkTransition(b *testing.B) {
 	client := rdbtest.StartRedis(b).Client(b)
 	store := rdb.New(client, rdb.Options{})
 	quiet := slog.New(slog.DiscardHandler)
-	bus := event.NewBus(rdb.NewEventStream(client, store.Keys(), 0), nil, quiet)
+	bus := event.NewBus(rdb.NewEventStream(client, store.Keys(), 0), quiet)
 	alerter := alert.New(alert.Options{Store: store, Marker: store, Events: bus, Logger: quiet})
 	bus.Observe(alerter.Observe)
 	m := metrics.New()

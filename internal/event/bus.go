@@ -3,29 +3,31 @@ package event
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
-// Bus sends every event to the authoritative stream, synchronously, and then to each secondary
-// sink through its own bounded buffer, so that a slow secondary never delays a transition.
+// Bus sends every event to the authoritative stream, synchronously, and then wakes the log
+// sinks' feeders (Feed), which read the events back from the stream on their own goroutines, so
+// that a slow or dead sink never delays a transition.
 type Bus struct {
-	stream      Stream
-	secondaries []*Async
-	observers   []func(context.Context, []Event)
-	log         *slog.Logger
-	now         func() time.Time
+	stream    Stream
+	feeders   []*Feeder
+	observers []func(context.Context, []Event)
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // Observe registers a function that sees every event after it was recorded (alerts use it). It
 // runs in the emitting goroutine: it must not block. Call before the bus is used.
 func (b *Bus) Observe(f func(context.Context, []Event)) { b.observers = append(b.observers, f) }
 
-// NewBus returns a bus; stream may be nil (events then go to the secondaries only).
-func NewBus(stream Stream, secondaries []*Async, log *slog.Logger) *Bus {
+// NewBus returns a bus; stream may be nil (events then go to the observers only).
+func NewBus(stream Stream, log *slog.Logger) *Bus {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Bus{stream: stream, secondaries: secondaries, log: log, now: time.Now}
+	return &Bus{stream: stream, log: log, now: time.Now}
 }
 
 // Stream returns the authoritative stream sink, nil if there is none.
@@ -36,12 +38,42 @@ func (b *Bus) Stream() Stream {
 	return b.stream
 }
 
-// Secondaries returns the secondary sinks, for health reports and metrics.
-func (b *Bus) Secondaries() []*Async {
+// SinkStatus is a secondary sink's delivery state, for health reports and metrics.
+type SinkStatus interface {
+	String() string
+	// Pending is how many events wait for the sink (that the process knows of).
+	Pending() int
+	// Dropped is how many events the sink will never get.
+	Dropped() uint64
+	// LastError is the error of the last failed write, "" once one succeeded since.
+	LastError() string
+}
+
+// Feed registers a feeder: Publish wakes it, Secondaries reports it and Close stops it. Call
+// before the bus is used.
+func (b *Bus) Feed(f *Feeder) {
+	b.feeders = append(b.feeders, f)
+	b.Observe(f.Observe)
+}
+
+// Feeders returns the feeders registered with Feed.
+func (b *Bus) Feeders() []*Feeder {
 	if b == nil {
 		return nil
 	}
-	return b.secondaries
+	return b.feeders
+}
+
+// Secondaries returns the secondary sinks, for health reports and metrics.
+func (b *Bus) Secondaries() []SinkStatus {
+	if b == nil {
+		return nil
+	}
+	out := make([]SinkStatus, 0, len(b.feeders))
+	for _, f := range b.feeders {
+		out = append(out, f)
+	}
+	return out
 }
 
 // Emit records events. It fills in a missing time and level; a failing stream write is logged,
@@ -70,23 +102,20 @@ func (b *Bus) Emit(ctx context.Context, events ...Event) {
 }
 
 // Publish hands events already in the stream (the store's scripts write a change's events
-// themselves) to the secondary sinks and the observers.
+// themselves) to the observers, the feeders among them.
 func (b *Bus) Publish(ctx context.Context, events ...Event) {
 	if b == nil || len(events) == 0 {
 		return
-	}
-	for _, s := range b.secondaries {
-		s.Emit(events...)
 	}
 	for _, f := range b.observers {
 		f(ctx, events)
 	}
 }
 
-// listened reports whether any secondary sink or observer would see a published event: without
-// one, a transition's events need not even be built.
+// listened reports whether any observer would see a published event: without one, a
+// transition's events need not even be built.
 func (b *Bus) listened() bool {
-	return b != nil && (len(b.secondaries) > 0 || len(b.observers) > 0)
+	return b != nil && len(b.observers) > 0
 }
 
 func (b *Bus) logger() *slog.Logger {
@@ -96,16 +125,21 @@ func (b *Bus) logger() *slog.Logger {
 	return b.log
 }
 
-// Close flushes the secondaries until ctx ends. A sink left with events it did not take (it was
-// down at shutdown) logs how many at error level, besides counting them in its Dropped: they are
-// not sent again after a restart (the Redis stream keeps them).
+// Close stops the feeders: each delivers what it can until ctx ends, and stops with nothing lost
+// (its cursors say where the next holder of its lease resumes).
 func (b *Bus) Close(ctx context.Context) {
 	if b == nil {
 		return
 	}
-	for _, s := range b.secondaries {
-		if err := s.Close(ctx); err != nil {
-			b.log.Error("log sink: events lost at shutdown", "sink", s.String(), "err", err)
-		}
+	var wg sync.WaitGroup
+	for _, f := range b.feeders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.Close(ctx); err != nil {
+				b.log.Warn("log sink: closing", "sink", f.String(), "err", err)
+			}
+		}()
 	}
+	wg.Wait()
 }

@@ -1,7 +1,8 @@
 // Package event is batchy's one event model: every state transition, every run step and every log
 // line is an Event, written to the sinks configured with --log-sink. The Redis stream sink is the
 // authoritative one the API and the UI read back; the others (files, stdout, PostgreSQL, NATS)
-// receive copies through bounded buffers, so a slow or unreachable sink never blocks a transition.
+// are fed from it by a Feeder each, from a cursor kept in Redis, so a slow or unreachable sink never
+// blocks a transition and gets every event once it is back, even across restarts.
 package event
 
 import (

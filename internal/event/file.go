@@ -152,8 +152,8 @@ func (s *FileSink) Close() error {
 }
 
 // ReopenAll calls Reopen on every element of sinks that is a Reopener or wraps one (through an
-// Unwrap() Sink method, as Async has), and returns the errors joined. It takes any slice so that
-// both []Sink and []*Async work.
+// Unwrap() Sink method, as Feeder has), and returns the errors joined. It takes any slice so that
+// both []Sink and []*Feeder work.
 func ReopenAll[S any](sinks []S) error {
 	var errs []error
 	for _, v := range sinks {

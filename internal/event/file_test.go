@@ -225,10 +225,10 @@ func TestFileSinkReopen(t *testing.T) {
 	t.Run("SIGHUP", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		// Through Async, as batchy wires it.
-		a := NewAsync(s, AsyncOptions{})
+		// Through a Feeder, which ReopenAll looks through.
+		a := NewFeeder(s, standby{}, FeederOptions{Holder: "r1", Log: quietLog})
 		defer a.Close(ctx) // closes s too; the next subtest expects that
-		WatchSIGHUP(ctx, []*Async{a}, slog.New(slog.DiscardHandler))
+		WatchSIGHUP(ctx, []*Feeder{a}, slog.New(slog.DiscardHandler))
 		if err := os.Rename(path, path+".2"); err != nil {
 			t.Fatal(err)
 		}

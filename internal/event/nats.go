@@ -63,7 +63,7 @@ func NewNATSSink(u *url.URL) (*NATSSink, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		// Without a reconnect buffer a publish while disconnected fails at once, so Write reports
-		// it and Async retries, instead of the client holding (and later maybe duplicating) it.
+		// it and the Feeder retries, instead of the client holding (and later maybe duplicating) it.
 		nats.ReconnectBufSize(-1),
 	)
 	if err != nil {

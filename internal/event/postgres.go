@@ -72,7 +72,7 @@ func NewPostgresSink(u *url.URL) (*PostgresSink, error) {
 		return nil, redactErr("event.NewPostgresSink", err, u)
 	}
 	if !q.Has("pool_max_conns") {
-		// One Async goroutine writes at a time; a second connection covers Init and reconnects.
+		// One Feeder goroutine writes at a time; a second connection covers Init and reconnects.
 		cfg.MaxConns = 2
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {

@@ -29,6 +29,8 @@ type Sources struct {
 	ActiveWaits func() int
 	// SinkDropped returns, per secondary sink name, how many events it dropped since start.
 	SinkDropped func() map[string]uint64
+	// Sinks returns each log sink's delivery counters and lag.
+	Sinks func() []SinkStats
 	// OpenBatches returns, per workflow, how many jobs have an open batch. It runs on every scrape:
 	// it should be cheap and bound its own time; on error the series are left out.
 	OpenBatches func() (map[string]int, error)
@@ -226,11 +228,26 @@ func (m *Metrics) SetSources(s Sources) {
 	m.mu.Unlock()
 }
 
+// SinkStats is a log sink's delivery on this replica.
+type SinkStats struct {
+	Sink string
+	// Delivered counts the events the sink took; Failed its failed writes.
+	Delivered, Failed uint64
+	// Lag is the age of the oldest event read and not delivered yet (0 when caught up).
+	Lag time.Duration
+}
+
 var (
+	descSinkDelivered = prometheus.NewDesc(namespace+"_sink_delivered_events_total",
+		"Events a log sink took, from this replica.", []string{"sink"}, nil)
+	descSinkFailed = prometheus.NewDesc(namespace+"_sink_failed_writes_total",
+		"Writes to a log sink that failed (retried from the sink's cursor).", []string{"sink"}, nil)
+	descSinkLag = prometheus.NewDesc(namespace+"_sink_lag_seconds",
+		"Age of the oldest event this replica read for a log sink and has not delivered yet; 0 when caught up or when another replica feeds the sink.", []string{"sink"}, nil)
 	descActiveWaits = prometheus.NewDesc(namespace+"_active_waits",
 		"Long-poll waits in progress.", nil, nil)
 	descSinkDropped = prometheus.NewDesc(namespace+"_sink_dropped_events_total",
-		"Events a secondary sink dropped (full buffer, shutdown, delivery given up).", []string{"sink"}, nil)
+		"Events a log sink never got: stream entries trimmed (--events-keep) before it was fed them.", []string{"sink"}, nil)
 	descOpenBatches = prometheus.NewDesc(namespace+"_open_batches",
 		"Jobs with an open batch, by workflow.", []string{"workflow"}, nil)
 
@@ -255,6 +272,9 @@ type sourceCollector struct{ m *Metrics }
 func (c sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descActiveWaits
 	ch <- descSinkDropped
+	ch <- descSinkDelivered
+	ch <- descSinkFailed
+	ch <- descSinkLag
 	ch <- descOpenBatches
 	for _, d := range []*prometheus.Desc{descWorkflowStatus, descLastSuccess, descLastFailure, descOpenSince, descNextFire} {
 		ch <- d
@@ -271,6 +291,13 @@ func (c sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	if s.SinkDropped != nil {
 		for name, n := range s.SinkDropped() {
 			ch <- prometheus.MustNewConstMetric(descSinkDropped, prometheus.CounterValue, float64(n), name)
+		}
+	}
+	if s.Sinks != nil {
+		for _, st := range s.Sinks() {
+			ch <- prometheus.MustNewConstMetric(descSinkDelivered, prometheus.CounterValue, float64(st.Delivered), st.Sink)
+			ch <- prometheus.MustNewConstMetric(descSinkFailed, prometheus.CounterValue, float64(st.Failed), st.Sink)
+			ch <- prometheus.MustNewConstMetric(descSinkLag, prometheus.GaugeValue, st.Lag.Seconds(), st.Sink)
 		}
 	}
 	if s.OpenBatches != nil {

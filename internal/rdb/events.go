@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -159,6 +160,17 @@ func (s *EventStream) Write(ctx context.Context, events []event.Event) error {
 	}
 	for i, c := range cmds {
 		events[i].ID = c.Val()
+	}
+	// After the entries, never beside them: a feeder that reads the mark finds them (on a Cluster
+	// a pipeline's commands to two slots may run in either order).
+	wfs := make([]string, 0, 1)
+	for _, e := range events {
+		if !slices.Contains(wfs, e.Workflow) {
+			wfs = append(wfs, e.Workflow)
+		}
+	}
+	if err := markEvents(ctx, s.client, s.keys, wfs); err != nil {
+		return fmt.Errorf("rdb.EventStream: the events are written, not their mark for the log sinks: %w", err)
 	}
 	return nil
 }

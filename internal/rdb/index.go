@@ -32,7 +32,7 @@ var luaIndex string
 var scriptIndex = redis.NewScript(luaIndex)
 
 func (s *Store) indexKeys() []string {
-	return []string{s.keys.Summaries(), s.keys.StatusIndex(), s.keys.IndexChanges(), s.keys.Names(), s.keys.Due(), s.keys.IndexSeq()}
+	return []string{s.keys.Summaries(), s.keys.StatusIndex(), s.keys.IndexChanges(), s.keys.Names(), s.keys.Due(), s.keys.IndexSeq(), s.keys.EventsIndex()}
 }
 
 // index writes a workflow's entry after a change; rev is the change's event entry ID (which

@@ -50,6 +50,12 @@ const Layout = "2"
 //	<prefix>:{~}:changes                ZSET  <wf> scored by the seq of its last end or load
 //	<prefix>:{~}:seq                    STRING the counter that scores changes
 //	<prefix>:{~}:due                    ZSET  <wf> scored by when the scheduler next looks at it (ms)
+//	<prefix>:{~}:events                 ZSET  <wf> scored by the seq of its last event write (sinks.go)
+//	<prefix>:{~}:sink:<id>              HASH  holder, expires (ms): the lease of the log sink <id>'s feeder
+//
+// Each log sink's cursor in a workflow's stream (sinks.go) is kept with the workflow's keys:
+//
+//	<prefix>:{<wf>}:sinks               HASH  <sink id> -> "<entry ID> <ordinal>": the last entry delivered
 type Keys struct {
 	Prefix string
 }
@@ -144,6 +150,16 @@ func (k Keys) AlertsDue() string { return k.index() + "alerts" }
 
 // Due scores each workflow by when the scheduler next looks at it.
 func (k Keys) Due() string { return k.index() + "due" }
+
+// EventsIndex scores each workflow by the sequence number (IndexSeq) of its last event write:
+// the log sinks' feeders read the workflows with new events from it.
+func (k Keys) EventsIndex() string { return k.index() + "events" }
+
+// SinkLease is the lease of a log sink's feeder: one replica delivers to the sink at a time.
+func (k Keys) SinkLease(sink string) string { return k.index() + "sink:" + sink }
+
+// SinkCursors holds, per log sink, the last entry of a workflow's stream delivered to it.
+func (k Keys) SinkCursors(wf string) string { return k.base(wf) + "sinks" }
 
 // Health is the key a replica's readiness check writes (health.go), in the slot of tag ("~", or
 // "~<n>" to reach a given Cluster master).

@@ -42,7 +42,7 @@ func (e *env) alerting(id string, clk *clock) (*scheduler.Scheduler, *alert.Aler
 		p.mu.Unlock()
 	}))
 	e.t.Cleanup(srv.Close)
-	bus := event.NewBus(nil, nil, nil)
+	bus := event.NewBus(nil, nil)
 	a := alert.New(alert.Options{Store: e.store, Marker: e.store, Events: bus, ID: id, Notifiers: []alert.Notifier{&alert.Webhook{URL: srv.URL}}})
 	bus.Observe(a.Observe)
 	s := scheduler.New(scheduler.Options{Store: event.RecordingStore{Store: e.store, Bus: bus}, Runs: e.store.Scheduler(), ID: id,

@@ -181,6 +181,14 @@ type execution struct {
 // a lease, so that its processes get SIGTERM before the lease expires.
 func (s *Scheduler) fenceAfter() time.Duration { return s.opts.Lease * 3 / 4 }
 
+// ReplicaID returns a name for this process in leases and run records: hostname-pid-random.
+func ReplicaID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
 // New returns a scheduler; call Run to start it.
 func New(opts Options) *Scheduler {
 	if opts.Executors == nil {
@@ -190,10 +198,7 @@ func New(opts Options) *Scheduler {
 		opts.Location = time.UTC
 	}
 	if opts.ID == "" {
-		host, _ := os.Hostname()
-		b := make([]byte, 4)
-		rand.Read(b)
-		opts.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+		opts.ID = ReplicaID()
 	}
 	if opts.Lease <= 0 {
 		opts.Lease = 15 * time.Second

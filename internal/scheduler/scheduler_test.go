@@ -518,7 +518,7 @@ func TestDeadReplicaRunIsTakenOver(t *testing.T) {
 func TestStalledReplicaCannotChangeTheOutcome(t *testing.T) {
 	e := newEnv(t)
 	clk := newClock(t0)
-	bus := event.NewBus(rdb.NewEventStream(e.client, e.store.Keys(), 0), nil, nil)
+	bus := event.NewBus(rdb.NewEventStream(e.client, e.store.Keys(), 0), nil)
 	mk := func(id string) *scheduler.Scheduler {
 		s := scheduler.New(scheduler.Options{Store: event.RecordingStore{Store: e.store, Bus: bus}, Runs: e.store.Scheduler(),
 			ID: id, Lease: 10 * time.Second, Now: clk.Now, Events: bus})

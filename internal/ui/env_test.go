@@ -85,7 +85,7 @@ func newEnv(t testing.TB, client rdb.Client, o envOptions) *env {
 	e.store = rdb.New(client, rdb.Options{Now: e.clock.Now})
 	e.rec = e.store
 	if !o.noEvents {
-		e.bus = event.NewBus(rdb.NewEventStream(client, e.store.Keys(), 0), nil, nil)
+		e.bus = event.NewBus(rdb.NewEventStream(client, e.store.Keys(), 0), nil)
 		e.rec = event.RecordingStore{Store: e.store, Bus: e.bus}
 	}
 	if !o.noScheduler {

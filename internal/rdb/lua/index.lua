@@ -8,6 +8,7 @@
 -- KEYS[4] -> <prefix>:{~}:names (Keys.Names)
 -- KEYS[5] -> <prefix>:{~}:due (Keys.Due)
 -- KEYS[6] -> <prefix>:{~}:seq (Keys.IndexSeq)
+-- KEYS[7] -> <prefix>:{~}:events (Keys.EventsIndex)
 -- ARGV[1] -> the workflow
 -- ARGV[2] -> its overall status
 -- ARGV[3] -> the change's revision: the ID of the event entry it wrote (<ms>-<seq>, which Redis
@@ -55,11 +56,15 @@ if was ~= status then
   redis.call('ZADD', KEYS[2], 0, status .. ':' .. wf)
 end
 redis.call('HSET', KEYS[1], wf, status .. ' ' .. rev .. ' ' .. summary)
+-- Scored by a counter of this Redis, not a clock: the scheduler and the log sinks' feeders read
+-- exactly what came after what they read last.
+local seq = redis.call('INCR', KEYS[6])
 if ARGV[5] == '1' then
-  -- Scored by a counter of this Redis, not a clock: the scheduler reads exactly what came after
-  -- what it read last.
-  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[6]), wf)
+  redis.call('ZADD', KEYS[3], seq, wf)
 end
+-- Every change wrote an entry into the workflow's event stream: the log sinks' feeders find the
+-- workflows with new events here (sinks.go), whatever their number.
+redis.call('ZADD', KEYS[7], seq, wf)
 if ARGV[6] == '1' then
   redis.call('ZADD', KEYS[4], 0, wf)
   -- As sched_mark.lua: a score below any the scheduler may have read, so that its next
