@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +377,49 @@ func TestEmbeddedTTL(t *testing.T) {
 		if s.e.Client().Exists(ctx, "batchy:{w}:alert:a").Val() != 0 {
 			t.Errorf("the expired key is still there")
 		}
+	}
+}
+
+// TestEmbeddedDueNever: the embedded store answers a score of rdb.Never as "1e+15", which its Lua
+// cannot read with tonumber: marking such a workflow due (a manual run, a resume) and rebuilding
+// the index at start failed there ("bad argument #1 to min"), and the leader's conditional update
+// never matched it.
+func TestEmbeddedDueNever(t *testing.T) {
+	env := mustEmbedded(t, filepath.Join(t.TempDir(), "data.json"))
+	env.load(t, "a: {}\n")
+	sched := env.store.Scheduler()
+	now := time.Now()
+	set := func(score string, next time.Time) {
+		t.Helper()
+		if err := sched.SetDue(ctx, []rdb.DueUpdate{{DueEntry: rdb.DueEntry{Workflow: "w", Score: score}, Next: next}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due, _, err := sched.Due(ctx, now, 0, 0)
+	if err != nil || len(due) != 1 {
+		t.Fatalf("due after the load: %v, %v", due, err)
+	}
+	set(due[0].Score, rdb.Never)
+	// The leader read Never and updates it: the condition must match "1e+15".
+	all, _, err := sched.Due(ctx, rdb.Never, 0, 0)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("index: %v, %v", all, err)
+	}
+	set(all[0].Score, now.Add(time.Hour))
+	if _, next, err := sched.Due(ctx, now, time.Hour+time.Second, 0); err != nil || !next.Equal(time.UnixMilli(now.Add(time.Hour).UnixMilli())) {
+		t.Fatalf("next due = %v, %v; want the update from Never to an hour from now", next, err)
+	}
+	set(all[0].Score, rdb.Never) // the score read no longer holds: left as it is
+	set(strconv.FormatInt(now.Add(time.Hour).UnixMilli(), 10), rdb.Never)
+	if err := sched.MarkDue(ctx, "w"); err != nil {
+		t.Fatalf("marking a workflow due from Never: %v", err)
+	}
+	due, _, err = sched.Due(ctx, now, 0, 0)
+	if err != nil || len(due) != 1 {
+		t.Fatalf("due after the mark: %v, %v", due, err)
+	}
+	set(due[0].Score, rdb.Never)
+	if n, err := env.store.RebuildIndex(ctx); err != nil || n != 1 {
+		t.Fatalf("rebuilding the index with a workflow due Never: %d, %v", n, err)
 	}
 }

@@ -25,6 +25,18 @@
 -- The summaries hash holds "<status> <revision> <JSON>": one HGET gives both the status to move
 -- in the status index and the revision that orders the writes. A change that keeps the status
 -- costs an HGET and an HSET.
+
+-- score reads a score as ZSCORE answers it (nil for none): the embedded store writes large ones
+-- with an exponent ("1e+15", rdb.Never), which its Lua's tonumber does not read.
+local function score(s)
+  if not s then return nil end
+  local n = tonumber(s)
+  if n then return n end
+  local m, e = string.match(s, '^(-?[%d.]+)[eE]%+?(-?%d+)$')
+  if not m then return nil end
+  return tonumber(m) * 10 ^ tonumber(e)
+end
+
 local wf, status, rev, summary = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -69,7 +81,7 @@ if ARGV[6] == '1' then
   redis.call('ZADD', KEYS[4], 0, wf)
   -- As sched_mark.lua: a score below any the scheduler may have read, so that its next
   -- conditional update (sched_due.lua) leaves the mark.
-  local due = tonumber(redis.call('ZSCORE', KEYS[5], wf) or '0')
+  local due = score(redis.call('ZSCORE', KEYS[5], wf)) or 0
   redis.call('ZADD', KEYS[5], math.min(due, 0) - 1, wf)
 end
 return 1

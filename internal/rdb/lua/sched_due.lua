@@ -5,10 +5,22 @@
 -- ARGV    -> triples: the workflow, the score the leader read ("" for none), the new score (ms)
 --
 -- Result: the number of workflows updated.
+
+-- score reads a score as ZSCORE answers it (nil for none): the embedded store writes large ones
+-- with an exponent ("1e+15", rdb.Never), which its Lua's tonumber does not read.
+local function score(s)
+  if not s then return nil end
+  local n = tonumber(s)
+  if n then return n end
+  local m, e = string.match(s, '^(-?[%d.]+)[eE]%+?(-?%d+)$')
+  if not m then return nil end
+  return tonumber(m) * 10 ^ tonumber(e)
+end
+
 local n = 0
 for i = 1, #ARGV, 3 do
   local cur = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if (cur == false and ARGV[i + 1] == '') or (cur and ARGV[i + 1] ~= '' and tonumber(cur) == tonumber(ARGV[i + 1])) then
+  if (cur == false and ARGV[i + 1] == '') or (cur and ARGV[i + 1] ~= '' and score(cur) == score(ARGV[i + 1])) then
     redis.call('ZADD', KEYS[1], ARGV[i + 2], ARGV[i])
     n = n + 1
   end
