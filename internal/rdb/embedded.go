@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -567,7 +566,7 @@ func lockFileInode(path string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rdb: opening data file: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("rdb: data file %s is in use by another batchy process (stop it first, or use another --data-file)", path)
 	}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -101,7 +100,7 @@ func (j journalFile) writeAt(b []byte, off int64) error {
 	if _, err := j.f.WriteAt(b, off); err != nil {
 		return err
 	}
-	return syscall.Fdatasync(int(j.f.Fd()))
+	return syncData(j.f)
 }
 
 // writeHook, when set (tests), runs before each journal and snapshot write and fails it with its
