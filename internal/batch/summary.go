@@ -186,3 +186,10 @@ type SummaryReader interface {
 	// Loaded reports, for each name, whether it is a loaded workflow.
 	Loaded(ctx context.Context, names []string) ([]bool, error)
 }
+
+// StatesReader reads the states of many workflows at once (rdb.Store: one round trip): the
+// dashboard's page of rows costs one read, not one per row.
+type StatesReader interface {
+	// States returns the workflows' states, in the order of wfs, nil for one not loaded.
+	States(ctx context.Context, wfs []string) ([]*State, error)
+}

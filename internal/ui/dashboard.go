@@ -6,9 +6,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/scheduler"
 )
 
 // Dashboard filter (?status=) of the configured workflows never loaded, besides the overall
@@ -151,48 +151,68 @@ func (u *UI) page(ctx context.Context, sums batch.SummaryReader, status, prefix,
 	} else if loadedNext != "" {
 		next = loadedNext
 	}
-	// The states of the page's loaded rows, read concurrently: a page waits for one round trip,
-	// not for one per row.
-	views := make([]*wfView, len(names))
-	errs := make([]error, len(names))
+	// The page's loaded rows: their states, then their newest runs, each in a fixed number of
+	// round trips whatever the number of rows.
+	var loadedNames []string
+	for _, name := range names {
+		if isLoaded[name] {
+			loadedNames = append(loadedNames, name)
+		}
+	}
+	states, err := u.states(ctx, loadedNames)
+	if err != nil {
+		return nil, "", err
+	}
+	var runs [][]*scheduler.Run
+	if u.opts.Scheduler != nil {
+		if runs, err = u.opts.Scheduler.NewestRuns(ctx, loadedNames, runsRead); err != nil {
+			return nil, "", err
+		}
+	}
 	rules := u.rules()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, stateReaders)
-	for i, name := range names {
+	out := make([]*wfView, 0, len(names))
+	k := 0 // the next of loadedNames
+	for _, name := range names {
 		if !isLoaded[name] {
-			views[i] = unloaded(name)
+			out = append(out, unloaded(name))
 			continue
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			st, err := u.opts.Store.State(ctx, name)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			v := summarize(st, rules)
-			if err := u.explainRow(ctx, v, rules); err != nil && batch.ErrorCode(err) != batch.ENOTFOUND {
-				errs[i] = err
-				return
-			}
-			views[i] = v
-		}()
-	}
-	wg.Wait()
-	out := views[:0]
-	for i, v := range views {
-		if errs[i] != nil {
-			if batch.ErrorCode(errs[i]) == batch.ENOTFOUND {
-				continue // deleted while we read
-			}
-			return nil, "", errs[i]
+		st := states[k]
+		var rowRuns []*scheduler.Run
+		if runs != nil {
+			rowRuns = runs[k]
+		}
+		k++
+		if st == nil {
+			continue // deleted while we read
+		}
+		v := summarize(st, rules)
+		if err := u.explainRuns(ctx, v, rowRuns, rules); err != nil {
+			return nil, "", err
 		}
 		out = append(out, v)
 	}
 	return out, next, nil
+}
+
+// states reads the workflows' states, nil for one not loaded: in one round trip when the
+// summaries' store reads many at once (rdb.Store), else one at a time.
+func (u *UI) states(ctx context.Context, wfs []string) ([]*batch.State, error) {
+	if r, ok := u.opts.Summaries.(batch.StatesReader); ok {
+		return r.States(ctx, wfs)
+	}
+	out := make([]*batch.State, len(wfs))
+	for i, wf := range wfs {
+		st, err := u.opts.Store.State(ctx, wf)
+		if batch.ErrorCode(err) == batch.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = st
+	}
+	return out, nil
 }
 
 func dashboardURL(path, q, status, cursor string) string {
@@ -211,9 +231,6 @@ func dashboardURL(path, q, status, cursor string) string {
 	}
 	return path + "?" + vals.Encode()
 }
-
-// stateReaders bounds the state reads in flight for one dashboard page.
-const stateReaders = 16
 
 func (u *UI) rules() viewRules {
 	return viewRules{now: u.opts.Now().UTC(), longOpen: u.opts.LongOpen, lateAfter: u.opts.LateAfter,
