@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -30,6 +31,8 @@ var filters = []struct{ Value, Label, Icon string }{
 type dashboardView struct {
 	Query, Status string
 	Rows          []*wfView
+	// RowHTML is the rows as the "row" template renders them (rowsHTML).
+	RowHTML template.HTML
 	// Total is the number of workflows, loaded or configured; Counts by filter.
 	Total   int
 	Counts  map[string]int
@@ -111,6 +114,11 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	p := u.newPage(r, "dashboard", title, v)
 	p.Fragment = dashboardURL("/ui/fragment/dashboard", q, status, cursor)
+	if v.RowHTML, err = u.rowsHTML(p, v.Scheduled, v.Rows); err != nil {
+		u.log.Error("ui: rendering a dashboard row", "err", err)
+		http.Error(w, "the page could not be rendered; details are in batchy's log", http.StatusInternalServerError)
+		return
+	}
 	u.render(w, r, http.StatusOK, p)
 }
 
@@ -170,6 +178,7 @@ func (u *UI) page(ctx context.Context, sums batch.SummaryReader, status, prefix,
 		}
 	}
 	rules := u.rules()
+	rules.row = true
 	out := make([]*wfView, 0, len(names))
 	k := 0 // the next of loadedNames
 	for _, name := range names {
