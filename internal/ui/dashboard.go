@@ -31,7 +31,8 @@ var filters = []struct{ Value, Label, Icon string }{
 type dashboardView struct {
 	Query, Status string
 	Rows          []*wfView
-	// RowHTML is the rows as the "row" template renders them (rowsHTML).
+	// RowHTML is the rows as the "row" template renders them (rowsHTML): what the page shows of
+	// Rows, so whatever renders the page or its live part sets it first.
 	RowHTML template.HTML
 	// Total is the number of workflows, loaded or configured; Counts by filter.
 	Total   int
