@@ -208,3 +208,10 @@ func (s *Summary) KeepOutcomes(kept *Summary) {
 	}
 	s.LastSuccess, s.LastFailure = later(s.LastSuccess, kept.LastSuccess), later(s.LastFailure, kept.LastFailure)
 }
+
+// StatesReader reads the states of many workflows at once (rdb.Store: one round trip): the
+// dashboard's page of rows costs one read, not one per row.
+type StatesReader interface {
+	// States returns the workflows' states, in the order of wfs, nil for one not loaded.
+	States(ctx context.Context, wfs []string) ([]*State, error)
+}

@@ -328,6 +328,54 @@ func (s *SchedulerStore) RunIDs(ctx context.Context, wf string, limit int) ([]st
 	return ids, nil
 }
 
+// NewestRuns returns the limit newest runs of each workflow, newest first, in the order of wfs:
+// two round trips (the ids of all, then the records of all), whatever the number of workflows.
+// A run trimmed between the two is left out.
+func (s *SchedulerStore) NewestRuns(ctx context.Context, wfs []string, limit int) ([][]*RunRecord, error) {
+	out := make([][]*RunRecord, len(wfs))
+	if len(wfs) == 0 || limit <= 0 {
+		return out, nil
+	}
+	pipe := s.client.Pipeline()
+	idCmds := make([]*redis.StringSliceCmd, len(wfs))
+	for i, wf := range wfs {
+		idCmds[i] = pipe.ZRevRange(ctx, s.keys.Runs(wf), 0, int64(limit-1))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("rdb.NewestRuns: %w", err)
+	}
+	type ref struct {
+		wf  int
+		id  string
+		cmd *redis.SliceCmd
+	}
+	var refs []ref
+	pipe = s.client.Pipeline()
+	for i, c := range idCmds {
+		for _, id := range c.Val() {
+			refs = append(refs, ref{i, id, pipe.HMGet(ctx, s.keys.Run(wfs[i], id), "record", "state", "cancel")})
+		}
+	}
+	if len(refs) == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("rdb.NewestRuns: %w", err)
+	}
+	for _, r := range refs {
+		h := r.cmd.Val()
+		if h[0] == nil {
+			continue // trimmed meanwhile
+		}
+		rec := &RunRecord{ID: r.id, Workflow: wfs[r.wf], Record: fmt.Sprint(h[0]), State: fmt.Sprint(h[1])}
+		if h[2] != nil {
+			rec.Cancel = fmt.Sprint(h[2])
+		}
+		out[r.wf] = append(out[r.wf], rec)
+	}
+	return out, nil
+}
+
 // flushIndex writes the store's index writes to come, so that a read of the index sees this
 // process's changes.
 func (s *SchedulerStore) flushIndex(ctx context.Context) {

@@ -1,6 +1,7 @@
 package rdb_test
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -147,4 +148,46 @@ func TestRenewLostAndCancel(t *testing.T) {
 	if ids, err := r.Active(ctx, "wf"); err != nil || len(ids) != 0 {
 		t.Errorf("active after the run ended = %v, %v; want none", ids, err)
 	}
+}
+
+// TestNewestRuns: the newest runs of many workflows at once, as RunIDs and Run read them one
+// workflow at a time; a workflow without runs has none.
+func TestNewestRuns(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		client, _ := b.New(t)
+		r := rdb.NewSchedulerStore(client, rdb.Keys{Prefix: "batchy"})
+		now := time.Now()
+		for i, id := range []string{"run-1", "run-2", "run-3", "run-4"} {
+			rec := record(id, "queued")
+			rec.Workflow = "a"
+			if ok, err := r.Claim(ctx, "a", rdb.Fire{}, now.Add(time.Duration(i)*time.Second), 10, rec); err != nil || !ok {
+				t.Fatalf("claim %s: %v %v", id, ok, err)
+			}
+		}
+		if ok, err := r.Claim(ctx, "c", rdb.Fire{}, now, 10, rdb.RunRecord{ID: "run-9", Workflow: "c", State: "queued", Record: `{"id":"run-9"}`}); err != nil || !ok {
+			t.Fatalf("claim run-9: %v %v", ok, err)
+		}
+		if err := r.Cancel(ctx, "c", "run-9", "stop"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.NewestRuns(ctx, []string{"a", "b", "c"}, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids [][]string
+		for _, list := range got {
+			var l []string
+			for _, rec := range list {
+				l = append(l, rec.Workflow+"/"+rec.ID+"/"+rec.State+"/"+rec.Cancel)
+			}
+			ids = append(ids, l)
+		}
+		want := [][]string{{"a/run-4/queued/", "a/run-3/queued/", "a/run-2/queued/"}, nil, {"c/run-9/queued/stop"}}
+		if !reflect.DeepEqual(ids, want) {
+			t.Errorf("NewestRuns = %q, want %q", ids, want)
+		}
+		if one, err := r.Run(ctx, "a", "run-4"); err != nil || one.Record != got[0][0].Record {
+			t.Errorf("run-4 read alone = %+v, %v; want the record NewestRuns read, %q", one, err, got[0][0].Record)
+		}
+	})
 }

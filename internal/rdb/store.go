@@ -70,6 +70,7 @@ type Store struct {
 }
 
 var _ batch.Store = (*Store)(nil)
+var _ batch.StatesReader = (*Store)(nil)
 
 // New returns a Store on client. Call Migrate before serving from a Redis that may hold data of
 // an earlier layout.
@@ -235,6 +236,38 @@ func (s *Store) State(ctx context.Context, wf string) (*batch.State, error) {
 	}
 	s.copies.put(wf, h)
 	return s.stateFromHash(wf, h)
+}
+
+// States implements batch.StatesReader: the states of many workflows in one round trip (a
+// pipeline of HGETALLs), nil for those not loaded.
+func (s *Store) States(ctx context.Context, wfs []string) ([]*batch.State, error) {
+	out := make([]*batch.State, len(wfs))
+	if len(wfs) == 0 {
+		return out, nil
+	}
+	pipe := s.client.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(wfs))
+	for i, wf := range wfs {
+		if err := batch.CheckName("workflow", wf); err != nil {
+			return nil, err
+		}
+		cmds[i] = pipe.HGetAll(ctx, s.keys.State(wf))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, storeError("rdb.States", err)
+	}
+	for i, c := range cmds {
+		h := c.Val()
+		if _, ok := h["jobs"]; !ok {
+			continue
+		}
+		st, err := s.stateFromHash(wfs[i], h)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = st
+	}
+	return out, nil
 }
 
 func notLoaded(wf string) error {

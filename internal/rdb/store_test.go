@@ -1022,3 +1022,32 @@ func TestNoInvertedWindow(t *testing.T) {
 		}
 	})
 }
+
+// TestStates: the states of many workflows at once are those State reads one at a time, nil for
+// a workflow not loaded.
+func TestStates(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		f.load(t, "w", "batchy:\n  schedule: \"0 3 * * *\"\na:\n  from_date: 2020-01-01T00:00\n  p: 1\nb: {}\n", false)
+		f.load(t, "x", "c:\n  table: t\n", false)
+		if _, err := f.store.Open(ctx, "w", batch.OpenRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.store.States(ctx, []string{"w", "nope", "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 || got[1] != nil {
+			t.Fatalf("States = %v, want 3 states with nil for the workflow not loaded", got)
+		}
+		for i, wf := range []string{"w", "x"} {
+			want, err := f.store.State(ctx, wf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := got[2*i]; !reflect.DeepEqual(g, want) {
+				t.Errorf("States' %s = %+v, want %+v as State reads it", wf, g, want)
+			}
+		}
+	})
+}

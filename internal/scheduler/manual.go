@@ -164,6 +164,12 @@ func (s *Scheduler) Runs(ctx context.Context, wf string, limit int) ([]*Run, err
 	return s.state.runs(ctx, wf, limit)
 }
 
+// NewestRuns lists the limit newest runs of each of wfs (newest first, in the order of wfs) in a
+// fixed number of round trips: for a page of workflows whose states the caller has read.
+func (s *Scheduler) NewestRuns(ctx context.Context, wfs []string, limit int) ([][]*Run, error) {
+	return s.state.newestRuns(ctx, wfs, limit)
+}
+
 // GetRun returns one run.
 func (s *Scheduler) GetRun(ctx context.Context, wf, id string) (*Run, error) {
 	if err := batch.CheckName("workflow", wf); err != nil {

@@ -52,6 +52,9 @@ type RunStore interface {
 	Run(ctx context.Context, wf, id string) (*rdb.RunRecord, error)
 	// RunIDs returns the ids of a workflow's limit newest runs, newest first.
 	RunIDs(ctx context.Context, wf string, limit int) ([]string, error)
+	// NewestRuns returns the limit newest runs of each workflow, newest first, in the order of
+	// wfs, in a fixed number of round trips.
+	NewestRuns(ctx context.Context, wfs []string, limit int) ([][]*rdb.RunRecord, error)
 	// Due returns the workflows due at now (at most limit, all of the index for limit 0 and now
 	// rdb.Never), with their scores as read, and the earliest time after now and within the
 	// lookahead one is due (rdb.Never for none).
@@ -157,6 +160,25 @@ func (r *runState) runs(ctx context.Context, wf string, limit int) ([]*Run, erro
 			return nil, err
 		}
 		out = append(out, run)
+	}
+	return out, nil
+}
+
+// newestRuns lists the newest runs of many workflows, newest first, in the order of wfs.
+func (r *runState) newestRuns(ctx context.Context, wfs []string, limit int) ([][]*Run, error) {
+	recs, err := r.store.NewestRuns(ctx, wfs, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]*Run, len(recs))
+	for i, list := range recs {
+		for _, rec := range list {
+			run, err := decodeRun(rec)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = append(out[i], run)
+		}
 	}
 	return out, nil
 }

@@ -2,13 +2,14 @@ package ui
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/scheduler"
 )
 
 // Dashboard filter (?status=) of the configured workflows never loaded, besides the overall
@@ -30,6 +31,9 @@ var filters = []struct{ Value, Label, Icon string }{
 type dashboardView struct {
 	Query, Status string
 	Rows          []*wfView
+	// RowHTML is the rows as the "row" template renders them (rowsHTML): what the page shows of
+	// Rows, so whatever renders the page or its live part sets it first.
+	RowHTML template.HTML
 	// Total is the number of workflows, loaded or configured; Counts by filter.
 	Total   int
 	Counts  map[string]int
@@ -111,6 +115,11 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	p := u.newPage(r, "dashboard", title, v)
 	p.Fragment = dashboardURL("/ui/fragment/dashboard", q, status, cursor)
+	if v.RowHTML, err = u.rowsHTML(p, v.Scheduled, v.Rows); err != nil {
+		u.log.Error("ui: rendering a dashboard row", "err", err)
+		http.Error(w, "the page could not be rendered; details are in batchy's log", http.StatusInternalServerError)
+		return
+	}
 	u.render(w, r, http.StatusOK, p)
 }
 
@@ -151,48 +160,78 @@ func (u *UI) page(ctx context.Context, sums batch.SummaryReader, status, prefix,
 	} else if loadedNext != "" {
 		next = loadedNext
 	}
-	// The states of the page's loaded rows, read concurrently: a page waits for one round trip,
-	// not for one per row.
-	views := make([]*wfView, len(names))
-	errs := make([]error, len(names))
+	rows, err := u.readRows(ctx, names, func(n string) bool { return isLoaded[n] })
+	if err != nil {
+		return nil, "", err
+	}
+	return rows, next, nil
+}
+
+// readRows builds the dashboard rows of names, in their order: a loaded one (isLoaded) from its state
+// and its newest runs, read for all the rows in a fixed number of round trips whatever their
+// number; the others as configured but never loaded. A workflow deleted while read is left out.
+func (u *UI) readRows(ctx context.Context, names []string, isLoaded func(string) bool) ([]*wfView, error) {
+	var loadedNames []string
+	for _, name := range names {
+		if isLoaded(name) {
+			loadedNames = append(loadedNames, name)
+		}
+	}
+	states, err := u.states(ctx, loadedNames)
+	if err != nil {
+		return nil, err
+	}
+	var runs [][]*scheduler.Run
+	if u.opts.Scheduler != nil {
+		if runs, err = u.opts.Scheduler.NewestRuns(ctx, loadedNames, runsRead); err != nil {
+			return nil, err
+		}
+	}
 	rules := u.rules()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, stateReaders)
-	for i, name := range names {
-		if !isLoaded[name] {
-			views[i] = unloaded(name)
+	rules.row = true
+	out := make([]*wfView, 0, len(names))
+	k := 0 // the next of loadedNames
+	for _, name := range names {
+		if !isLoaded(name) {
+			out = append(out, unloaded(name))
 			continue
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			st, err := u.opts.Store.State(ctx, name)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			v := summarize(st, rules)
-			if err := u.explainRow(ctx, v, rules); err != nil && batch.ErrorCode(err) != batch.ENOTFOUND {
-				errs[i] = err
-				return
-			}
-			views[i] = v
-		}()
-	}
-	wg.Wait()
-	out := views[:0]
-	for i, v := range views {
-		if errs[i] != nil {
-			if batch.ErrorCode(errs[i]) == batch.ENOTFOUND {
-				continue // deleted while we read
-			}
-			return nil, "", errs[i]
+		st := states[k]
+		var rowRuns []*scheduler.Run
+		if runs != nil {
+			rowRuns = runs[k]
+		}
+		k++
+		if st == nil {
+			continue // deleted while we read
+		}
+		v := summarize(st, rules)
+		if err := u.explainRuns(ctx, v, rowRuns, rules); err != nil {
+			return nil, err
 		}
 		out = append(out, v)
 	}
-	return out, next, nil
+	return out, nil
+}
+
+// states reads the workflows' states, nil for one not loaded: in one round trip when the
+// summaries' store reads many at once (rdb.Store), else one at a time.
+func (u *UI) states(ctx context.Context, wfs []string) ([]*batch.State, error) {
+	if r, ok := u.opts.Summaries.(batch.StatesReader); ok {
+		return r.States(ctx, wfs)
+	}
+	out := make([]*batch.State, len(wfs))
+	for i, wf := range wfs {
+		st, err := u.opts.Store.State(ctx, wf)
+		if batch.ErrorCode(err) == batch.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = st
+	}
+	return out, nil
 }
 
 func dashboardURL(path, q, status, cursor string) string {
@@ -211,9 +250,6 @@ func dashboardURL(path, q, status, cursor string) string {
 	}
 	return path + "?" + vals.Encode()
 }
-
-// stateReaders bounds the state reads in flight for one dashboard page.
-const stateReaders = 16
 
 func (u *UI) rules() viewRules {
 	return viewRules{now: u.opts.Now().UTC(), longOpen: u.opts.LongOpen, lateAfter: u.opts.LateAfter,

@@ -66,34 +66,28 @@ func (u *UI) dashboardRows(w http.ResponseWriter, r *http.Request) {
 		v.Filters = append(v.Filters, filterLink{Value: f.Value, Label: f.Label, Icon: f.Icon, Count: v.Counts[f.Value],
 			Current: f.Value == status, URL: dashboardURL("/", q, f.Value, "")})
 	}
-	// The rows, read as the dashboard's page reads its rows (dashboard.go, page).
+	// The rows, read as the dashboard's page reads its rows (readRows).
 	loaded, err := sums.Loaded(ctx, names)
 	if err != nil {
 		u.fail(w, r, err)
 		return
 	}
-	rules := u.rules()
+	isLoaded := make(map[string]bool, len(names))
+	var shown []string
 	for i, name := range names {
-		if !loaded[i] {
-			if slices.Contains(never, name) {
-				v.Rows = append(v.Rows, unloaded(name))
-			}
-			continue
+		if loaded[i] || slices.Contains(never, name) {
+			isLoaded[name] = loaded[i]
+			shown = append(shown, name)
 		}
-		st, err := u.opts.Store.State(ctx, name)
-		if batch.ErrorCode(err) == batch.ENOTFOUND {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			u.fail(w, r, err)
-			return
-		}
-		row := summarize(st, rules)
-		if err := u.explainRow(ctx, row, rules); err != nil && batch.ErrorCode(err) != batch.ENOTFOUND {
-			u.fail(w, r, err)
-			return
-		}
-		v.Rows = append(v.Rows, row)
 	}
-	u.render(w, r, http.StatusOK, u.newPage(r, "dashboard", "Workflows", v))
+	if v.Rows, err = u.readRows(ctx, shown, func(n string) bool { return isLoaded[n] }); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	p := u.newPage(r, "dashboard", "Workflows", v)
+	if v.RowHTML, err = u.rowsHTML(p, v.Scheduled, v.Rows); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.render(w, r, http.StatusOK, p)
 }

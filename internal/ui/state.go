@@ -282,20 +282,9 @@ func upstreamNames(after []string) []string {
 	return out
 }
 
-// explainRow reads what explain needs beyond the workflow's state (its newest runs and, when
-// the newest waits for them, its upstreams' statuses) and explains the view.
-func (u *UI) explainRow(ctx context.Context, w *wfView, rules viewRules) error {
-	var runs []*scheduler.Run
-	if u.opts.Scheduler != nil {
-		var err error
-		if runs, err = u.opts.Scheduler.Runs(ctx, w.Name, runsRead); err != nil {
-			return err
-		}
-	}
-	return u.explainRuns(ctx, w, runs, rules)
-}
-
-// explainRuns is explainRow with the runs read already (newest first).
+// explainRuns reads what explain needs beyond the workflow's state and its newest runs (newest
+// first, nil without a scheduler): when the newest waits for them, its upstreams' statuses. Then
+// it explains the view.
 func (u *UI) explainRuns(ctx context.Context, w *wfView, runs []*scheduler.Run, rules viewRules) error {
 	upstream := map[string]string{}
 	if len(runs) > 0 && runs[0].State == scheduler.StateQueued && runs[0].WaitAfter {

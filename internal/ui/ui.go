@@ -101,6 +101,8 @@ type UI struct {
 	handler http.Handler
 	version string // of the static files, for cache busting
 	never   config.Unloaded
+	// rows keeps the dashboard's rendered rows (rows.go).
+	rows *rowCache
 }
 
 var _ http.Handler = (*UI)(nil)
@@ -143,7 +145,7 @@ func New(opts Options) *UI {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	u := &UI{opts: opts, log: opts.Logger, mux: http.NewServeMux(), version: staticVersion()}
+	u := &UI{opts: opts, log: opts.Logger, mux: http.NewServeMux(), version: staticVersion(), rows: newRowCache()}
 	u.pages = map[string]*template.Template{
 		"dashboard": parsePage("dashboard.html"),
 		"workflow":  parsePage("workflow.html"),

@@ -96,6 +96,9 @@ type viewRules struct {
 	// schedules: nil when no scheduler runs (no next run, no lateness).
 	scheduled bool
 	location  *time.Location
+	// row: the view is a dashboard row, which shows no job fields: Params and Runtime are left
+	// out (the row is also cached by its view's JSON: rows.go).
+	row bool
 }
 
 // summarize computes a workflow's view from its state. It is pure: everything time-dependent
@@ -113,7 +116,10 @@ func summarize(st *batch.State, rules viewRules) *wfView {
 		longOpen = m
 	}
 	for _, j := range st.Jobs {
-		jv := viewJob(j, rules.now)
+		jv := jobState(j, rules.now)
+		if !rules.row {
+			jv.Params, jv.Runtime = jobFields(j)
+		}
 		w.Jobs = append(w.Jobs, jv)
 		if statusRank[jv.Status] < statusRank[w.Status] {
 			w.Status = jv.Status
@@ -187,6 +193,13 @@ func unloaded(name string) *wfView {
 }
 
 func viewJob(j batch.Job, now time.Time) jobView {
+	jv := jobState(j, now)
+	jv.Params, jv.Runtime = jobFields(j)
+	return jv
+}
+
+// jobState is viewJob without the job's fields (Params, Runtime).
+func jobState(j batch.Job, now time.Time) jobView {
 	jv := jobView{Name: j.Name, Status: string(j.Fields.Status())}
 	if jv.Status == "" {
 		jv.Status = statusNew
@@ -210,15 +223,20 @@ func viewJob(j batch.Job, now time.Time) jobView {
 	if raw, ok := j.Fields[batch.FieldNeeds]; ok {
 		json.Unmarshal(raw, &jv.Needs)
 	}
+	return jv
+}
+
+// jobFields are a job's fields as text: the configured ones (params) and those batches write.
+func jobFields(j batch.Job) (params, runtime []field) {
 	for _, name := range j.Fields.Names() {
 		f := field{Name: name, Value: fieldText(name, j.Fields[name])}
 		if batch.IsRuntimeField(name) {
-			jv.Runtime = append(jv.Runtime, f)
+			runtime = append(runtime, f)
 		} else {
-			jv.Params = append(jv.Params, f)
+			params = append(params, f)
 		}
 	}
-	return jv
+	return params, runtime
 }
 
 // fieldText renders a field value: a string bare, anything else as its JSON. A job's run: may
