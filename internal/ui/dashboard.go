@@ -75,20 +75,10 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		u.fail(w, r, batch.Errorf(batch.EUNAVAILABLE, "this store keeps no workflow summaries"))
 		return
 	}
-	counts, total, err := sums.StatusCounts(ctx)
+	v, unloaded, err := u.dashboardCounts(ctx, sums, q, status)
 	if err != nil {
 		u.fail(w, r, err)
 		return
-	}
-	unloaded, err := u.never.Get(ctx, u.opts.CfgDir, total, sums.Loaded)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	v := &dashboardView{Query: q, Status: status, Total: total + len(unloaded), Counts: map[string]int{"": total + len(unloaded), filterUnloaded: len(unloaded)},
-		Scheduled: u.opts.Scheduler != nil}
-	for st, n := range counts {
-		v.Counts[string(st)] = n
 	}
 	// A search that is no name's prefix matches nothing (and is shown back as typed).
 	if q == "" || batch.ValidName(q) {
@@ -105,10 +95,6 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 	if cursor != "" {
 		v.FirstURL = dashboardURL("/", q, status, "")
 	}
-	for _, f := range filters {
-		v.Filters = append(v.Filters, filterLink{Value: f.Value, Label: f.Label, Icon: f.Icon, Count: v.Counts[f.Value],
-			Current: f.Value == status, URL: dashboardURL("/", q, f.Value, "")})
-	}
 	title := "Workflows"
 	if q != "" || status != "" {
 		title = "Workflows (filtered)"
@@ -121,6 +107,30 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.render(w, r, http.StatusOK, p)
+}
+
+// dashboardCounts returns the dashboard's view with the counts per status of the whole
+// installation and the filters' links, and the configured workflows never loaded: what the page
+// and its live rows (live.go) both show above the rows.
+func (u *UI) dashboardCounts(ctx context.Context, sums batch.SummaryReader, q, status string) (*dashboardView, []string, error) {
+	counts, total, err := sums.StatusCounts(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	never, err := u.never.Get(ctx, u.opts.CfgDir, total, sums.Loaded)
+	if err != nil {
+		return nil, nil, err
+	}
+	v := &dashboardView{Query: q, Status: status, Total: total + len(never), Counts: map[string]int{"": total + len(never), filterUnloaded: len(never)},
+		Scheduled: u.opts.Scheduler != nil}
+	for st, n := range counts {
+		v.Counts[string(st)] = n
+	}
+	for _, f := range filters {
+		v.Filters = append(v.Filters, filterLink{Value: f.Value, Label: f.Label, Icon: f.Icon, Count: v.Counts[f.Value],
+			Current: f.Value == status, URL: dashboardURL("/", q, f.Value, "")})
+	}
+	return v, never, nil
 }
 
 // page returns the rows of one page, and the cursor of the next ("" on the last): loaded

@@ -47,24 +47,10 @@ func (u *UI) dashboardRows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The counts, as the dashboard computes them: a change moves a workflow between them.
-	counts, total, err := sums.StatusCounts(ctx)
+	v, never, err := u.dashboardCounts(ctx, sums, q, status)
 	if err != nil {
 		u.fail(w, r, err)
 		return
-	}
-	never, err := u.never.Get(ctx, u.opts.CfgDir, total, sums.Loaded)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	v := &dashboardView{Query: q, Status: status, Total: total + len(never), Counts: map[string]int{"": total + len(never), filterUnloaded: len(never)},
-		Scheduled: u.opts.Scheduler != nil}
-	for st, n := range counts {
-		v.Counts[string(st)] = n
-	}
-	for _, f := range filters {
-		v.Filters = append(v.Filters, filterLink{Value: f.Value, Label: f.Label, Icon: f.Icon, Count: v.Counts[f.Value],
-			Current: f.Value == status, URL: dashboardURL("/", q, f.Value, "")})
 	}
 	// The rows, read as the dashboard's page reads its rows (readRows).
 	loaded, err := sums.Loaded(ctx, names)
