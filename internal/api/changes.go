@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -81,14 +80,7 @@ func (s *Server) streamChanges(c *gin.Context) error {
 	// Following before answering: a change made once the client holds the answer is reported.
 	follow := s.opts.Hub.Follow(f.match)
 	defer follow.Stop()
-	w := c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": batchy change stream\n\n")
-	w.Flush()
+	w := startSSE(c, "batchy change stream")
 	ctx := c.Request.Context()
 	keepAlive := time.NewTicker(changeKeepAlive)
 	defer keepAlive.Stop()

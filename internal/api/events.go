@@ -229,14 +229,7 @@ func (s *Server) streamEvents(c *gin.Context) error {
 			return batch.Errorf(batch.EUNAVAILABLE, "the store is not available")
 		}
 	}
-	w := c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": batchy event stream\n\n")
-	w.Flush()
+	w := startSSE(c, "batchy event stream")
 	ctx := c.Request.Context()
 	lastWrite := time.Now()
 	for {
@@ -284,4 +277,18 @@ func (s *Server) streamEvents(c *gin.Context) error {
 			lastWrite = time.Now()
 		}
 	}
+}
+
+// startSSE answers 200 with the headers of a Server-Sent Events stream (no caching, no proxy
+// buffering), writes comment as its first line and flushes, so the client sees the stream open.
+func startSSE(c *gin.Context, comment string) gin.ResponseWriter {
+	w := c.Writer
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, ": %s\n\n", comment)
+	w.Flush()
+	return w
 }
