@@ -14,7 +14,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/batchy/batchy/internal/batch"
-	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/format"
 )
 
@@ -154,9 +153,12 @@ func (s *Server) listWorkflows(c *gin.Context) error {
 	if out.Counts, out.Total, err = sums.StatusCounts(ctx); err != nil {
 		return err
 	}
+	configured, err := s.never.Configured(s.opts.CfgDir)
+	if err != nil {
+		return err
+	}
 	for i, sum := range page.Summaries {
-		_, err := config.Path(s.opts.CfgDir, sum.Workflow)
-		out.Workflows[i] = WorkflowSummary{Summary: sum, Loaded: true, Configured: err == nil}
+		out.Workflows[i] = WorkflowSummary{Summary: sum, Loaded: true, Configured: configured(sum.Workflow)}
 	}
 	if q.Cursor == "" && q.Status == "" {
 		if out.Unloaded, err = s.unloaded(ctx, sums, out.Total, q.Prefix); err != nil {

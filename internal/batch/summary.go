@@ -167,6 +167,9 @@ type SummaryQuery struct {
 	Cursor string
 	// Limit is the page's size; zero or less means 50.
 	Limit int
+	// NamesOnly asks for the names alone: each Summary of the page holds only its Workflow, and
+	// the store reads no summary (the dashboard reads the rows' states instead).
+	NamesOnly bool
 }
 
 // SummaryPage is a page of summaries, by name.

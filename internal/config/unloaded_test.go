@@ -52,3 +52,38 @@ func TestUnloaded(t *testing.T) {
 	write("c")
 	get(2, []string{"c"}, 3) // a new file
 }
+
+// TestConfigured: the test of which names have a file follows the directory's files.
+func TestConfigured(t *testing.T) {
+	dir := t.TempDir()
+	var u config.Unloaded
+	check := func(want map[string]bool) {
+		t.Helper()
+		configured, err := u.Configured(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, w := range want {
+			if got := configured(name); got != w {
+				t.Errorf("configured(%q) = %v, want %v", name, got, w)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte("a: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]bool{"a": true, "b": false})
+	time.Sleep(10 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(dir, "b.yml"), []byte("a: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]bool{"a": true, "b": true})
+	time.Sleep(10 * time.Millisecond)
+	if err := os.Remove(filepath.Join(dir, "a.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]bool{"a": false, "b": true})
+	if configured, err := u.Configured(filepath.Join(dir, "missing")); err != nil || configured("b") {
+		t.Errorf("a directory that does not exist: %v, %v; want nothing configured", configured("b"), err)
+	}
+}

@@ -163,6 +163,12 @@ func (s *Store) Summaries(ctx context.Context, q batch.SummaryQuery) (*batch.Sum
 	for i, m := range members {
 		names[i] = strings.TrimPrefix(m, tag)
 	}
+	if q.NamesOnly {
+		for _, n := range names {
+			page.Summaries = append(page.Summaries, batch.Summary{Workflow: n})
+		}
+		return page, nil
+	}
 	vals, err := s.idx.HMGet(ctx, s.keys.Summaries(), names...).Result()
 	if err != nil {
 		return nil, storeError("rdb.Summaries", err)

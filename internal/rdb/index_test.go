@@ -67,6 +67,11 @@ func TestSummaries(t *testing.T) {
 		check("open, last page", page(batch.SummaryQuery{Status: batch.StatusOpen, Limit: 1, Cursor: "wf0"}), []string{"wf1"}, "")
 		check("new, prefix", page(batch.SummaryQuery{Status: batch.StatusNew, Prefix: "wf"}), []string{"wf4", "wf5", "wf6"}, "")
 		check("success", page(batch.SummaryQuery{Status: batch.StatusSuccess}), []string{"wf2"}, "")
+		namesOnly := page(batch.SummaryQuery{Status: batch.StatusNew, Limit: 2, NamesOnly: true})
+		check("names only", namesOnly, []string{"other", "wf4"}, "wf4")
+		if s := namesOnly.Summaries[0]; s.Status != "" || s.Jobs != 0 {
+			t.Errorf("names only: %+v, want the name alone", s)
+		}
 
 		failed := page(batch.SummaryQuery{Status: batch.StatusFailed})
 		check("failed", failed, []string{"wf3"}, "")

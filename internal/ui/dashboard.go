@@ -33,7 +33,7 @@ type dashboardView struct {
 	Rows          []*wfView
 	// RowHTML is the rows as the "row" template renders them (rowsHTML): what the page shows of
 	// Rows, so whatever renders the page or its live part sets it first.
-	RowHTML template.HTML
+	RowHTML []template.HTML
 	// Total is the number of workflows, loaded or configured; Counts by filter.
 	Total   int
 	Counts  map[string]int
@@ -141,7 +141,7 @@ func (u *UI) page(ctx context.Context, sums batch.SummaryReader, status, prefix,
 	var names []string
 	var loadedNext string
 	if status != filterUnloaded {
-		pg, err := sums.Summaries(ctx, batch.SummaryQuery{Status: batch.Status(status), Prefix: prefix, Cursor: cursor, Limit: size})
+		pg, err := sums.Summaries(ctx, batch.SummaryQuery{Status: batch.Status(status), Prefix: prefix, Cursor: cursor, Limit: size, NamesOnly: true})
 		if err != nil {
 			return nil, "", err
 		}

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -52,14 +53,15 @@ func TestRowsCached(t *testing.T) {
 		{"another year", pageAt(now.AddDate(1, 0, 0), false), view("failed"), `2026-11-22 10:00`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := u.rowsHTML(c.p, true, []*wfView{c.v})
+			rows, err := u.rowsHTML(c.p, true, []*wfView{c.v})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := fresh(c.p, c.v); string(got) != want {
+			got := string(rows[0])
+			if want := fresh(c.p, c.v); got != want {
 				t.Errorf("row =\n%s\nwant it as rendered afresh:\n%s", got, want)
 			}
-			if !strings.Contains(string(got), c.want) {
+			if !strings.Contains(got, c.want) {
 				t.Errorf("row =\n%s\nwant it to hold %s", got, c.want)
 			}
 		})
@@ -67,4 +69,89 @@ func TestRowsCached(t *testing.T) {
 	if n := len(u.rows.rows); n != 4 {
 		t.Errorf("%d rows kept, want 4 (the second page showed the first's row)", n)
 	}
+}
+
+// TestRowKeyHoldsEveryField changes each field of a row's view in turn, down to its jobs' fields
+// and its settings', and wants a new row key for each: a row is kept by that key, so a field the
+// key missed would show a stale row.
+func TestRowKeyHoldsEveryField(t *testing.T) {
+	p := &page{Now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), CanAct: true}
+	base := func() *wfView {
+		return &wfView{Name: "wf", Status: "success", Jobs: []jobView{{Name: "a", Params: []field{{"k", "v"}}}},
+			Settings: batch.Settings{KeepRuns: &batch.KeepRuns{}}}
+	}
+	want := string(appendRowKey(nil, p, true, base()))
+	if again := string(appendRowKey(nil, p, true, base())); again != want {
+		t.Fatalf("the same view gave two keys:\n%s\n%s", want, again)
+	}
+	seen := map[string]string{want: "the base view"}
+	var walk func(path string, v reflect.Value)
+	walk = func(path string, v reflect.Value) {
+		switch {
+		case v.Type() == reflect.TypeFor[time.Time]():
+		case v.Kind() == reflect.Struct:
+			for i := range v.NumField() {
+				walk(path+"."+v.Type().Field(i).Name, v.Field(i))
+			}
+			return
+		case v.Kind() == reflect.Slice && v.Len() > 0:
+			walk(path+"[0]", v.Index(0))
+		case v.Kind() == reflect.Pointer && !v.IsNil():
+			walk(path, v.Elem())
+			return
+		}
+		view := base()
+		field := reflect.ValueOf(view).Elem()
+		for _, step := range strings.Split(strings.TrimPrefix(path, "."), ".") {
+			name, first := strings.CutSuffix(step, "[0]")
+			field = field.FieldByName(name)
+			if field.Kind() == reflect.Pointer {
+				field = field.Elem()
+			}
+			if first {
+				field = field.Index(0)
+			}
+		}
+		if !setNonZero(field) {
+			t.Fatalf("%s: cannot set a %s", path, field.Type())
+		}
+		key := string(appendRowKey(nil, p, true, view))
+		if other, ok := seen[key]; ok {
+			t.Errorf("changing %s gave the key of %s", path, other)
+		}
+		seen[key] = path
+	}
+	walk("", reflect.ValueOf(base()).Elem())
+	if len(seen) < 40 {
+		t.Errorf("only %d fields were changed: the walk missed some", len(seen)-1)
+	}
+	for _, c := range []struct{ a, b *page }{{p, &page{Now: p.Now.AddDate(1, 0, 0), CanAct: true}}, {p, &page{Now: p.Now}}} {
+		if string(appendRowKey(nil, c.a, true, base())) == string(appendRowKey(nil, c.b, true, base())) {
+			t.Errorf("pages %+v and %+v gave the same key", c.a, c.b)
+		}
+	}
+	if string(appendRowKey(nil, p, true, base())) == string(appendRowKey(nil, p, false, base())) {
+		t.Error("with and without a scheduler gave the same key")
+	}
+}
+
+// setNonZero sets v (a leaf: string, number, bool, time or slice) to a value not its zero.
+func setNonZero(v reflect.Value) bool {
+	switch {
+	case v.Type() == reflect.TypeFor[time.Time]():
+		v.Set(reflect.ValueOf(time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)))
+	case v.Kind() == reflect.String:
+		v.SetString("changed")
+	case v.Kind() == reflect.Bool:
+		v.SetBool(!v.Bool())
+	case v.CanInt():
+		v.SetInt(v.Int() + 7)
+	case v.CanFloat():
+		v.SetFloat(v.Float() + 0.5)
+	case v.Kind() == reflect.Slice:
+		v.Set(reflect.Append(v, reflect.Zero(v.Type().Elem())))
+	default:
+		return false
+	}
+	return true
 }
