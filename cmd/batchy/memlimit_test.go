@@ -90,3 +90,27 @@ func TestFollowLiveHeap(t *testing.T) {
 		t.Errorf("no log of the raise: %q", logs.String())
 	}
 }
+
+// TestRaiseLimit: when an auto limit is raised, and by how much.
+func TestRaiseLimit(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		name              string
+		limit, live, goal int64
+		share             float64
+		limiter           bool
+		want              int64
+	}{
+		{"room to spare", 32 * mib, 5 * mib, 10 * mib, 0.01, false, 32 * mib},
+		{"the limit binds, the GC idle", 32 * mib, 15 * mib, 20 * mib, 0.01, false, 32 * mib},
+		{"the limit binds and costs CPU", 32 * mib, 15 * mib, 20 * mib, 0.15, false, 42 * mib},
+		{"GOGC's goal, the GC busy", 32 * mib, 8 * mib, 16 * mib, 0.30, false, 32 * mib},
+		{"the limiter engaged", 32 * mib, 20 * mib, 24 * mib, 0.01, true, 40 * mib},
+		{"live past three quarters", 32 * mib, 26 * mib, 30 * mib, 0.01, false, 52 * mib},
+		{"both: the larger", 32 * mib, 26 * mib, 28 * mib, 0.20, false, 56 * mib},
+	} {
+		if got := raiseLimit(c.limit, c.live, c.goal, c.share, c.limiter); got != c.want {
+			t.Errorf("%s: %d MiB, want %d MiB", c.name, got/mib, c.want/mib)
+		}
+	}
+}

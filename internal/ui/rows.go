@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"encoding/binary"
 	"fmt"
 	"html/template"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -65,37 +67,45 @@ func appendRowKey(b []byte, p *page, scheduled bool, w *wfView) []byte {
 
 var timeType = reflect.TypeFor[time.Time]()
 
-// appendValue appends every field of v, walked by reflection, unambiguously: strings and
-// lengths are length-prefixed, times written as their instant and zone. It is the row key's
+// appendValue appends every field of v, walked by reflection, unambiguously: numbers and lengths
+// as varints, strings after their length, times as their instant and zone. It is the row key's
 // encoding: a complete one by construction (a field added to wfView joins the key with no change
 // here), and several times cheaper than JSON, whose times go through MarshalJSON and a validity
 // check each.
 func appendValue(b []byte, v reflect.Value) []byte {
 	if v.Type() == timeType {
-		t := v.Interface().(time.Time)
+		var t time.Time
+		if v.CanAddr() {
+			t = *v.Addr().Interface().(*time.Time) // a pointer: no copy to the heap
+		} else {
+			t = v.Interface().(time.Time)
+		}
 		name, offset := t.Zone()
-		b = strconv.AppendInt(append(b, 't'), t.UnixNano(), 36)
-		b = strconv.AppendInt(append(b, '@'), int64(offset), 36)
+		b = binary.AppendVarint(append(b, 't'), t.UnixNano())
+		b = binary.AppendVarint(b, int64(offset))
 		return appendString(b, name)
 	}
 	switch v.Kind() {
 	case reflect.String:
 		return appendString(b, v.String())
 	case reflect.Bool:
-		return strconv.AppendBool(b, v.Bool())
+		if v.Bool() {
+			return append(b, 1)
+		}
+		return append(b, 0)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return append(strconv.AppendInt(b, v.Int(), 36), ';')
+		return binary.AppendVarint(b, v.Int())
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return append(strconv.AppendUint(b, v.Uint(), 36), ';')
+		return binary.AppendUvarint(b, v.Uint())
 	case reflect.Float32, reflect.Float64:
-		return append(strconv.AppendFloat(b, v.Float(), 'g', -1, 64), ';')
+		return binary.LittleEndian.AppendUint64(b, math.Float64bits(v.Float()))
 	case reflect.Struct:
 		for i := range v.NumField() {
 			b = appendValue(b, v.Field(i))
 		}
 		return b
 	case reflect.Slice, reflect.Array:
-		b = append(strconv.AppendInt(append(b, '['), int64(v.Len()), 36), ';')
+		b = binary.AppendUvarint(append(b, '['), uint64(v.Len()))
 		for i := range v.Len() {
 			b = appendValue(b, v.Index(i))
 		}
@@ -108,7 +118,7 @@ func appendValue(b []byte, v reflect.Value) []byte {
 	case reflect.Map:
 		keys := v.MapKeys()
 		slices.SortFunc(keys, func(x, y reflect.Value) int { return strings.Compare(fmt.Sprint(x), fmt.Sprint(y)) })
-		b = append(strconv.AppendInt(append(b, '{'), int64(len(keys)), 36), ';')
+		b = binary.AppendUvarint(append(b, '{'), uint64(len(keys)))
 		for _, k := range keys {
 			b = appendValue(appendValue(b, k), v.MapIndex(k))
 		}
@@ -118,7 +128,7 @@ func appendValue(b []byte, v reflect.Value) []byte {
 }
 
 func appendString(b []byte, s string) []byte {
-	return append(append(strconv.AppendInt(b, int64(len(s)), 36), ':'), s...)
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
 // rowsHTML returns the rows' HTML, each rendered or kept. They stay apart (the template prints
