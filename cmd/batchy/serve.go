@@ -83,7 +83,7 @@ func (c *serveConfig) flagSet(name string, stderr io.Writer) *pflag.FlagSet {
 	fs.Int64Var(&c.maxConfigBytes, "max-config-bytes", 1<<20, "largest workflow file accepted")
 	fs.IntVar(&c.maxWaitsPerClient, "max-waits-per-client", 10000, "most waits (GET /v1/wait) one client holds at once: one token, or one address without auth; 0 means no limit")
 	fs.BoolVar(&c.metrics, "metrics", true, "serve Prometheus metrics at /metrics (read role when auth is on)")
-	fs.StringVar(&c.memoryLimit, "memory-limit", "auto", "soft limit of the Go runtime's memory, as GOMEMLIMIT: auto (with Redis and no GOMEMLIMIT: twice the memory held once started, at least 32MiB, raised when the live heap outgrows it; none with the embedded store), off, or a size such as 96MiB; near it the GC spends more CPU")
+	fs.StringVar(&c.memoryLimit, "memory-limit", "auto", "soft limit of the Go runtime's memory, as GOMEMLIMIT: auto (with Redis and no GOMEMLIMIT: twice the memory held once started, at least 32MiB, raised when the live heap outgrows it, and GOGC off unless set: the GC runs near the limit; none with the embedded store), off, or a size such as 96MiB; near it the GC spends more CPU")
 	c.store.register(fs)
 	c.log.register(fs)
 	markSecret(fs, "tokens", secretHidden)
