@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -112,5 +113,34 @@ func TestRaiseLimit(t *testing.T) {
 		if got := raiseLimit(c.limit, c.live, c.goal, c.share, c.limiter); got != c.want {
 			t.Errorf("%s: %d MiB, want %d MiB", c.name, got/mib, c.want/mib)
 		}
+	}
+}
+
+// TestAutoLimitPacesTheGC: an auto limit turns GOGC's pacing off, unless GOGC is set; a size given
+// keeps it.
+func TestAutoLimitPacesTheGC(t *testing.T) {
+	limitBefore, percentBefore := debug.SetMemoryLimit(-1), debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetMemoryLimit(limitBefore); debug.SetGCPercent(percentBefore) })
+	for _, c := range []struct {
+		name, flag, gogc string
+		wantPercent      int
+	}{
+		{"auto", "auto", "", -1},
+		{"auto with GOGC set", "auto", "200", 100},
+		{"a size", "96MiB", "", 100},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("GOGC", c.gogc)
+			if c.gogc == "" {
+				os.Unsetenv("GOGC")
+			}
+			t.Setenv("GOMEMLIMIT", "")
+			os.Unsetenv("GOMEMLIMIT")
+			debug.SetGCPercent(100)
+			limit, why := applyMemoryLimit(c.flag, "redis", 10<<20)
+			if got := debug.SetGCPercent(100); got != c.wantPercent || limit == 0 {
+				t.Errorf("GC percent %d with limit %d (%s), want %d", got, limit, why, c.wantPercent)
+			}
+		})
 	}
 }
