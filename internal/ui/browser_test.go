@@ -308,16 +308,21 @@ func TestBrowser(t *testing.T) {
 		if got := tb.eval(`document.querySelector('#wf-wf1 td.status').innerText`); !strings.Contains(got, "open") {
 			t.Fatalf("wf1 status before: %q", got)
 		}
-		// Behind the page's back, job1 closes: the page's Close still names it, and the API
+		// The row holds its menu's shell; opening it fetches the buttons.
+		if n := tb.eval(`String(document.querySelectorAll('#dash button.act').length)`); n != "0" {
+			t.Errorf("the dashboard holds %s action buttons before a menu opens", n)
+		}
+		tb.do("open wf1's actions", chromedp.Click(chromedp.ID("sum-wf1")), chromedp.WaitVisible(chromedp.ID("act-wf1-close")))
+		// Behind the open menu's back, job1 closes: its Close still names it, and the API
 		// refuses; the page says why and refreshes.
 		e.post(t, "/v1/workflows/wf1/jobs/job1/close", "")
-		tb.do("open wf1's actions", chromedp.Click(chromedp.ID("sum-wf1")), chromedp.WaitVisible(chromedp.ID("act-wf1-close")))
 		tb.do("click close", chromedp.Click(chromedp.ID("act-wf1-close")))
 		tb.waitFor("the refusal", `document.getElementById('result').textContent.startsWith('Error: ') && document.getElementById('result-box').classList.contains('error')`)
 		if msg := tb.eval(`document.getElementById('result').textContent`); !strings.Contains(msg, "job1 is not open") {
 			t.Errorf("error shown: %q", msg)
 		}
-		tb.waitFor("the refreshed menu", `document.getElementById('menu-wf1').open && !document.getElementById('act-wf1-close').dataset.body.includes('job1')`)
+		// The refresh replaced the row and reopened its menu, which fetched the new state's buttons.
+		tb.waitFor("the refreshed menu", `document.getElementById('menu-wf1').open && !!document.getElementById('act-wf1-close') && !document.getElementById('act-wf1-close').dataset.body.includes('job1')`)
 
 		tb.do("click close again", chromedp.Click(chromedp.ID("act-wf1-close")))
 		tb.waitFor("wf1 to show success", `document.querySelector('#wf-wf1 td.status').innerText.includes('success')`)

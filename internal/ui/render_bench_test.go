@@ -32,7 +32,7 @@ func BenchmarkDashboardRender(b *testing.B) {
 		explain(v, nil, nil, rules)
 		rows = append(rows, v)
 	}
-	v := &dashboardView{Rows: rows, Total: 10000, Counts: map[string]int{"": 10000}, Scheduled: true}
+	v := &dashboardView{Rows: rows, Total: 10000, Counts: map[string]int{"": 10000}}
 	for _, f := range filters {
 		v.Filters = append(v.Filters, filterLink{Value: f.Value, Label: f.Label, Icon: f.Icon, URL: dashboardURL("/", "", f.Value, "")})
 	}
@@ -41,16 +41,20 @@ func BenchmarkDashboardRender(b *testing.B) {
 		name   string
 		rows   int
 		canAct bool
-	}{{"rows=0", 0, true}, {"rows=50", 50, true}, {"rows=50,read-only", 50, false}} {
+		cold   bool // every row rendered anew, as after a change of them all
+	}{{"rows=0", 0, true, false}, {"rows=50", 50, true, false}, {"rows=50,read-only", 50, false, false}, {"rows=50,cold", 50, true, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			v.Rows = rows[:c.rows]
 			u.opts.CanAct = func(*http.Request) bool { return c.canAct }
 			b.ReportAllocs()
 			for b.Loop() {
+				if c.cold {
+					u.rows = newRowCache()
+				}
 				w := httptest.NewRecorder()
 				p := u.newPage(r, "dashboard", "Workflows", v)
 				var err error
-				if v.RowHTML, err = u.rowsHTML(p, v.Scheduled, v.Rows); err != nil {
+				if v.RowHTML, err = u.rowsHTML(p, v.Rows); err != nil {
 					b.Fatal(err)
 				}
 				u.render(w, r, 200, p)

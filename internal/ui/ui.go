@@ -94,7 +94,8 @@ type Options struct {
 }
 
 // UI serves the web UI: GET / (dashboard), GET /ui/workflows/<wf> (a workflow), their live
-// fragments under /ui/fragment/ and the static files under /ui/static/.
+// fragments under /ui/fragment/ (the dashboard rows' action menus too) and the static files under
+// /ui/static/.
 type UI struct {
 	opts  Options
 	log   *slog.Logger
@@ -170,6 +171,7 @@ func New(opts Options) *UI {
 	u.mux.HandleFunc("GET /ui/{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/", http.StatusFound) })
 	u.mux.HandleFunc("GET /ui/fragment/dashboard", u.dashboard)
 	u.routesLive()
+	u.mux.HandleFunc("GET /ui/fragment/dashboard/actions/{wf}", u.dashboardActions)
 	u.mux.HandleFunc("GET /ui/workflows/{wf}", u.workflow)
 	u.mux.HandleFunc("GET /ui/fragment/workflows/{wf}", u.workflow)
 	u.mux.HandleFunc("GET /ui/workflows/{wf}/runs/{run}", u.run)
@@ -256,6 +258,12 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, p *page)
 	if strings.HasPrefix(r.URL.Path, "/ui/fragment/") {
 		tmpl = "live"
 	}
+	u.renderPart(w, r, status, p, tmpl)
+}
+
+// renderPart writes the template tmpl of p's page: "layout" (the whole page), "live" (its live
+// parts) or another part a fragment URL answers.
+func (u *UI) renderPart(w http.ResponseWriter, r *http.Request, status int, p *page, tmpl string) {
 	b := renderBuffers.Get().(*bytes.Buffer)
 	defer putRenderBuffer(b)
 	if err := u.pages[p.Page].ExecuteTemplate(b, tmpl, p); err != nil {
@@ -265,7 +273,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, p *page)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if tmpl == "live" && status == http.StatusOK {
+	if tmpl != "layout" && status == http.StatusOK {
 		// The page's script sends back the ETag of the live parts it shows: when nothing changed,
 		// a refresh costs a 304 and no body.
 		sum := sha256.Sum256(b.Bytes())
@@ -340,6 +348,8 @@ func httpStatus(err error) int {
 	switch batch.ErrorCode(err) {
 	case batch.EINVALID:
 		return http.StatusBadRequest
+	case batch.EFORBIDDEN:
+		return http.StatusForbidden
 	case batch.ENOTFOUND:
 		return http.StatusNotFound
 	case batch.EUNAVAILABLE:
