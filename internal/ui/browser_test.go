@@ -418,6 +418,7 @@ func TestBrowser(t *testing.T) {
 		if tb.eval(`String(!!document.getElementById('act-web_sessions-close'))`) != "false" {
 			t.Error("web_sessions offers Close with no batch open")
 		}
+		tb.do("focus Open", chromedp.Focus(chromedp.ID("act-web_sessions-open")))
 		start := time.Now()
 		lv.post(t, "/v1/workflows/web_sessions/open", "")
 		tb.waitFor("web_sessions to show open", `document.querySelector('#wf-web_sessions').dataset.status === 'open'`)
@@ -426,6 +427,8 @@ func TestBrowser(t *testing.T) {
 		if n := count("/ui/fragment/dashboard/actions/web_sessions"); n < 2 {
 			t.Errorf("the menu fetched its buttons %d times, want 2 or more (opened, then reopened with its new row)", n)
 		}
+		// The keyboard focus is back on the button it was on, in the new menu.
+		tb.waitFor("the focus on Open again", `document.activeElement.id === 'act-web_sessions-open'`)
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("the row took %s to update, want under 2s", took)
 		} else {

@@ -379,7 +379,10 @@
   // (open = true), which fetches the new state's buttons too. `toggle` does not bubble: one
   // listener in the capture phase sees every menu's, rows swapped in later included. The buttons'
   // clicks are handled by the document's click listener below.
+  // The number of each menu's latest opening or closing: an answer to an earlier one is dropped.
+  // Kept off the DOM, so that a row whose menu was opened once still equals its fresh HTML.
   let menuSeq = 0;
+  const menuLatest = new WeakMap();
   function menuNote(text, isError) {
     const p = document.createElement('p');
     p.className = 'menu-note' + (isError ? ' error' : '');
@@ -390,8 +393,8 @@
   async function loadMenu(menu) {
     const items = menu.querySelector('.menu-items[data-src]');
     if (!items) return;
-    const seq = String(++menuSeq); // a later opening or closing outdates this one's answer
-    items.dataset.seq = seq;
+    const seq = ++menuSeq;
+    menuLatest.set(items, seq);
     if (!menu.open) { items.replaceChildren(); return; }
     items.replaceChildren(menuNote('Loading…', false));
     let buttons;
@@ -409,10 +412,10 @@
       if (res.redirected || !tpl.content.querySelector('button[data-api]')) throw new Error('your session has expired: reload the page to log in again');
       buttons = tpl.content;
     } catch (err) {
-      if (items.dataset.seq === seq) items.replaceChildren(menuNote('The actions could not be loaded: ' + err.message + '. Close and open the menu to try again.', true));
+      if (menuLatest.get(items) === seq) items.replaceChildren(menuNote('The actions could not be loaded: ' + err.message + '. Close and open the menu to try again.', true));
       return;
     }
-    if (items.dataset.seq !== seq) return;
+    if (menuLatest.get(items) !== seq) return;
     items.replaceChildren(buttons);
     const el = refocus && document.getElementById(refocus);
     if (el && items.contains(el)) {
