@@ -184,7 +184,7 @@ func New(opts Options) *UI {
 	// Every answer is text (pages, fragments, CSS, JS, log downloads): compressed when the browser
 	// accepts it. Pages reflect the search (?q=) beside the CSRF token: a random jitter in the
 	// compressed size defeats guessing the token from sizes (BREACH). The fastest level: a
-	// dashboard page of 50 rows is about 100 KB of repetitive HTML, compressed in a third less time
+	// dashboard page of 50 rows is about 65 KB of repetitive HTML, compressed in a third less time
 	// than at the default level for a tenth more bytes.
 	compress, err := gzhttp.NewWrapper(gzhttp.MinSize(1024), gzhttp.RandomJitter(32, 0, false), gzhttp.CompressionLevel(gzip.BestSpeed))
 	if err != nil {
@@ -288,7 +288,7 @@ func (u *UI) renderPart(w http.ResponseWriter, r *http.Request, status int, p *p
 	w.Write(b.Bytes())
 }
 
-// renderBuffers keeps the buffers pages are rendered into: a dashboard page is about 100 KB, which
+// renderBuffers keeps the buffers pages are rendered into: a dashboard page is about 65 KB, which
 // a buffer grown anew for each view would allocate several times over.
 var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
