@@ -273,7 +273,7 @@ func (u *UI) renderPart(w http.ResponseWriter, r *http.Request, status int, p *p
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if tmpl != "layout" && status == http.StatusOK {
+	if tmpl == "live" && status == http.StatusOK {
 		// The page's script sends back the ETag of the live parts it shows: when nothing changed,
 		// a refresh costs a 304 and no body.
 		sum := sha256.Sum256(b.Bytes())
