@@ -1,9 +1,14 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
+
+	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/scheduler"
 )
 
 // actButton is a button that POSTs to the v1 API after a confirmation (static/ui.js).
@@ -19,16 +24,6 @@ type actButton struct {
 	// Admin marks an action only the admin role may take (loading configuration); pages hide
 	// it from other users.
 	Admin bool
-}
-
-// rowActionsView is a dashboard row's action menu.
-type rowActionsView struct {
-	Name    string
-	Buttons []actButton
-}
-
-func rowActions(w *wfView, scheduled bool) rowActionsView {
-	return rowActionsView{Name: w.Name, Buttons: workflowActions(w, scheduled)}
 }
 
 // workflowActions are the actions on a whole workflow that make sense in its state: close and
@@ -113,4 +108,56 @@ func cancelAction(wf, run string) actButton {
 func jsonBody(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// dashboardActions answers the buttons of a dashboard row's action menu (GET
+// /ui/fragment/dashboard/actions/{wf}), which the row holds only once opened: they were half a
+// row's HTML, sent, compressed and printed on every view for the few menus anyone opens. They are
+// those of the workflow's state when the menu opens, read as readRows reads a row.
+func (u *UI) dashboardActions(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	wf := r.PathValue("wf")
+	if err := batch.CheckName("workflow", wf); err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	p := u.newPage(r, "dashboard", wf, nil)
+	if !p.CanAct {
+		u.fail(w, r, batch.Errorf(batch.EFORBIDDEN, "you may not change the state of workflows: your login may only read them"))
+		return
+	}
+	v, err := u.readRow(ctx, wf)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	p.Data = workflowActions(v, u.opts.Scheduler != nil)
+	u.renderPart(w, r, http.StatusOK, p, "actions")
+}
+
+// readRow reads one workflow's row view as readRows does: its state and newest runs when loaded,
+// the view of a configured workflow never loaded, else ENOTFOUND.
+func (u *UI) readRow(ctx context.Context, wf string) (*wfView, error) {
+	st, err := u.opts.Store.State(ctx, wf)
+	if batch.ErrorCode(err) == batch.ENOTFOUND && u.configured(wf) {
+		return unloaded(wf), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rules := u.rules()
+	rules.row = true
+	v := summarize(st, rules)
+	var runs []*scheduler.Run
+	if u.opts.Scheduler != nil {
+		newest, err := u.opts.Scheduler.NewestRuns(ctx, []string{wf}, runsRead)
+		if err != nil {
+			return nil, err
+		}
+		runs = newest[0]
+	}
+	if err := u.explainRuns(ctx, v, runs, rules); err != nil {
+		return nil, err
+	}
+	return v, nil
 }

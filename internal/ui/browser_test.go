@@ -308,16 +308,21 @@ func TestBrowser(t *testing.T) {
 		if got := tb.eval(`document.querySelector('#wf-wf1 td.status').innerText`); !strings.Contains(got, "open") {
 			t.Fatalf("wf1 status before: %q", got)
 		}
-		// Behind the page's back, job1 closes: the page's Close still names it, and the API
+		// The row holds its menu's shell; opening it fetches the buttons.
+		if n := tb.eval(`String(document.querySelectorAll('#dash button.act').length)`); n != "0" {
+			t.Errorf("the dashboard holds %s action buttons before a menu opens", n)
+		}
+		tb.do("open wf1's actions", chromedp.Click(chromedp.ID("sum-wf1")), chromedp.WaitVisible(chromedp.ID("act-wf1-close")))
+		// Behind the open menu's back, job1 closes: its Close still names it, and the API
 		// refuses; the page says why and refreshes.
 		e.post(t, "/v1/workflows/wf1/jobs/job1/close", "")
-		tb.do("open wf1's actions", chromedp.Click(chromedp.ID("sum-wf1")), chromedp.WaitVisible(chromedp.ID("act-wf1-close")))
 		tb.do("click close", chromedp.Click(chromedp.ID("act-wf1-close")))
 		tb.waitFor("the refusal", `document.getElementById('result').textContent.startsWith('Error: ') && document.getElementById('result-box').classList.contains('error')`)
 		if msg := tb.eval(`document.getElementById('result').textContent`); !strings.Contains(msg, "job1 is not open") {
 			t.Errorf("error shown: %q", msg)
 		}
-		tb.waitFor("the refreshed menu", `document.getElementById('menu-wf1').open && !document.getElementById('act-wf1-close').dataset.body.includes('job1')`)
+		// The refresh replaced the row and reopened its menu, which fetched the new state's buttons.
+		tb.waitFor("the refreshed menu", `document.getElementById('menu-wf1').open && !!document.getElementById('act-wf1-close') && !document.getElementById('act-wf1-close').dataset.body.includes('job1')`)
 
 		tb.do("click close again", chromedp.Click(chromedp.ID("act-wf1-close")))
 		tb.waitFor("wf1 to show success", `document.querySelector('#wf-wf1 td.status').innerText.includes('success')`)
@@ -329,6 +334,36 @@ func TestBrowser(t *testing.T) {
 		if dialogs != want {
 			t.Errorf("confirmations asked:\n got %s\nwant %s", dialogs, want)
 		}
+	})
+
+	t.Run("dashboard menus fetch their buttons", func(t *testing.T) {
+		tb := newTab(t, browser)
+		tb.do("open the dashboard", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.ID("wf-crm_export")))
+		items := `document.querySelector('#menu-crm_export .menu-items')`
+		// A fetch that fails says so in the menu; the next opening tries again.
+		tb.mu.Lock()
+		tb.tolerate = "status of 404"
+		tb.mu.Unlock()
+		tb.eval(items + `.dataset.src = '/ui/fragment/dashboard/actions/nope'; ''`)
+		tb.do("open crm_export's actions", chromedp.Click(chromedp.ID("sum-crm_export")))
+		tb.waitFor("the error line", items+`.querySelector('.menu-note[role=alert]') !== null`)
+		if msg := tb.eval(items + `.innerText`); !strings.Contains(msg, "could not be loaded") || !strings.Contains(msg, "HTTP 404") {
+			t.Errorf("error line: %q", msg)
+		}
+		tb.eval(items + `.dataset.src = '/ui/fragment/dashboard/actions/crm_export'; ''`)
+		tb.do("close the menu", chromedp.Click(chromedp.ID("sum-crm_export")))
+		tb.do("open it again", chromedp.Click(chromedp.ID("sum-crm_export")), chromedp.WaitVisible(chromedp.ID("act-crm_export-open")))
+		if n := tb.eval(`String(` + items + `.querySelectorAll('.menu-note').length)`); n != "0" {
+			t.Errorf("%s notes left beside the buttons", n)
+		}
+		// The buttons are in the tab order after the summary.
+		tb.do("tab into the menu", chromedp.Focus(chromedp.ID("sum-crm_export")), chromedp.KeyEvent(kb.Tab))
+		if id := tb.eval(`document.activeElement.id`); id != "act-crm_export-run" {
+			t.Errorf("Tab from the summary focused %q, want act-crm_export-run", id)
+		}
+		// A closed menu holds no buttons: the next opening shows the state of then.
+		tb.do("close the menu", chromedp.Click(chromedp.ID("sum-crm_export")))
+		tb.waitFor("the buttons to go", items+`.childElementCount === 0`)
 	})
 
 	t.Run("dashboard refreshes by itself", func(t *testing.T) {
@@ -378,9 +413,22 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("web_sessions before: %s, want success", got)
 		}
 		tb.eval(`window.batchyMarker = 'same page'; ''`)
+		// An open menu shows the buttons of the state it was opened in: no Close.
+		tb.do("open web_sessions' actions", chromedp.Click(chromedp.ID("sum-web_sessions")), chromedp.WaitVisible(chromedp.ID("act-web_sessions-open")))
+		if tb.eval(`String(!!document.getElementById('act-web_sessions-close'))`) != "false" {
+			t.Error("web_sessions offers Close with no batch open")
+		}
+		tb.do("focus Open", chromedp.Focus(chromedp.ID("act-web_sessions-open")))
 		start := time.Now()
 		lv.post(t, "/v1/workflows/web_sessions/open", "")
 		tb.waitFor("web_sessions to show open", `document.querySelector('#wf-web_sessions').dataset.status === 'open'`)
+		// The row was swapped in with its menu reopened, which fetched the new state's buttons.
+		tb.waitFor("the reopened menu's Close", `document.getElementById('menu-web_sessions').open && !!document.getElementById('act-web_sessions-close')`)
+		if n := count("/ui/fragment/dashboard/actions/web_sessions"); n < 2 {
+			t.Errorf("the menu fetched its buttons %d times, want 2 or more (opened, then reopened with its new row)", n)
+		}
+		// The keyboard focus is back on the button it was on, in the new menu.
+		tb.waitFor("the focus on Open again", `document.activeElement.id === 'act-web_sessions-open'`)
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("the row took %s to update, want under 2s", took)
 		} else {

@@ -40,7 +40,6 @@ type dashboardView struct {
 	Filters []filterLink
 	// FirstURL leads back to the first page, NextURL to the next one ("" on the last).
 	FirstURL, NextURL string
-	Scheduled         bool
 }
 
 type filterLink struct {
@@ -101,7 +100,7 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	p := u.newPage(r, "dashboard", title, v)
 	p.Fragment = dashboardURL("/ui/fragment/dashboard", q, status, cursor)
-	if v.RowHTML, err = u.rowsHTML(p, v.Scheduled, v.Rows); err != nil {
+	if v.RowHTML, err = u.rowsHTML(p, v.Rows); err != nil {
 		u.log.Error("ui: rendering a dashboard row", "err", err)
 		http.Error(w, "the page could not be rendered; details are in batchy's log", http.StatusInternalServerError)
 		return
@@ -121,8 +120,7 @@ func (u *UI) dashboardCounts(ctx context.Context, sums batch.SummaryReader, q, s
 	if err != nil {
 		return nil, nil, err
 	}
-	v := &dashboardView{Query: q, Status: status, Total: total + len(never), Counts: map[string]int{"": total + len(never), filterUnloaded: len(never)},
-		Scheduled: u.opts.Scheduler != nil}
+	v := &dashboardView{Query: q, Status: status, Total: total + len(never), Counts: map[string]int{"": total + len(never), filterUnloaded: len(never)}}
 	for st, n := range counts {
 		v.Counts[string(st)] = n
 	}

@@ -31,7 +31,6 @@ var funcs = template.FuncMap{
 	"upstream":   upstreamWorkflow,
 	"finished":   runFinished,
 	"cls":        cssClass,
-	"rowActions": rowActions,
 	"wfActions":  workflowActions,
 	"jobActions": jobActions,
 	"cancel":     cancelAction,

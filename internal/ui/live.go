@@ -71,7 +71,7 @@ func (u *UI) dashboardRows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := u.newPage(r, "dashboard", "Workflows", v)
-	if v.RowHTML, err = u.rowsHTML(p, v.Scheduled, v.Rows); err != nil {
+	if v.RowHTML, err = u.rowsHTML(p, v.Rows); err != nil {
 		u.fail(w, r, err)
 		return
 	}

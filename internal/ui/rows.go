@@ -16,14 +16,13 @@ import (
 // The dashboard's rows cost most of its time in the template (text/template calls every function
 // and escaper by reflection: about 400 allocations a row), while a refresh shows mostly the same
 // rows again. So each row is rendered on its own ("row" in dashboard.html) and its HTML kept,
-// keyed by everything it shows: its view (every field, appendValue), whether the page has actions, whether a
-// scheduler runs, and the year of the page's clock (relTime and shortTime show a year only when
-// it is not now's: the clock is otherwise not in a row, so that a refresh of an unchanged page
-// answers 304). A row whose view changes (a job ends, a running batch's duration grows) gets a
+// keyed by everything it shows: its view (every field, appendValue), whether the page has actions
+// (the menu's shell: its buttons are fetched when it opens, dashboardActions), and the year of the
+// page's clock (relTime and shortTime show a year only when it is not now's: the clock is
+// otherwise not in a row, so that a refresh of an unchanged page answers 304). A row whose view changes (a job ends, a running batch's duration grows) gets a
 // new key; the old entries go when the cache is full.
 
-// rowData is what the "row" template gets: the page (its clock, CanAct, Data.Scheduled) and the
-// row.
+// rowData is what the "row" template gets: the page (its clock and CanAct) and the row.
 type rowData struct {
 	Page *page
 	Row  *wfView
@@ -58,10 +57,9 @@ func (c *rowCache) put(key []byte, h string) {
 }
 
 // appendRowKey appends what the row's HTML depends on (see the comment at the top) to b.
-func appendRowKey(b []byte, p *page, scheduled bool, w *wfView) []byte {
+func appendRowKey(b []byte, p *page, w *wfView) []byte {
 	b = strconv.AppendInt(b, int64(p.Now.UTC().Year()), 10)
 	b = strconv.AppendBool(b, p.CanAct)
-	b = strconv.AppendBool(b, scheduled)
 	return appendValue(b, reflect.ValueOf(w).Elem())
 }
 
@@ -133,11 +131,11 @@ func appendString(b []byte, s string) []byte {
 
 // rowsHTML returns the rows' HTML, each rendered or kept. They stay apart (the template prints
 // them in turn): one string of all the rows would be copied whole by the template's printing.
-func (u *UI) rowsHTML(p *page, scheduled bool, rows []*wfView) ([]template.HTML, error) {
+func (u *UI) rowsHTML(p *page, rows []*wfView) ([]template.HTML, error) {
 	html := make([]template.HTML, len(rows))
 	var key []byte
 	for i, w := range rows {
-		key = appendRowKey(key[:0], p, scheduled, w)
+		key = appendRowKey(key[:0], p, w)
 		h, ok := u.rows.get(key)
 		if !ok {
 			var b strings.Builder

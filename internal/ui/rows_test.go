@@ -36,7 +36,7 @@ func TestRowsCached(t *testing.T) {
 	u := newUI()
 	r := httptest.NewRequest("GET", "/", nil)
 	pageAt := func(now time.Time, canAct bool) *page {
-		p := u.newPage(r, "dashboard", "Workflows", &dashboardView{Scheduled: true})
+		p := u.newPage(r, "dashboard", "Workflows", &dashboardView{})
 		p.Now, p.CanAct = now, canAct
 		return p
 	}
@@ -53,7 +53,7 @@ func TestRowsCached(t *testing.T) {
 		{"another year", pageAt(now.AddDate(1, 0, 0), false), view("failed"), `2026-11-22 10:00`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rows, err := u.rowsHTML(c.p, true, []*wfView{c.v})
+			rows, err := u.rowsHTML(c.p, []*wfView{c.v})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,8 +80,8 @@ func TestRowKeyHoldsEveryField(t *testing.T) {
 		return &wfView{Name: "wf", Status: "success", Jobs: []jobView{{Name: "a", Params: []field{{"k", "v"}}}},
 			Settings: batch.Settings{KeepRuns: &batch.KeepRuns{}}}
 	}
-	want := string(appendRowKey(nil, p, true, base()))
-	if again := string(appendRowKey(nil, p, true, base())); again != want {
+	want := string(appendRowKey(nil, p, base()))
+	if again := string(appendRowKey(nil, p, base())); again != want {
 		t.Fatalf("the same view gave two keys:\n%s\n%s", want, again)
 	}
 	seen := map[string]string{want: "the base view"}
@@ -115,7 +115,7 @@ func TestRowKeyHoldsEveryField(t *testing.T) {
 		if !setNonZero(field) {
 			t.Fatalf("%s: cannot set a %s", path, field.Type())
 		}
-		key := string(appendRowKey(nil, p, true, view))
+		key := string(appendRowKey(nil, p, view))
 		if other, ok := seen[key]; ok {
 			t.Errorf("changing %s gave the key of %s", path, other)
 		}
@@ -126,12 +126,9 @@ func TestRowKeyHoldsEveryField(t *testing.T) {
 		t.Errorf("only %d fields were changed: the walk missed some", len(seen)-1)
 	}
 	for _, c := range []struct{ a, b *page }{{p, &page{Now: p.Now.AddDate(1, 0, 0), CanAct: true}}, {p, &page{Now: p.Now}}} {
-		if string(appendRowKey(nil, c.a, true, base())) == string(appendRowKey(nil, c.b, true, base())) {
+		if string(appendRowKey(nil, c.a, base())) == string(appendRowKey(nil, c.b, base())) {
 			t.Errorf("pages %+v and %+v gave the same key", c.a, c.b)
 		}
-	}
-	if string(appendRowKey(nil, p, true, base())) == string(appendRowKey(nil, p, false, base())) {
-		t.Error("with and without a scheduler gave the same key")
 	}
 }
 

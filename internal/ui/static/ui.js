@@ -1,8 +1,9 @@
 // batchy web UI: the only script. It (1) re-fetches the server-rendered live parts of a page
 // ([data-live] elements, from body[data-fragment]) when an event stream reports a change (the
 // dashboard only the rows changed), after every action, and on a timer without a stream, (2) performs
-// actions by POSTing to the v1 API after a confirmation, and (3) appends the workflow's event
-// stream (Server-Sent Events) to the live tail. Everything it inserts from data is set as text.
+// actions by POSTing to the v1 API after a confirmation, (3) fetches a dashboard row's action
+// buttons when its menu opens, and (4) appends the workflow's event stream (Server-Sent Events) to
+// the live tail. Everything it inserts from data is set as text.
 (() => {
   'use strict';
   const body = document.body;
@@ -31,6 +32,9 @@
   document.querySelectorAll('[data-live]').forEach((el) => lastHTML.set(el.id, el.innerHTML));
   let inflight = null;
   let again = false;
+  // refocus: the button of a row's action menu that had the keyboard focus when a live update
+  // replaced the row, focused again once the reopened menu holds it again (loadMenu).
+  let refocus = '';
 
   // setLive shows the live parts' state. The region is announced to screen readers only when
   // that state changes (paused, expired, back), not at every refresh's new time.
@@ -65,7 +69,7 @@
         // Keep the focus on the same control, or, when the refresh removed it (the Close button of
         // a batch just closed), on its live part, so a keyboard user does not start over at the top.
         const el = focusId && document.getElementById(focusId);
-        if (el) { el.focus(); } else { cur.tabIndex = -1; cur.focus(); }
+        if (el) { el.focus(); } else { cur.tabIndex = -1; cur.focus(); refocus = focusId; }
       }
     });
     return true;
@@ -275,7 +279,7 @@
       const focusId = active && cur.contains(active) ? active.id : '';
       cur.replaceWith(document.importNode(fresh, true));
       open.forEach((id) => { const d = document.getElementById(id); if (d) d.open = true; });
-      if (focusId) { const el = document.getElementById(focusId); if (el) el.focus(); }
+      if (focusId) { const el = document.getElementById(focusId); if (el) { el.focus(); } else { refocus = focusId; } }
     };
     const fetchRows = async () => {
       const names = [...pending];
@@ -367,6 +371,62 @@
     es.onerror = () => { if (es.readyState !== EventSource.CLOSED) problem(streamDown, true); };
     window.addEventListener('pagehide', () => es.close());
   }
+
+  // ---- A dashboard row's action menu holds no buttons until it opens (they were half a row's
+  // HTML, sent on every view): each opening fetches them from its .menu-items[data-src], in the
+  // workflow's state of that moment, and each closing drops them, so no menu shows buttons older
+  // than its opening. A row replaced by a live update while its menu is open is reopened above
+  // (open = true), which fetches the new state's buttons too. `toggle` does not bubble: one
+  // listener in the capture phase sees every menu's, rows swapped in later included. The buttons'
+  // clicks are handled by the document's click listener below.
+  // The number of each menu's latest opening or closing: an answer to an earlier one is dropped.
+  // Kept off the DOM, so that a row whose menu was opened once still equals its fresh HTML.
+  let menuSeq = 0;
+  const menuLatest = new WeakMap();
+  function menuNote(text, isError) {
+    const p = document.createElement('p');
+    p.className = 'menu-note' + (isError ? ' error' : '');
+    p.setAttribute('role', isError ? 'alert' : 'status');
+    p.textContent = text;
+    return p;
+  }
+  async function loadMenu(menu) {
+    const items = menu.querySelector('.menu-items[data-src]');
+    if (!items) return;
+    const seq = ++menuSeq;
+    menuLatest.set(items, seq);
+    if (!menu.open) { items.replaceChildren(); return; }
+    items.replaceChildren(menuNote('Loading…', false));
+    let buttons;
+    try {
+      let res;
+      try {
+        res = await fetch(items.dataset.src, { headers: { Accept: 'text/html' }, cache: 'no-store', credentials: 'same-origin' });
+      } catch (err) {
+        throw new Error('batchy is not answering');
+      }
+      if (!res.ok) throw new Error(await reason(res));
+      const tpl = document.createElement('template');
+      tpl.innerHTML = await res.text();
+      // Not the buttons: the login page, once the session has expired.
+      if (res.redirected || !tpl.content.querySelector('button[data-api]')) throw new Error('your session has expired: reload the page to log in again');
+      buttons = tpl.content;
+    } catch (err) {
+      if (menuLatest.get(items) === seq) items.replaceChildren(menuNote('The actions could not be loaded: ' + err.message + '. Close and open the menu to try again.', true));
+      return;
+    }
+    if (menuLatest.get(items) !== seq) return;
+    items.replaceChildren(buttons);
+    const el = refocus && document.getElementById(refocus);
+    if (el && items.contains(el)) {
+      refocus = '';
+      const at = document.activeElement;
+      if (!at || at === document.body || at.contains(menu)) el.focus();
+    }
+  }
+  document.addEventListener('toggle', (e) => {
+    if (e.target instanceof HTMLDetailsElement && e.target.matches('details.menu')) loadMenu(e.target);
+  }, true);
 
   // ---- Actions: POST to the v1 API, say what happened, refresh.
   async function act(el, url, payload, question, done, controls) {
