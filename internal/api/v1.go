@@ -144,7 +144,7 @@ func (s *Server) listWorkflows(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
-	q := batch.SummaryQuery{Status: batch.Status(c.Query("status")), Prefix: c.Query("prefix"), Cursor: c.Query("cursor"), Limit: int(limit)}
+	q := batch.SummaryQuery{Status: batch.Status(c.Query("status")), Prefix: c.Query("prefix"), Cursor: c.Query("cursor"), Limit: int(limit), Raw: true}
 	page, err := sums.Summaries(ctx, q)
 	if err != nil {
 		return err
@@ -165,8 +165,47 @@ func (s *Server) listWorkflows(c *gin.Context) error {
 			return err
 		}
 	}
-	c.JSON(http.StatusOK, out)
+	if page.Raw == nil {
+		c.JSON(http.StatusOK, out)
+		return nil
+	}
+	body, err := out.appendJSON(make([]byte, 0, 512+400*len(page.Raw)), page.Raw)
+	if err != nil {
+		return err
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 	return nil
+}
+
+// appendJSON appends l encoded as JSON, each workflow's summary taken from raw (its JSON as the
+// store keeps it, the encoding of a batch.Summary) instead of encoded again: a summary's decoding
+// and encoding were most of a page's time. The output is WorkflowList's encoding: a summary's
+// fields, then loaded and configured, for each workflow; then the other fields, in their order.
+func (l *WorkflowList) appendJSON(b []byte, raw []json.RawMessage) ([]byte, error) {
+	b = append(b, `{"workflows":[`...)
+	for i, js := range raw {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		obj := bytes.TrimSpace(js) // an object (rdb checks it): its fields, then ours
+		b = append(b, obj[:len(obj)-1]...)
+		if len(bytes.TrimSpace(obj[1:len(obj)-1])) > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `"loaded":true,"configured":`...)
+		b = strconv.AppendBool(b, l.Workflows[i].Configured)
+		b = append(b, '}')
+	}
+	rest, err := json.Marshal(struct {
+		Next     string               `json:"next,omitempty"`
+		Counts   map[batch.Status]int `json:"counts"`
+		Total    int                  `json:"total"`
+		Unloaded []string             `json:"unloaded,omitempty"`
+	}{l.Next, l.Counts, l.Total, l.Unloaded})
+	if err != nil {
+		return nil, err
+	}
+	return append(append(b, "],"...), rest[1:]...), nil
 }
 
 // unloaded returns the workflows of the configuration directory with the prefix that are not

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -170,11 +171,18 @@ type SummaryQuery struct {
 	// NamesOnly asks for the names alone: each Summary of the page holds only its Workflow, and
 	// the store reads no summary (the dashboard reads the rows' states instead).
 	NamesOnly bool
+	// Raw asks for each summary's JSON as the store keeps it (SummaryPage.Raw), not decoded: each
+	// Summary of the page then holds only its Workflow. A list that only encodes the summaries
+	// again (GET /v1/workflows) copies them instead.
+	Raw bool
 }
 
 // SummaryPage is a page of summaries, by name.
 type SummaryPage struct {
 	Summaries []Summary
+	// Raw is, with SummaryQuery.Raw, each summary's JSON (the encoding of a Summary), in the
+	// order of Summaries.
+	Raw []json.RawMessage
 	// Next is the cursor of the next page, "" after the last.
 	Next string
 }

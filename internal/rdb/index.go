@@ -91,6 +91,16 @@ func parseSummary(wf, text string) (batch.Summary, error) {
 	return sum, nil
 }
 
+// rawSummary returns the JSON of an entry of the summaries hash, checked but not decoded.
+func rawSummary(wf, text string) (json.RawMessage, error) {
+	_, rest, _ := strings.Cut(text, " ")
+	_, js, _ := strings.Cut(rest, " ")
+	if !json.Valid([]byte(js)) || !strings.HasPrefix(js, "{") {
+		return nil, fmt.Errorf("workflow %s: its summary is not a JSON object", wf)
+	}
+	return json.RawMessage(js), nil
+}
+
 // RebuildIndex writes every loaded workflow's index entry again from its state, and returns how
 // many it wrote. Entries already there are overwritten: it repairs an index a crash or an earlier
 // batchy left stale or incomplete.
@@ -177,6 +187,15 @@ func (s *Store) Summaries(ctx context.Context, q batch.SummaryQuery) (*batch.Sum
 		text, ok := v.(string)
 		if !ok {
 			continue // listed but not summarised yet: RebuildIndex writes both
+		}
+		if q.Raw {
+			js, err := rawSummary(names[i], text)
+			if err != nil {
+				return nil, fmt.Errorf("rdb.Summaries: %w", err)
+			}
+			page.Summaries = append(page.Summaries, batch.Summary{Workflow: names[i]})
+			page.Raw = append(page.Raw, js)
+			continue
 		}
 		sum, err := parseSummary(names[i], text)
 		if err != nil {

@@ -72,6 +72,15 @@ func TestSummaries(t *testing.T) {
 		if s := namesOnly.Summaries[0]; s.Status != "" || s.Jobs != 0 {
 			t.Errorf("names only: %+v, want the name alone", s)
 		}
+		raw := page(batch.SummaryQuery{Status: batch.StatusFailed, Raw: true})
+		check("raw", raw, []string{"wf3"}, "")
+		if len(raw.Raw) != 1 {
+			t.Fatalf("raw: %d summaries' JSON, want 1", len(raw.Raw))
+		}
+		var decoded batch.Summary
+		if err := json.Unmarshal(raw.Raw[0], &decoded); err != nil || decoded.Workflow != "wf3" || !reflect.DeepEqual(decoded.Failed, []string{"b"}) {
+			t.Errorf("raw: %s (%v), want wf3's summary", raw.Raw[0], err)
+		}
 
 		failed := page(batch.SummaryQuery{Status: batch.StatusFailed})
 		check("failed", failed, []string{"wf3"}, "")
