@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/batchy/batchy/internal/batch"
-	"github.com/batchy/batchy/internal/scheduler"
 )
 
 // actButton is a button that POSTs to the v1 API after a confirmation (static/ui.js).
@@ -135,29 +134,18 @@ func (u *UI) dashboardActions(w http.ResponseWriter, r *http.Request) {
 	u.renderPart(w, r, http.StatusOK, p, "actions")
 }
 
-// readRow reads one workflow's row view as readRows does: its state and newest runs when loaded,
-// the view of a configured workflow never loaded, else ENOTFOUND.
+// readRow reads one workflow's row view as the dashboard does (readRows): from its state and newest
+// runs when loaded, the view of a configured workflow never loaded, else ENOTFOUND.
 func (u *UI) readRow(ctx context.Context, wf string) (*wfView, error) {
-	st, err := u.opts.Store.State(ctx, wf)
-	if batch.ErrorCode(err) == batch.ENOTFOUND && u.configured(wf) {
-		return unloaded(wf), nil
-	}
+	rows, err := u.readRows(ctx, []string{wf}, func(string) bool { return true })
 	if err != nil {
 		return nil, err
 	}
-	rules := u.rules()
-	rules.row = true
-	v := summarize(st, rules)
-	var runs []*scheduler.Run
-	if u.opts.Scheduler != nil {
-		newest, err := u.opts.Scheduler.NewestRuns(ctx, []string{wf}, runsRead)
-		if err != nil {
-			return nil, err
-		}
-		runs = newest[0]
+	if len(rows) == 1 {
+		return rows[0], nil
 	}
-	if err := u.explainRuns(ctx, v, runs, rules); err != nil {
-		return nil, err
+	if u.configured(wf) { // readRows leaves out a workflow with no state
+		return unloaded(wf), nil
 	}
-	return v, nil
+	return nil, batch.Errorf(batch.ENOTFOUND, "workflow %q is not loaded and has no configuration file", wf)
 }

@@ -19,8 +19,9 @@ import (
 // keyed by everything it shows: its view (every field, appendValue), whether the page has actions
 // (the menu's shell: its buttons are fetched when it opens, dashboardActions), and the year of the
 // page's clock (relTime and shortTime show a year only when it is not now's: the clock is
-// otherwise not in a row, so that a refresh of an unchanged page answers 304). A row whose view changes (a job ends, a running batch's duration grows) gets a
-// new key; the old entries go when the cache is full.
+// otherwise not in a row, so that a refresh of an unchanged page answers 304). A row whose view
+// changes (a job ends, a running batch's duration grows) gets a new key; the old entries go when
+// the cache is full.
 
 // rowData is what the "row" template gets: the page (its clock and CanAct) and the row.
 type rowData struct {

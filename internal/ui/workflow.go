@@ -8,7 +8,6 @@ import (
 	"strconv"
 
 	"github.com/batchy/batchy/internal/batch"
-	"github.com/batchy/batchy/internal/config"
 	"github.com/batchy/batchy/internal/event"
 	"github.com/batchy/batchy/internal/scheduler"
 )
@@ -162,11 +161,8 @@ func workflowURL(wf string, query url.Values, key, value string) string {
 
 // configured reports whether a workflow has a configuration file.
 func (u *UI) configured(wf string) bool {
-	if u.opts.CfgDir == "" {
-		return false
-	}
-	names, _ := config.List(u.opts.CfgDir)
-	return slices.Contains(names, wf)
+	is, _ := u.never.Configured(u.opts.CfgDir)
+	return is(wf)
 }
 
 // runFinished reports whether a run's state is final (it can no longer be cancelled).
