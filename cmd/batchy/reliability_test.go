@@ -388,8 +388,9 @@ func TestRedisDownDuringLoad(t *testing.T) {
 	}
 	t.Logf("requests succeed again %s after Redis answered", back.Round(time.Millisecond))
 	// After PoolSize failed dials go-redis stops dialing and probes Redis once a second, so about
-	// a second is the bound; the rest is margin for a loaded machine.
-	if back > 2*time.Second {
+	// a second is the bound; the rest is margin for a loaded machine (2s once failed under a full
+	// -race suite beside other work).
+	if back > 4*time.Second {
 		t.Errorf("requests succeeded again only %s after Redis came back, want about a second at most", back)
 	}
 	_, before, _ := l.snapshot()

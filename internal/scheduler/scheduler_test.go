@@ -230,9 +230,11 @@ func TestTimeoutKillsTheProcessGroup(t *testing.T) {
 	clk := newClock(t0)
 	s := e.scheduler("s1", clk)
 	pids := filepath.Join(t.TempDir(), "pids")
+	// 3s: time enough for sh to start its child and record it even on a loaded machine (with 1s
+	// the timeout once came first, under a full -race suite beside other work).
 	e.load("w", fmt.Sprintf(`
 batchy:
-  timeout: 1s
+  timeout: 3s
 slow:
   run: {type: exec, command: ["sh", "-c", "sleep 60 & echo $! > %s; wait"]}
 `, pids))
