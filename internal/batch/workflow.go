@@ -189,6 +189,8 @@ type Change struct {
 	Jobs int
 	// Reason is a pause's reason.
 	Reason string
+	// RunID is the scheduler run that made a close or fail, "" when none did (the API).
+	RunID string
 }
 
 // Batch is one batch as recorded in history: each job's fields as the batch left them (status

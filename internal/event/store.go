@@ -74,7 +74,7 @@ func (s RecordingStore) publish(ctx context.Context) func(*batch.State, error) (
 func FromChanges(changes []batch.Change) []Event {
 	out := make([]Event, 0, len(changes))
 	for _, c := range changes {
-		e := Event{ID: c.ID, Time: c.Time, Workflow: c.Workflow, Job: c.Job, BatchID: c.BatchID, Type: c.Type, Level: "info"}
+		e := Event{ID: c.ID, Time: c.Time, Workflow: c.Workflow, Job: c.Job, BatchID: c.BatchID, RunID: c.RunID, Type: c.Type, Level: "info"}
 		var digits [20]byte
 		batchID := strconv.AppendInt(digits[:0], c.BatchID, 10) // string(batchID) in a concatenation copies nothing
 		switch c.Type {

@@ -21,10 +21,15 @@ import (
 //     job its runtime record after the change (record.go), and for an open that abandoned a job's
 //     batch, field "~<job>" with that batch's id. The script passes the records it wrote anyway,
 //     so the entry costs it no formatting, and Go turns it into events (parseChanges).
+//     A close or fail made by a scheduler run ends with field "@run" (runField) and the run's id.
 //   - any other event (run steps, log lines, alerts): field e, the event as JSON.
 // Every event has an ID: its entry's ID, or for the second and later events of a transition's
 // entry the entry's ID followed by "." and the event's index (1, 2, ...), so that paging and
 // Last-Event-ID resume can stop and start inside an entry.
+
+// runField names the entry field holding the scheduler run that made a close or fail: a job name
+// never has an '@', so it is never taken for a job's record.
+const runField = "@run"
 
 // parseChanges reads a transition's entry, its fields in order as written (name, value, ...): its
 // abandons first, then one change per job, in the order of field j. x and j are the entry's first
@@ -59,6 +64,7 @@ func parseChanges(wf, entry string, list []string) []batch.Change {
 		fields[list[i]] = list[i+1]
 	}
 	jobs := strings.Fields(list[3])
+	base.RunID = fields[runField]
 	out := make([]batch.Change, 0, 2*len(jobs))
 	for _, job := range jobs {
 		old, ok := fields["~"+job]

@@ -229,7 +229,7 @@ func (s *Store) openFast(ctx context.Context, wf string, req []any, now int64, b
 }
 
 // endFast is End's fast path; ok false means the caller runs end.lua instead.
-func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, status string, mode string, want, metadata string) (*batch.State, bool, error) {
+func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, status string, mode string, want, metadata, runID string) (*batch.State, bool, error) {
 	return s.fast(ctx, wf, now, func(h map[string]string) (*change, bool) {
 		now := now // each try starts from the request's clock
 		named, ok := scope(strings.Fields(h["jobs"]), req)
@@ -274,6 +274,9 @@ func (s *Store) endFast(ctx context.Context, wf string, req []any, now int64, st
 				delete(h, "stash:"+job)
 			}
 			c.setField(h, "run:"+job, run)
+		}
+		if runID != "" {
+			c.fields = append(c.fields, runField, runID)
 		}
 		return c, true
 	})

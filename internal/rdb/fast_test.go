@@ -2,6 +2,7 @@ package rdb_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"reflect"
 	"strings"
@@ -93,6 +94,10 @@ c:
 					md = nil
 				}
 				what = string(status) + " " + strings.Join(some, ",")
+				ctx := ctx
+				if step%3 == 0 { // a scheduler run's step: its entry names the run
+					ctx = event.WithRun(ctx, fmt.Sprintf("run-%d", step))
+				}
 				do = func(s *rdb.Store, wf string) (*batch.State, error) {
 					return s.End(ctx, wf, batch.EndRequest{Jobs: some, Status: status, Strict: strict, Force: force, Metadata: md})
 				}
@@ -130,6 +135,18 @@ c:
 		if err != nil || len(events) < 100 {
 			t.Fatalf("fast workflow's stream: %d events, %v", len(events), err)
 		}
+		byRun := 0
+		for _, e := range events {
+			if e.RunID != "" {
+				byRun++
+				if e.Type != event.TypeClose && e.Type != event.TypeFail || !strings.HasPrefix(e.RunID, "run-") {
+					t.Fatalf("event %+v: a run id on a %s", e, e.Type)
+				}
+			}
+		}
+		if byRun == 0 {
+			t.Error("no event read back from the stream names the run that made it")
+		}
 	})
 }
 
@@ -137,7 +154,7 @@ c:
 func summary(st *batch.State) []string {
 	var out []string
 	for _, e := range event.FromChanges(st.Changes) {
-		out = append(out, e.Type+" "+e.Job+" "+e.Message+" "+mustJSON(e.Fields))
+		out = append(out, e.Type+" "+e.Job+" "+e.Message+" "+mustJSON(e.Fields)+" "+e.RunID)
 	}
 	return out
 }

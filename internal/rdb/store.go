@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/batchy/batchy/internal/batch"
+	"github.com/batchy/batchy/internal/event"
 )
 
 // Options configure a Store.
@@ -364,11 +365,12 @@ func (s *Store) End(ctx context.Context, wf string, req batch.EndRequest) (*batc
 	case req.Strict:
 		mode = endStrict
 	}
-	if st, ok, err := s.endFast(ctx, wf, jobs, now, string(req.Status), mode, want, metadata); ok {
+	run, _ := event.RunOf(ctx) // in the entry, for the alerts' backstop (runAlerts in internal/alert)
+	if st, ok, err := s.endFast(ctx, wf, jobs, now, string(req.Status), mode, want, metadata, run); ok {
 		return st, err
 	}
 	keys := []string{s.keys.State(wf), s.keys.History(wf), s.keys.Events(wf)}
-	args := append([]any{now, s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), mode, want, metadata}, jobs...)
+	args := append([]any{now, s.opts.EventsKeep, s.keys.Changed(), wf, string(req.Status), mode, want, metadata, run}, jobs...)
 	return s.change(ctx, "rdb.End", wf, scriptEnd, keys, args...)
 }
 

@@ -5,18 +5,19 @@
 -- a conflict (v1), '0' skip it, and a job open in an older batch than the workflow's current one
 -- (the original routes: a late close never flips a result), 'f' end it all the same (an
 -- operator's forced correction), ARGV[7] expected batch id or '', ARGV[8] run metadata as compact
--- JSON or '', ARGV[9..] jobs (none: all)
+-- JSON or '', ARGV[9] the scheduler run making the change or '', ARGV[10..] jobs (none: all)
 -- Result: commit(), the entry holding each job's ended runtime record; or, when '0' leaves no job
 -- to end, {'', {}, the state} and nothing is written; or ENOTFOUND, ECONFLICT (a job not open
 -- when '1', or in another batch). A job ending a backfill gets its regular state back from its
--- stash; the entry holds the backfill's ended record.
+-- stash; the entry holds the backfill's ended record. A change made by a scheduler run ends its
+-- entry with field '@run' (no job name has an '@') and the run's id: the alerts' backstop reads it.
 local s = hgetall(KEYS[1])
 local wf = ARGV[4]
 if not s.jobs then return not_loaded(wf) end
 local now, status, strict, want, metadata = tonumber(ARGV[1]), ARGV[5], ARGV[6] == '1', ARGV[7], ARGV[8]
 local open_only = ARGV[6] == '0'
 local all = words(s.jobs)
-local named, unknown = scope(all, 9)
+local named, unknown = scope(all, 10)
 if not named then return fail('ENOTFOUND', 'job ' .. unknown .. ' is not in workflow ' .. wf) end
 local jobs, runs = {}, {}
 for _, job in ipairs(named) do
@@ -73,6 +74,10 @@ for i, job in ipairs(jobs) do
   s['run:' .. job] = run
   set[#set + 1] = 'run:' .. job
   set[#set + 1] = run
+end
+if ARGV[9] ~= '' then
+  fields[#fields + 1] = '@run'
+  fields[#fields + 1] = ARGV[9]
 end
 if #unstash > 0 then redis.call('HDEL', KEYS[1], unpack(unstash)) end
 if #hist > 0 then hset(KEYS[2], hist) end
