@@ -23,8 +23,13 @@ type FeedStore interface {
 	// Marks returns up to limit workflows whose streams were written after sequence number after,
 	// in the order of their last write.
 	Marks(ctx context.Context, after int64, limit int) ([]Mark, error)
-	// Next reads the events of up to limit entries of a workflow's stream after sink's cursor.
-	Next(ctx context.Context, sink, wf string, limit int) (*Pending, error)
+	// Start records now as the time sink was first fed, unless one is recorded already, and
+	// returns the recorded time (FeederOptions.Recent).
+	Start(ctx context.Context, sink string, now time.Time) (time.Time, error)
+	// Next reads the events of up to limit entries of a workflow's stream after sink's cursor; in a
+	// stream sink has no cursor in, from the first entry written at or after from (zero: from the
+	// oldest entry kept).
+	Next(ctx context.Context, sink, wf string, from time.Time, limit int) (*Pending, error)
 	// Advance moves sink's cursor in wf's stream past p, never back.
 	Advance(ctx context.Context, sink, wf string, p *Pending) error
 }
@@ -71,6 +76,11 @@ type FeederOptions struct {
 	WriteTimeout time.Duration
 	// Log receives failures, recoveries and losses; nil means slog.Default().
 	Log *slog.Logger
+	// Recent makes the sink get only the events written since it was first fed, by any replica
+	// (FeedStore.Start, kept in the store): in a workflow it has no cursor in yet, it starts at the
+	// first entry written since then, not at the oldest one kept. The alerts' backstop needs it: a
+	// new sink of alerts must not page for every failure in the streams' history.
+	Recent bool
 }
 
 // closeGrace is how long Close waits, once its context has ended, for the write it cancelled to
@@ -132,6 +142,7 @@ type Feeder struct {
 	closeOnce sync.Once
 	closeErr  error
 	renewed   time.Time // last lease renewal (run's goroutine only)
+	from      time.Time // with Recent, when the sink was first fed (run's goroutine only)
 }
 
 // NewFeeder starts feeding sink from store; Close stops it.
@@ -381,6 +392,15 @@ func (f *Feeder) keepLease() (bool, error) {
 // deliver feeds the workflows Notify named, then (full) those of the events index after *seen,
 // which it moves past each workflow delivered.
 func (f *Feeder) deliver(seen *int64, full bool) error {
+	if f.opts.Recent && f.from.IsZero() {
+		ctx, cancel := context.WithTimeout(f.ctx, f.opts.WriteTimeout)
+		from, err := f.store.Start(ctx, f.opts.ID, time.Now())
+		cancel()
+		if err != nil {
+			return err
+		}
+		f.from = from
+	}
 	f.mu.Lock()
 	dirty := f.dirty
 	f.dirty = map[string]bool{}
@@ -428,7 +448,7 @@ func (f *Feeder) feed(wf string) error {
 			return errLeaseLost
 		}
 		ctx, cancel := context.WithTimeout(f.ctx, f.opts.WriteTimeout)
-		p, err := f.store.Next(ctx, f.opts.ID, wf, f.opts.BatchSize)
+		p, err := f.store.Next(ctx, f.opts.ID, wf, f.from, f.opts.BatchSize)
 		cancel()
 		if err != nil {
 			return err

@@ -158,6 +158,10 @@ func (k Keys) EventsIndex() string { return k.index() + "events" }
 // SinkLease is the lease of a log sink's feeder: one replica delivers to the sink at a time.
 func (k Keys) SinkLease(sink string) string { return k.index() + "sink:" + sink }
 
+// SinkStart holds when (Unix ms) a log sink fed only recent events (the alerts' backstop) was
+// first fed: in a workflow it has no cursor in, it starts at the entries written since.
+func (k Keys) SinkStart(sink string) string { return k.index() + "sinkstart:" + sink }
+
 // SinkCursors holds, per log sink, the last entry of a workflow's stream delivered to it.
 func (k Keys) SinkCursors(wf string) string { return k.base(wf) + "sinks" }
 

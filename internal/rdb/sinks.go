@@ -108,10 +108,29 @@ func parseCursor(v string) cursor {
 
 func (c cursor) String() string { return c.entry + " " + strconv.FormatInt(c.ordinal, 10) }
 
-// Next reads the events of up to limit entries of a workflow's stream after the sink's cursor.
-// Entries trimmed before the sink got them are counted in Lost (at least 1 when the store cannot
-// tell how many: the embedded store).
-func (s *Sinks) Next(ctx context.Context, sink, wf string, limit int) (*event.Pending, error) {
+// Start records now as when sink was first fed, unless a time is recorded already, and returns
+// the recorded one: one round trip. The time is the first caller's clock, compared with the
+// entries' IDs (Redis's clock): a skew between the two moves the start by as much, once.
+func (s *Sinks) Start(ctx context.Context, sink string, now time.Time) (time.Time, error) {
+	key := s.keys.SinkStart(sink)
+	pipe := s.idx.TxPipeline()
+	pipe.SetNX(ctx, key, now.UnixMilli(), 0)
+	get := pipe.Get(ctx, key)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return time.Time{}, fmt.Errorf("rdb.Sinks.Start: %w", err)
+	}
+	n, err := get.Int64()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("rdb.Sinks.Start: %w", err)
+	}
+	return time.UnixMilli(n), nil
+}
+
+// Next reads the events of up to limit entries of a workflow's stream after the sink's cursor, or
+// when the sink has none in it, from the first entry written at or after from (zero: the oldest
+// kept). Entries trimmed before the sink got them are counted in Lost (at least 1 when the store
+// cannot tell how many: the embedded store).
+func (s *Sinks) Next(ctx context.Context, sink, wf string, from time.Time, limit int) (*event.Pending, error) {
 	key := s.keys.Events(wf)
 	raw, err := s.client.HGet(ctx, s.keys.SinkCursors(wf), sink).Result()
 	if err != nil && err != redis.Nil {
@@ -122,8 +141,11 @@ func (s *Sinks) Next(ctx context.Context, sink, wf string, limit int) (*event.Pe
 		cur = parseCursor(raw)
 	}
 	start := "-"
-	if cur.entry != "" {
+	switch {
+	case cur.entry != "":
 		start = "(" + cur.entry
+	case !from.IsZero():
+		start = strconv.FormatInt(from.UnixMilli(), 10) + "-0"
 	}
 	// One transaction, so that the stream's first entry, its count of entries ever added and the
 	// entries read agree: no trim falls between them.
@@ -154,8 +176,10 @@ func (s *Sinks) Next(ctx context.Context, sink, wf string, limit int) (*event.Pe
 	p := &event.Pending{More: len(list) == limit}
 	ord := cur.ordinal
 	switch {
-	case cur.entry == "":
+	case cur.entry == "" && from.IsZero():
 		ord = before // a new sink starts at the oldest entry kept
+	case cur.entry == "":
+		ord = -1 // the number of the first entry since from is not known
 	case len(firstList) > 0 && laterRev(firstList[0].ID, cur.entry):
 		// The cursor's own entry was trimmed: the entries between it and the first kept were too.
 		switch {

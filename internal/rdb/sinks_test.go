@@ -159,6 +159,54 @@ func TestFeederInOrderResumes(t *testing.T) {
 	}
 }
 
+// TestFeederRecent: a feeder of recent events only (the alerts' backstop) skips what the streams
+// held before it was first fed, on Redis and on the embedded store; stopped and started again (or
+// on another replica), it still gets every event written since, in workflows it has no cursor in
+// as well (one written while no feeder ran).
+func TestFeederRecent(t *testing.T) {
+	rdbtest.EachBackend(t, func(t *testing.T, b rdbtest.Backend) {
+		f := newFixture(t, b, rdb.Options{})
+		stream := rdb.NewEventStream(f.client, f.store.Keys(), 0)
+		opts := feederOpts("r1")
+		opts.Recent = true
+		writeLogs(t, stream, "old", 0, 3)
+		writeLogs(t, stream, "w", 0, 4)
+		time.Sleep(5 * time.Millisecond) // the start is in milliseconds, as the entries' IDs
+		sink := newRecordingSink()
+		fd := event.NewFeeder(sink, f.store.Sinks(), opts)
+		deadline := time.Now().Add(5 * time.Second)
+		for !fd.Leader() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond) // its first delivery recorded the start
+		wantW := writeLogs(t, stream, "w", 4, 2)
+		wantN := writeLogs(t, stream, "new", 0, 2)
+		waitMessages(t, sink, "w", wantW)
+		waitMessages(t, sink, "new", wantN)
+		if got := sink.messages("old"); len(got) != 0 {
+			t.Errorf("events from before the feeder's start delivered: %q", got)
+		}
+		if err := fd.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		// Written while no feeder runs, in a workflow without cursor and in one with.
+		wantM := writeLogs(t, stream, "m", 0, 2)
+		wantW = append(wantW, writeLogs(t, stream, "w", 6, 1)...)
+		opts.Holder = "r2"
+		fd = event.NewFeeder(sink, f.store.Sinks(), opts)
+		defer fd.Close(ctx)
+		waitMessages(t, sink, "m", wantM)
+		waitMessages(t, sink, "w", wantW)
+		if got := sink.messages("old"); len(got) != 0 {
+			t.Errorf("events from before the first start delivered after a restart: %q", got)
+		}
+		if d := sink.duplicates(); len(d) != 0 {
+			t.Errorf("written twice: %v", d)
+		}
+	})
+}
+
 // TestFeedersTwoReplicas: two feeders of the same sink ID on two replicas deliver each event once
 // (one holds the lease), and the other takes over when the first stops.
 func TestFeedersTwoReplicas(t *testing.T) {
