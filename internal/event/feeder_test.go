@@ -32,14 +32,14 @@ func TestBackoff(t *testing.T) {
 // standby is a FeedStore whose lease another replica always holds.
 type standby struct{}
 
-func (standby) Lease(context.Context, string, string, time.Duration) (bool, error) { return false, nil }
-func (standby) Release(context.Context, string, string) error                      { return nil }
-func (standby) Marks(context.Context, int64, int) ([]Mark, error)                  { return nil, nil }
+func (standby) Lease(context.Context, string, string, time.Duration) (bool, error)  { return false, nil }
+func (standby) Release(context.Context, string, string) error                       { return nil }
+func (standby) Marks(context.Context, int64, int) ([]Mark, error)                   { return nil, nil }
 func (standby) Start(_ context.Context, _ string, now time.Time) (time.Time, error) { return now, nil }
 func (standby) Next(context.Context, string, string, time.Time, int) (*Pending, error) {
 	return &Pending{}, nil
 }
-func (standby) Advance(context.Context, string, string, *Pending) error            { return nil }
+func (standby) Advance(context.Context, string, string, *Pending) error { return nil }
 
 func TestReopenAll(t *testing.T) {
 	path := t.TempDir() + "/e.jsonl"
