@@ -241,51 +241,61 @@ func New(opts Options) *Alerter {
 // themselves: the run's own events say whether it will be retried, was cancelled, was stopped by
 // a shutdown, or finally failed, and only the last pages. A fail through the API has no run
 // behind it and is alerted at once.
+//
+// Observe is immediate but in-process: a replica that dies between a transition and the claim
+// leaves the alert to the backstop (Backstop), which raises the same alerts, under the same keys,
+// from the durable event streams.
 func (a *Alerter) Observe(ctx context.Context, events []event.Event) {
+	_, byRun := event.RunOf(ctx)
+	alerts, perAttempt := alertsOf(events, byRun)
+	if len(alerts) == 0 && len(perAttempt) == 0 {
+		return // nearly every transition: no goroutine
+	}
+	go a.raiseAlerts(context.WithoutCancel(ctx), alerts, perAttempt) // errors are logged by raise
+}
+
+// alertsOf returns the alerts events call for, keyed, as Observe and the backstop raise them:
+// alerts to raise, and perAttempt, the alerts of a run's failed attempts, to raise only for a
+// workflow with alert_on: every_attempt (raiseAlerts reads it). byRun says a scheduler run made
+// the events' transitions (the context's mark, in process); a fail read back from a stream says so
+// itself (its RunID). It reads nothing and writes nothing: both paths compute the same keys, so
+// that whichever claims an alert first raises it, once.
+func alertsOf(events []event.Event, byRun bool) (alerts, perAttempt []keyedAlert) {
 	type failedBatch struct {
-		wf   string
-		id   int64
-		jobs []string
+		wf, entry string
+		id        int64
+		jobs      []string
 	}
 	var failed []*failedBatch
-	_, byRun := event.RunOf(ctx)
 	for _, e := range events {
 		switch e.Type {
 		case event.TypeFail:
-			if byRun {
+			if byRun || e.RunID != "" {
 				continue
 			}
+			// Grouped per transition (its stream entry): the backstop reads several transitions'
+			// events at once, and must key each as Observe, which sees one, does.
+			entry, _, _ := strings.Cut(e.ID, ".")
 			var fb *failedBatch
 			for _, f := range failed {
-				if f.wf == e.Workflow && f.id == e.BatchID {
+				if f.wf == e.Workflow && f.id == e.BatchID && f.entry == entry {
 					fb = f
 				}
 			}
 			if fb == nil {
-				fb = &failedBatch{wf: e.Workflow, id: e.BatchID}
+				fb = &failedBatch{wf: e.Workflow, entry: entry, id: e.BatchID}
 				failed = append(failed, fb)
 			}
 			fb.jobs = append(fb.jobs, e.Job)
 		case event.TypeRunFinished:
 			if state, _ := e.Fields["state"].(string); state == "failed" { // the scheduler's StateFailed
-				go a.raise(context.WithoutCancel(ctx), []keyedAlert{runAlert(e, true)})
+				alerts = append(alerts, runAlert(e, true))
 			}
 		case event.TypeRunRetried:
-			go func(e event.Event) {
-				ctx := context.WithoutCancel(ctx)
-				st, err := a.opts.Store.State(ctx, e.Workflow)
-				if err != nil || st.Settings.AlertOn != batch.AlertOnEveryAttempt {
-					return
-				}
-				a.raise(ctx, []keyedAlert{runAlert(e, false)})
-			}(e)
+			perAttempt = append(perAttempt, runAlert(e, false))
 		}
 	}
-	if len(failed) == 0 {
-		return
-	}
-	alerts := make([]keyedAlert, len(failed))
-	for i, f := range failed {
+	for _, f := range failed {
 		id := strconv.FormatInt(f.id, 10)
 		al := Alert{Condition: Failed, Workflow: f.wf, BatchID: f.id}
 		if len(f.jobs) == 1 {
@@ -297,9 +307,44 @@ func (a *Alerter) Observe(ctx context.Context, events []event.Event) {
 		}
 		// The key names the jobs: the same jobs failed again in the same batch are not news, another
 		// job of it failing later is.
-		alerts[i] = keyedAlert{al, Failed + ":" + strings.Join(f.jobs, ",") + ":" + id}
+		alerts = append(alerts, keyedAlert{al, Failed + ":" + strings.Join(f.jobs, ",") + ":" + id})
 	}
-	go a.raise(context.WithoutCancel(ctx), alerts)
+	return alerts, perAttempt
+}
+
+// raiseAlerts raises alerts, and the perAttempt ones of the workflows set to alert_on:
+// every_attempt, and returns once they are claimed (or found claimed before). It returns the
+// first error that left an alert unclaimed (a workflow's state or a claim could not be read);
+// the alerts it could claim are claimed all the same.
+func (a *Alerter) raiseAlerts(ctx context.Context, alerts, perAttempt []keyedAlert) error {
+	var firstErr error
+	every := map[string]bool{}
+	for _, al := range perAttempt {
+		on, ok := every[al.Workflow]
+		if !ok {
+			st, err := a.opts.Store.State(ctx, al.Workflow)
+			switch {
+			case batch.ErrorCode(err) == batch.ENOTFOUND: // deleted since: nobody to page about it
+			case err != nil:
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue // not remembered: read again for the workflow's next alert
+			default:
+				on = st.Settings.AlertOn == batch.AlertOnEveryAttempt
+			}
+			every[al.Workflow] = on
+		}
+		if on {
+			alerts = append(alerts, al)
+		}
+	}
+	if len(alerts) > 0 {
+		if _, err := a.raise(ctx, alerts); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
 }
 
 // runAlert is the alert for a scheduler run's failed attempt (run.retried) or final failure
@@ -365,17 +410,19 @@ type keyedAlert struct {
 // Raise sends an alert, in the background, unless one with the same key was claimed or sent; it
 // reports whether this call claimed it.
 func (a *Alerter) Raise(ctx context.Context, al Alert, key string) bool {
-	return a.raise(ctx, []keyedAlert{{al, key}}) == 1
+	n, _ := a.raise(ctx, []keyedAlert{{al, key}})
+	return n == 1
 }
 
 // markTTL is how long a settled alert's mark is kept: raising it again within it sends nothing.
 const markTTL = 8 * 24 * time.Hour
 
 // raise claims the alerts not claimed or sent before, records them as events, delivers them and
-// returns how many it claimed. They are claimed in Redis in one round trip and recorded as events
-// in one more, however many they are. Each is delivered in the background, on its own: one's
-// retries, which may last hours, delay neither the others nor the caller (the periodic checks).
-func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
+// returns how many it claimed, and the first error that left one unclaimed (logged too). They are
+// claimed in Redis in one round trip and recorded as events in one more, however many they are.
+// Each is delivered in the background, on its own: one's retries, which may last hours, delay
+// neither the others nor the caller (the periodic checks, the backstop's feeder).
+func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) (int, error) {
 	// The alerts of one call are nearly always of one workflow (a failed batch's jobs): claimed
 	// together.
 	byWorkflow := map[string][]int{}
@@ -410,10 +457,14 @@ func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
 	}
 	var claimed []keyedAlert
 	var events []event.Event
+	var firstErr error
 	for i := range alerts {
 		al := alerts[i].Alert
 		if errs[i] != nil {
 			a.opts.Logger.Warn("alert not sent: cannot claim it in Redis", "workflow", al.Workflow, "condition", al.Condition, "err", errs[i])
+			if firstErr == nil {
+				firstErr = errs[i]
+			}
 			continue
 		}
 		if !first[i] {
@@ -434,7 +485,7 @@ func (a *Alerter) raise(ctx context.Context, alerts []keyedAlert) int {
 			a.wg.Go(func() { a.deliver(context.WithoutCancel(ctx), al) })
 		}
 	}
-	return len(claimed)
+	return len(claimed), firstErr
 }
 
 // Retry claims the alerts whose replica stopped delivering them (it died or lost Redis: its claim
