@@ -172,6 +172,10 @@ func (c *serveConfig) loadTokens() (*auth.Tokens, error) {
 	return t, nil
 }
 
+// alertBackstopPoll is how often the alerts' backstop looks for new events: the longest an alert
+// whose replica died waits, besides a takeover of the backstop's lease (docs/operations.md).
+const alertBackstopPoll = 5 * time.Second
+
 // logSink is a configured log sink and the ID its cursors and lease go by.
 type logSink struct {
 	sink event.Sink
@@ -324,6 +328,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// At a shutdown the feeders deliver until the grace of --shutdown-timeout ends.
 	var shutdownDeadline time.Time
+	var backstop *event.Feeder // the alerts', below
 	flushSinks := sync.OnceFunc(func() {
 		deadline := shutdownDeadline
 		if deadline.IsZero() {
@@ -332,6 +337,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
 		bus.Close(fctx)
+		if backstop != nil {
+			if err := backstop.Close(fctx); err != nil {
+				log.Warn("alerts' backstop: closing", "err", err)
+			}
+		}
 	})
 	defer flushSinks()
 	recording := event.RecordingStore{Store: store, Bus: bus}
@@ -347,6 +357,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, n := range notifiers {
 		log.Info("alert notifier", "notifier", n.String())
 	}
+	// The alerts' backstop: fed from the streams like a log sink (one replica at a time, cursors in
+	// Redis), it raises the alerts of transitions whose replica died before claiming them. Polled
+	// only, not woken by this process's events: Observe raised those already.
+	backstop = event.NewFeeder(alerter.Backstop(), store.Sinks(), event.FeederOptions{ID: alert.FeedID, Holder: replica,
+		Lease: cfg.leaseTime, Poll: alertBackstopPoll, Recent: true, Log: log})
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
