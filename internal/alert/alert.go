@@ -3,7 +3,8 @@
 // webhooks (a Slack-compatible body, or generic JSON), are recorded as events, and go out once per
 // condition per batch, run or day, even with several replicas: the first to claim the alert in
 // Redis delivers it, retrying for hours, and marks it sent only once delivered; a claim whose
-// replica died expires and another replica delivers the alert.
+// replica died expires and another replica delivers the alert. An alert whose replica died before
+// claiming it is raised from the durable event streams by the backstop (Backstop).
 package alert
 
 import (

@@ -19,6 +19,8 @@ func (a *Alerter) Backstop() event.Sink { return backstop{a} }
 
 type backstop struct{ a *Alerter }
 
+var _ event.Sink = backstop{}
+
 // Write raises the alerts the events call for and returns once each is claimed (or found claimed
 // before): the feeder moves its cursor past the events only then, and retries them on an error.
 // Delivery goes on in the background with its retries; a claim whose replica dies expires and
