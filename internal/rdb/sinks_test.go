@@ -350,6 +350,22 @@ func TestFeederEmbedded(t *testing.T) {
 	}
 }
 
+// TestSinkStartKept: the time a sink of recent events was first fed is set once and survives a
+// restart of the embedded store (its journal holds it).
+func TestSinkStartKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "batchy.db")
+	env := mustEmbedded(t, path)
+	first := time.UnixMilli(time.Now().UnixMilli())
+	if got, err := env.store.Sinks().Start(ctx, "alerts", first); err != nil || !got.Equal(first) {
+		t.Fatalf("first start = %v, %v; want %v", got, err, first)
+	}
+	env.e.Close()
+	env = mustEmbedded(t, path)
+	if got, err := env.store.Sinks().Start(ctx, "alerts", first.Add(time.Hour)); err != nil || !got.Equal(first) {
+		t.Errorf("start after a restart = %v, %v; want the first, %v", got, err, first)
+	}
+}
+
 // TestFeederCluster: on a Redis Cluster, with workflows on every master, a feeder delivers each
 // workflow's events in order and resumes from its cursors: every script and transaction touches
 // one slot (the workflow's, or {~} for the index and the lease).
