@@ -52,7 +52,7 @@ func TestAlertBackstopEndToEnd(t *testing.T) {
 	srv := rdbtest.StartRedis(t)
 	cfg := t.TempDir()
 	os.WriteFile(filepath.Join(cfg, "w.yaml"), []byte("a: {}\n"), 0o644)
-	p := startServe(t, nil, "--redis-url", "redis://"+srv.Addr, "--cfg-dir", cfg, "--alert-webhook-json", hook.URL)
+	p := startServe(t, nil, "--redis-url", "redis://"+srv.Addr, "--cfg-dir", cfg, "--alert-webhook-json", hook.URL, "--alert-backstop")
 	if code, body := curl(t, p.url+"/load_cfg/w"); code != 200 {
 		t.Fatalf("load: %d %s", code, body)
 	}

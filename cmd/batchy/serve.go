@@ -31,6 +31,8 @@ import (
 
 // serveConfig is everything serve is configured with: flags, BATCHY_* variables and --config.
 type serveConfig struct {
+	// alertBackstop runs the alerts' backstop (--alert-backstop).
+	alertBackstop     bool
 	store             storeFlags
 	log               logFlags
 	addr              string
@@ -74,6 +76,7 @@ func (c *serveConfig) flagSet(name string, stderr io.Writer) *pflag.FlagSet {
 	fs.IntVar(&c.minReplicas, "redis-min-replicas", 0, "after each transition, wait up to 1s (WAIT) for this many Redis replicas to confirm it, and answer 503 when fewer do; 0: do not wait (Redis replicates asynchronously)")
 	fs.StringArrayVar(&c.slackHooks, "alert-webhook", nil, "send alerts (failed, retries exhausted, late, long open) to this Slack-compatible webhook URL (repeatable)")
 	fs.StringArrayVar(&c.jsonHooks, "alert-webhook-json", nil, "send alerts as JSON to this webhook URL (repeatable)")
+	fs.BoolVar(&c.alertBackstop, "alert-backstop", false, "also raise alerts from the durable event streams (polled every 5s, one replica at a time), so that a replica dying between a transition and its alert's claim loses no alert; it reads every event once more")
 	fs.StringVar(&c.tokensFile, "tokens-file", "", `API tokens, one "<role> <name> <secret or sha256:hex>" per line (roles: read, operate, admin); turns auth on`)
 	fs.StringVar(&c.tokens, "tokens", "", "API tokens as in --tokens-file, comma-separated (meant for BATCHY_TOKENS); turns auth on")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without tokens on a non-loopback address: anyone who reaches it can change every watermark")
@@ -357,11 +360,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, n := range notifiers {
 		log.Info("alert notifier", "notifier", n.String())
 	}
-	// The alerts' backstop: fed from the streams like a log sink (one replica at a time, cursors in
-	// Redis), it raises the alerts of transitions whose replica died before claiming them. Polled
-	// only, not woken by this process's events: Observe raised those already.
-	backstop = event.NewFeeder(alerter.Backstop(), store.Sinks(), event.FeederOptions{ID: alert.FeedID, Holder: replica,
-		Lease: cfg.leaseTime, Poll: alertBackstopPoll, Recent: true, Log: log})
+	// The alerts' backstop (--alert-backstop): fed from the streams like a log sink (one replica at
+	// a time, cursors in Redis), it raises the alerts of transitions whose replica died before
+	// claiming them. Polled only, not woken by this process's events: Observe raised those already.
+	// Off by default: it decodes every event once more, which costs a hot workflow about a tenth of
+	// its transitions' rate and keeps a CPU busy for a while after a burst (bench/analysis.md).
+	if cfg.alertBackstop {
+		backstop = event.NewFeeder(alerter.Backstop(), store.Sinks(), event.FeederOptions{ID: alert.FeedID, Holder: replica,
+			Lease: cfg.leaseTime, Poll: alertBackstopPoll, Recent: true, Log: log})
+	}
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
