@@ -363,8 +363,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// The alerts' backstop (--alert-backstop): fed from the streams like a log sink (one replica at
 	// a time, cursors in Redis), it raises the alerts of transitions whose replica died before
 	// claiming them. Polled only, not woken by this process's events: Observe raised those already.
-	// Off by default: it decodes every event once more, which costs a hot workflow about a tenth of
-	// its transitions' rate and keeps a CPU busy for a while after a burst (bench/analysis.md).
+	// Off by default: it reads and decodes every event once more, in batches every 5 s, so after a
+	// burst of transitions it keeps a CPU busy while it catches up (bench/analysis.md).
 	if cfg.alertBackstop {
 		backstop = event.NewFeeder(alerter.Backstop(), store.Sinks(), event.FeederOptions{ID: alert.FeedID, Holder: replica,
 			Lease: cfg.leaseTime, Poll: alertBackstopPoll, Recent: true, Log: log})
