@@ -20,11 +20,11 @@ import (
 var (
 	//go:embed lua/sched_mark.lua
 	schedMarkSrc    string
-	scriptSchedMark = redis.NewScript(schedMarkSrc)
+	scriptSchedMark = redis.NewScript(luaScore + schedMarkSrc)
 
 	//go:embed lua/sched_due.lua
 	schedDueSrc    string
-	scriptSchedDue = redis.NewScript(schedDueSrc)
+	scriptSchedDue = redis.NewScript(luaScore + schedDueSrc)
 )
 
 // Never is the due time of a workflow the scheduler has nothing to do for until something marks

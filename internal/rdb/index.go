@@ -29,7 +29,13 @@ import (
 //go:embed lua/index.lua
 var luaIndex string
 
-var scriptIndex = redis.NewScript(luaIndex)
+// luaScore is score(s), which reads a sorted set's score also when the embedded store wrote it with
+// an exponent: prepended to the scripts that read scores.
+//
+//go:embed lua/score.lua
+var luaScore string
+
+var scriptIndex = redis.NewScript(luaScore + luaIndex)
 
 func (s *Store) indexKeys() []string {
 	return []string{s.keys.Summaries(), s.keys.StatusIndex(), s.keys.IndexChanges(), s.keys.Names(), s.keys.Due(), s.keys.IndexSeq(), s.keys.EventsIndex()}

@@ -26,16 +26,7 @@
 -- in the status index and the revision that orders the writes. A change that keeps the status
 -- costs an HGET and an HSET.
 
--- score reads a score as ZSCORE answers it (nil for none): the embedded store writes large ones
--- with an exponent ("1e+15", rdb.Never), which its Lua's tonumber does not read.
-local function score(s)
-  if not s then return nil end
-  local n = tonumber(s)
-  if n then return n end
-  local m, e = string.match(s, '^(-?[%d.]+)[eE]%+?(-?%d+)$')
-  if not m then return nil end
-  return tonumber(m) * 10 ^ tonumber(e)
-end
+-- score (lua/score.lua) is prepended: it reads a score as ZSCORE answers it.
 
 local wf, status, rev, summary = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local function parse(id)

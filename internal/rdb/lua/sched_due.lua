@@ -6,16 +6,7 @@
 --
 -- Result: the number of workflows updated.
 
--- score reads a score as ZSCORE answers it (nil for none): the embedded store writes large ones
--- with an exponent ("1e+15", rdb.Never), which its Lua's tonumber does not read.
-local function score(s)
-  if not s then return nil end
-  local n = tonumber(s)
-  if n then return n end
-  local m, e = string.match(s, '^(-?[%d.]+)[eE]%+?(-?%d+)$')
-  if not m then return nil end
-  return tonumber(m) * 10 ^ tonumber(e)
-end
+-- score (lua/score.lua) is prepended: it reads a score as ZSCORE answers it.
 
 local n = 0
 for i = 1, #ARGV, 3 do

@@ -8,16 +8,7 @@
 -- leader may have read meanwhile: the leader's conditional update (sched_due.lua) then leaves the
 -- mark for its next tick instead of overwriting it.
 
--- score reads a score as ZSCORE answers it (nil for none): the embedded store writes large ones
--- with an exponent ("1e+15", rdb.Never), which its Lua's tonumber does not read.
-local function score(s)
-  if not s then return nil end
-  local n = tonumber(s)
-  if n then return n end
-  local m, e = string.match(s, '^(-?[%d.]+)[eE]%+?(-?%d+)$')
-  if not m then return nil end
-  return tonumber(m) * 10 ^ tonumber(e)
-end
+-- score (lua/score.lua) is prepended: it reads a score as ZSCORE answers it.
 
 local cur = score(redis.call('ZSCORE', KEYS[1], ARGV[1])) or 0
 redis.call('ZADD', KEYS[1], math.min(cur, 0) - 1, ARGV[1])
