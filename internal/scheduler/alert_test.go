@@ -20,6 +20,7 @@ import (
 
 // paged is a webhook recording the alerts it receives.
 type paged struct {
+	url    string // the webhook's (pager)
 	mu     sync.Mutex
 	alerts []alert.Alert
 }
@@ -30,9 +31,8 @@ func (p *paged) got() []alert.Alert {
 	return append([]alert.Alert(nil), p.alerts...)
 }
 
-// alerting returns a scheduler whose transitions and run events reach an alerter, and the alerts
-// it delivers.
-func (e *env) alerting(id string, clk *clock) (*scheduler.Scheduler, *alert.Alerter, *paged) {
+// pager starts a webhook that keeps the alerts it receives.
+func (e *env) pager() *paged {
 	e.t.Helper()
 	p := &paged{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,8 +44,17 @@ func (e *env) alerting(id string, clk *clock) (*scheduler.Scheduler, *alert.Aler
 		p.mu.Unlock()
 	}))
 	e.t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+// alerting returns a scheduler whose transitions and run events reach an alerter, and the alerts
+// it delivers.
+func (e *env) alerting(id string, clk *clock) (*scheduler.Scheduler, *alert.Alerter, *paged) {
+	e.t.Helper()
+	p := e.pager()
 	bus := event.NewBus(nil, nil)
-	a := alert.New(alert.Options{Store: e.store, Marker: e.store, Events: bus, ID: id, Notifiers: []alert.Notifier{&alert.Webhook{URL: srv.URL}}})
+	a := alert.New(alert.Options{Store: e.store, Marker: e.store, Events: bus, ID: id, Notifiers: []alert.Notifier{&alert.Webhook{URL: p.url}}})
 	bus.Observe(a.Observe)
 	s := scheduler.New(scheduler.Options{Store: event.RecordingStore{Store: e.store, Bus: bus}, Runs: e.store.Scheduler(), ID: id,
 		Lease: 10 * time.Second, Now: clk.Now, Events: bus})
@@ -58,19 +67,10 @@ func (e *env) alerting(id string, clk *clock) (*scheduler.Scheduler, *alert.Aler
 // before it claims any alert: the backstop alone raises them then.
 func (e *env) alertingDurably(id string, clk *clock, observed bool) (*scheduler.Scheduler, *paged, func()) {
 	e.t.Helper()
-	p := &paged{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var a alert.Alert
-		b, _ := io.ReadAll(r.Body)
-		json.Unmarshal(b, &a)
-		p.mu.Lock()
-		p.alerts = append(p.alerts, a)
-		p.mu.Unlock()
-	}))
-	e.t.Cleanup(srv.Close)
+	p := e.pager()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	bus := event.NewBus(rdb.NewEventStream(e.client, e.store.Keys(), 0), quiet)
-	hook := []alert.Notifier{&alert.Webhook{URL: srv.URL}}
+	hook := []alert.Notifier{&alert.Webhook{URL: p.url}}
 	a := alert.New(alert.Options{Store: e.store, Marker: e.store, Events: bus, ID: id, Notifiers: hook, Logger: quiet})
 	if observed {
 		bus.Observe(a.Observe)
